@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// adminService opens the store directly (admin commands must work before any
+// API key exists). Managing accounts, principals and keys needs no master
+// key, so none is loaded.
+func adminService(ctx context.Context, o *options) (*vault.Service, func(), error) {
+	db, err := app.OpenStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return vault.NewService(db, nil, vault.Options{}), func() { db.Close() }, nil
+}
+
+func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "account", Short: "Manage accounts (tenants)"}
+	var admin string
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create an account",
+		Long:  "Create an account. With --admin, that principal becomes the account's admin.",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := adminService(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer done()
+			a, err := svc.CreateAccount(cmd.Context(), args[0], admin)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "account %s created (name %q)\n", a.ID, a.Name)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&admin, "admin", "", "principal id to make admin of the new account")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List accounts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			svc, done, err := adminService(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer done()
+			as, err := svc.Store().ListAccounts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+			for _, a := range as {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", a.ID, a.Name, a.CreatedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+func newPrincipalCmd(o *options, stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "principal", Short: "Manage principals (users and service accounts)"}
+	var account, role, kind string
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a user or service account in an account",
+		Long: `Create a principal with a role in an account (its default account).
+Roles: admin (everything), writer (create/update/delete and read secrets),
+secret_reader (read metadata and secrets), reader (metadata only).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := adminService(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer done()
+			p, err := svc.CreatePrincipal(cmd.Context(), vault.PrincipalKind(kind), args[0], account, vault.Role(role))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "principal %s created (%s %q, role %s in account %s)\n", p.ID, p.Kind, p.Name, role, account)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&account, "account", "", "account id (required)")
+	create.Flags().StringVar(&role, "role", "writer", "role in the account: admin, writer, secret_reader, reader")
+	create.Flags().StringVar(&kind, "kind", "user", "user or service_account")
+	_ = create.MarkFlagRequired("account")
+
+	var grantRole string
+	grant := &cobra.Command{
+		Use:   "grant PRINCIPAL_ID ACCOUNT_ID",
+		Short: "Make a principal a member of another account (or change its role)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := adminService(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := svc.AddMembership(cmd.Context(), args[0], args[1], vault.Role(grantRole)); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "principal %s is now %s in account %s\n", args[0], grantRole, args[1])
+			return nil
+		},
+	}
+	grant.Flags().StringVar(&grantRole, "role", "writer", "role in the account: admin, writer, secret_reader, reader")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List principals",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			svc, done, err := adminService(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ps, err := svc.Store().ListPrincipals(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tKIND\tNAME\tDEFAULT ACCOUNT")
+			for _, p := range ps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, p.Kind, p.Name, p.DefaultAccountID)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(create, grant, list)
+	return cmd
+}
+
+func newAPIKeyCmd(o *options, stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "apikey", Short: "Manage API keys"}
+	var name string
+	var ttl time.Duration
+	create := &cobra.Command{
+		Use:   "create PRINCIPAL_ID",
+		Short: "Create an API key for a principal and print it once",
+		Long: `Create an API key for a principal. The key is printed once and stored only
+as a hash. It works as the SGP x-api-key header and as a DSM API key
+(Authorization: Basic <key>).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := adminService(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer done()
+			k, secret, err := svc.CreateAPIKey(cmd.Context(), args[0], name, ttl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "key id:  %s\n", k.ID)
+			if k.ExpiresAt != nil {
+				fmt.Fprintf(stdout, "expires: %s\n", k.ExpiresAt.Format(time.RFC3339))
+			}
+			fmt.Fprintf(stdout, "api key: %s\n", secret)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "a label for the key")
+	create.Flags().DurationVar(&ttl, "ttl", 0, "key lifetime, e.g. 720h (default: no expiry)")
+
+	revoke := &cobra.Command{
+		Use:   "revoke KEY_ID",
+		Short: "Revoke an API key; it stops working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := adminService(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := svc.RevokeAPIKey(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "key %s revoked\n", args[0])
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list PRINCIPAL_ID",
+		Short: "List a principal's API keys (ids and dates, never the keys)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := adminService(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ks, err := svc.Store().ListAPIKeys(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES\tREVOKED\tLAST USED")
+			for _, k := range ks {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.Format(time.RFC3339), fmtTime(k.ExpiresAt), fmtTime(k.RevokedAt), fmtTime(k.LastUsedAt))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(create, revoke, list)
+	return cmd
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}

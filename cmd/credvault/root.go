@@ -1,0 +1,99 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/credvault/credvault/internal/app"
+)
+
+// options are the settings shared by every subcommand. Each flag has an
+// environment variable; the flag wins when both are given.
+type options struct {
+	getenv func(string) string
+
+	dataDir       string
+	databaseURL   string
+	masterKeyFile string
+	maxPayload    int
+	logLevel      string
+}
+
+func (o *options) env(name, def string) string {
+	if v := o.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (o *options) envInt(name string, def int) int {
+	if v := o.getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func (o *options) envDuration(name string, def time.Duration) time.Duration {
+	if v := o.getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func (o *options) appConfig(logger *slog.Logger) app.Config {
+	return app.Config{
+		DataDir:       o.dataDir,
+		DatabaseURL:   o.databaseURL,
+		MasterKey:     o.getenv("CREDVAULT_MASTER_KEY"),
+		MasterKeyFile: o.masterKeyFile,
+		MaxPayload:    o.maxPayload,
+		Logger:        logger,
+	}
+}
+
+func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	o := &options{getenv: getenv}
+	root := &cobra.Command{
+		Use:   "credvault",
+		Short: "A self-hosted credential vault (SGP v5 and Fortanix DSM APIs)",
+		Long: `credvault stores credentials (LLM provider API keys, service-account JSON,
+cloud signing keys) encrypted at rest, and serves them through two APIs:
+the Scale GenAI Platform v5 credentials API (/v5/credentials, x-api-key) and
+the Fortanix DSM integration-credentials API (/sys/v1, /crypto/v1).
+
+Start a vault on the embedded SQLite store:   credvault serve
+Every flag can also be set through the environment variable named in its help.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&o.dataDir, "data-dir", o.env("CREDVAULT_DATA_DIR", "./credvault-data"), "data directory: SQLite database and development master key ($CREDVAULT_DATA_DIR)")
+	pf.StringVar(&o.databaseURL, "database-url", o.env("CREDVAULT_DATABASE_URL", ""), "postgres://… to use PostgreSQL, or a SQLite file path; default <data-dir>/credvault.db ($CREDVAULT_DATABASE_URL)")
+	pf.StringVar(&o.masterKeyFile, "master-key-file", o.env("CREDVAULT_MASTER_KEY_FILE", ""), "file holding the master key as a Tink JSON keyset ($CREDVAULT_MASTER_KEY_FILE); $CREDVAULT_MASTER_KEY (the keyset itself, JSON or base64) takes precedence; with neither, <data-dir>/master-key.json is generated for development")
+	pf.IntVar(&o.maxPayload, "max-payload-bytes", o.envInt("CREDVAULT_MAX_PAYLOAD_BYTES", 64<<10), "largest credential payload accepted ($CREDVAULT_MAX_PAYLOAD_BYTES)")
+	pf.StringVar(&o.logLevel, "log-level", o.env("CREDVAULT_LOG_LEVEL", "info"), "log level: debug, info, warn, error ($CREDVAULT_LOG_LEVEL)")
+
+	root.AddCommand(newServeCmd(o, stdout, stderr))
+	root.AddCommand(newAccountCmd(o, stdout))
+	root.AddCommand(newPrincipalCmd(o, stdout))
+	root.AddCommand(newAPIKeyCmd(o, stdout))
+	return root
+}
+
+func (o *options) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}

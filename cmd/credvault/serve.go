@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/credvault/credvault/internal/app"
+)
+
+type serveOptions struct {
+	addr              string
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+	writeTimeout      time.Duration
+	idleTimeout       time.Duration
+	shutdownTimeout   time.Duration
+	maxHeaderBytes    int
+}
+
+func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
+	so := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the vault's HTTP server",
+		Long: `Run the vault's HTTP server.
+
+On an empty database, serve bootstraps a default account, an admin principal
+and one API key, and prints the key once to stderr. Set
+CREDVAULT_BOOTSTRAP_API_KEY (at least 32 characters) to supply that key
+instead, for unattended deployments; it is used only when the store is empty.
+
+SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), o, so, stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&so.addr, "addr", o.env("CREDVAULT_ADDR", "127.0.0.1:8080"), "listen address ($CREDVAULT_ADDR)")
+	f.DurationVar(&so.readHeaderTimeout, "read-header-timeout", o.envDuration("CREDVAULT_READ_HEADER_TIMEOUT", 5*time.Second), "time allowed to read request headers ($CREDVAULT_READ_HEADER_TIMEOUT)")
+	f.DurationVar(&so.readTimeout, "read-timeout", o.envDuration("CREDVAULT_READ_TIMEOUT", 15*time.Second), "time allowed to read a whole request ($CREDVAULT_READ_TIMEOUT)")
+	f.DurationVar(&so.writeTimeout, "write-timeout", o.envDuration("CREDVAULT_WRITE_TIMEOUT", 30*time.Second), "time allowed to write a response ($CREDVAULT_WRITE_TIMEOUT)")
+	f.DurationVar(&so.idleTimeout, "idle-timeout", o.envDuration("CREDVAULT_IDLE_TIMEOUT", 120*time.Second), "keep-alive idle timeout ($CREDVAULT_IDLE_TIMEOUT)")
+	f.DurationVar(&so.shutdownTimeout, "shutdown-timeout", o.envDuration("CREDVAULT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long graceful shutdown waits for in-flight requests ($CREDVAULT_SHUTDOWN_TIMEOUT)")
+	f.IntVar(&so.maxHeaderBytes, "max-header-bytes", o.envInt("CREDVAULT_MAX_HEADER_BYTES", 16<<10), "largest request header block ($CREDVAULT_MAX_HEADER_BYTES)")
+	return cmd
+}
+
+func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.Writer) error {
+	logger := o.logger(stdout)
+	a, err := app.Open(ctx, o.appConfig(logger))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if a.KeyGenerated {
+		logger.Warn("GENERATED A NEW MASTER KEY IN THE DATA DIRECTORY: this is for development only. "+
+			"In production supply the master key through CREDVAULT_MASTER_KEY or --master-key-file, kept apart from the database and its backups.",
+			"source", a.KeySource)
+	}
+	boot, err := a.Service.Bootstrap(ctx, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY"))
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", so.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if boot != nil {
+		printBootstrap(stderr, boot.APIKey, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY") != "", boot.Account.ID, boot.Principal.ID, ln.Addr().String())
+	}
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: so.readHeaderTimeout,
+		ReadTimeout:       so.readTimeout,
+		WriteTimeout:      so.writeTimeout,
+		IdleTimeout:       so.idleTimeout,
+		MaxHeaderBytes:    so.maxHeaderBytes,
+		ErrorLog:          nil,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	logger.Info("credvault listening", "addr", ln.Addr().String(), "engine", a.Store.Engine(), "master_key", a.KeySource)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing in-flight requests", "timeout", so.shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), so.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// printBootstrap shows the bootstrap key once. It goes to stderr, never
+// through the logger, so no log pipeline captures it.
+func printBootstrap(w io.Writer, key string, supplied bool, accountID, principalID, addr string) {
+	fmt.Fprintln(w, "================================================================================")
+	fmt.Fprintln(w, "credvault: bootstrapped a new vault")
+	fmt.Fprintf(w, "  default account:  %s\n", accountID)
+	fmt.Fprintf(w, "  admin principal:  %s\n", principalID)
+	if supplied {
+		fmt.Fprintln(w, "  admin API key:    (the one supplied in CREDVAULT_BOOTSTRAP_API_KEY)")
+	} else {
+		fmt.Fprintf(w, "  admin API key:    %s\n", key)
+		fmt.Fprintln(w, "  This key is shown ONCE and stored only as a hash. Keep it somewhere safe.")
+	}
+	fmt.Fprintln(w, "")
+	fmt.Fprintln(w, "  SGP API:  curl -H 'x-api-key: <key>' http://"+addr+"/v5/credentials")
+	fmt.Fprintln(w, "  DSM API:  curl -X POST -H 'Authorization: Basic <key>' http://"+addr+"/sys/v1/session/auth")
+	fmt.Fprintln(w, "            (the key is already base64(app_id:secret), as DSM clients expect;")
+	fmt.Fprintln(w, "             use it as a DSM app API key, e.g. with the official Go client's APIKey auth)")
+	fmt.Fprintln(w, "================================================================================")
+}

@@ -1,0 +1,314 @@
+// Package sgp is the Scale GenAI Platform v5 credentials dialect: the eight
+// /v5/credentials operations as a thin adapter over internal/vault. It owns
+// the wire types, FastAPI-shaped validation errors and status mapping.
+package sgp
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/credvault/credvault/internal/httpx"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// Deps are the dialect's dependencies.
+type Deps struct {
+	Service *vault.Service
+	Logger  *slog.Logger
+	MaxBody int64
+}
+
+// Register mounts the SGP routes on mux.
+func Register(mux *http.ServeMux, d Deps) {
+	h := &handlers{svc: d.Service, log: d.Logger, maxBody: d.MaxBody}
+	mux.Handle("POST /v5/credentials", h.auth(h.create))
+	mux.Handle("GET /v5/credentials", h.auth(h.list))
+	mux.Handle("GET /v5/credentials/{credential_id}", h.auth(h.get))
+	mux.Handle("PATCH /v5/credentials/{credential_id}", h.auth(h.update))
+	mux.Handle("DELETE /v5/credentials/{credential_id}", h.auth(h.delete))
+	mux.Handle("POST /v5/credentials/{credential_id}/secret", h.auth(h.decrypt))
+	// A name containing '/' must be percent-encoded (%2F) in these paths;
+	// the GET route also takes an unencoded rest of the path.
+	mux.Handle("GET /v5/credentials/name/{credential_name...}", h.auth(h.getByName))
+	mux.Handle("POST /v5/credentials/name/{credential_name}/secret", h.auth(h.decryptByName))
+}
+
+type handlers struct {
+	svc     *vault.Service
+	log     *slog.Logger
+	maxBody int64
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+
+// auth authenticates the x-api-key header in the account selected by
+// x-selected-account-id, then runs fn and renders its error, if any.
+func (h *handlers) auth(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := h.svc.Authenticate(r.Context(), r.Header.Get("x-api-key"), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
+		if err == nil {
+			httpx.SetIdentity(r.Context(), id)
+			err = fn(w, r, id)
+		}
+		if err != nil {
+			h.renderError(w, r, err, locBody)
+		}
+	})
+}
+
+// Credential is the wire form of a credential. It has no payload field.
+type Credential struct {
+	ID                    string          `json:"id"`
+	Object                string          `json:"object"`
+	CreatedByUserID       string          `json:"created_by_user_id"`
+	CreatedByIdentityType string          `json:"created_by_identity_type"`
+	Type                  string          `json:"type"`
+	Name                  string          `json:"name"`
+	Description           string          `json:"description"`
+	CredentialMetadata    json.RawMessage `json:"credential_metadata"`
+	CreatedAt             string          `json:"created_at"`
+	UpdatedAt             string          `json:"updated_at"`
+}
+
+const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+func toWire(c *vault.Credential) Credential {
+	meta := c.Metadata
+	if len(meta) == 0 {
+		meta = json.RawMessage("{}")
+	}
+	return Credential{
+		ID:                    c.ID,
+		Object:                "credential",
+		CreatedByUserID:       c.CreatedBy,
+		CreatedByIdentityType: string(c.CreatedByKind),
+		Type:                  c.Type,
+		Name:                  c.Name,
+		Description:           c.Description,
+		CredentialMetadata:    meta,
+		CreatedAt:             c.CreatedAt.UTC().Format(timeFormat),
+		UpdatedAt:             c.UpdatedAt.UTC().Format(timeFormat),
+	}
+}
+
+func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return err
+	}
+	in, err := decodeCreate(body)
+	if err != nil {
+		return err
+	}
+	c, err := h.svc.CreateCredential(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, toWire(c))
+	return nil
+}
+
+func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	c, err := h.svc.GetCredential(r.Context(), id, r.PathValue("credential_id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, toWire(c))
+	return nil
+}
+
+func (h *handlers) getByName(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	name := r.PathValue("credential_name")
+	if name == "" {
+		return notFound()
+	}
+	c, err := h.svc.GetCredentialByName(r.Context(), id, name)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, toWire(c))
+	return nil
+}
+
+func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return err
+	}
+	p, err := decodeUpdate(body)
+	if err != nil {
+		return err
+	}
+	c, err := h.svc.UpdateCredential(r.Context(), id, r.PathValue("credential_id"), p)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, toWire(c))
+	return nil
+}
+
+type deleteResponse struct {
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+	Object  string `json:"object"`
+}
+
+func (h *handlers) delete(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	credID := r.PathValue("credential_id")
+	if err := h.svc.DeleteCredential(r.Context(), id, credID); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, deleteResponse{ID: credID, Deleted: true, Object: "credential"})
+	return nil
+}
+
+type secretResponse struct {
+	Result string `json:"result"`
+	Object string `json:"object"`
+}
+
+func (h *handlers) decrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	return h.writeSecret(w, r, id, r.PathValue("credential_id"), "")
+}
+
+func (h *handlers) decryptByName(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	name := r.PathValue("credential_name")
+	if name == "" {
+		return notFound()
+	}
+	return h.writeSecret(w, r, id, "", name)
+}
+
+func (h *handlers) writeSecret(w http.ResponseWriter, r *http.Request, id *vault.Identity, credID, name string) error {
+	_, pt, err := h.svc.DecryptCredential(r.Context(), id, credID, name)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusOK, secretResponse{Result: string(pt), Object: "credential_secret"})
+	clear(pt)
+	return nil
+}
+
+type listResponse struct {
+	Object  string       `json:"object"`
+	Items   []Credential `json:"items"`
+	Total   int          `json:"total"`
+	HasMore bool         `json:"has_more"`
+	Limit   int          `json:"limit"`
+}
+
+func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	q, err := decodeListQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	page, err := h.svc.ListCredentials(r.Context(), id, q)
+	if err != nil {
+		var ve *vault.Error
+		if errors.As(err, &ve) && ve.Kind == vault.KindInvalid {
+			return &locError{loc: "query", err: ve}
+		}
+		return err
+	}
+	out := listResponse{Object: "list", Items: make([]Credential, len(page.Items)), Total: page.Total, HasMore: page.HasMore, Limit: q.Limit}
+	for i := range page.Items {
+		out.Items[i] = toWire(&page.Items[i])
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func notFound() error { return vault.Errorf(vault.KindNotFound, "credential not found") }
+
+// statusOf maps error kinds to SGP status codes.
+func statusOf(k vault.Kind) int {
+	switch k {
+	case vault.KindInvalid:
+		return http.StatusUnprocessableEntity
+	case vault.KindNotFound:
+		return http.StatusNotFound
+	case vault.KindConflict:
+		return http.StatusConflict
+	case vault.KindUnauthenticated:
+		return http.StatusUnauthorized
+	case vault.KindPermissionDenied:
+		return http.StatusForbidden
+	case vault.KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case vault.KindUnavailable:
+		return http.StatusServiceUnavailable
+	case vault.KindRateLimited:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
+
+const (
+	locBody  = "body"
+	locQuery = "query"
+)
+
+// renderError writes err in FastAPI's shapes: 422 {"detail": [ {loc, msg,
+// type} ]} for validation errors, {"detail": "<message>"} for the rest.
+// Where a retry cannot help, x-should-retry: false stops the official SDKs
+// from re-sending the request.
+func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error, loc string) {
+	httpx.LogError(r.Context(), h.log, err)
+	var verr *validationError
+	if errors.As(err, &verr) {
+		w.Header().Set("x-should-retry", "false")
+		httpx.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": verr.items})
+		return
+	}
+	var le *locError
+	if errors.As(err, &le) {
+		loc, err = le.loc, le.err
+	}
+	kind := vault.KindOf(err)
+	status := statusOf(kind)
+	switch kind {
+	case vault.KindInvalid:
+		var ve *vault.Error
+		errors.As(err, &ve)
+		l := []any{loc}
+		if ve.Field != "" {
+			l = append(l, ve.Field)
+		}
+		w.Header().Set("x-should-retry", "false")
+		httpx.WriteJSON(w, status, map[string]any{"detail": []validationItem{{Loc: l, Msg: ve.Msg, Type: "value_error"}}})
+		return
+	case vault.KindUnavailable:
+		w.Header().Set("Retry-After", "1")
+	case vault.KindRateLimited:
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter(err).Seconds())+1))
+		w.Header().Set("x-should-retry", "true")
+	case vault.KindInternal:
+	default:
+		w.Header().Set("x-should-retry", "false")
+	}
+	httpx.WriteJSON(w, status, map[string]string{"detail": vault.Message(err)})
+}
+
+// retryAfter returns the wait a RateLimited error asks for.
+func retryAfter(err error) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return time.Second
+}
+
+// locError places a core validation error in the query rather than the body.
+type locError struct {
+	loc string
+	err error
+}
+
+func (e *locError) Error() string { return e.err.Error() }
+func (e *locError) Unwrap() error { return e.err }

@@ -1,0 +1,126 @@
+// Package app composes credvault from its parts: store, master key,
+// keyring, core service and HTTP handler. cmd/credvault and the tests build
+// the vault through it, so tests run exactly what the binary runs.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/server"
+	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// Config is everything needed to build a vault. cmd/credvault fills it from
+// flags and the environment.
+type Config struct {
+	DataDir     string // holds the SQLite database and, in development, the generated master key
+	DatabaseURL string // postgres://… or a SQLite path; default DataDir/credvault.db
+	// Master key: MasterKey (the value of $CREDVAULT_MASTER_KEY) wins over
+	// MasterKeyFile; with neither, DataDir/master-key.json is used and
+	// generated if missing (development only).
+	MasterKey     string
+	MasterKeyFile string
+	MaxPayload    int
+	MaxBodyBytes  int64
+	Logger        *slog.Logger
+}
+
+// App is an assembled vault.
+type App struct {
+	Store    *sqlstore.DB
+	Keyring  *crypto.Keyring
+	Service  *vault.Service
+	Handler  *server.Server
+	Registry *prometheus.Registry
+
+	// KeySource describes where the master key came from; KeyGenerated is
+	// true when it was generated into the data directory just now.
+	KeySource    string
+	KeyGenerated bool
+}
+
+// DatabaseURL resolves the database URL of cfg.
+func (cfg Config) databaseURL() string {
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL
+	}
+	return filepath.Join(cfg.DataDir, "credvault.db")
+}
+
+// KeyProvider returns the master key provider cfg selects.
+func (cfg Config) KeyProvider() crypto.Provider {
+	switch {
+	case cfg.MasterKey != "":
+		return crypto.EnvProvider{Var: "CREDVAULT_MASTER_KEY", Value: cfg.MasterKey}
+	case cfg.MasterKeyFile != "":
+		return &crypto.FileProvider{Path: cfg.MasterKeyFile}
+	default:
+		return &crypto.FileProvider{Path: filepath.Join(cfg.DataDir, "master-key.json"), Generate: true}
+	}
+}
+
+// OpenStore opens (and migrates) the database only.
+func OpenStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
+	return sqlstore.Open(ctx, cfg.databaseURL())
+}
+
+// Open builds the whole vault. The caller must Close it.
+func Open(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	db, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a, err := build(ctx, cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
+	prov := cfg.KeyProvider()
+	h, err := prov.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kr, err := crypto.NewKeyring(h)
+	if err != nil {
+		return nil, err
+	}
+	svc := vault.NewService(db, kr, vault.Options{MaxPayload: cfg.MaxPayload})
+	if err := svc.CheckMasterKey(ctx); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	a := &App{
+		Store:     db,
+		Keyring:   kr,
+		Service:   svc,
+		Registry:  reg,
+		KeySource: prov.Name(),
+		Handler:   server.New(svc, server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg}),
+	}
+	if fp, ok := prov.(*crypto.FileProvider); ok {
+		a.KeyGenerated = fp.Generated
+	}
+	return a, nil
+}
+
+// Close releases the vault's resources.
+func (a *App) Close() error {
+	if err := a.Store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+// Package httpx holds the HTTP plumbing shared by both API dialects:
+// request identity in the context, body reading with a size limit, JSON
+// writing and the error log at the edge.
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/credvault/credvault/internal/vault"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	infoKey
+)
+
+// Info is per-request state that middleware and handlers fill in and the
+// access log reads: who the caller turned out to be.
+type Info struct {
+	PrincipalID string
+	AccountID   string
+}
+
+// WithRequestID returns ctx carrying the request id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestID returns the request id carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// WithInfo returns ctx carrying a fresh Info.
+func WithInfo(ctx context.Context) (context.Context, *Info) {
+	i := &Info{}
+	return context.WithValue(ctx, infoKey, i), i
+}
+
+// InfoFrom returns the request's Info (a throwaway one if there is none).
+func InfoFrom(ctx context.Context) *Info {
+	if i, ok := ctx.Value(infoKey).(*Info); ok {
+		return i
+	}
+	return &Info{}
+}
+
+// SetIdentity records the authenticated identity for the access log.
+func SetIdentity(ctx context.Context, id *vault.Identity) {
+	if id == nil {
+		return
+	}
+	i := InfoFrom(ctx)
+	i.PrincipalID, i.AccountID = id.Principal.ID, id.AccountID
+}
+
+// ReadBody reads the whole request body, at most limit bytes. A larger body
+// is a TooLarge error; nothing of it is kept.
+func ReadBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, vault.Errorf(vault.KindTooLarge, "request body exceeds the limit of %d bytes", limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, vault.Errorf(vault.KindTooLarge, "request body exceeds the limit of %d bytes", mbe.Limit)
+		}
+		return nil, vault.Wrap(vault.KindInvalid, err, "could not read the request body")
+	}
+	if int64(len(b)) > limit {
+		return nil, vault.Errorf(vault.KindTooLarge, "request body exceeds the limit of %d bytes", limit)
+	}
+	return b, nil
+}
+
+// WriteJSON writes v as a JSON response with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"detail":"internal error"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// LogError logs a failed request's error once, at the edge, with the
+// request id. Client errors are logged at debug level, server errors at
+// error level. Errors never carry secret material (see vault.Error).
+func LogError(ctx context.Context, logger *slog.Logger, err error) {
+	kind := vault.KindOf(err)
+	level := slog.LevelDebug
+	if kind == vault.KindInternal || kind == vault.KindUnavailable {
+		level = slog.LevelError
+	}
+	logger.Log(ctx, level, "request failed", "request_id", RequestID(ctx), "kind", kind.String(), "err", err.Error())
+}

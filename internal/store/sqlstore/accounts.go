@@ -1,0 +1,213 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/credvault/credvault/internal/vault"
+)
+
+func (db *DB) IsEmpty(ctx context.Context) (bool, error) {
+	var n int
+	if err := db.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts`).Scan(&n); err != nil {
+		return false, db.translate(fmt.Errorf("is empty: %w", err))
+	}
+	return n == 0, nil
+}
+
+func (db *DB) CreateAccount(ctx context.Context, a *vault.Account) error {
+	_, err := db.w.ExecContext(ctx, db.q(`INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`), a.ID, a.Name, ts(a.CreatedAt))
+	return db.translate(err)
+}
+
+func (db *DB) GetAccount(ctx context.Context, id string) (*vault.Account, error) {
+	var a vault.Account
+	var created int64
+	err := db.r.QueryRowContext(ctx, db.q(`SELECT id, name, created_at FROM accounts WHERE id = ?`), id).Scan(&a.ID, &a.Name, &created)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	a.CreatedAt = fromTS(created)
+	return &a, nil
+}
+
+func (db *DB) ListAccounts(ctx context.Context) ([]vault.Account, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, name, created_at FROM accounts ORDER BY created_at, id`)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	defer rows.Close()
+	var out []vault.Account
+	for rows.Next() {
+		var a vault.Account
+		var created int64
+		if err := rows.Scan(&a.ID, &a.Name, &created); err != nil {
+			return nil, db.translate(err)
+		}
+		a.CreatedAt = fromTS(created)
+		out = append(out, a)
+	}
+	return out, db.translate(rows.Err())
+}
+
+func (db *DB) CreatePrincipal(ctx context.Context, p *vault.Principal, ms []vault.Membership) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO principals (id, kind, name, default_account_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+			p.ID, string(p.Kind), p.Name, p.DefaultAccountID, ts(p.CreatedAt)); err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)`),
+				m.PrincipalID, m.AccountID, string(m.Role)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+const principalCols = `id, kind, name, default_account_id, created_at`
+
+func scanPrincipal(row interface{ Scan(...any) error }) (*vault.Principal, error) {
+	var p vault.Principal
+	var kind string
+	var created int64
+	if err := row.Scan(&p.ID, &kind, &p.Name, &p.DefaultAccountID, &created); err != nil {
+		return nil, err
+	}
+	p.Kind = vault.PrincipalKind(kind)
+	p.CreatedAt = fromTS(created)
+	return &p, nil
+}
+
+func (db *DB) GetPrincipal(ctx context.Context, id string) (*vault.Principal, error) {
+	p, err := scanPrincipal(db.r.QueryRowContext(ctx, db.q(`SELECT `+principalCols+` FROM principals WHERE id = ?`), id))
+	return p, db.translate(err)
+}
+
+func (db *DB) ListPrincipals(ctx context.Context) ([]vault.Principal, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+principalCols+` FROM principals ORDER BY created_at, id`)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	defer rows.Close()
+	var out []vault.Principal
+	for rows.Next() {
+		p, err := scanPrincipal(rows)
+		if err != nil {
+			return nil, db.translate(err)
+		}
+		out = append(out, *p)
+	}
+	return out, db.translate(rows.Err())
+}
+
+func (db *DB) PutMembership(ctx context.Context, m vault.Membership) error {
+	_, err := db.w.ExecContext(ctx, db.q(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)
+		ON CONFLICT (principal_id, account_id) DO UPDATE SET role = excluded.role`), m.PrincipalID, m.AccountID, string(m.Role))
+	return db.translate(err)
+}
+
+func (db *DB) ListMemberships(ctx context.Context, principalID string) ([]vault.Membership, error) {
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT principal_id, account_id, role FROM memberships WHERE principal_id = ? ORDER BY account_id`), principalID)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	defer rows.Close()
+	var out []vault.Membership
+	for rows.Next() {
+		var m vault.Membership
+		var role string
+		if err := rows.Scan(&m.PrincipalID, &m.AccountID, &role); err != nil {
+			return nil, db.translate(err)
+		}
+		m.Role = vault.Role(role)
+		out = append(out, m)
+	}
+	return out, db.translate(rows.Err())
+}
+
+func (db *DB) CreateAPIKey(ctx context.Context, k *vault.APIKey) error {
+	_, err := db.w.ExecContext(ctx, db.q(`INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+		k.ID, k.PrincipalID, k.Name, k.Hash, ts(k.CreatedAt), tsPtr(k.ExpiresAt))
+	return db.translate(err)
+}
+
+const lookupKeySQL = `SELECT k.id, k.principal_id, k.name, k.hash, k.created_at, k.expires_at, k.revoked_at, k.last_used_at,
+	p.kind, p.name, p.default_account_id, p.created_at, COALESCE(NULLIF(?, ''), p.default_account_id), COALESCE(m.role, '')
+FROM api_keys k
+JOIN principals p ON p.id = k.principal_id
+LEFT JOIN memberships m ON m.principal_id = p.id AND m.account_id = COALESCE(NULLIF(?, ''), p.default_account_id)
+WHERE k.hash = ?`
+
+func (db *DB) LookupAPIKey(ctx context.Context, hash []byte, accountID string) (*vault.AuthRecord, error) {
+	var rec vault.AuthRecord
+	var kind, role string
+	var kCreated, pCreated int64
+	var exp, rev, used sql.NullInt64
+	err := db.r.QueryRowContext(ctx, db.q(lookupKeySQL), accountID, accountID, hash).Scan(
+		&rec.Key.ID, &rec.Key.PrincipalID, &rec.Key.Name, &rec.Key.Hash, &kCreated, &exp, &rev, &used,
+		&kind, &rec.Principal.Name, &rec.Principal.DefaultAccountID, &pCreated, &rec.AccountID, &role)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	rec.Key.CreatedAt, rec.Key.ExpiresAt, rec.Key.RevokedAt, rec.Key.LastUsedAt = fromTS(kCreated), fromNullTS(exp), fromNullTS(rev), fromNullTS(used)
+	rec.Principal.ID = rec.Key.PrincipalID
+	rec.Principal.Kind = vault.PrincipalKind(kind)
+	rec.Principal.CreatedAt = fromTS(pCreated)
+	rec.Role = vault.Role(role)
+	return &rec, nil
+}
+
+func (db *DB) ListAPIKeys(ctx context.Context, principalID string) ([]vault.APIKey, error) {
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT id, principal_id, name, created_at, expires_at, revoked_at, last_used_at FROM api_keys WHERE principal_id = ? ORDER BY created_at, id`), principalID)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	defer rows.Close()
+	var out []vault.APIKey
+	for rows.Next() {
+		var k vault.APIKey
+		var created int64
+		var exp, rev, used sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.PrincipalID, &k.Name, &created, &exp, &rev, &used); err != nil {
+			return nil, db.translate(err)
+		}
+		k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.LastUsedAt = fromTS(created), fromNullTS(exp), fromNullTS(rev), fromNullTS(used)
+		out = append(out, k)
+	}
+	return out, db.translate(rows.Err())
+}
+
+func (db *DB) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
+	res, err := db.w.ExecContext(ctx, db.q(`UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`), ts(at), id)
+	if err != nil {
+		return db.translate(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return vault.ErrNotFound
+	}
+	return nil
+}
+
+func (db *DB) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
+	_, err := db.w.ExecContext(ctx, db.q(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`), ts(at), id)
+	return db.translate(err)
+}
+
+func (db *DB) GetMeta(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := db.w.QueryRowContext(ctx, db.q(`SELECT value FROM meta WHERE key = ?`), key).Scan(&v)
+	return v, db.translate(err)
+}
+
+func (db *DB) PutMeta(ctx context.Context, key string, value []byte) (bool, error) {
+	res, err := db.w.ExecContext(ctx, db.q(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`), key, value)
+	if err != nil {
+		return false, db.translate(err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}

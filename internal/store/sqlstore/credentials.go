@@ -1,0 +1,227 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+
+	"github.com/credvault/credvault/internal/vault"
+)
+
+const credentialCols = `account_id, id, name, type, description, metadata, created_by, created_by_kind, created_at, updated_at, version, ciphertext`
+
+func scanCredential(row interface{ Scan(...any) error }) (*vault.Credential, error) {
+	var c vault.Credential
+	var meta, kind string
+	var created, updated int64
+	if err := row.Scan(&c.AccountID, &c.ID, &c.Name, &c.Type, &c.Description, &meta, &c.CreatedBy, &kind, &created, &updated, &c.Version, &c.Ciphertext); err != nil {
+		return nil, err
+	}
+	c.Metadata = []byte(meta)
+	c.CreatedByKind = vault.PrincipalKind(kind)
+	c.CreatedAt, c.UpdatedAt = fromTS(created), fromTS(updated)
+	return &c, nil
+}
+
+func (db *DB) CreateCredential(ctx context.Context, c *vault.Credential) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			c.AccountID, c.ID, c.Name, c.Type, c.Description, string(c.Metadata), c.CreatedBy, string(c.CreatedByKind),
+			ts(c.CreatedAt), ts(c.UpdatedAt), c.Version, c.Ciphertext); err != nil {
+			return err
+		}
+		return db.bumpCount(ctx, tx, c.AccountID, 1)
+	})
+}
+
+// CreateCredentials inserts many credentials in one transaction (bulk load).
+func (db *DB) CreateCredentials(ctx context.Context, cs []*vault.Credential) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		counts := map[string]int{}
+		for _, c := range cs {
+			if _, err := stmt.ExecContext(ctx, c.AccountID, c.ID, c.Name, c.Type, c.Description, string(c.Metadata), c.CreatedBy,
+				string(c.CreatedByKind), ts(c.CreatedAt), ts(c.UpdatedAt), c.Version, c.Ciphertext); err != nil {
+				return err
+			}
+			counts[c.AccountID]++
+		}
+		for acct, n := range counts {
+			if err := db.bumpCount(ctx, tx, acct, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (db *DB) bumpCount(ctx context.Context, tx *sql.Tx, accountID string, delta int) error {
+	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO account_stats (account_id, credentials) VALUES (?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET credentials = account_stats.credentials + excluded.credentials`), accountID, delta)
+	return err
+}
+
+func (db *DB) GetCredential(ctx context.Context, accountID, id string) (*vault.Credential, error) {
+	c, err := scanCredential(db.r.QueryRowContext(ctx, db.q(`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`), accountID, id))
+	return c, db.translate(err)
+}
+
+func (db *DB) GetCredentialByName(ctx context.Context, accountID, name string) (*vault.Credential, error) {
+	c, err := scanCredential(db.r.QueryRowContext(ctx, db.q(`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND name = ?`), accountID, name))
+	return c, db.translate(err)
+}
+
+func (db *DB) UpdateCredential(ctx context.Context, accountID, id string, fn func(*vault.Credential) error) (*vault.Credential, error) {
+	var out *vault.Credential
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		c, err := scanCredential(tx.QueryRowContext(ctx, db.q(`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id))
+		if err != nil {
+			return err
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE credentials SET name = ?, type = ?, description = ?, metadata = ?, updated_at = ?, version = ?, ciphertext = ?
+			WHERE account_id = ? AND id = ?`),
+			c.Name, c.Type, c.Description, string(c.Metadata), ts(c.UpdatedAt), c.Version, c.Ciphertext, accountID, id); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (db *DB) DeleteCredential(ctx context.Context, accountID, id string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		var name, typ string
+		var created, updated int64
+		err := tx.QueryRowContext(ctx, db.q(`DELETE FROM credentials WHERE account_id = ? AND id = ? RETURNING name, type, created_at, updated_at`), accountID, id).
+			Scan(&name, &typ, &created, &updated)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO credential_tombstones (account_id, id, name, type, created_at, updated_at, deleted_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, id) DO NOTHING`), accountID, id, name, typ, created, updated, ts(nowFunc())); err != nil {
+			return err
+		}
+		return db.bumpCount(ctx, tx, accountID, -1)
+	})
+}
+
+// sortColumn maps a sort field to its column and whether it is unique per
+// account (then it alone orders rows; otherwise id breaks ties).
+func sortColumn(field string) (col string, unique bool, err error) {
+	switch field {
+	case vault.SortCreatedAt, vault.SortUpdatedAt, vault.SortType:
+		return field, false, nil
+	case vault.SortName, vault.SortID:
+		return field, true, nil
+	}
+	return "", false, vault.FieldError("sort_by", "unknown sort field")
+}
+
+// ListCredentials implements keyset pagination: the cursor's sort key is
+// looked up by id (in the live rows, then in tombstones), and the page is
+// read with a range condition on the (sort column, id) index, so a page deep
+// in the list costs the same as the first.
+func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.CredentialQuery) (*vault.CredentialPage, error) {
+	col, unique, err := sortColumn(q.SortBy)
+	if err != nil {
+		return nil, err
+	}
+	forward := q.Before == ""
+	cursor, field := q.After, "starting_after"
+	if !forward {
+		cursor, field = q.Before, "ending_before"
+	}
+	asc := forward != q.Desc
+
+	query := `SELECT ` + credentialCols + ` FROM credentials WHERE account_id = ?`
+	args := []any{accountID}
+	if q.Name != nil {
+		query += ` AND name = ?`
+		args = append(args, *q.Name)
+	}
+	if cursor != "" {
+		var key any
+		cq := `SELECT ` + col + ` FROM credentials WHERE account_id = ? AND id = ?`
+		err := db.r.QueryRowContext(ctx, db.q(cq), accountID, cursor).Scan(&key)
+		if err == sql.ErrNoRows {
+			tq := `SELECT ` + col + ` FROM credential_tombstones WHERE account_id = ? AND id = ?`
+			err = db.r.QueryRowContext(ctx, db.q(tq), accountID, cursor).Scan(&key)
+		}
+		if err == sql.ErrNoRows {
+			return nil, vault.FieldError(field, "no credential with this id exists in this account")
+		}
+		if err != nil {
+			return nil, db.translate(fmt.Errorf("list credentials: cursor: %w", err))
+		}
+		op := ">"
+		if !asc {
+			op = "<"
+		}
+		if unique {
+			query += ` AND ` + col + ` ` + op + ` ?`
+			args = append(args, key)
+		} else {
+			query += ` AND (` + col + `, id) ` + op + ` (?, ?)`
+			args = append(args, key, cursor)
+		}
+	}
+	dir := " ASC"
+	if !asc {
+		dir = " DESC"
+	}
+	query += ` ORDER BY ` + col + dir
+	if !unique {
+		query += `, id` + dir
+	}
+	query += fmt.Sprintf(` LIMIT %d`, q.Limit+1)
+
+	rows, err := db.r.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, db.translate(fmt.Errorf("list credentials: %w", err))
+	}
+	defer rows.Close()
+	page := &vault.CredentialPage{Items: make([]vault.Credential, 0, min(q.Limit+1, 256))}
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, db.translate(fmt.Errorf("list credentials: %w", err))
+		}
+		c.Ciphertext = nil // listings never carry ciphertext further than here
+		page.Items = append(page.Items, *c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.translate(fmt.Errorf("list credentials: %w", err))
+	}
+	if len(page.Items) > q.Limit {
+		page.HasMore = true
+		page.Items = page.Items[:q.Limit]
+	}
+	if !forward {
+		slices.Reverse(page.Items)
+	}
+
+	if q.Name != nil {
+		err = db.r.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM credentials WHERE account_id = ? AND name = ?`), accountID, *q.Name).Scan(&page.Total)
+	} else {
+		err = db.r.QueryRowContext(ctx, db.q(`SELECT COALESCE(SUM(credentials), 0) FROM account_stats WHERE account_id = ?`), accountID).Scan(&page.Total)
+	}
+	if err != nil {
+		return nil, db.translate(fmt.Errorf("list credentials: total: %w", err))
+	}
+	return page, nil
+}

@@ -1,0 +1,197 @@
+// Package sqlstore implements vault.Store on SQL databases: SQLite (the
+// embedded default, through modernc.org/sqlite) and PostgreSQL (through
+// pgx). Both engines share one schema and one set of queries, written with
+// '?' placeholders and rebound per dialect; the few differences (types,
+// error codes, locking) live in a dialect value.
+//
+// SQLite runs in WAL mode with synchronous=FULL, so every acknowledged
+// commit is on disk. Writes go through a single connection (SQLite has one
+// writer anyway; this avoids busy-retry storms) and reads through a pool.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// DB is a vault.Store on a SQL database.
+type DB struct {
+	w *sql.DB // writes (and reads inside write transactions)
+	r *sql.DB // reads
+	d *dialect
+
+	rebound sync.Map // query text → dialect text
+}
+
+var _ vault.Store = (*DB)(nil)
+
+// Engine names.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// EngineOf returns the engine a database URL selects: postgres:// and
+// postgresql:// URLs select PostgreSQL, anything else is a SQLite file path
+// (optionally prefixed with sqlite://).
+func EngineOf(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return Postgres
+	}
+	return SQLite
+}
+
+// Open opens the database at dsn, applies pending migrations and returns
+// the store.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	var (
+		db  *DB
+		err error
+	)
+	if EngineOf(dsn) == Postgres {
+		db, err = openPostgres(ctx, dsn)
+	} else {
+		db, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Engine returns SQLite or Postgres.
+func (db *DB) Engine() string { return db.d.name }
+
+// Close closes the database.
+func (db *DB) Close() error {
+	err := db.w.Close()
+	if db.r != db.w {
+		err = errors.Join(err, db.r.Close())
+	}
+	return err
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return db.translate(fmt.Errorf("ping: %w", err))
+	}
+	var one int
+	if err := db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return db.translate(fmt.Errorf("ping: %w", err))
+	}
+	return nil
+}
+
+// q rewrites a query written with '?' placeholders for the dialect.
+func (db *DB) q(query string) string {
+	if !db.d.dollar {
+		return query
+	}
+	if v, ok := db.rebound.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	db.rebound.Store(query, b.String())
+	return b.String()
+}
+
+// tx runs fn in a write transaction, committing if it returns nil.
+func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return db.translate(fmt.Errorf("begin: %w", err))
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return db.translate(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return db.translate(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// translate maps driver errors to vault errors: no rows → NotFound,
+// uniqueness violations → Conflict, connection failures → Unavailable.
+func (db *DB) translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ve *vault.Error
+	switch {
+	case errors.As(err, &ve):
+		return err
+	case errors.Is(err, sql.ErrNoRows):
+		return vault.ErrNotFound
+	case db.d.isUnique(err):
+		return &vault.Error{Kind: vault.KindConflict, Msg: "conflict", Err: err}
+	case db.d.isUnavailable(err):
+		return &vault.Error{Kind: vault.KindUnavailable, Msg: "the database is unavailable", Err: err}
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return &vault.Error{Kind: vault.KindUnavailable, Msg: "the database did not answer in time", Err: err}
+	}
+	return err
+}
+
+// Times are stored as Unix microseconds.
+func ts(t time.Time) int64 { return t.UnixMicro() }
+
+func fromTS(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func tsPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromNullTS(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromTS(n.Int64)
+	return &t
+}
+
+// redactDSN removes a password from a database URL for messages.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		if err != nil {
+			return "(unparseable database URL)"
+		}
+		return dsn
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// nowFunc is the clock for bookkeeping columns the core does not set
+// (tombstone times).
+var nowFunc = time.Now

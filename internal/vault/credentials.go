@@ -1,0 +1,316 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// MaxNameLength bounds credential names, in bytes.
+const MaxNameLength = 1024
+
+// CredentialInput is the input of CreateCredential.
+type CredentialInput struct {
+	Name        string
+	Type        string
+	Description string
+	Metadata    json.RawMessage // a JSON object or nil
+	Payload     []byte
+}
+
+// CredentialPatch is the input of UpdateCredential: nil fields are left as
+// they are.
+type CredentialPatch struct {
+	Name        *string
+	Type        *string
+	Description *string
+	Metadata    json.RawMessage // nil: unchanged
+	Payload     []byte          // nil: unchanged
+}
+
+// credentialAD is the associated data of a credential payload: it binds the
+// ciphertext to its account, its id and its payload version, so that a
+// ciphertext copied to another row, another account or an older version
+// fails to open.
+func credentialAD(accountID, id string, version int64) []byte {
+	return []byte("credvault/credential/v1\x00" + accountID + "\x00" + id + "\x00" + strconv.FormatInt(version, 10))
+}
+
+func (s *Service) checkPayload(typ string, payload []byte) error {
+	if len(payload) == 0 {
+		return FieldError("payload", "payload must not be empty")
+	}
+	if len(payload) > s.maxPayload {
+		return &Error{Kind: KindTooLarge, Field: "payload", Msg: fmt.Sprintf("payload exceeds the limit of %d bytes", s.maxPayload)}
+	}
+	if !utf8.Valid(payload) {
+		return FieldError("payload", "payload must be valid UTF-8 text")
+	}
+	if typ == "json" && !json.Valid(payload) {
+		return FieldError("payload", "payload of a credential of type json must be valid JSON")
+	}
+	return nil
+}
+
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return FieldError("name", "name must not be empty")
+	case len(name) > MaxNameLength:
+		return FieldError("name", "name must be at most %d bytes", MaxNameLength)
+	case !utf8.ValidString(name):
+		return FieldError("name", "name must be valid UTF-8")
+	}
+	return nil
+}
+
+func checkType(typ string) error {
+	if typ == "" {
+		return FieldError("type", "type must not be empty")
+	}
+	if len(typ) > 255 {
+		return FieldError("type", "type must be at most 255 bytes")
+	}
+	return nil
+}
+
+func normalizeMetadata(m json.RawMessage) (json.RawMessage, error) {
+	if m == nil {
+		return json.RawMessage("{}"), nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, m); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
+		return nil, FieldError("credential_metadata", "credential_metadata must be a JSON object")
+	}
+	return buf.Bytes(), nil
+}
+
+// CreateCredential seals the payload and stores a new credential.
+func (s *Service) CreateCredential(ctx context.Context, id *Identity, in CredentialInput) (*Credential, error) {
+	if err := id.Require(ActWrite); err != nil {
+		return nil, err
+	}
+	if err := checkType(in.Type); err != nil {
+		return nil, err
+	}
+	if err := checkName(in.Name); err != nil {
+		return nil, err
+	}
+	if err := s.checkPayload(in.Type, in.Payload); err != nil {
+		return nil, err
+	}
+	meta, err := normalizeMetadata(in.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	c := &Credential{
+		ID:            NewID(),
+		AccountID:     id.AccountID,
+		Name:          in.Name,
+		Type:          in.Type,
+		Description:   in.Description,
+		Metadata:      meta,
+		CreatedBy:     id.Principal.ID,
+		CreatedByKind: id.Principal.Kind,
+		CreatedAt:     now,
+		UpdatedAt:     now,
+		Version:       1,
+	}
+	c.Ciphertext, err = s.sealer.Seal(in.Payload, credentialAD(c.AccountID, c.ID, c.Version))
+	if err != nil {
+		return nil, fmt.Errorf("create credential: seal: %w", err)
+	}
+	if err := s.store.CreateCredential(ctx, c); err != nil {
+		if KindOf(err) == KindConflict {
+			return nil, &Error{Kind: KindConflict, Field: "name", Msg: "a credential with this name already exists in this account", Err: err}
+		}
+		return nil, fmt.Errorf("create credential: %w", err)
+	}
+	return c, nil
+}
+
+// GetCredential returns a credential's metadata.
+func (s *Service) GetCredential(ctx context.Context, id *Identity, credID string) (*Credential, error) {
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	return s.getCredential(ctx, id, credID, "")
+}
+
+// GetCredentialByName returns a credential's metadata by name.
+func (s *Service) GetCredentialByName(ctx context.Context, id *Identity, name string) (*Credential, error) {
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	return s.getCredential(ctx, id, "", name)
+}
+
+func (s *Service) getCredential(ctx context.Context, id *Identity, credID, name string) (*Credential, error) {
+	var (
+		c   *Credential
+		err error
+	)
+	if name != "" {
+		c, err = s.store.GetCredentialByName(ctx, id.AccountID, name)
+	} else {
+		c, err = s.store.GetCredential(ctx, id.AccountID, credID)
+	}
+	if err != nil {
+		if KindOf(err) == KindNotFound {
+			return nil, Errorf(KindNotFound, "credential not found")
+		}
+		return nil, fmt.Errorf("get credential: %w", err)
+	}
+	return c, nil
+}
+
+// DecryptCredential returns a credential and its plaintext payload. By id
+// when name is empty, else by name.
+func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, name string) (*Credential, []byte, error) {
+	if err := id.Require(ActReadSecret); err != nil {
+		return nil, nil, err
+	}
+	c, err := s.getCredential(ctx, id, credID, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	pt, err := s.sealer.Open(c.Ciphertext, credentialAD(c.AccountID, c.ID, c.Version))
+	if err != nil {
+		return nil, nil, Wrap(KindInternal, fmt.Errorf("decrypt credential %s: %w", c.ID, err), "credential cannot be decrypted")
+	}
+	return c, pt, nil
+}
+
+// UpdateCredential applies a partial update. A new payload is sealed under a
+// new version.
+func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID string, p CredentialPatch) (*Credential, error) {
+	if err := id.Require(ActWrite); err != nil {
+		return nil, err
+	}
+	if p.Name != nil {
+		if err := checkName(*p.Name); err != nil {
+			return nil, err
+		}
+	}
+	if p.Type != nil {
+		if err := checkType(*p.Type); err != nil {
+			return nil, err
+		}
+	}
+	var meta json.RawMessage
+	if p.Metadata != nil {
+		var err error
+		if meta, err = normalizeMetadata(p.Metadata); err != nil {
+			return nil, err
+		}
+	}
+	if p.Payload != nil {
+		// Type may change in the same request; check against the final type below too.
+		if len(p.Payload) > s.maxPayload || len(p.Payload) == 0 {
+			if err := s.checkPayload("", p.Payload); err != nil {
+				return nil, err
+			}
+		}
+	}
+	now := s.Now()
+	c, err := s.store.UpdateCredential(ctx, id.AccountID, credID, func(c *Credential) error {
+		if p.Name != nil {
+			c.Name = *p.Name
+		}
+		if p.Type != nil {
+			c.Type = *p.Type
+		}
+		if p.Description != nil {
+			c.Description = *p.Description
+		}
+		if meta != nil {
+			c.Metadata = meta
+		}
+		if p.Payload != nil {
+			if err := s.checkPayload(c.Type, p.Payload); err != nil {
+				return err
+			}
+			c.Version++
+			ct, err := s.sealer.Seal(p.Payload, credentialAD(c.AccountID, c.ID, c.Version))
+			if err != nil {
+				return fmt.Errorf("seal: %w", err)
+			}
+			c.Ciphertext = ct
+		} else if p.Type != nil && c.Type == "json" {
+			// Changing the type to json requires the stored payload to be JSON.
+			pt, err := s.sealer.Open(c.Ciphertext, credentialAD(c.AccountID, c.ID, c.Version))
+			if err != nil {
+				return fmt.Errorf("open: %w", err)
+			}
+			if !json.Valid(pt) {
+				return FieldError("type", "the stored payload is not valid JSON, so the type cannot become json without a new payload")
+			}
+		}
+		c.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		switch KindOf(err) {
+		case KindNotFound:
+			return nil, Errorf(KindNotFound, "credential not found")
+		case KindConflict:
+			return nil, &Error{Kind: KindConflict, Field: "name", Msg: "a credential with this name already exists in this account", Err: err}
+		case KindInvalid, KindTooLarge:
+			return nil, err
+		}
+		return nil, fmt.Errorf("update credential: %w", err)
+	}
+	return c, nil
+}
+
+// DeleteCredential deletes a credential.
+func (s *Service) DeleteCredential(ctx context.Context, id *Identity, credID string) error {
+	if err := id.Require(ActWrite); err != nil {
+		return err
+	}
+	if err := s.store.DeleteCredential(ctx, id.AccountID, credID); err != nil {
+		if KindOf(err) == KindNotFound {
+			return Errorf(KindNotFound, "credential not found")
+		}
+		return fmt.Errorf("delete credential: %w", err)
+	}
+	return nil
+}
+
+// MaxListLimit is the largest page size.
+const MaxListLimit = 10000
+
+// ListCredentials returns a page of the account's credentials.
+func (s *Service) ListCredentials(ctx context.Context, id *Identity, q CredentialQuery) (*CredentialPage, error) {
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	if q.Limit < 1 || q.Limit > MaxListLimit {
+		return nil, FieldError("limit", "limit must be between 1 and %d", MaxListLimit)
+	}
+	if q.After != "" && q.Before != "" {
+		return nil, FieldError("ending_before", "starting_after and ending_before cannot be used together")
+	}
+	if q.SortBy == "" {
+		q.SortBy = SortCreatedAt
+	}
+	valid := false
+	for _, f := range SortFields {
+		valid = valid || f == q.SortBy
+	}
+	if !valid {
+		return nil, FieldError("sort_by", "sort_by must be one of %v", SortFields)
+	}
+	page, err := s.store.ListCredentials(ctx, id.AccountID, q)
+	if err != nil {
+		if k := KindOf(err); k == KindInvalid {
+			return nil, err
+		}
+		return nil, fmt.Errorf("list credentials: %w", err)
+	}
+	return page, nil
+}

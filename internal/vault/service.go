@@ -1,0 +1,177 @@
+package vault
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Sealer encrypts and decrypts payloads. associatedData is authenticated but
+// not encrypted; a ciphertext only opens with the same associated data.
+// Implemented by internal/crypto.
+type Sealer interface {
+	Seal(plaintext, associatedData []byte) ([]byte, error)
+	Open(ciphertext, associatedData []byte) ([]byte, error)
+}
+
+// DefaultMaxPayload is the default limit on a credential payload.
+const DefaultMaxPayload = 64 << 10
+
+// Service is the core of credvault. Both API dialects call it with an
+// Identity produced by Authenticate.
+type Service struct {
+	store      Store
+	sealer     Sealer
+	now        func() time.Time
+	maxPayload int
+}
+
+// Options configures a Service.
+type Options struct {
+	MaxPayload int              // bytes; DefaultMaxPayload if zero
+	Now        func() time.Time // time.Now if nil
+}
+
+// NewService returns a Service over store and sealer.
+func NewService(store Store, sealer Sealer, opts Options) *Service {
+	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxPayload <= 0 {
+		s.maxPayload = DefaultMaxPayload
+	}
+	return s
+}
+
+// Store returns the service's store.
+func (s *Service) Store() Store { return s.store }
+
+// Sealer returns the service's sealer.
+func (s *Service) Sealer() Sealer { return s.sealer }
+
+// Now returns the service clock's time, truncated to microseconds (the
+// precision every store keeps).
+func (s *Service) Now() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// MaxPayload is the largest payload accepted, in bytes.
+func (s *Service) MaxPayload() int { return s.maxPayload }
+
+// NewID returns a new random, time-ordered id (UUIDv7).
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// HashAPIKey returns the stored form of an API key.
+func HashAPIKey(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:]
+}
+
+// NewAPIKeySecret returns a new API key for key id: base64(id ":" secret)
+// with a 256-bit secret from crypto/rand. This is exactly the form of a
+// Fortanix DSM app API key (base64 of app_id:secret), so one key serves both
+// the SGP x-api-key header and DSM's "Authorization: Basic <key>".
+func NewAPIKeySecret(id string) string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never happens on a supported platform
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b[:])
+	return base64.StdEncoding.EncodeToString([]byte(id + ":" + secret))
+}
+
+// APIKeyID extracts the key id from a key in credvault's format, for
+// rate limiting and audit. ok is false for any other string.
+func APIKeyID(key string) (id string, ok bool) {
+	raw, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return "", false
+	}
+	id, _, found := strings.Cut(string(raw), ":")
+	if !found || uuid.Validate(id) != nil {
+		return "", false
+	}
+	return id, true
+}
+
+// MinAPIKeyLength is the shortest API key accepted from outside (e.g. a
+// bootstrap key supplied through the environment).
+const MinAPIKeyLength = 32
+
+var errBadKey = Errorf(KindUnauthenticated, "invalid or missing API key")
+
+// Authenticate resolves an API key to an Identity in accountID ("" selects
+// the principal's default account). An unknown, revoked or expired key is
+// Unauthenticated; a key whose principal is not a member of the account is
+// PermissionDenied.
+func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Identity, error) {
+	if key == "" {
+		return nil, errBadKey
+	}
+	hash := HashAPIKey(key)
+	rec, err := s.store.LookupAPIKey(ctx, hash, accountID)
+	if err != nil {
+		if KindOf(err) == KindNotFound {
+			return nil, errBadKey
+		}
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	// The lookup was by hash; compare again in constant time so that the
+	// decision never depends on a variable-time comparison of secrets.
+	if subtle.ConstantTimeCompare(rec.Key.Hash, hash) != 1 {
+		return nil, errBadKey
+	}
+	now := s.now()
+	if rec.Key.RevokedAt != nil || (rec.Key.ExpiresAt != nil && !now.Before(*rec.Key.ExpiresAt)) {
+		return nil, errBadKey
+	}
+	if rec.Role == "" {
+		return nil, Errorf(KindPermissionDenied, "this API key may not use the selected account")
+	}
+	if rec.Key.LastUsedAt == nil || now.Sub(*rec.Key.LastUsedAt) > time.Minute {
+		// Recorded at minute granularity so that the hot path does not write
+		// on every request.
+		if err := s.store.TouchAPIKey(ctx, rec.Key.ID, now); err != nil {
+			return nil, fmt.Errorf("authenticate: record key use: %w", err)
+		}
+	}
+	return &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID}, nil
+}
+
+const keyCheckMeta = "master_key_check"
+
+var keyCheckAD = []byte("credvault/master-key-check/v1")
+
+// CheckMasterKey verifies that the sealer's master key is the one this
+// database was written with, by opening a check value sealed on first use.
+// It refuses to serve with the wrong key rather than failing on every
+// decrypt later.
+func (s *Service) CheckMasterKey(ctx context.Context) error {
+	ct, err := s.store.GetMeta(ctx, keyCheckMeta)
+	if KindOf(err) == KindNotFound {
+		ct, err = s.sealer.Seal([]byte("credvault"), keyCheckAD)
+		if err != nil {
+			return fmt.Errorf("master key check: %w", err)
+		}
+		if _, err := s.store.PutMeta(ctx, keyCheckMeta, ct); err != nil {
+			return fmt.Errorf("master key check: %w", err)
+		}
+		ct, err = s.store.GetMeta(ctx, keyCheckMeta) // another replica may have won
+	}
+	if err != nil {
+		return fmt.Errorf("master key check: %w", err)
+	}
+	if _, err := s.sealer.Open(ct, keyCheckAD); err != nil {
+		return errors.New("the master key does not match this database (it cannot open the database's key check value)")
+	}
+	return nil
+}
