@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -124,6 +125,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			rid = newRequestID()
 		}
 		ctx := httpx.WithRequestID(r.Context(), rid)
+		ctx = vault.WithRequestMeta(ctx, vault.RequestMeta{RequestID: rid, ClientAddr: clientAddr(r)})
 		ctx, info := httpx.WithInfo(ctx)
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", rid)
@@ -208,4 +210,14 @@ func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// clientAddr is the client's IP address (without port). X-Forwarded-For is
+// not trusted: credvault does not know which proxies are in front of it.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

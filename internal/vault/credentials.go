@@ -89,7 +89,8 @@ func normalizeMetadata(m json.RawMessage) (json.RawMessage, error) {
 }
 
 // CreateCredential seals the payload and stores a new credential.
-func (s *Service) CreateCredential(ctx context.Context, id *Identity, in CredentialInput) (*Credential, error) {
+func (s *Service) CreateCredential(ctx context.Context, id *Identity, in CredentialInput) (c *Credential, err error) {
+	defer func() { err = s.auditResult(ctx, id, "credential.create", c, "", err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
 	}
@@ -107,7 +108,7 @@ func (s *Service) CreateCredential(ctx context.Context, id *Identity, in Credent
 		return nil, err
 	}
 	now := s.Now()
-	c := &Credential{
+	c = &Credential{
 		ID:            NewID(),
 		AccountID:     id.AccountID,
 		Name:          in.Name,
@@ -131,6 +132,18 @@ func (s *Service) CreateCredential(ctx context.Context, id *Identity, in Credent
 		return nil, fmt.Errorf("create credential: %w", err)
 	}
 	return c, nil
+}
+
+// auditResult records the outcome of a credential operation and returns the
+// operation's error, or the audit error if the record could not be written.
+func (s *Service) auditResult(ctx context.Context, id *Identity, action string, c *Credential, credID string, opErr error) error {
+	if c != nil {
+		credID = c.ID
+	}
+	if aerr := s.Audit(ctx, id, action, "credential", credID, opErr); aerr != nil && opErr == nil {
+		return aerr
+	}
+	return opErr
 }
 
 // GetCredential returns a credential's metadata.
@@ -172,10 +185,14 @@ func (s *Service) getCredential(ctx context.Context, id *Identity, credID, name 
 // when name is empty, else by name.
 func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, name string) (*Credential, []byte, error) {
 	if err := id.Require(ActReadSecret); err != nil {
-		return nil, nil, err
+		return nil, nil, s.auditResult(ctx, id, "credential.decrypt", nil, credID, err)
 	}
 	c, err := s.getCredential(ctx, id, credID, name)
 	if err != nil {
+		return nil, nil, s.auditResult(ctx, id, "credential.decrypt", nil, credID, err)
+	}
+	// Fail closed: no record, no secret.
+	if err := s.auditResult(ctx, id, "credential.decrypt", c, "", nil); err != nil {
 		return nil, nil, err
 	}
 	pt, err := s.sealer.Open(c.Ciphertext, credentialAD(c.AccountID, c.ID, c.Version))
@@ -187,7 +204,8 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 
 // UpdateCredential applies a partial update. A new payload is sealed under a
 // new version.
-func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID string, p CredentialPatch) (*Credential, error) {
+func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID string, p CredentialPatch) (c *Credential, err error) {
+	defer func() { err = s.auditResult(ctx, id, "credential.update", nil, credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
 	}
@@ -217,7 +235,7 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 		}
 	}
 	now := s.Now()
-	c, err := s.store.UpdateCredential(ctx, id.AccountID, credID, func(c *Credential) error {
+	c, err = s.store.UpdateCredential(ctx, id.AccountID, credID, func(c *Credential) error {
 		if p.Name != nil {
 			c.Name = *p.Name
 		}
@@ -268,7 +286,8 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 }
 
 // DeleteCredential deletes a credential.
-func (s *Service) DeleteCredential(ctx context.Context, id *Identity, credID string) error {
+func (s *Service) DeleteCredential(ctx context.Context, id *Identity, credID string) (err error) {
+	defer func() { err = s.auditResult(ctx, id, "credential.delete", nil, credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return err
 	}

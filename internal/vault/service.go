@@ -32,6 +32,7 @@ type Service struct {
 	sealer     Sealer
 	now        func() time.Time
 	maxPayload int
+	auditor    Auditor
 }
 
 // Options configures a Service.

@@ -1,0 +1,80 @@
+package vault
+
+import (
+	"context"
+	"time"
+)
+
+// RequestMeta is what the transport knows about a request that the audit
+// trail records: its id and the client's address.
+type RequestMeta struct {
+	RequestID  string
+	ClientAddr string
+}
+
+type requestMetaKey struct{}
+
+// WithRequestMeta returns ctx carrying m.
+func WithRequestMeta(ctx context.Context, m RequestMeta) context.Context {
+	return context.WithValue(ctx, requestMetaKey{}, m)
+}
+
+// RequestMetaFrom returns the RequestMeta carried by ctx.
+func RequestMetaFrom(ctx context.Context) RequestMeta {
+	m, _ := ctx.Value(requestMetaKey{}).(RequestMeta)
+	return m
+}
+
+// AuditEvent is one record of the audit trail. It never holds secret values
+// or API keys: only who did what to which object, and how it ended.
+type AuditEvent struct {
+	Time        time.Time
+	AccountID   string
+	PrincipalID string
+	Action      string // e.g. "credential.create", "credential.decrypt", "sobject.export", "auth.failure"
+	ObjectType  string // e.g. "credential", "sobject", "group", "app", "session", "api_key"
+	ObjectID    string
+	Outcome     string // "success", or the error kind ("not_found", "permission_denied", …)
+	RequestID   string
+	ClientAddr  string
+}
+
+// Auditor appends events to the audit trail. Append must return an error if
+// the event was not durably recorded; callers of secret accesses then refuse
+// the access (fail closed).
+type Auditor interface {
+	Append(ctx context.Context, ev AuditEvent) error
+}
+
+// SetAuditor installs the audit trail. Without one, events are dropped.
+func (s *Service) SetAuditor(a Auditor) { s.auditor = a }
+
+// Audit records that id performed action on an object, with the outcome
+// given by opErr (nil = success). It returns an error only when the record
+// could not be written; for secret accesses the caller must then refuse to
+// return the secret.
+func (s *Service) Audit(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) error {
+	if s.auditor == nil {
+		return nil
+	}
+	meta := RequestMetaFrom(ctx)
+	ev := AuditEvent{
+		Time:       s.Now(),
+		Action:     action,
+		ObjectType: objectType,
+		ObjectID:   objectID,
+		Outcome:    "success",
+		RequestID:  meta.RequestID,
+		ClientAddr: meta.ClientAddr,
+	}
+	if id != nil {
+		ev.AccountID, ev.PrincipalID = id.AccountID, id.Principal.ID
+	}
+	if opErr != nil {
+		ev.Outcome = KindOf(opErr).String()
+	}
+	if err := s.auditor.Append(ctx, ev); err != nil {
+		return Wrap(KindUnavailable, err, "the audit trail cannot be written; the operation was refused")
+	}
+	return nil
+}
