@@ -87,6 +87,8 @@ Every flag can also be set through the environment variable named in its help.`,
 	root.AddCommand(newAccountCmd(o, stdout))
 	root.AddCommand(newPrincipalCmd(o, stdout))
 	root.AddCommand(newAPIKeyCmd(o, stdout))
+	root.AddCommand(newBackupCmd(o, stdout))
+	root.AddCommand(newRestoreCmd(o, stdout))
 	return root
 }
 

@@ -159,7 +159,7 @@ func pgErrText(err error) string {
 	if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "password") {
 		s = s[i+2:]
 	}
-	return strings.ReplaceAll(s, "\n", " ")
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // forUpdate returns the row-locking suffix for a read-modify-write select.
