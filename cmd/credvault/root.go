@@ -88,6 +88,7 @@ Every flag can also be set through the environment variable named in its help.`,
 	root.AddCommand(newPrincipalCmd(o, stdout))
 	root.AddCommand(newAPIKeyCmd(o, stdout))
 	root.AddCommand(newBackupCmd(o, stdout))
+	root.AddCommand(newKeygenCmd(stdout))
 	root.AddCommand(newRestoreCmd(o, stdout))
 	return root
 }
