@@ -87,8 +87,10 @@ Every flag can also be set through the environment variable named in its help.`,
 	root.AddCommand(newAccountCmd(o, stdout))
 	root.AddCommand(newPrincipalCmd(o, stdout))
 	root.AddCommand(newAPIKeyCmd(o, stdout))
+	root.AddCommand(newLoadCmd(o, stdout, stderr))
 	root.AddCommand(newBackupCmd(o, stdout))
 	root.AddCommand(newKeygenCmd(stdout))
+	root.AddCommand(newAuditCmd(o, stdout))
 	root.AddCommand(newRestoreCmd(o, stdout))
 	return root
 }

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/server"
 	"github.com/credvault/credvault/internal/store/sqlstore"
@@ -35,6 +37,7 @@ type Config struct {
 // App is an assembled vault.
 type App struct {
 	Store    *sqlstore.DB
+	Trail    *audit.Trail
 	Keyring  *crypto.Keyring
 	Service  *vault.Service
 	Handler  *server.Server
@@ -103,7 +106,15 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
+	auditFailures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "credvault_audit_write_failures_total",
+		Help: "Audit events that could not be written (the operations they belonged to were refused).",
+	})
+	reg.MustRegister(auditFailures, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	trail := audit.New(db, auditFailures.Inc)
+	svc.SetAuditor(trail)
 	a := &App{
+		Trail:     trail,
 		Store:     db,
 		Keyring:   kr,
 		Service:   svc,
@@ -119,6 +130,7 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 
 // Close releases the vault's resources.
 func (a *App) Close() error {
+	a.Trail.Close()
 	if err := a.Store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

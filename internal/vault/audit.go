@@ -31,12 +31,14 @@ type AuditEvent struct {
 	Time        time.Time
 	AccountID   string
 	PrincipalID string
-	Action      string // e.g. "credential.create", "credential.decrypt", "sobject.export", "auth.failure"
-	ObjectType  string // e.g. "credential", "sobject", "group", "app", "session", "api_key"
-	ObjectID    string
-	Outcome     string // "success", or the error kind ("not_found", "permission_denied", …)
-	RequestID   string
-	ClientAddr  string
+	// PrincipalKind is the actor's kind (user, service_account, app).
+	PrincipalKind PrincipalKind
+	Action        string // e.g. "credential.create", "credential.decrypt", "sobject.export", "auth.failure"
+	ObjectType    string // e.g. "credential", "sobject", "group", "app", "session", "api_key"
+	ObjectID      string
+	Outcome       string // "success", or the error kind ("not_found", "permission_denied", …)
+	RequestID     string
+	ClientAddr    string
 }
 
 // Auditor appends events to the audit trail. Append must return an error if
@@ -68,7 +70,7 @@ func (s *Service) Audit(ctx context.Context, id *Identity, action, objectType, o
 		ClientAddr: meta.ClientAddr,
 	}
 	if id != nil {
-		ev.AccountID, ev.PrincipalID = id.AccountID, id.Principal.ID
+		ev.AccountID, ev.PrincipalID, ev.PrincipalKind = id.AccountID, id.Principal.ID, id.Principal.Kind
 	}
 	if opErr != nil {
 		ev.Outcome = KindOf(opErr).String()
@@ -77,4 +79,40 @@ func (s *Service) Audit(ctx context.Context, id *Identity, action, objectType, o
 		return Wrap(KindUnavailable, err, "the audit trail cannot be written; the operation was refused")
 	}
 	return nil
+}
+
+// AuditRecord is an AuditEvent as stored: numbered and chained.
+type AuditRecord struct {
+	AuditEvent
+	Seq      int64
+	ID       string
+	PrevHash []byte
+	Hash     []byte
+}
+
+// AuditQuery selects audit records of one account, newest first.
+type AuditQuery struct {
+	AccountID   string
+	Since       *time.Time
+	Until       *time.Time
+	ObjectID    string
+	PrincipalID string
+	BeforeSeq   int64 // only records with seq < BeforeSeq (0 = no bound)
+	Offset      int
+	Limit       int
+}
+
+// AuditStore holds the audit trail.
+type AuditStore interface {
+	// AppendAudit appends records in one transaction. build receives the
+	// sequence number and hash of the newest record (0 and nil for an empty
+	// trail), read under a lock that serialises appenders across processes,
+	// and returns the chained records to insert.
+	AppendAudit(ctx context.Context, build func(headSeq int64, headHash []byte) ([]AuditRecord, error)) error
+	// ListAudit returns records matching q, newest first.
+	ListAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+	// ScanAudit calls fn for every record in sequence order.
+	ScanAudit(ctx context.Context, fn func(AuditRecord) error) error
+	// AuditHead returns the newest (seq, hash) as recorded in the head row.
+	AuditHead(ctx context.Context) (int64, []byte, error)
 }

@@ -116,27 +116,29 @@ var errBadKey = Errorf(KindUnauthenticated, "invalid or missing API key")
 // PermissionDenied.
 func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Identity, error) {
 	if key == "" {
-		return nil, errBadKey
+		return nil, s.authFailed(ctx, "", nil, errBadKey)
 	}
 	hash := HashAPIKey(key)
 	rec, err := s.store.LookupAPIKey(ctx, hash, accountID)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
-			return nil, errBadKey
+			keyID, _ := APIKeyID(key)
+			return nil, s.authFailed(ctx, keyID, nil, errBadKey)
 		}
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	// The lookup was by hash; compare again in constant time so that the
 	// decision never depends on a variable-time comparison of secrets.
 	if subtle.ConstantTimeCompare(rec.Key.Hash, hash) != 1 {
-		return nil, errBadKey
+		return nil, s.authFailed(ctx, rec.Key.ID, nil, errBadKey)
 	}
 	now := s.now()
 	if rec.Key.RevokedAt != nil || (rec.Key.ExpiresAt != nil && !now.Before(*rec.Key.ExpiresAt)) {
-		return nil, errBadKey
+		return nil, s.authFailed(ctx, rec.Key.ID, &Identity{Principal: rec.Principal, AccountID: rec.Principal.DefaultAccountID}, errBadKey)
 	}
 	if rec.Role == "" {
-		return nil, Errorf(KindPermissionDenied, "this API key may not use the selected account")
+		return nil, s.authFailed(ctx, rec.Key.ID, &Identity{Principal: rec.Principal, AccountID: rec.Principal.DefaultAccountID},
+			Errorf(KindPermissionDenied, "this API key may not use the selected account"))
 	}
 	if rec.Key.LastUsedAt == nil || now.Sub(*rec.Key.LastUsedAt) > time.Minute {
 		// Recorded at minute granularity so that the hot path does not write
@@ -175,4 +177,13 @@ func (s *Service) CheckMasterKey(ctx context.Context) error {
 		return errors.New("the master key does not match this database (it cannot open the database's key check value)")
 	}
 	return nil
+}
+
+// authFailed records a failed authentication in the audit trail (with the
+// key id when the key has credvault's format — never the key itself) and
+// returns err. A failure to write that record does not change the answer:
+// the request is refused either way.
+func (s *Service) authFailed(ctx context.Context, keyID string, id *Identity, err error) error {
+	_ = s.Audit(ctx, id, "auth.failure", "api_key", keyID, err)
+	return err
 }

@@ -15,6 +15,7 @@ type Store interface {
 	CredentialStore
 	DSMStore
 	MetaStore
+	AuditStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
