@@ -39,6 +39,15 @@ func (o *options) envInt(name string, def int) int {
 	return def
 }
 
+func (o *options) envFloat(name string, def float64) float64 {
+	if v := o.getenv(name); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+	}
+	return def
+}
+
 func (o *options) envDuration(name string, def time.Duration) time.Duration {
 	if v := o.getenv(name); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,14 @@ type serveOptions struct {
 	idleTimeout       time.Duration
 	shutdownTimeout   time.Duration
 	maxHeaderBytes    int
+
+	tlsCert, tlsKey string
+	tlsSelfSigned   bool
+
+	failedAuthPerMinute float64
+	failedAuthBurst     int
+	principalRPS        float64
+	principalBurst      int
 }
 
 func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
@@ -50,12 +59,26 @@ SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 	f.DurationVar(&so.idleTimeout, "idle-timeout", o.envDuration("CREDVAULT_IDLE_TIMEOUT", 120*time.Second), "keep-alive idle timeout ($CREDVAULT_IDLE_TIMEOUT)")
 	f.DurationVar(&so.shutdownTimeout, "shutdown-timeout", o.envDuration("CREDVAULT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long graceful shutdown waits for in-flight requests ($CREDVAULT_SHUTDOWN_TIMEOUT)")
 	f.IntVar(&so.maxHeaderBytes, "max-header-bytes", o.envInt("CREDVAULT_MAX_HEADER_BYTES", 16<<10), "largest request header block ($CREDVAULT_MAX_HEADER_BYTES)")
+	f.StringVar(&so.tlsCert, "tls-cert", o.env("CREDVAULT_TLS_CERT", ""), "serve HTTPS with this PEM certificate chain ($CREDVAULT_TLS_CERT)")
+	f.StringVar(&so.tlsKey, "tls-key", o.env("CREDVAULT_TLS_KEY", ""), "PEM private key for --tls-cert ($CREDVAULT_TLS_KEY)")
+	f.BoolVar(&so.tlsSelfSigned, "tls-self-signed", o.env("CREDVAULT_TLS_SELF_SIGNED", "") == "true", "serve HTTPS with a throwaway self-signed certificate (development only) ($CREDVAULT_TLS_SELF_SIGNED=true)")
+	f.Float64Var(&so.failedAuthPerMinute, "failed-auth-per-minute", o.envFloat("CREDVAULT_FAILED_AUTH_PER_MINUTE", 30), "failed authentications allowed per client address per minute, after the burst; per key id half of it; negative disables ($CREDVAULT_FAILED_AUTH_PER_MINUTE)")
+	f.IntVar(&so.failedAuthBurst, "failed-auth-burst", o.envInt("CREDVAULT_FAILED_AUTH_BURST", 30), "failed authentications allowed in a burst per client address ($CREDVAULT_FAILED_AUTH_BURST)")
+	f.Float64Var(&so.principalRPS, "principal-rate-limit", o.envFloat("CREDVAULT_PRINCIPAL_RATE_LIMIT", 0), "requests per second allowed per principal; 0 = unlimited ($CREDVAULT_PRINCIPAL_RATE_LIMIT)")
+	f.IntVar(&so.principalBurst, "principal-rate-burst", o.envInt("CREDVAULT_PRINCIPAL_RATE_BURST", 0), "burst for --principal-rate-limit; default = the rate ($CREDVAULT_PRINCIPAL_RATE_BURST)")
 	return cmd
 }
 
 func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.Writer) error {
 	logger := o.logger(stdout)
-	a, err := app.Open(ctx, o.appConfig(logger))
+	tlsCfg, fingerprint, err := tlsConfig(so.tlsCert, so.tlsKey, so.tlsSelfSigned)
+	if err != nil {
+		return err
+	}
+	cfg := o.appConfig(logger)
+	cfg.FailedAuthPerMinute, cfg.FailedAuthBurst = so.failedAuthPerMinute, so.failedAuthBurst
+	cfg.PrincipalRPS, cfg.PrincipalBurst = so.principalRPS, so.principalBurst
+	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -74,8 +97,16 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tlsCfg)
+		if fingerprint != "" {
+			logger.Warn("serving HTTPS with a throwaway self-signed certificate: development only", "sha256_fingerprint", fingerprint)
+		}
+	}
 	if boot != nil {
-		printBootstrap(stderr, boot.APIKey, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY") != "", boot.Account.ID, boot.Principal.ID, ln.Addr().String())
+		printBootstrap(stderr, boot.APIKey, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY") != "", boot.Account.ID, boot.Principal.ID, scheme+"://"+ln.Addr().String())
 	}
 	srv := &http.Server{
 		Handler:           a.Handler,
@@ -87,7 +118,7 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 		ErrorLog:          nil,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	logger.Info("credvault listening", "addr", ln.Addr().String(), "engine", a.Store.Engine(), "master_key", a.KeySource)
+	logger.Info("credvault listening", "addr", ln.Addr().String(), "scheme", scheme, "engine", a.Store.Engine(), "master_key", a.KeySource)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -123,8 +154,8 @@ func printBootstrap(w io.Writer, key string, supplied bool, accountID, principal
 		fmt.Fprintln(w, "  This key is shown ONCE and stored only as a hash. Keep it somewhere safe.")
 	}
 	fmt.Fprintln(w, "")
-	fmt.Fprintln(w, "  SGP API:  curl -H 'x-api-key: <key>' http://"+addr+"/v5/credentials")
-	fmt.Fprintln(w, "  DSM API:  curl -X POST -H 'Authorization: Basic <key>' http://"+addr+"/sys/v1/session/auth")
+	fmt.Fprintln(w, "  SGP API:  curl -H 'x-api-key: <key>' "+addr+"/v5/credentials")
+	fmt.Fprintln(w, "  DSM API:  curl -X POST -H 'Authorization: Basic <key>' "+addr+"/sys/v1/session/auth")
 	fmt.Fprintln(w, "            (the key is already base64(app_id:secret), as DSM clients expect;")
 	fmt.Fprintln(w, "             use it as a DSM app API key, e.g. with the official Go client's APIKey auth)")
 	fmt.Fprintln(w, "================================================================================")

@@ -32,6 +32,12 @@ type Config struct {
 	MaxPayload    int
 	MaxBodyBytes  int64
 	Logger        *slog.Logger
+
+	// Abuse limits (see vault.Options).
+	FailedAuthPerMinute float64
+	FailedAuthBurst     int
+	PrincipalRPS        float64
+	PrincipalBurst      int
 }
 
 // App is an assembled vault.
@@ -101,7 +107,13 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := vault.NewService(db, kr, vault.Options{MaxPayload: cfg.MaxPayload})
+	svc := vault.NewService(db, kr, vault.Options{
+		MaxPayload:          cfg.MaxPayload,
+		FailedAuthPerMinute: cfg.FailedAuthPerMinute,
+		FailedAuthBurst:     cfg.FailedAuthBurst,
+		PrincipalRPS:        cfg.PrincipalRPS,
+		PrincipalBurst:      cfg.PrincipalBurst,
+	})
 	if err := svc.CheckMasterKey(ctx); err != nil {
 		return nil, err
 	}
@@ -111,6 +123,20 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		Help: "Audit events that could not be written (the operations they belonged to were refused).",
 	})
 	reg.MustRegister(auditFailures, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for name, pool := range db.Pools() {
+		reg.MustRegister(collectors.NewDBStatsCollector(pool, name))
+	}
+	authFailures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "credvault_auth_failures_total",
+		Help: "Failed authentications (unknown, revoked or expired keys and tokens, wrong account).",
+	})
+	secretAccesses := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "credvault_secret_accesses_total",
+		Help: "Plaintext secrets served, by operation (credential.decrypt, sobject.export, …).",
+	}, []string{"op"})
+	reg.MustRegister(authFailures, secretAccesses)
+	svc.OnAuthFailure(authFailures.Inc)
+	svc.OnSecretAccess(func(op string) { secretAccesses.WithLabelValues(op).Inc() })
 	trail := audit.New(db, auditFailures.Inc)
 	svc.SetAuditor(trail)
 	a := &App{

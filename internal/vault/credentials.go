@@ -199,6 +199,7 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 	if err != nil {
 		return nil, nil, Wrap(KindInternal, fmt.Errorf("decrypt credential %s: %w", c.ID, err), "credential cannot be decrypted")
 	}
+	s.SecretAccessed("credential.decrypt")
 	return c, pt, nil
 }
 

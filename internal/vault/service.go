@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/credvault/credvault/internal/ratelimit"
 )
 
 // Sealer encrypts and decrypts payloads. associatedData is authenticated but
@@ -33,12 +35,29 @@ type Service struct {
 	now        func() time.Time
 	maxPayload int
 	auditor    Auditor
+
+	failedByAddr *ratelimit.Keyed // failed authentications per client address
+	failedByKey  *ratelimit.Keyed // failed authentications per API key id
+	perPrincipal *ratelimit.Keyed // requests per principal (nil: unlimited)
+
+	onAuthFailure  func()
+	onSecretAccess func(op string)
 }
 
 // Options configures a Service.
 type Options struct {
 	MaxPayload int              // bytes; DefaultMaxPayload if zero
 	Now        func() time.Time // time.Now if nil
+
+	// FailedAuthPerMinute and FailedAuthBurst bound failed authentications
+	// per client address (and, at half the rate, per API key id). Defaults
+	// 30 and 30; a negative rate disables the limit.
+	FailedAuthPerMinute float64
+	FailedAuthBurst     int
+	// PrincipalRPS and PrincipalBurst bound requests per principal per
+	// second; 0 means unlimited.
+	PrincipalRPS   float64
+	PrincipalBurst int
 }
 
 // NewService returns a Service over store and sealer.
@@ -50,7 +69,58 @@ func NewService(store Store, sealer Sealer, opts Options) *Service {
 	if s.maxPayload <= 0 {
 		s.maxPayload = DefaultMaxPayload
 	}
+	perMin, burst := opts.FailedAuthPerMinute, opts.FailedAuthBurst
+	if perMin == 0 {
+		perMin = 30
+	}
+	if burst <= 0 {
+		burst = 30
+	}
+	if perMin > 0 {
+		s.failedByAddr = ratelimit.NewKeyed(perMin/60, burst, 100_000)
+		s.failedByKey = ratelimit.NewKeyed(perMin/120, max(burst/2, 1), 100_000)
+	}
+	if opts.PrincipalRPS > 0 {
+		s.perPrincipal = ratelimit.NewKeyed(opts.PrincipalRPS, max(opts.PrincipalBurst, int(opts.PrincipalRPS)), 100_000)
+	}
 	return s
+}
+
+// RateLimitError is a RateLimited error that says when to retry.
+type RateLimitError struct {
+	Err   *Error
+	After time.Duration
+}
+
+func (e *RateLimitError) Error() string { return e.Err.Error() }
+func (e *RateLimitError) Unwrap() error { return e.Err }
+
+// RetryAfter is how long the client should wait.
+func (e *RateLimitError) RetryAfter() time.Duration { return e.After }
+
+func rateLimited(after time.Duration, msg string) error {
+	return &RateLimitError{Err: &Error{Kind: KindRateLimited, Msg: msg}, After: after}
+}
+
+// checkAuthThrottle refuses an authentication attempt from a client
+// address or for a key id that failed too often recently.
+func (s *Service) checkAuthThrottle(ctx context.Context, keyID string) error {
+	if blocked, d := s.failedByAddr.Blocked(RequestMetaFrom(ctx).ClientAddr); blocked {
+		return rateLimited(d, "too many failed authentication attempts from this address; retry later")
+	}
+	if blocked, d := s.failedByKey.Blocked(keyID); blocked {
+		return rateLimited(d, "too many failed authentication attempts for this key; retry later")
+	}
+	return nil
+}
+
+// Throttle applies the per-principal request limit to an authenticated
+// identity.
+func (s *Service) Throttle(id *Identity) error {
+	if ok, d := s.perPrincipal.Allow(id.Principal.ID); !ok {
+		return rateLimited(d, "request rate limit exceeded for this principal; retry later")
+	}
+	return nil
 }
 
 // Store returns the service's store.
@@ -115,6 +185,10 @@ var errBadKey = Errorf(KindUnauthenticated, "invalid or missing API key")
 // Unauthenticated; a key whose principal is not a member of the account is
 // PermissionDenied.
 func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Identity, error) {
+	keyID, _ := APIKeyID(key)
+	if err := s.checkAuthThrottle(ctx, keyID); err != nil {
+		return nil, err
+	}
 	if key == "" {
 		return nil, s.authFailed(ctx, "", nil, errBadKey)
 	}
@@ -122,7 +196,6 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 	rec, err := s.store.LookupAPIKey(ctx, hash, accountID)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
-			keyID, _ := APIKeyID(key)
 			return nil, s.authFailed(ctx, keyID, nil, errBadKey)
 		}
 		return nil, fmt.Errorf("authenticate: %w", err)
@@ -147,7 +220,11 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 			return nil, fmt.Errorf("authenticate: record key use: %w", err)
 		}
 	}
-	return &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID}, nil
+	id := &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID}
+	if err := s.Throttle(id); err != nil {
+		return nil, err
+	}
+	return id, nil
 }
 
 const keyCheckMeta = "master_key_check"
@@ -184,6 +261,27 @@ func (s *Service) CheckMasterKey(ctx context.Context) error {
 // returns err. A failure to write that record does not change the answer:
 // the request is refused either way.
 func (s *Service) authFailed(ctx context.Context, keyID string, id *Identity, err error) error {
+	s.failedByAddr.Allow(RequestMetaFrom(ctx).ClientAddr)
+	s.failedByKey.Allow(keyID)
+	if s.onAuthFailure != nil {
+		s.onAuthFailure()
+	}
 	_ = s.Audit(ctx, id, "auth.failure", "api_key", keyID, err)
 	return err
+}
+
+// OnAuthFailure installs a callback run on every failed authentication
+// (for metrics).
+func (s *Service) OnAuthFailure(fn func()) { s.onAuthFailure = fn }
+
+// OnSecretAccess installs a callback run whenever plaintext leaves the
+// vault (SGP decrypt, DSM export), with a fixed label naming the operation
+// (for metrics; never a user-supplied value).
+func (s *Service) OnSecretAccess(fn func(op string)) { s.onSecretAccess = fn }
+
+// SecretAccessed runs the OnSecretAccess callback.
+func (s *Service) SecretAccessed(op string) {
+	if s.onSecretAccess != nil {
+		s.onSecretAccess(op)
+	}
 }

@@ -72,6 +72,14 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return db, nil
 }
 
+// Pools returns the connection pools by role, for metrics.
+func (db *DB) Pools() map[string]*sql.DB {
+	if db.r == db.w {
+		return map[string]*sql.DB{"main": db.w}
+	}
+	return map[string]*sql.DB{"write": db.w, "read": db.r}
+}
+
 // Engine returns SQLite or Postgres.
 func (db *DB) Engine() string { return db.d.name }
 
