@@ -158,9 +158,11 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 		var key any
 		cq := `SELECT ` + col + ` FROM credentials WHERE account_id = ? AND id = ?`
 		err := db.r.QueryRowContext(ctx, db.q(cq), accountID, cursor).Scan(&key)
+		tombstone := false
 		if err == sql.ErrNoRows {
 			tq := `SELECT ` + col + ` FROM credential_tombstones WHERE account_id = ? AND id = ?`
 			err = db.r.QueryRowContext(ctx, db.q(tq), accountID, cursor).Scan(&key)
+			tombstone = true
 		}
 		if err == sql.ErrNoRows {
 			return nil, vault.FieldError(field, "no credential with this id exists in this account")
@@ -172,10 +174,17 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 		if !asc {
 			op = "<"
 		}
-		if unique {
+		switch {
+		case unique && tombstone && col == vault.SortName:
+			// Names are unique among live rows only: a live credential may
+			// have taken the deleted cursor's name. Order it by id against the
+			// cursor, as (name, id) would, while the range stays on name.
+			query += ` AND ` + col + ` ` + op + `= ? AND (` + col + ` ` + op + ` ? OR id ` + op + ` ?)`
+			args = append(args, key, key, cursor)
+		case unique:
 			query += ` AND ` + col + ` ` + op + ` ?`
 			args = append(args, key)
-		} else {
+		default:
 			query += ` AND (` + col + `, id) ` + op + ` (?, ?)`
 			args = append(args, key, cursor)
 		}

@@ -1,0 +1,509 @@
+package sgp_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/credvault/credvault/internal/testutil/vaulttest"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// ignoreUpdatedAt compares credentials except for updated_at.
+var ignoreUpdatedAt = cmpopts.IgnoreFields(credential{}, "UpdatedAt")
+
+func TestCredentials_Create(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a := admin(v)
+
+		t.Run("ok", func(t *testing.T) {
+			before := time.Now().Add(-time.Minute)
+			r := a.do(t, "POST", "/v5/credentials", map[string]any{
+				"type":                "key",
+				"name":                "openai",
+				"description":         "the OpenAI key",
+				"payload":             "sk-123",
+				"credential_metadata": map[string]any{"env": "prod", "nested": map[string]any{"n": 1.5, "l": []any{"x", true}}},
+			})
+			wantStatus(t, r, 200)
+			noPayloadMember(t, r)
+			var got credential
+			r.Decode(t, &got)
+			want := credential{
+				ID:                    got.ID,
+				Object:                "credential",
+				CreatedByUserID:       v.PrincipalID,
+				CreatedByIdentityType: "user",
+				Type:                  "key",
+				Name:                  "openai",
+				Description:           "the OpenAI key",
+				CredentialMetadata:    map[string]any{"env": "prod", "nested": map[string]any{"n": 1.5, "l": []any{"x", true}}},
+				CreatedAt:             got.CreatedAt,
+				UpdatedAt:             got.CreatedAt,
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("create response mismatch (-want +got):\n%s", diff)
+			}
+			if got.ID == "" {
+				t.Error("empty id")
+			}
+			if c := parseTime(t, got.CreatedAt); c.Before(before) || c.After(time.Now().Add(time.Minute)) {
+				t.Errorf("created_at %v is not now", c)
+			}
+			if s := a.decrypt(t, got.ID); s != "sk-123" {
+				t.Errorf("decrypt = %q, want %q", s, "sk-123")
+			}
+		})
+
+		t.Run("ok/minimal", func(t *testing.T) {
+			got := a.create(t, map[string]any{"type": "key", "name": "minimal", "payload": "p"})
+			if got.Description != "" || len(got.CredentialMetadata) != 0 || got.CredentialMetadata == nil {
+				t.Errorf("defaults: description %q, metadata %#v; want \"\" and {}", got.Description, got.CredentialMetadata)
+			}
+		})
+
+		t.Run("ok/nulls-are-absent", func(t *testing.T) {
+			got := a.create(t, map[string]any{"type": "key", "name": "nulls", "payload": "p", "description": nil, "credential_metadata": nil})
+			if got.Description != "" || got.CredentialMetadata == nil || len(got.CredentialMetadata) != 0 {
+				t.Errorf("description %q, metadata %#v; want \"\" and {}", got.Description, got.CredentialMetadata)
+			}
+		})
+
+		t.Run("ok/json-type-keeps-payload-text", func(t *testing.T) {
+			const payload = "{ \"client_id\" : \"abc\",\n  \"scopes\": [1, 2] }"
+			got := a.create(t, map[string]any{"type": "json", "name": "json-cred", "payload": payload})
+			if got.Type != "json" {
+				t.Errorf("type = %q", got.Type)
+			}
+			if s := a.decrypt(t, got.ID); s != payload {
+				t.Errorf("decrypt = %q, want the payload text unchanged %q", s, payload)
+			}
+		})
+
+		t.Run("ok/free-form-type", func(t *testing.T) {
+			got := a.create(t, map[string]any{"type": "ssh-private-key", "name": "ssh", "payload": "-----BEGIN-----"})
+			if got.Type != "ssh-private-key" {
+				t.Errorf("type = %q", got.Type)
+			}
+		})
+
+		t.Run("ok/unicode", func(t *testing.T) {
+			const payload = "pä$$wörd 🔑 \u0000 \"quoted\" \\ <html>"
+			got := a.create(t, map[string]any{"type": "key", "name": "ünïcødé ✓", "payload": payload, "description": "<b>&</b>"})
+			if got.Name != "ünïcødé ✓" || got.Description != "<b>&</b>" {
+				t.Errorf("name %q description %q", got.Name, got.Description)
+			}
+			if s := a.decrypt(t, got.ID); s != payload {
+				t.Errorf("decrypt = %q, want %q", s, payload)
+			}
+		})
+
+		t.Run("ok/created-by-service-account", func(t *testing.T) {
+			w := v.NewMember(t, v.AccountID, "ci-bot", vault.RoleWriter)
+			got := as(v, w).createNamed(t, "by-bot", "p")
+			if got.CreatedByUserID != w.PrincipalID || got.CreatedByIdentityType != "service_account" {
+				t.Errorf("created_by = %q/%q, want %q/service_account", got.CreatedByUserID, got.CreatedByIdentityType, w.PrincipalID)
+			}
+		})
+
+		t.Run("err/duplicate-name", func(t *testing.T) {
+			first := a.createNamed(t, "dup", "first-payload")
+			c := canary(t)
+			r := a.do(t, "POST", "/v5/credentials", map[string]any{"type": "key", "name": "dup", "payload": c})
+			wantDetail(t, r, 409)
+			notContains(t, "409 body", r.Body, c)
+			if s := a.decrypt(t, first.ID); s != "first-payload" {
+				t.Errorf("original payload = %q after a duplicate create", s)
+			}
+			notContains(t, "server log", []byte(v.Logs()), c)
+		})
+	})
+}
+
+func TestCredentials_Get(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a := admin(v)
+		created := a.create(t, map[string]any{"type": "key", "name": "get-me", "payload": "p", "credential_metadata": map[string]any{"k": "v"}})
+
+		t.Run("ok", func(t *testing.T) {
+			r := a.do(t, "GET", "/v5/credentials/"+created.ID, nil)
+			wantStatus(t, r, 200)
+			noPayloadMember(t, r)
+			var got credential
+			r.Decode(t, &got)
+			if diff := cmp.Diff(created, got); diff != "" {
+				t.Errorf("get != create response (-want +got):\n%s", diff)
+			}
+		})
+
+		for _, id := range []string{vault.NewID(), "not-a-uuid", "%20"} {
+			t.Run("err/not-found/"+id, func(t *testing.T) {
+				r := a.do(t, "GET", "/v5/credentials/"+id, nil)
+				wantDetail(t, r, 404)
+			})
+		}
+	})
+}
+
+func TestCredentials_GetByName(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a := admin(v)
+		names := []struct{ test, name string }{
+			{"plain", "plain"},
+			{"space", "my credential"},
+			{"encoded-slash", "team/openai"},
+			{"percent", "100%"},
+			{"plus", "a+b"},
+			{"unicode", "ключ"},
+			{"dots", "..."},
+		}
+		for _, tc := range names {
+			t.Run("ok/"+tc.test, func(t *testing.T) {
+				payload := "payload-" + tc.test
+				created := a.create(t, map[string]any{"type": "key", "name": tc.name, "payload": payload})
+				path := "/v5/credentials/name/" + pathName(tc.name)
+
+				r := a.do(t, "GET", path, nil)
+				wantStatus(t, r, 200)
+				noPayloadMember(t, r)
+				var got credential
+				r.Decode(t, &got)
+				if diff := cmp.Diff(created, got); diff != "" {
+					t.Errorf("get by name %q (-want +got):\n%s", tc.name, diff)
+				}
+
+				r = a.do(t, "POST", path+"/secret", nil)
+				wantStatus(t, r, 200)
+				var s secret
+				r.Decode(t, &s)
+				if diff := cmp.Diff(secret{Result: payload, Object: s.Object}, s); diff != "" || s.Object == "" {
+					t.Errorf("decrypt by name %q (-want +got):\n%s", tc.name, diff)
+				}
+			})
+		}
+
+		t.Run("ok/slash-unencoded", func(t *testing.T) {
+			// GET takes the rest of the path as the name, so an SDK that does not
+			// escape the name still finds it. That path is outside the contract's
+			// templates (one segment per name), so it is not validated.
+			v.NoValidate = true
+			defer func() { v.NoValidate = false }()
+			r := a.do(t, "GET", "/v5/credentials/name/team/openai", nil)
+			wantStatus(t, r, 200)
+			var got credential
+			r.Decode(t, &got)
+			if got.Name != "team/openai" {
+				t.Errorf("name = %q", got.Name)
+			}
+		})
+
+		for _, tc := range []struct{ test, name string }{
+			{"unknown", "nope"},
+			{"case-differs", "PLAIN"},
+			{"prefix", "plai"},
+			{"trailing-space", "plain "},
+		} {
+			t.Run("err/not-found/"+tc.test, func(t *testing.T) {
+				wantDetail(t, a.do(t, "GET", "/v5/credentials/name/"+pathName(tc.name), nil), 404)
+				wantDetail(t, a.do(t, "POST", "/v5/credentials/name/"+pathName(tc.name)+"/secret", nil), 404)
+			})
+		}
+	})
+}
+
+func TestCredentials_Update(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a := admin(v)
+		ctx := context.Background()
+		newCred := func(t *testing.T, name string) credential {
+			t.Helper()
+			return a.create(t, map[string]any{
+				"type": "key", "name": name, "payload": "old-payload", "description": "old description",
+				"credential_metadata": map[string]any{"a": "1", "b": "2"},
+			})
+		}
+		patch := func(t *testing.T, id string, body any) credential {
+			t.Helper()
+			r := a.do(t, "PATCH", "/v5/credentials/"+id, body)
+			wantStatus(t, r, 200)
+			noPayloadMember(t, r)
+			var got credential
+			r.Decode(t, &got)
+			return got
+		}
+		// wantUpdated checks that got is orig with change applied, a later
+		// updated_at and the same created_at, and that GET agrees.
+		wantUpdated := func(t *testing.T, orig, got credential, change func(*credential)) {
+			t.Helper()
+			want := orig
+			change(&want)
+			if diff := cmp.Diff(want, got, ignoreUpdatedAt); diff != "" {
+				t.Errorf("updated credential mismatch (-want +got):\n%s", diff)
+			}
+			if !parseTime(t, got.UpdatedAt).After(parseTime(t, orig.UpdatedAt)) {
+				t.Errorf("updated_at %s not after %s", got.UpdatedAt, orig.UpdatedAt)
+			}
+			if diff := cmp.Diff(got, a.get(t, got.ID)); diff != "" {
+				t.Errorf("GET after PATCH differs from the PATCH response (-patch +get):\n%s", diff)
+			}
+		}
+
+		cases := []struct {
+			name   string
+			body   map[string]any
+			change func(*credential)
+		}{
+			{"ok/description-only", map[string]any{"description": "new description"}, func(c *credential) { c.Description = "new description" }},
+			{"ok/clear-description", map[string]any{"description": ""}, func(c *credential) { c.Description = "" }},
+			{"ok/type-only", map[string]any{"type": "token"}, func(c *credential) { c.Type = "token" }},
+			{"ok/metadata-replaced-whole", map[string]any{"credential_metadata": map[string]any{"c": "3"}}, func(c *credential) {
+				c.CredentialMetadata = map[string]any{"c": "3"}
+			}},
+			{"ok/metadata-emptied", map[string]any{"credential_metadata": map[string]any{}}, func(c *credential) {
+				c.CredentialMetadata = map[string]any{}
+			}},
+			{"ok/nulls-change-nothing", map[string]any{"name": nil, "description": nil, "credential_metadata": nil, "payload": nil}, func(*credential) {}},
+			{"ok/empty-object", map[string]any{}, func(*credential) {}},
+		}
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				orig := newCred(t, nameOf(i, "upd"))
+				got := patch(t, orig.ID, tc.body)
+				wantUpdated(t, orig, got, tc.change)
+				if s := a.decrypt(t, orig.ID); s != "old-payload" {
+					t.Errorf("payload changed to %q by a PATCH without payload", s)
+				}
+			})
+		}
+
+		t.Run("ok/rename", func(t *testing.T) {
+			orig := newCred(t, "before-rename")
+			got := patch(t, orig.ID, map[string]any{"name": "after rename"})
+			wantUpdated(t, orig, got, func(c *credential) { c.Name = "after rename" })
+			wantDetail(t, a.do(t, "GET", "/v5/credentials/name/before-rename", nil), 404)
+			r := a.do(t, "GET", "/v5/credentials/name/"+pathName("after rename"), nil)
+			wantStatus(t, r, 200)
+			// The old name is free again.
+			a.createNamed(t, "before-rename", "x")
+		})
+
+		t.Run("ok/rename-to-own-name", func(t *testing.T) {
+			orig := newCred(t, "same-name")
+			got := patch(t, orig.ID, map[string]any{"name": "same-name"})
+			wantUpdated(t, orig, got, func(*credential) {})
+		})
+
+		t.Run("ok/payload-re-encrypted", func(t *testing.T) {
+			orig := newCred(t, "rotate-me")
+			before, err := v.App.Store.GetCredential(ctx, v.AccountID, orig.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := patch(t, orig.ID, map[string]any{"payload": "new-payload"})
+			wantUpdated(t, orig, got, func(*credential) {})
+			if s := a.decrypt(t, orig.ID); s != "new-payload" {
+				t.Errorf("decrypt after payload update = %q, want %q", s, "new-payload")
+			}
+			after, err := v.App.Store.GetCredential(ctx, v.AccountID, orig.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Version != before.Version+1 {
+				t.Errorf("version %d → %d, want a bump", before.Version, after.Version)
+			}
+			if string(after.Ciphertext) == string(before.Ciphertext) {
+				t.Error("ciphertext unchanged after a payload update")
+			}
+		})
+
+		t.Run("ok/all-fields", func(t *testing.T) {
+			orig := newCred(t, "everything")
+			got := patch(t, orig.ID, map[string]any{
+				"name": "everything-2", "type": "json", "description": "d2", "payload": `{"k":"v"}`,
+				"credential_metadata": map[string]any{"z": true},
+			})
+			wantUpdated(t, orig, got, func(c *credential) {
+				c.Name, c.Type, c.Description, c.CredentialMetadata = "everything-2", "json", "d2", map[string]any{"z": true}
+			})
+			if s := a.decrypt(t, orig.ID); s != `{"k":"v"}` {
+				t.Errorf("decrypt = %q", s)
+			}
+		})
+
+		t.Run("ok/type-to-json-with-json-payload-stored", func(t *testing.T) {
+			orig := a.create(t, map[string]any{"type": "key", "name": "was-key", "payload": `["already","json"]`})
+			got := patch(t, orig.ID, map[string]any{"type": "json"})
+			wantUpdated(t, orig, got, func(c *credential) { c.Type = "json" })
+		})
+
+		t.Run("err/type-to-json-with-text-payload-stored", func(t *testing.T) {
+			orig := newCred(t, "text-key")
+			want422At(t, a.do(t, "PATCH", "/v5/credentials/"+orig.ID, map[string]any{"type": "json"}), "value_error", "body", "type")
+			if diff := cmp.Diff(orig, a.get(t, orig.ID)); diff != "" {
+				t.Errorf("credential changed by a failed PATCH (-want +got):\n%s", diff)
+			}
+		})
+
+		t.Run("err/json-credential-text-payload", func(t *testing.T) {
+			orig := a.create(t, map[string]any{"type": "json", "name": "json-upd", "payload": `{"a":1}`})
+			c := canary(t)
+			r := a.do(t, "PATCH", "/v5/credentials/"+orig.ID, map[string]any{"payload": c})
+			want422At(t, r, "value_error", "body", "payload")
+			notContains(t, "422 body", r.Body, c)
+			if s := a.decrypt(t, orig.ID); s != `{"a":1}` {
+				t.Errorf("payload = %q after a rejected PATCH", s)
+			}
+		})
+
+		t.Run("err/duplicate-name", func(t *testing.T) {
+			x := newCred(t, "rename-x")
+			y := newCred(t, "rename-y")
+			c := canary(t)
+			r := a.do(t, "PATCH", "/v5/credentials/"+y.ID, map[string]any{"name": "rename-x", "payload": c, "description": "changed"})
+			wantDetail(t, r, 409)
+			notContains(t, "409 body", r.Body, c)
+			for _, orig := range []credential{x, y} {
+				if diff := cmp.Diff(orig, a.get(t, orig.ID)); diff != "" {
+					t.Errorf("credential %s changed by a conflicting PATCH (-want +got):\n%s", orig.Name, diff)
+				}
+				if s := a.decrypt(t, orig.ID); s != "old-payload" {
+					t.Errorf("payload of %s = %q after a conflicting PATCH", orig.Name, s)
+				}
+			}
+			notContains(t, "server log", []byte(v.Logs()), c)
+		})
+
+		t.Run("err/not-found", func(t *testing.T) {
+			wantDetail(t, a.do(t, "PATCH", "/v5/credentials/"+vault.NewID(), map[string]any{"description": "x"}), 404)
+		})
+	})
+}
+
+func TestCredentials_Delete(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a := admin(v)
+
+		t.Run("ok", func(t *testing.T) {
+			keep := a.createNamed(t, "keep", "keep-payload")
+			c := a.createNamed(t, "delete-me", "p")
+			if got := a.list(t, nil).Total; got != 2 {
+				t.Fatalf("total before delete = %d", got)
+			}
+
+			r := a.do(t, "DELETE", "/v5/credentials/"+c.ID, nil)
+			wantStatus(t, r, 200)
+			var got deleted
+			r.Decode(t, &got)
+			if diff := cmp.Diff(deleted{ID: c.ID, Deleted: true, Object: "credential"}, got); diff != "" {
+				t.Errorf("delete response (-want +got):\n%s", diff)
+			}
+
+			wantDetail(t, a.do(t, "GET", "/v5/credentials/"+c.ID, nil), 404)
+			wantDetail(t, a.do(t, "GET", "/v5/credentials/name/delete-me", nil), 404)
+			wantDetail(t, a.do(t, "POST", "/v5/credentials/"+c.ID+"/secret", nil), 404)
+			wantDetail(t, a.do(t, "POST", "/v5/credentials/name/delete-me/secret", nil), 404)
+			wantDetail(t, a.do(t, "PATCH", "/v5/credentials/"+c.ID, map[string]any{"description": "x"}), 404)
+			wantDetail(t, a.do(t, "DELETE", "/v5/credentials/"+c.ID, nil), 404)
+
+			page := a.list(t, nil)
+			if diff := cmp.Diff([]string{keep.ID}, ids(page.Items)); diff != "" || page.Total != 1 {
+				t.Errorf("list after delete: total %d, ids (-want +got):\n%s", page.Total, diff)
+			}
+			if s := a.decrypt(t, keep.ID); s != "keep-payload" {
+				t.Errorf("other credential's payload = %q", s)
+			}
+		})
+
+		t.Run("ok/name-reusable", func(t *testing.T) {
+			c := a.createNamed(t, "reuse", "one")
+			wantStatus(t, a.do(t, "DELETE", "/v5/credentials/"+c.ID, nil), 200)
+			c2 := a.createNamed(t, "reuse", "two")
+			if c2.ID == c.ID {
+				t.Error("a new credential got the deleted one's id")
+			}
+			r := a.do(t, "POST", "/v5/credentials/name/reuse/secret", nil)
+			wantStatus(t, r, 200)
+			var s secret
+			r.Decode(t, &s)
+			if s.Result != "two" {
+				t.Errorf("decrypt by reused name = %q, want %q", s.Result, "two")
+			}
+		})
+
+		t.Run("err/not-found", func(t *testing.T) {
+			wantDetail(t, a.do(t, "DELETE", "/v5/credentials/"+vault.NewID(), nil), 404)
+		})
+	})
+}
+
+func TestCredentials_Decrypt(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a := admin(v)
+		key := a.create(t, map[string]any{"type": "key", "name": "dec-key", "payload": "sk-live-1"})
+		js := a.create(t, map[string]any{"type": "json", "name": "dec json", "payload": `{"user":"u","password":"p"}`})
+
+		for _, tc := range []struct {
+			name, path, want string
+		}{
+			{"ok/by-id", "/v5/credentials/" + key.ID + "/secret", "sk-live-1"},
+			{"ok/by-name", "/v5/credentials/name/dec-key/secret", "sk-live-1"},
+			{"ok/json-by-id-is-text", "/v5/credentials/" + js.ID + "/secret", `{"user":"u","password":"p"}`},
+			{"ok/json-by-name-with-space", "/v5/credentials/name/" + pathName("dec json") + "/secret", `{"user":"u","password":"p"}`},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r := a.do(t, "POST", tc.path, nil)
+				wantStatus(t, r, 200)
+				var got map[string]any
+				r.Decode(t, &got)
+				if diff := cmp.Diff(map[string]any{"result": tc.want, "object": got["object"]}, got); diff != "" {
+					t.Errorf("secret body (-want +got):\n%s", diff)
+				}
+				if o, _ := got["object"].(string); o == "" {
+					t.Errorf("object = %v, want a non-empty string", got["object"])
+				}
+				if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
+					t.Errorf("Cache-Control = %q, want no-store", cc)
+				}
+			})
+		}
+
+		t.Run("ok/body-ignored", func(t *testing.T) {
+			r := a.do(t, "POST", "/v5/credentials/"+key.ID+"/secret", "{}")
+			wantStatus(t, r, 200)
+		})
+
+		t.Run("err/not-found", func(t *testing.T) {
+			wantDetail(t, a.do(t, "POST", "/v5/credentials/"+vault.NewID()+"/secret", nil), 404)
+			wantDetail(t, a.do(t, "POST", "/v5/credentials/name/no-such/secret", nil), 404)
+		})
+	})
+}
+
+func TestCredentials_List(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a := admin(v)
+
+		t.Run("ok/empty", func(t *testing.T) {
+			r := a.do(t, "GET", "/v5/credentials", nil)
+			wantStatus(t, r, 200)
+			var got map[string]any
+			r.Decode(t, &got)
+			want := map[string]any{"object": "list", "items": []any{}, "total": 0.0, "has_more": false, "limit": 100.0}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("empty list (-want +got):\n%s", diff)
+			}
+		})
+
+		t.Run("ok/items-match-get", func(t *testing.T) {
+			c := a.create(t, map[string]any{"type": "json", "name": "listed", "payload": `{"s":"x"}`, "description": "d", "credential_metadata": map[string]any{"m": 1.0}})
+			page := a.list(t, url.Values{"limit": {"7"}})
+			if diff := cmp.Diff(listPage{Object: "list", Items: []credential{c}, Total: 1, HasMore: false, Limit: 7}, page); diff != "" {
+				t.Errorf("list (-want +got):\n%s", diff)
+			}
+		})
+	})
+}
