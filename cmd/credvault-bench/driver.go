@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/credvault/credvault/internal/vault"
@@ -30,6 +31,25 @@ type cellResult struct {
 	elapsed time.Duration
 	p50     time.Duration
 	p99     time.Duration
+	cpu     time.Duration // user+system CPU time of the whole process during the measured window
+}
+
+// cpuPerOp is the process's CPU time per completed operation (server, client
+// and bare handler together): unlike ops/s, it is barely affected by other
+// load on the machine.
+func (r cellResult) cpuPerOp() time.Duration {
+	if r.ops == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.ops)
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (r cellResult) rate() float64 {
@@ -44,7 +64,9 @@ var workerSeq atomic.Int64
 // runCell runs conc workers against client: warmup unmeasured, then
 // duration measured. Each worker records its own latencies; they are merged
 // at the end.
-func runCell(ctx context.Context, client *http.Client, conc int, warmup, duration time.Duration, build builder, status int) cellResult {
+// hook, if not nil, is called with true when measuring starts and false when
+// it ends (the CPU profile of a cell).
+func runCell(ctx context.Context, client *http.Client, conc int, warmup, duration time.Duration, build builder, status int, hook func(bool)) cellResult {
 	var (
 		wg       sync.WaitGroup
 		measure  atomic.Bool
@@ -87,16 +109,22 @@ func runCell(ctx context.Context, client *http.Client, conc int, warmup, duratio
 		})
 	}
 	sleep(ctx, warmup)
+	if hook != nil {
+		hook(true)
+	}
 	measure.Store(true)
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	sleep(ctx, duration)
 	measure.Store(false)
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU()-cpu0
+	if hook != nil {
+		hook(false)
+	}
 	stop.Store(true)
 	wg.Wait()
 
 	slices.Sort(all)
-	r := cellResult{ops: len(all), errs: errs, firstEr: firstErr, elapsed: elapsed}
+	r := cellResult{ops: len(all), errs: errs, firstEr: firstErr, elapsed: elapsed, cpu: cpu}
 	if len(all) > 0 {
 		r.p50 = all[len(all)*50/100]
 		r.p99 = all[min(len(all)-1, len(all)*99/100)]

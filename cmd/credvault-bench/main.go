@@ -56,6 +56,7 @@ type config struct {
 	memProfile  string
 	keep        bool
 	sample      int
+	noAudit     bool
 }
 
 func main() {
@@ -91,9 +92,10 @@ Flags:
 	fs.IntVar(&cfg.payloadSize, "payload-bytes", 40, "payload size of preloaded and created credentials")
 	fs.IntVar(&cfg.batch, "batch", 5000, "preload batch size (one transaction each)")
 	fs.IntVar(&cfg.sample, "sample", 10000, "how many preloaded ids get/decrypt pick from (spread evenly over the rows)")
-	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured cells to this file")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of each credvault cell's measured window to <file>.<op>-c<conc>")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile at the end to this file")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary data directory")
+	fs.BoolVar(&cfg.noAudit, "no-audit", false, "diagnosis only: run the vault without its audit trail, to measure what the trail costs (not a supported configuration)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -154,6 +156,9 @@ func bench(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer a.Close()
+	if cfg.noAudit {
+		a.Service.SetAuditor(nil)
+	}
 	key, id, err := benchIdentity(ctx, a.Service)
 	if err != nil {
 		return err
@@ -229,17 +234,6 @@ func bench(ctx context.Context, cfg config) error {
 		plan = append(plan, prepared{op, b})
 	}
 
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
-	}
-
 	bareOp := findOp("bare")
 	bareBuild, _ := bareOp.setup(e)
 	var results []row
@@ -253,14 +247,14 @@ func bench(ctx context.Context, cfg config) error {
 				continue
 			}
 			logf("c=%d bare …", c)
-			b := runCell(ctx, e.bare, c, cfg.warmup, cfg.duration, bareBuild, bareOp.status)
+			b := runCell(ctx, e.bare, c, cfg.warmup, cfg.duration, bareBuild, bareOp.status, nil)
 			bares = append(bares, b)
 			logf("c=%d %s …", c, p.op.name)
-			r := runCell(ctx, e.vault, c, cfg.warmup, cfg.duration, p.build, p.op.status)
+			r := runCell(ctx, e.vault, c, cfg.warmup, cfg.duration, p.build, p.op.status, cfg.profileHook(p.op.name, c))
 			results = append(results, row{op: p.op.name, conc: c, res: r, bare: b})
 		}
 		if len(bares) == 0 { // only "bare" was asked for
-			b := runCell(ctx, e.bare, c, cfg.warmup, cfg.duration, bareBuild, bareOp.status)
+			b := runCell(ctx, e.bare, c, cfg.warmup, cfg.duration, bareBuild, bareOp.status, cfg.profileHook("bare", c))
 			bares = append(bares, b)
 		}
 		results = append(results, row{op: "bare", conc: c, res: medianCell(bares), bare: medianCell(bares), bareRuns: len(bares)})
@@ -291,6 +285,31 @@ func bench(ctx context.Context, cfg config) error {
 		skipped:   skipped,
 	}, results)
 	return nil
+}
+
+// profileHook returns the hook that writes the CPU profile of one cell's
+// measured window to <-cpuprofile>.<op>-c<conc>, or nil.
+func (cfg config) profileHook(op string, conc int) func(bool) {
+	if cfg.cpuProfile == "" {
+		return nil
+	}
+	var f *os.File
+	return func(start bool) {
+		if start {
+			var err error
+			if f, err = os.Create(fmt.Sprintf("%s.%s-c%d", cfg.cpuProfile, op, conc)); err == nil {
+				if err := pprof.StartCPUProfile(f); err != nil {
+					f.Close()
+					f = nil
+				}
+			}
+			return
+		}
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+	}
 }
 
 // benchIdentity returns an API key and the identity behind it. On an empty

@@ -28,15 +28,19 @@ type reportInfo struct {
 }
 
 func report(w io.Writer, cfg config, info reportInfo, rows []row) {
-	fmt.Fprintf(w, "### %s, %d preloaded rows\n\n", info.engine, cfg.rows)
+	title := fmt.Sprintf("%s, %d preloaded rows", info.engine, cfg.rows)
+	if cfg.noAudit {
+		title += " — DIAGNOSIS: audit trail disabled (-no-audit)"
+	}
+	fmt.Fprintf(w, "### %s\n\n", title)
 	fmt.Fprintf(w, "- machine: %d CPUs (GOMAXPROCS %d), %s, %s %s/%s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(w, "- command: `go run ./cmd/credvault-bench %s`\n", strings.Join(os.Args[1:], " "))
 	fmt.Fprintf(w, "- %s measured + %s warm-up per cell; each cell is preceded by a bare-handler cell at the same concurrency; ratio = ops/s ÷ that bare cell's ops/s\n", cfg.duration, cfg.warmup)
 	fmt.Fprintf(w, "- preload: %d credentials (%d-byte payloads) through the core's bulk path in %s (%.0f/s); list-deep cursor = row %d of %d in created_at order; %d rows at the end (creates add rows)\n\n",
 		cfg.rows, cfg.payloadSize, info.loadTime.Round(time.Millisecond), float64(cfg.rows)/info.loadTime.Seconds(), info.deepIndex+1, cfg.rows, info.rowsEnd)
 
-	fmt.Fprintln(w, "| operation | conc | ops/s | p50 | p99 | bare ops/s (adjacent) | ratio to bare | errors |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| operation | conc | ops/s | p50 | p99 | bare ops/s (adjacent) | ratio to bare | CPU/op | CPU use | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range cfg.concs {
 		names := []string{"bare"}
 		for _, n := range cfg.ops {
@@ -59,11 +63,16 @@ func report(w io.Writer, cfg config, info reportInfo, rows []row) {
 				if r.res.errs > 0 {
 					errs += " (" + truncate(r.res.firstEr, 80) + ")"
 				}
-				fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %.0f | %s | %s |\n", r.op, r.conc, r.res.rate(), dur(r.res.p50), dur(r.res.p99), r.bare.rate(), ratio, errs)
+				use := 0.0
+				if r.res.elapsed > 0 {
+					use = 100 * r.res.cpu.Seconds() / r.res.elapsed.Seconds()
+				}
+				fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %.0f | %s | %s | %.0f%% | %s |\n", r.op, r.conc, r.res.rate(), dur(r.res.p50), dur(r.res.p99), r.bare.rate(), ratio, dur(r.res.cpuPerOp()), use, errs)
 			}
 		}
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "CPU/op: user+system CPU time of the whole process (server, bare handler and load generator) per operation in the measured window; CPU use: the same over wall time (%d CPUs = %d%%).\n\n", runtime.NumCPU(), 100*runtime.NumCPU())
 	fmt.Fprintf(w, "Memory of the benchmark process (server, bare handler and load generator share it; /proc/self/status): "+
 		"VmRSS %s at start, %s after preload (after GC), %s at the end; peak VmHWM %s (includes the preload). Go heap in use at the end: %s.\n",
 		kb(info.memStart.rssKB), kb(info.memLoaded.rssKB), kb(info.memEnd.rssKB), kb(info.memEnd.hwmKB), kb(info.memEnd.heapInuse/1024))
