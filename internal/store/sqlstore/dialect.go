@@ -133,6 +133,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	// Parse first, so that a malformed URL is reported as such rather than
+	// as a failed connection. pgconn redacts the password in its message.
+	if _, err := pgconn.ParseConfig(dsn); err != nil {
+		return nil, fmt.Errorf("postgres: invalid database URL: %s", pgErrText(err))
+	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %s: %s", redactDSN(dsn), pgErrText(err))
@@ -159,7 +164,19 @@ func pgErrText(err error) string {
 	if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "password") {
 		s = s[i+2:]
 	}
-	return strings.Join(strings.Fields(s), " ")
+	// pgx reports one line per connection attempt (every host address, and
+	// with sslmode=prefer TLS and then plain), which usually fail alike:
+	// keep each distinct line once.
+	var parts []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.Join(strings.Fields(l), " ")
+		if l != "" && !seen[l] {
+			seen[l] = true
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // forUpdate returns the row-locking suffix for a read-modify-write select.
