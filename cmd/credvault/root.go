@@ -100,6 +100,7 @@ Every flag can also be set through the environment variable named in its help.`,
 	root.AddCommand(newBackupCmd(o, stdout))
 	root.AddCommand(newKeygenCmd(stdout))
 	root.AddCommand(newAuditCmd(o, stdout))
+	root.AddCommand(newRekeyCmd(o, stdout))
 	root.AddCommand(newRestoreCmd(o, stdout))
 	return root
 }

@@ -7,7 +7,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/keyset"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -53,6 +57,8 @@ type App struct {
 	// true when it was generated into the data directory just now.
 	KeySource    string
 	KeyGenerated bool
+
+	stopWatch func()
 }
 
 // DatabaseURL resolves the database URL of cfg.
@@ -150,12 +156,56 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	}
 	if fp, ok := prov.(*crypto.FileProvider); ok {
 		a.KeyGenerated = fp.Generated
+		a.stopWatch = watchKeyFile(fp.Path, kr, cfg.Logger)
 	}
 	return a, nil
 }
 
+// watchKeyFile makes the keyring follow a master key file that `credvault
+// rekey` rotates while the server runs: it re-reads the file when its
+// modification time changes (polled every 2s), and the keyring re-reads it
+// on demand when it meets a data key wrapped by a key it does not have.
+func watchKeyFile(path string, kr *crypto.Keyring, log *slog.Logger) (stop func()) {
+	load := func() (*keyset.Handle, error) {
+		return (&crypto.FileProvider{Path: path}).Load(context.Background())
+	}
+	kr.SetReloader(load)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var last time.Time
+		if fi, err := os.Stat(path); err == nil {
+			last = fi.ModTime()
+		}
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			fi, err := os.Stat(path)
+			if err != nil || fi.ModTime().Equal(last) {
+				continue
+			}
+			last = fi.ModTime()
+			if changed, err := kr.Reload(); err != nil {
+				log.Error("master key file changed but cannot be loaded; keeping the current keys", "err", err.Error())
+			} else if changed {
+				log.Info("master keyset reloaded", "primary_key_id", kr.PrimaryKeyID())
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
 // Close releases the vault's resources.
 func (a *App) Close() error {
+	if a.stopWatch != nil {
+		a.stopWatch()
+	}
 	a.Trail.Close()
 	if err := a.Store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)

@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
@@ -29,24 +31,94 @@ import (
 )
 
 // Keyring seals and opens payloads under a master keyset. It is safe for
-// concurrent use.
+// concurrent use, and its keyset can be swapped at run time (master key
+// rotation) without stopping.
 type Keyring struct {
+	state atomic.Pointer[keyringState]
+
+	// reload, if set, re-reads the master keyset; Open calls it (at most
+	// once a second) when a ciphertext does not open, so that a server picks
+	// up a rotated keyset as soon as it meets data wrapped by the new key.
+	reload     func() (*keyset.Handle, error)
+	lastReload atomic.Int64
+}
+
+type keyringState struct {
 	handle   *keyset.Handle
 	kek      tink.AEAD
 	envelope tink.AEAD
 }
 
-// NewKeyring returns a Keyring whose KEK is the AEAD keyset h.
-func NewKeyring(h *keyset.Handle) (*Keyring, error) {
+func newState(h *keyset.Handle) (*keyringState, error) {
 	kek, err := aead.New(h)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: master keyset is not an AEAD keyset: %w", err)
 	}
-	return &Keyring{
-		handle:   h,
-		kek:      kek,
-		envelope: aead.NewKMSEnvelopeAEAD2(aead.AES256GCMKeyTemplate(), kek),
-	}, nil
+	return &keyringState{handle: h, kek: kek, envelope: aead.NewKMSEnvelopeAEAD2(aead.AES256GCMKeyTemplate(), kek)}, nil
+}
+
+// NewKeyring returns a Keyring whose KEK is the AEAD keyset h.
+func NewKeyring(h *keyset.Handle) (*Keyring, error) {
+	st, err := newState(h)
+	if err != nil {
+		return nil, err
+	}
+	k := &Keyring{}
+	k.state.Store(st)
+	return k, nil
+}
+
+// Swap replaces the master keyset. New seals use its primary key; every
+// ciphertext wrapped by any of its keys opens.
+func (k *Keyring) Swap(h *keyset.Handle) error {
+	st, err := newState(h)
+	if err != nil {
+		return err
+	}
+	k.state.Store(st)
+	return nil
+}
+
+// SetReloader installs the function Open uses to re-read the keyset.
+func (k *Keyring) SetReloader(fn func() (*keyset.Handle, error)) { k.reload = fn }
+
+// Reload re-reads the keyset through the reloader and swaps it in. It
+// reports whether the key ids changed.
+func (k *Keyring) Reload() (bool, error) {
+	if k.reload == nil {
+		return false, nil
+	}
+	h, err := k.reload()
+	if err != nil {
+		return false, err
+	}
+	if sameKeys(h, k.state.Load().handle) {
+		return false, nil
+	}
+	return true, k.Swap(h)
+}
+
+func sameKeys(a, b *keyset.Handle) bool {
+	ai, bi := a.KeysetInfo(), b.KeysetInfo()
+	if ai.GetPrimaryKeyId() != bi.GetPrimaryKeyId() || len(ai.GetKeyInfo()) != len(bi.GetKeyInfo()) {
+		return false
+	}
+	for i, x := range ai.GetKeyInfo() {
+		y := bi.GetKeyInfo()[i]
+		if x.GetKeyId() != y.GetKeyId() || x.GetStatus() != y.GetStatus() {
+			return false
+		}
+	}
+	return true
+}
+
+// KeyIDs returns the ids of the enabled master keys and the primary's.
+func (k *Keyring) KeyIDs() (ids []uint32, primary uint32) {
+	info := k.state.Load().handle.KeysetInfo()
+	for _, ki := range info.GetKeyInfo() {
+		ids = append(ids, ki.GetKeyId())
+	}
+	return ids, info.GetPrimaryKeyId()
 }
 
 // NewKEK returns a new master keyset with one AES-256-GCM key, generated
@@ -90,7 +162,7 @@ func ParseKEK(b []byte) (*keyset.Handle, error) {
 
 // Seal encrypts plaintext bound to associatedData.
 func (k *Keyring) Seal(plaintext, associatedData []byte) ([]byte, error) {
-	ct, err := k.envelope.Encrypt(plaintext, associatedData)
+	ct, err := k.state.Load().envelope.Encrypt(plaintext, associatedData)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
@@ -103,15 +175,24 @@ var ErrOpen = errors.New("ciphertext does not open under this master key and ass
 
 // Open decrypts a ciphertext produced by Seal with the same associated data.
 func (k *Keyring) Open(ciphertext, associatedData []byte) ([]byte, error) {
-	pt, err := k.envelope.Decrypt(ciphertext, associatedData)
-	if err != nil {
-		return nil, ErrOpen
+	pt, err := k.state.Load().envelope.Decrypt(ciphertext, associatedData)
+	if err == nil {
+		return pt, nil
 	}
-	return pt, nil
+	// Perhaps the master keyset was rotated by another process: re-read it
+	// (at most once a second) and try again.
+	if now := time.Now().Unix(); k.reload != nil && k.lastReload.Swap(now) != now {
+		if changed, rerr := k.Reload(); rerr == nil && changed {
+			if pt, err := k.state.Load().envelope.Decrypt(ciphertext, associatedData); err == nil {
+				return pt, nil
+			}
+		}
+	}
+	return nil, ErrOpen
 }
 
 // PrimaryKeyID is the id of the master key that wraps new data keys.
-func (k *Keyring) PrimaryKeyID() uint32 { return k.handle.KeysetInfo().GetPrimaryKeyId() }
+func (k *Keyring) PrimaryKeyID() uint32 { return k.state.Load().handle.KeysetInfo().GetPrimaryKeyId() }
 
 // WrappingKeyID returns the id of the master key that wrapped the data key
 // of ciphertext (from Tink's output prefix of the wrapped DEK).
@@ -133,11 +214,12 @@ func (k *Keyring) Rewrap(ciphertext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dek, err := k.kek.Decrypt(wrapped, nil)
+	st := k.state.Load()
+	dek, err := st.kek.Decrypt(wrapped, nil)
 	if err != nil {
 		return nil, ErrOpen
 	}
-	rewrapped, err := k.kek.Encrypt(dek, nil)
+	rewrapped, err := st.kek.Encrypt(dek, nil)
 	if err != nil {
 		return nil, fmt.Errorf("rewrap: %w", err)
 	}

@@ -1,0 +1,143 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/credvault/credvault/internal/crypto"
+)
+
+// RekeyOptions configures a master-key rotation.
+type RekeyOptions struct {
+	// Resume skips adding a new key: it finishes an interrupted rotation
+	// (re-wraps what is left and retires unused keys).
+	Resume bool
+	// Grace is how long to wait after changing the key file before re-wrapping
+	// and before retiring keys, so that running servers (which watch the
+	// file) have loaded it. Default 5s.
+	Grace time.Duration
+	Log   func(msg string, args ...any)
+}
+
+// RekeyReport says what a rotation did.
+type RekeyReport struct {
+	NewPrimary uint32
+	Scanned    int64
+	Rewrapped  int64
+	Retired    []uint32
+	Remaining  map[uint32]int64 // ciphertexts per master key id after the run
+}
+
+// Rekey rotates the master key online, while servers keep serving:
+//
+//  1. a new key is added to the keyset file as its primary (old keys stay),
+//     and running servers pick it up (they watch the file, and re-read it
+//     when they meet a data key wrapped by a key they do not have);
+//  2. every data key in the database is re-wrapped under the new primary
+//     (compare-and-set per row, so concurrent writes are never lost);
+//  3. keys that no ciphertext depends on any more are removed from the file.
+//
+// Each step is idempotent; an interrupted rotation is finished with Resume.
+func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, error) {
+	if opts.Grace == 0 {
+		opts.Grace = 5 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = func(string, ...any) {}
+	}
+	fp, ok := cfg.KeyProvider().(*crypto.FileProvider)
+	if !ok {
+		return nil, errors.New("rekey: the master key must come from a file (--master-key-file or the data directory's master-key.json); for a key in $CREDVAULT_MASTER_KEY, rotate with a file and then update the variable")
+	}
+	if _, err := os.Stat(fp.Path); err != nil {
+		return nil, fmt.Errorf("rekey: %w", err)
+	}
+	fp.Generate = false
+	h, err := fp.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	kr, err := crypto.NewKeyring(h)
+	if err != nil {
+		return nil, err
+	}
+	rep := &RekeyReport{}
+	if !opts.Resume {
+		nh, id, err := crypto.AddPrimary(h)
+		if err != nil {
+			return nil, err
+		}
+		if err := fp.Save(nh); err != nil {
+			return nil, err
+		}
+		h = nh
+		if err := kr.Swap(h); err != nil {
+			return nil, err
+		}
+		opts.Log("added a new primary master key; waiting for running servers to load it", "key_id", id, "grace", opts.Grace.String())
+		if err := sleep(ctx, opts.Grace); err != nil {
+			return nil, err
+		}
+	}
+	rep.NewPrimary = kr.PrimaryKeyID()
+	primary := rep.NewPrimary
+	st, err := db.RewrapAll(ctx, func(ct []byte) bool {
+		id, err := crypto.WrappingKeyID(ct)
+		return err == nil && id != primary
+	}, kr.Rewrap)
+	rep.Scanned, rep.Rewrapped = st.Scanned, st.Rewrapped
+	if err != nil {
+		return rep, fmt.Errorf("rekey: re-wrap (run again with --resume to finish): %w", err)
+	}
+	opts.Log("re-wrapped data keys", "scanned", st.Scanned, "rewrapped", st.Rewrapped)
+
+	// Retire keys nothing depends on. Wait once more so that a server that
+	// sealed with the old primary just before loading the new keyset shows
+	// up in the count rather than losing its data.
+	if err := sleep(ctx, opts.Grace); err != nil {
+		return rep, err
+	}
+	inUse, err := db.WrappingKeysInUse(ctx, crypto.WrappingKeyID)
+	if err != nil {
+		return rep, fmt.Errorf("rekey: count key use: %w", err)
+	}
+	ids, _ := kr.KeyIDs()
+	var retire []uint32
+	for _, id := range ids {
+		if id != primary && inUse[id] == 0 {
+			retire = append(retire, id)
+		}
+	}
+	if len(retire) > 0 {
+		nh, err := crypto.RemoveKeys(h, retire)
+		if err != nil {
+			return rep, err
+		}
+		if err := fp.Save(nh); err != nil {
+			return rep, err
+		}
+		rep.Retired = retire
+		opts.Log("retired master keys no ciphertext depends on", "key_ids", retire)
+	}
+	rep.Remaining = inUse
+	return rep, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

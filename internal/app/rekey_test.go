@@ -1,0 +1,142 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/testutil/pgtest"
+	"github.com/credvault/credvault/internal/testutil/vaulttest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// load runs writers and readers against v until stop is closed, recording
+// the acknowledged payload of every credential.
+func load(t *testing.T, v *vaulttest.Vault, stop <-chan struct{}, want *sync.Map, ops *atomic.Int64) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name := fmt.Sprintf("w%d-%d", w, i)
+				payload := fmt.Sprintf("secret-%d-%d-%d", w, i, time.Now().UnixNano())
+				r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": name, "payload": payload})
+				if r.Status != 200 {
+					t.Errorf("create during rekey: %d %s", r.Status, r.Body)
+					return
+				}
+				id := r.Object(t)["id"].(string)
+				want.Store(id, payload)
+				if i%3 == 0 { // update the payload, too
+					payload += "-v2"
+					if r := v.SGP(t, v.AdminKey, "", "PATCH", "/v5/credentials/"+id, map[string]any{"payload": payload}); r.Status != 200 {
+						t.Errorf("update during rekey: %d %s", r.Status, r.Body)
+						return
+					}
+					want.Store(id, payload)
+				}
+				if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials/"+id+"/secret", nil); r.Status != 200 || r.Object(t)["result"] != payload {
+					t.Errorf("decrypt during rekey: %d %s", r.Status, r.Body)
+					return
+				}
+				ops.Add(3)
+			}
+		}(w)
+	}
+	return &wg
+}
+
+func checkAll(t *testing.T, v *vaulttest.Vault, want *sync.Map) int {
+	n := 0
+	want.Range(func(k, val any) bool {
+		n++
+		r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials/"+k.(string)+"/secret", nil)
+		if r.Status != 200 || r.Object(t)["result"] != val {
+			t.Errorf("credential %s after rekey: %d %s", k, r.Status, r.Body)
+		}
+		return true
+	})
+	return n
+}
+
+func TestRekeyUnderLoad(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		ctx := context.Background()
+		oldPrimary := v.App.Keyring.PrimaryKeyID()
+		var want sync.Map
+		var ops atomic.Int64
+		stop := make(chan struct{})
+		wg := load(t, v, stop, &want, &ops)
+		time.Sleep(300 * time.Millisecond) // some data under the old key first
+		rep, err := app.Rekey(ctx, v.Config, app.RekeyOptions{Grace: 2500 * time.Millisecond})
+		close(stop)
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("rekey: %v", err)
+		}
+		if rep.NewPrimary == oldPrimary || rep.Rewrapped == 0 {
+			t.Fatalf("rekey report: %+v (old primary %d)", rep, oldPrimary)
+		}
+		if len(rep.Retired) != 1 || rep.Retired[0] != oldPrimary {
+			t.Errorf("old key not retired: %+v", rep)
+		}
+		// The server follows the file: its primary is the new key.
+		if got := v.App.Keyring.PrimaryKeyID(); got != rep.NewPrimary {
+			t.Errorf("server primary %d, want %d", got, rep.NewPrimary)
+		}
+		inUse, err := v.App.Store.WrappingKeysInUse(ctx, crypto.WrappingKeyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id := range inUse {
+			if id != rep.NewPrimary {
+				t.Errorf("ciphertexts still wrapped by key %d: %d", id, inUse[id])
+			}
+		}
+		n := checkAll(t, v, &want)
+		t.Logf("%s: %d credentials, %d API operations during rotation, %d re-wrapped", v.Engine, n, ops.Load(), rep.Rewrapped)
+	})
+}
+
+func TestRekeyResumesAfterInterruption(t *testing.T) {
+	v := vaulttest.New(t, "sqlite")
+	var want sync.Map
+	for i := 0; i < 20; i++ {
+		r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": fmt.Sprint("c", i), "payload": fmt.Sprint("p", i)})
+		want.Store(r.Object(t)["id"].(string), fmt.Sprint("p", i))
+	}
+	old := v.App.Keyring.PrimaryKeyID()
+	// Interrupt the rotation right after the new key was added.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := app.Rekey(ctx, v.Config, app.RekeyOptions{Grace: time.Minute}); err == nil {
+		t.Fatal("interrupted rekey reported success")
+	}
+	// Everything still opens: old data under the old key, the server has both.
+	checkAll(t, v, &want)
+	rep, err := app.Rekey(context.Background(), v.Config, app.RekeyOptions{Resume: true, Grace: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if rep.NewPrimary == old || rep.Rewrapped < 20 || len(rep.Retired) != 1 {
+		t.Fatalf("resume report: %+v", rep)
+	}
+	checkAll(t, v, &want)
+	// Running it again finds nothing to do.
+	rep, err = app.Rekey(context.Background(), v.Config, app.RekeyOptions{Resume: true, Grace: 10 * time.Millisecond})
+	if err != nil || rep.Rewrapped != 0 || len(rep.Retired) != 0 {
+		t.Fatalf("second resume: %+v %v", rep, err)
+	}
+}
