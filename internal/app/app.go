@@ -42,6 +42,10 @@ type Config struct {
 	FailedAuthBurst     int
 	PrincipalRPS        float64
 	PrincipalBurst      int
+
+	// RekeyGrace is the wait of an admin-API master-key rotation (see
+	// RekeyOptions.Grace).
+	RekeyGrace time.Duration
 }
 
 // App is an assembled vault.
@@ -152,8 +156,14 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		Service:   svc,
 		Registry:  reg,
 		KeySource: prov.Name(),
-		Handler:   server.New(svc, server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg}),
 	}
+	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg}
+	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Path != "" {
+		scfg.Rekey = func(ctx context.Context) (any, error) {
+			return Rekey(ctx, cfg, RekeyOptions{Grace: cfg.RekeyGrace, Keyring: kr, Log: func(msg string, args ...any) { cfg.Logger.Info(msg, args...) }})
+		}
+	}
+	a.Handler = server.New(svc, scfg)
 	if fp, ok := prov.(*crypto.FileProvider); ok {
 		a.KeyGenerated = fp.Generated
 		a.stopWatch = watchKeyFile(fp.Path, kr, cfg.Logger)

@@ -20,6 +20,9 @@ type RekeyOptions struct {
 	// file) have loaded it. Default 5s.
 	Grace time.Duration
 	Log   func(msg string, args ...any)
+	// Keyring, if set, is a running server's keyring: it is switched to the
+	// new keyset at once instead of when the server notices the file change.
+	Keyring *crypto.Keyring
 }
 
 // RekeyReport says what a rotation did.
@@ -65,8 +68,12 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 		return nil, err
 	}
 	defer db.Close()
-	kr, err := crypto.NewKeyring(h)
-	if err != nil {
+	kr := opts.Keyring
+	if kr == nil {
+		if kr, err = crypto.NewKeyring(h); err != nil {
+			return nil, err
+		}
+	} else if err := kr.Swap(h); err != nil {
 		return nil, err
 	}
 	rep := &RekeyReport{}
@@ -122,6 +129,9 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 			return rep, err
 		}
 		if err := fp.Save(nh); err != nil {
+			return rep, err
+		}
+		if err := kr.Swap(nh); err != nil {
 			return rep, err
 		}
 		rep.Retired = retire

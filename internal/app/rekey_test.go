@@ -140,3 +140,37 @@ func TestRekeyResumesAfterInterruption(t *testing.T) {
 		t.Fatalf("second resume: %+v %v", rep, err)
 	}
 }
+
+func TestRekeyAdminAPI(t *testing.T) {
+	v := vaulttest.New(t, "sqlite", func(c *app.Config) { c.RekeyGrace = 50 * time.Millisecond })
+	r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": "a", "payload": "before-rotation"})
+	id := r.Object(t)["id"].(string)
+	reader := v.NewMember(t, v.AccountID, "auditor", "reader")
+	if r := v.Do(t, "POST", "/admin/v1/rekey", nil, "x-api-key", reader.Key); r.Status != 403 {
+		t.Fatalf("reader started a rotation: %d %s", r.Status, r.Body)
+	}
+	if r := v.Do(t, "POST", "/admin/v1/rekey", nil); r.Status != 401 {
+		t.Fatalf("anonymous rotation: %d", r.Status)
+	}
+	old := v.App.Keyring.PrimaryKeyID()
+	if r := v.Do(t, "POST", "/admin/v1/rekey", nil, "x-api-key", v.AdminKey); r.Status != 202 {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := v.Do(t, "GET", "/admin/v1/rekey", nil, "x-api-key", v.AdminKey).Object(t)
+		if st["status"] == "done" {
+			break
+		}
+		if st["status"] == "failed" || time.Now().After(deadline) {
+			t.Fatalf("rotation status: %v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v.App.Keyring.PrimaryKeyID() == old {
+		t.Error("primary key unchanged after the rotation")
+	}
+	if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials/"+id+"/secret", nil); r.Object(t)["result"] != "before-rotation" {
+		t.Errorf("after rotation: %s", r.Body)
+	}
+}

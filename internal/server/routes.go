@@ -14,6 +14,8 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /healthz", s.handleHealthz())
 	s.mux.Handle("GET /readyz", s.handleReadyz())
 	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.mux.Handle("POST /admin/v1/rekey", s.handleRekeyStart())
+	s.mux.Handle("GET /admin/v1/rekey", s.handleRekeyStatus())
 	s.mux.Handle("GET /openapi/sgp-v5-credentials.openapi.yaml", staticDoc("application/yaml", api.SGPOpenAPI))
 	s.mux.Handle("GET /openapi/dsm-subset.openapi.json", staticDoc("application/json", api.DSMOpenAPI))
 

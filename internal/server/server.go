@@ -28,6 +28,8 @@ type Config struct {
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 	Registry     *prometheus.Registry
+	// Rekey, if set, runs an online master-key rotation for the admin API.
+	Rekey func(ctx context.Context) (any, error)
 }
 
 // Server is credvault's HTTP handler.
@@ -38,6 +40,7 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	metrics *metrics
+	rekey   *rekeyJob
 }
 
 // New returns the handler for svc.
@@ -51,7 +54,7 @@ func New(svc *vault.Service, cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry)}
+	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry), rekey: &rekeyJob{run: cfg.Rekey}}
 	s.routes()
 	s.handler = s.middleware(s.mux)
 	return s
