@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 type serveOptions struct {
@@ -88,7 +89,15 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 			"In production supply the master key through CREDVAULT_MASTER_KEY or --master-key-file, kept apart from the database and its backups.",
 			"source", a.KeySource)
 	}
-	boot, err := a.Service.Bootstrap(ctx, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY"))
+	// Replicas starting at once on an empty PostgreSQL database must not
+	// bootstrap it twice (two default accounts, and the loser failing on
+	// the API key): bootstrap under the database-wide start-up lock.
+	var boot *vault.BootstrapResult
+	err = a.Store.Exclusive(ctx, func() error {
+		var err error
+		boot, err = a.Service.Bootstrap(ctx, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY"))
+		return err
+	})
 	if err != nil {
 		return err
 	}

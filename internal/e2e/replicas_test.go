@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+
+	"github.com/credvault/credvault/internal/app"
 )
 
 // replicaSet is n credvault serve processes on one PostgreSQL database,
@@ -191,5 +193,55 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("integrity: %v", err)
 	} else {
 		t.Logf("integrity ok: %d credentials, amcheck on %d indexes", rep.Credentials, rep.Indexes)
+	}
+}
+
+// TestConcurrentBootstrap: two vaults bootstrapping one empty PostgreSQL
+// database at the same moment, as serve does it (under the store's
+// start-up lock), create exactly one account and one admin key, and neither
+// fails. Without the lock, vault.Service.Bootstrap is not atomic: both see
+// an empty database, both create a "default" account, and the loser fails
+// on the API key's primary key.
+func TestConcurrentBootstrap(t *testing.T) {
+	wantEngine(t, "postgres")
+	for try := range 5 {
+		dbURL := newDatabase(t, "postgres")
+		ctx := context.Background()
+		var apps []*app.App
+		for range 2 {
+			a, err := app.Open(ctx, app.Config{DatabaseURL: dbURL, MasterKey: masterKey, DataDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { a.Close() })
+			apps = append(apps, a)
+		}
+		key := newBootstrapKey()
+		var wg sync.WaitGroup
+		errs := make([]error, len(apps))
+		booted := make([]bool, len(apps))
+		for i, a := range apps {
+			wg.Go(func() {
+				errs[i] = a.Store.Exclusive(ctx, func() error {
+					b, err := a.Service.Bootstrap(ctx, key)
+					booted[i] = b != nil
+					return err
+				})
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("try %d: vault %d: bootstrap: %v", try, i, err)
+			}
+		}
+		if booted[0] == booted[1] {
+			t.Errorf("try %d: bootstrapped by both or neither: %v", try, booted)
+		}
+		for table, want := range map[string]int{"accounts": 1, "principals": 1, "api_keys": 1} {
+			if n, err := countRows(dbURL, table); err != nil || n != want {
+				t.Errorf("try %d: %s has %d rows (%v), want %d", try, table, n, err, want)
+			}
+		}
 	}
 }

@@ -92,6 +92,21 @@ func (db *DB) Close() error {
 	return err
 }
 
+// Exclusive runs fn while holding the database-wide start-up lock (the one
+// migrations take), so that one-time work done at start-up — bootstrapping
+// an empty vault — is done by exactly one of several replicas starting at
+// once: the others wait, then find the work done. On PostgreSQL it is a
+// session advisory lock on a dedicated connection; fn runs on the pool. On
+// SQLite (one process per database file) it is a no-op.
+func (db *DB) Exclusive(ctx context.Context, fn func() error) error {
+	unlock, err := db.d.lock(ctx, db.w)
+	if err != nil {
+		return db.translate(err)
+	}
+	defer unlock()
+	return fn()
+}
+
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.w.PingContext(ctx); err != nil {
