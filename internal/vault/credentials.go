@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -55,14 +56,20 @@ func (s *Service) checkPayload(typ string, payload []byte) error {
 	return nil
 }
 
+// storable reports whether s can be stored and looked up alike on every
+// engine: valid UTF-8 without NUL characters. PostgreSQL text rejects both
+// (SQLite would store them), so such values are refused (or, as lookup
+// keys, cannot match anything) before they reach a store.
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
 func checkName(name string) error {
 	switch {
 	case name == "":
 		return FieldError("name", "name must not be empty")
 	case len(name) > MaxNameLength:
 		return FieldError("name", "name must be at most %d bytes", MaxNameLength)
-	case !utf8.ValidString(name):
-		return FieldError("name", "name must be valid UTF-8")
+	case !storable(name):
+		return FieldError("name", "name must be valid UTF-8 without NUL characters")
 	}
 	return nil
 }
@@ -73,6 +80,16 @@ func checkType(typ string) error {
 	}
 	if len(typ) > 255 {
 		return FieldError("type", "type must be at most 255 bytes")
+	}
+	if !storable(typ) {
+		return FieldError("type", "type must be valid UTF-8 without NUL characters")
+	}
+	return nil
+}
+
+func checkDescription(d string) error {
+	if !storable(d) {
+		return FieldError("description", "description must be valid UTF-8 without NUL characters")
 	}
 	return nil
 }
@@ -98,6 +115,9 @@ func (s *Service) CreateCredential(ctx context.Context, id *Identity, in Credent
 		return nil, err
 	}
 	if err := checkName(in.Name); err != nil {
+		return nil, err
+	}
+	if err := checkDescription(in.Description); err != nil {
 		return nil, err
 	}
 	if err := s.checkPayload(in.Type, in.Payload); err != nil {
@@ -163,6 +183,9 @@ func (s *Service) GetCredentialByName(ctx context.Context, id *Identity, name st
 }
 
 func (s *Service) getCredential(ctx context.Context, id *Identity, credID, name string) (*Credential, error) {
+	if !storable(credID) || !storable(name) {
+		return nil, Errorf(KindNotFound, "credential not found")
+	}
 	var (
 		c   *Credential
 		err error
@@ -220,6 +243,11 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 			return nil, err
 		}
 	}
+	if p.Description != nil {
+		if err := checkDescription(*p.Description); err != nil {
+			return nil, err
+		}
+	}
 	var meta json.RawMessage
 	if p.Metadata != nil {
 		var err error
@@ -234,6 +262,9 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 				return nil, err
 			}
 		}
+	}
+	if !storable(credID) {
+		return nil, Errorf(KindNotFound, "credential not found")
 	}
 	now := s.Now()
 	c, err = s.store.UpdateCredential(ctx, id.AccountID, credID, func(c *Credential) error {
@@ -292,6 +323,9 @@ func (s *Service) DeleteCredential(ctx context.Context, id *Identity, credID str
 	if err := id.Require(ActWrite); err != nil {
 		return err
 	}
+	if !storable(credID) {
+		return Errorf(KindNotFound, "credential not found")
+	}
 	if err := s.store.DeleteCredential(ctx, id.AccountID, credID); err != nil {
 		if KindOf(err) == KindNotFound {
 			return Errorf(KindNotFound, "credential not found")
@@ -324,6 +358,17 @@ func (s *Service) ListCredentials(ctx context.Context, id *Identity, q Credentia
 	}
 	if !valid {
 		return nil, FieldError("sort_by", "sort_by must be one of %v", SortFields)
+	}
+	// Values no credential can have: answer as the store would for an
+	// unknown cursor or a name that matches nothing.
+	if !storable(q.After) {
+		return nil, FieldError("starting_after", "no credential with this id exists in this account")
+	}
+	if !storable(q.Before) {
+		return nil, FieldError("ending_before", "no credential with this id exists in this account")
+	}
+	if q.Name != nil && !storable(*q.Name) {
+		return &CredentialPage{Items: []Credential{}}, nil
 	}
 	page, err := s.store.ListCredentials(ctx, id.AccountID, q)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 var ignoreUpdatedAt = cmpopts.IgnoreFields(credential{}, "UpdatedAt")
 
 func TestCredentials_Create(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 
@@ -91,6 +92,16 @@ func TestCredentials_Create(t *testing.T) {
 			}
 		})
 
+		t.Run("ok/metadata-keeps-escaped-nul", func(t *testing.T) {
+			// Metadata is stored as JSON text, so an escaped NUL is fine on
+			// every engine (unlike a NUL in name, type or description).
+			meta := map[string]any{"k\x00": "v\x00"}
+			got := a.create(t, map[string]any{"type": "key", "name": "nul-meta", "payload": "p", "credential_metadata": meta})
+			if diff := cmp.Diff(meta, a.get(t, got.ID).CredentialMetadata); diff != "" {
+				t.Errorf("metadata (-want +got):\n%s", diff)
+			}
+		})
+
 		t.Run("ok/unicode", func(t *testing.T) {
 			const payload = "pä$$wörd 🔑 \u0000 \"quoted\" \\ <html>"
 			got := a.create(t, map[string]any{"type": "key", "name": "ünïcødé ✓", "payload": payload, "description": "<b>&</b>"})
@@ -125,6 +136,7 @@ func TestCredentials_Create(t *testing.T) {
 }
 
 func TestCredentials_Get(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		created := a.create(t, map[string]any{"type": "key", "name": "get-me", "payload": "p", "credential_metadata": map[string]any{"k": "v"}})
@@ -140,16 +152,21 @@ func TestCredentials_Get(t *testing.T) {
 			}
 		})
 
-		for _, id := range []string{vault.NewID(), "not-a-uuid", "%20"} {
+		// Ids no credential can have (NUL, invalid UTF-8) are not found on
+		// every engine, by every operation, rather than a database error.
+		for _, id := range []string{vault.NewID(), "not-a-uuid", "%20", "%00", "%FF", "a%00b"} {
 			t.Run("err/not-found/"+id, func(t *testing.T) {
-				r := a.do(t, "GET", "/v5/credentials/"+id, nil)
-				wantDetail(t, r, 404)
+				wantDetail(t, a.do(t, "GET", "/v5/credentials/"+id, nil), 404)
+				wantDetail(t, a.do(t, "PATCH", "/v5/credentials/"+id, map[string]any{"description": "x"}), 404)
+				wantDetail(t, a.do(t, "POST", "/v5/credentials/"+id+"/secret", nil), 404)
+				wantDetail(t, a.do(t, "DELETE", "/v5/credentials/"+id, nil), 404)
 			})
 		}
 	})
 }
 
 func TestCredentials_GetByName(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		names := []struct{ test, name string }{
@@ -206,6 +223,8 @@ func TestCredentials_GetByName(t *testing.T) {
 			{"case-differs", "PLAIN"},
 			{"prefix", "plai"},
 			{"trailing-space", "plain "},
+			{"nul", "pla\x00in"},
+			{"invalid-utf8", "pl\xffain"},
 		} {
 			t.Run("err/not-found/"+tc.test, func(t *testing.T) {
 				wantDetail(t, a.do(t, "GET", "/v5/credentials/name/"+pathName(tc.name), nil), 404)
@@ -216,6 +235,7 @@ func TestCredentials_GetByName(t *testing.T) {
 }
 
 func TestCredentials_Update(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		ctx := context.Background()
@@ -384,6 +404,7 @@ func TestCredentials_Update(t *testing.T) {
 }
 
 func TestCredentials_Delete(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 
@@ -441,6 +462,7 @@ func TestCredentials_Delete(t *testing.T) {
 }
 
 func TestCredentials_Decrypt(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		key := a.create(t, map[string]any{"type": "key", "name": "dec-key", "payload": "sk-live-1"})
@@ -484,6 +506,7 @@ func TestCredentials_Decrypt(t *testing.T) {
 }
 
 func TestCredentials_List(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 

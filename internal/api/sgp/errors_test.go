@@ -21,6 +21,7 @@ import (
 // FastAPI 422 at the right loc, never echoes the payload, and creates
 // nothing.
 func TestCredentials_CreateValidation(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		c := canary(t)
@@ -44,6 +45,9 @@ func TestCredentials_CreateValidation(t *testing.T) {
 			{"err/empty-name", map[string]any{"type": "key", "name": "", "payload": c}, "string_too_short", []any{"body", "name"}},
 			{"err/name-is-number", map[string]any{"type": "key", "name": 1, "payload": c}, "string_type", []any{"body", "name"}},
 			{"err/name-too-long", map[string]any{"type": "key", "name": strings.Repeat("n", vault.MaxNameLength+1), "payload": c}, "value_error", []any{"body", "name"}},
+			{"err/name-with-nul", map[string]any{"type": "key", "name": "a\x00b", "payload": c}, "value_error", []any{"body", "name"}},
+			{"err/type-with-nul", map[string]any{"type": "key\x00", "name": "n", "payload": c}, "value_error", []any{"body", "type"}},
+			{"err/description-with-nul", map[string]any{"type": "key", "name": "n", "payload": c, "description": "\x00"}, "value_error", []any{"body", "description"}},
 			{"err/missing-payload", map[string]any{"type": "key", "name": "n"}, "missing", []any{"body", "payload"}},
 			{"err/empty-payload", map[string]any{"type": "key", "name": "n", "payload": ""}, "string_too_short", []any{"body", "payload"}},
 			{"err/payload-is-object", map[string]any{"type": "key", "name": "n", "payload": map[string]any{"secret": c}}, "string_type", []any{"body", "payload"}},
@@ -84,6 +88,7 @@ func TestCredentials_CreateValidation(t *testing.T) {
 }
 
 func TestCredentials_UpdateValidation(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		orig := a.create(t, map[string]any{"type": "key", "name": "target", "payload": "keep", "credential_metadata": map[string]any{"m": "1"}})
@@ -101,6 +106,9 @@ func TestCredentials_UpdateValidation(t *testing.T) {
 			{"err/empty-name", map[string]any{"name": "", "payload": c}, "string_too_short", []any{"body", "name"}},
 			{"err/name-is-number", map[string]any{"name": 1, "payload": c}, "string_type", []any{"body", "name"}},
 			{"err/empty-type", map[string]any{"type": ""}, "string_too_short", []any{"body", "type"}},
+			{"err/name-with-nul", map[string]any{"name": "x\x00", "payload": c}, "value_error", []any{"body", "name"}},
+			{"err/type-with-nul", map[string]any{"type": "\x00"}, "value_error", []any{"body", "type"}},
+			{"err/description-with-nul", map[string]any{"description": "a\x00b", "payload": c}, "value_error", []any{"body", "description"}},
 			{"err/empty-payload", map[string]any{"payload": ""}, "string_too_short", []any{"body", "payload"}},
 			{"err/payload-is-array", map[string]any{"payload": []any{c}}, "string_type", []any{"body", "payload"}},
 			{"err/metadata-is-string", map[string]any{"credential_metadata": "x", "payload": c}, "dict_type", []any{"body", "credential_metadata"}},
@@ -127,6 +135,7 @@ func TestCredentials_UpdateValidation(t *testing.T) {
 }
 
 func TestCredentials_ListValidation(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		existing := a.createNamed(t, "one", "p")
@@ -150,6 +159,10 @@ func TestCredentials_ListValidation(t *testing.T) {
 			{"err/both-cursors", url.Values{"starting_after": {existing.ID}, "ending_before": {existing.ID}}, "value_error", []any{"query", "ending_before"}},
 			{"err/unknown-starting-after", url.Values{"starting_after": {vault.NewID()}}, "value_error", []any{"query", "starting_after"}},
 			{"err/unknown-ending-before", url.Values{"ending_before": {"no-such-id"}}, "value_error", []any{"query", "ending_before"}},
+			// Values no id can have are unknown ids on every engine (PostgreSQL
+			// text cannot even hold them).
+			{"err/cursor-with-nul", url.Values{"starting_after": {"\x00"}}, "value_error", []any{"query", "starting_after"}},
+			{"err/cursor-invalid-utf8", url.Values{"ending_before": {"\xff"}}, "value_error", []any{"query", "ending_before"}},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -247,6 +260,7 @@ func (f *authFixture) expect(t *testing.T, status int, headers ...string) {
 }
 
 func TestAuth_Unauthenticated(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	cases := []struct {
 		name    string
@@ -304,6 +318,7 @@ func TestAuth_Unauthenticated(t *testing.T) {
 }
 
 func TestAuth_Forbidden(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		headers func(t *testing.T, v *vaulttest.Vault) []string
@@ -327,6 +342,7 @@ func TestAuth_Forbidden(t *testing.T) {
 }
 
 func TestAuth_SelectedAccount(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		ctx := context.Background()
 		inDefaultImplicit := admin(v)
@@ -375,6 +391,7 @@ func TestAuth_SelectedAccount(t *testing.T) {
 }
 
 func TestCredentials_TooLarge(t *testing.T) {
+	t.Parallel()
 	for _, engine := range vaulttest.Engines() {
 		t.Run(engine, func(t *testing.T) {
 			t.Run("default-limit", func(t *testing.T) {

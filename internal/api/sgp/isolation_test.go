@@ -14,6 +14,7 @@ import (
 // or by name reaches A's credential, and B's answers are exactly those for a
 // credential that does not exist anywhere.
 func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := as(v, v.NewTenant(t, "tenant-a", vault.RoleAdmin))
 		b := as(v, v.NewTenant(t, "tenant-b", vault.RoleAdmin))
@@ -110,6 +111,7 @@ func TestTenantIsolation(t *testing.T) {
 // TestRoles: reader sees metadata only; secret_reader also decrypts; writer
 // does every credential operation; none of them changes anything it may not.
 func TestRoles(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		adm := admin(v)
 		type want struct{ list, get, decrypt, create, update, delete int }

@@ -172,6 +172,7 @@ func paginationFixture(t *testing.T, a api) []credential {
 }
 
 func TestCredentials_ListPagination(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		cs := paginationFixture(t, a)
@@ -262,7 +263,7 @@ func TestCredentials_ListPagination(t *testing.T) {
 					t.Errorf("name=%q (-want +got):\n%s", c.Name, diff)
 				}
 			}
-			for _, name := range []string{"nope", "alph", "ALPHA", "charlie", ""} {
+			for _, name := range []string{"nope", "alph", "ALPHA", "charlie", "", "\x00", "alpha\x00", "\xff"} {
 				p := a.list(t, url.Values{"name": {name}})
 				if diff := gocmp.Diff(listPage{Object: "list", Items: []credential{}, Total: 0, Limit: 100}, p); diff != "" {
 					t.Errorf("name=%q (-want +got):\n%s", name, diff)
@@ -387,6 +388,7 @@ var emptyIsNil = gocmp.Transformer("emptyIsNil", func(s []string) []string {
 })
 
 func TestCredentials_ListDefaultLimit(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		const n = 101
@@ -465,6 +467,7 @@ func names(cs []credential) []string {
 }
 
 func TestSortFieldsMatchCore(t *testing.T) {
+	t.Parallel()
 	if diff := gocmp.Diff(vault.SortFields, sortFields); diff != "" {
 		t.Errorf("the tests cover other sort fields than the core accepts (-core +tests):\n%s", diff)
 	}

@@ -112,6 +112,7 @@ func wantUndecryptable(t *testing.T, a api, c credential, plaintexts ...string) 
 // row, changed, or rolled back to an older version is rejected, never
 // decrypted.
 func TestCiphertextBinding(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		raw := openRaw(t, v)
@@ -199,6 +200,7 @@ func TestCiphertextBinding(t *testing.T) {
 // PostgreSQL: every row of every table), the server log, the metrics, or any
 // response other than the two decrypt endpoints.
 func TestCanary(t *testing.T) {
+	t.Parallel()
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		a := admin(v)
 		created, updated, inJSON, deletedC, rejected := canary(t), canary(t), canary(t), canary(t), canary(t)
