@@ -1,12 +1,24 @@
 // Package dsm is the Fortanix DSM dialect of credvault: sessions, groups,
 // apps, security objects and integration credentials, as a thin adapter over
-// the core in internal/vault.
+// the core in internal/vault. It owns the routes, the wire types (DSM's
+// JSON shapes, compact timestamps, the Principal union) and the error
+// rendering; every rule lives in the core.
+//
+// Errors: no DSM source documents an error body. DSM's clients show the body
+// verbatim (the Go client as BackendError.Message, the Rust client as the
+// error text) and DSM's approval-request results carry the error body as a
+// JSON string, i.e. DSM answers errors with a plain-text message. credvault
+// does the same: status code by error kind, body = one client-safe sentence
+// as text/plain.
 package dsm
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 
+	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -18,4 +30,135 @@ type Deps struct {
 }
 
 // Register mounts the DSM routes on mux.
-func Register(mux *http.ServeMux, d Deps) {}
+func Register(mux *http.ServeMux, d Deps) {
+	h := &handlers{svc: d.Service, log: d.Logger, maxBody: d.MaxBody}
+	if h.maxBody <= 0 {
+		h.maxBody = 1 << 20
+	}
+	mux.Handle("GET /sys/v1/version", h.public(h.version))
+
+	mux.Handle("POST /sys/v1/session/auth", h.public(h.sessionAuth))
+	mux.Handle("POST /sys/v1/session/refresh", h.auth(h.sessionRefresh))
+	mux.Handle("POST /sys/v1/session/reauth", h.auth(h.sessionReauth))
+	mux.Handle("POST /sys/v1/session/terminate", h.auth(h.sessionTerminate))
+
+	mux.Handle("GET /sys/v1/groups", h.auth(h.listGroups))
+	mux.Handle("POST /sys/v1/groups", h.auth(h.createGroup))
+	mux.Handle("GET /sys/v1/groups/{group_id}", h.auth(h.getGroup))
+	mux.Handle("PATCH /sys/v1/groups/{group_id}", h.auth(h.updateGroup))
+	mux.Handle("DELETE /sys/v1/groups/{group_id}", h.auth(h.deleteGroup))
+
+	mux.Handle("GET /sys/v1/apps", h.auth(h.listApps))
+	mux.Handle("POST /sys/v1/apps", h.auth(h.createApp))
+	mux.Handle("GET /sys/v1/apps/{app_id}", h.auth(h.getApp))
+	mux.Handle("PATCH /sys/v1/apps/{app_id}", h.auth(h.updateApp))
+	mux.Handle("DELETE /sys/v1/apps/{app_id}", h.auth(h.deleteApp))
+	mux.Handle("GET /sys/v1/apps/{app_id}/credential", h.auth(h.getAppCredential))
+	mux.Handle("POST /sys/v1/apps/{app_id}/reset_secret", h.auth(h.resetAppSecret))
+
+	mux.Handle("POST /crypto/v1/keys", h.auth(h.createSobject))
+	mux.Handle("PUT /crypto/v1/keys", h.auth(h.importSobject))
+	mux.Handle("GET /crypto/v1/keys", h.auth(h.listSobjects))
+	mux.Handle("POST /crypto/v1/keys/info", h.auth(h.getSobject))
+	mux.Handle("POST /crypto/v1/keys/export", h.auth(h.exportSobject))
+	mux.Handle("POST /crypto/v1/keys/rekey", h.auth(h.rekeySobject))
+	mux.Handle("PATCH /crypto/v1/keys/{key_id}", h.auth(h.updateSobject))
+	mux.Handle("DELETE /crypto/v1/keys/{key_id}", h.auth(h.deleteSobject))
+	mux.Handle("POST /crypto/v1/sign", h.auth(h.sign))
+	mux.Handle("POST /crypto/v1/verify", h.auth(h.verify))
+
+	mux.Handle("GET /sys/v1/credentials", h.auth(h.listCredentials))
+	mux.Handle("POST /sys/v1/credentials", h.auth(h.createCredential))
+	mux.Handle("GET /sys/v1/credentials/{cred_id}", h.auth(h.getCredential))
+	mux.Handle("PATCH /sys/v1/credentials/{cred_id}", h.auth(h.updateCredential))
+	mux.Handle("DELETE /sys/v1/credentials/{cred_id}", h.auth(h.deleteCredential))
+	mux.Handle("POST /sys/v1/credentials/{cred_id}/rotate", h.auth(h.rotateCredential))
+
+	mux.Handle("GET /sys/v1/logs", h.auth(h.logs))
+}
+
+type handlers struct {
+	svc     *vault.Service
+	log     *slog.Logger
+	maxBody int64
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+
+// auth authenticates the Authorization header (Basic API key or Bearer
+// session token), then runs fn and renders its error, if any.
+func (h *handlers) auth(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := h.svc.AuthenticateDSM(r.Context(), r.Header.Get("Authorization"))
+		if err == nil {
+			httpx.SetIdentity(r.Context(), id)
+			err = fn(w, r, id)
+		}
+		if err != nil {
+			h.renderError(w, r, err)
+		}
+	})
+}
+
+// public runs fn without authentication (it authenticates itself if needed).
+func (h *handlers) public(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			h.renderError(w, r, err)
+		}
+	})
+}
+
+// statusOf maps error kinds to DSM status codes.
+func statusOf(k vault.Kind) int {
+	switch k {
+	case vault.KindInvalid:
+		return http.StatusBadRequest
+	case vault.KindNotFound:
+		return http.StatusNotFound
+	case vault.KindConflict:
+		return http.StatusConflict
+	case vault.KindUnauthenticated:
+		return http.StatusUnauthorized
+	case vault.KindPermissionDenied:
+		return http.StatusForbidden
+	case vault.KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case vault.KindUnavailable:
+		return http.StatusServiceUnavailable
+	case vault.KindRateLimited:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
+
+// renderError logs err once and writes it as DSM does: the status code
+// and a plain-text, client-safe message. Messages never carry secrets.
+func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.LogError(r.Context(), h.log, err)
+	kind := vault.KindOf(err)
+	switch kind {
+	case vault.KindUnavailable:
+		w.Header().Set("Retry-After", "1")
+	case vault.KindRateLimited:
+		after := 1
+		var rl *vault.RateLimitError
+		if errors.As(err, &rl) {
+			after = int(rl.After.Seconds()) + 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(after))
+	case vault.KindUnauthenticated:
+		w.Header().Set("WWW-Authenticate", `Basic realm="credvault", Bearer realm="credvault"`)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(statusOf(kind))
+	_, _ = w.Write([]byte(vault.Message(err)))
+}
+
+// writeJSON writes a success body; secret-bearing responses add no-store.
+func writeJSON(w http.ResponseWriter, v any) {
+	httpx.WriteJSON(w, http.StatusOK, v)
+}
+
+func noContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }

@@ -1,0 +1,414 @@
+package dsm
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/credvault/credvault/internal/httpx"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// Request decoding. DSM clients send JSON without a Content-Type header,
+// so none is required. Unknown members are ignored (DSM's forward-
+// compatibility rule); wrong types, malformed JSON and unknown union tags
+// are 400 with a message naming the field. Messages never echo values.
+
+func invalid(format string, args ...any) error {
+	return vault.Errorf(vault.KindInvalid, format, args...)
+}
+
+// readJSON reads the body into v. An empty body is an error when required.
+func (h *handlers) readJSON(r *http.Request, v any, required bool) (present bool, err error) {
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return false, err
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		if required {
+			return false, invalid("a JSON request body is required")
+		}
+		return false, nil
+	}
+	return true, decodeJSON(body, v)
+}
+
+func decodeJSON(body []byte, v any) error {
+	if !json.Valid(body) {
+		return invalid("malformed JSON in the request body")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			field := te.Field
+			if field == "" {
+				return invalid("the request body must be a JSON %s", jsonKind(te.Type.Kind().String()))
+			}
+			return invalid("invalid type for field %s: expected %s", field, jsonKind(te.Type.Kind().String()))
+		}
+		var ce base64.CorruptInputError
+		if errors.As(err, &ce) {
+			return invalid("invalid value in the request body: binary fields must be base64 (standard alphabet)")
+		}
+		return invalid("invalid request body")
+	}
+	return nil
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "struct", "map":
+		return "object"
+	case "slice":
+		return "array"
+	case "int", "int64", "uint32", "uint", "float64":
+		return "number"
+	case "bool":
+		return "boolean"
+	}
+	return k
+}
+
+func pathUUID(r *http.Request, name string) (string, error) {
+	v := r.PathValue(name)
+	if !vault.ValidUUID(v) {
+		return "", invalid("%s must be a UUID", name)
+	}
+	return strings.ToLower(v), nil
+}
+
+// ---- sobjects ----
+
+var objectTypes = []string{"AES", "ARIA", "DES", "DES3", "SEED", "RSA", "DSA", "EC", "KCDSA", "ECKCDSA", "BIP32", "SLIP10", "BLS", "OPAQUE",
+	"HMAC", "LEDABETA", "ROUND5BETA", "SECRET", "LMS", "XMSS", "MLDSA", "MLDSABETA", "MLKEM", "MLKEMBETA", "CERTIFICATE", "PBE"}
+
+// sobjectRequest is DSM's SobjectRequest (plus deactivate_rotated_key for
+// rekey). Fields credvault does not implement are ignored.
+type sobjectRequest struct {
+	Name               *string            `json:"name"`
+	Description        *string            `json:"description"`
+	GroupID            *string            `json:"group_id"`
+	ObjType            *string            `json:"obj_type"`
+	KeySize            *int               `json:"key_size"`
+	EllipticCurve      *string            `json:"elliptic_curve"`
+	KeyOps             *[]string          `json:"key_ops"`
+	CustomMetadata     *map[string]string `json:"custom_metadata"`
+	Enabled            *bool              `json:"enabled"`
+	AllowCredentialUse *bool              `json:"allow_credential_use"`
+	Value              *[]byte            `json:"value"`
+	Transient          *bool              `json:"transient"`
+	State              *string            `json:"state"`
+	DeactivationDate   *string            `json:"deactivation_date"`
+	Rsa                *struct {
+		KeySize *int `json:"key_size"`
+	} `json:"rsa"`
+	DeactivateRotatedKey *bool `json:"deactivate_rotated_key"`
+}
+
+func (q *sobjectRequest) input() (vault.SobjectInput, error) {
+	in := vault.SobjectInput{Name: q.Name, Description: q.Description, GroupID: q.GroupID, ObjType: q.ObjType, KeySize: q.KeySize,
+		EllipticCurve: q.EllipticCurve, Enabled: q.Enabled, AllowCredentialUse: q.AllowCredentialUse, State: q.State}
+	if q.ObjType != nil && !slices.Contains(objectTypes, *q.ObjType) {
+		return in, invalid("unknown obj_type")
+	}
+	if q.KeySize == nil && q.Rsa != nil {
+		in.KeySize = q.Rsa.KeySize
+	}
+	if in.KeySize != nil && *in.KeySize < 0 {
+		return in, invalid("key_size must not be negative")
+	}
+	if q.KeyOps != nil {
+		in.KeyOps = *q.KeyOps
+		if in.KeyOps == nil {
+			in.KeyOps = []string{}
+		}
+	}
+	if q.CustomMetadata != nil {
+		in.CustomMetadata = *q.CustomMetadata
+		if in.CustomMetadata == nil {
+			in.CustomMetadata = map[string]string{}
+		}
+	}
+	if q.Value != nil {
+		in.Value = *q.Value
+		if in.Value == nil {
+			in.Value = []byte{}
+		}
+	}
+	if q.Transient != nil {
+		in.Transient = *q.Transient
+	}
+	if q.State != nil && *q.State != vault.StateActive && *q.State != vault.StateDeactivated {
+		return in, invalid("state must be Active or Deactivated")
+	}
+	if q.DeactivationDate != nil {
+		t, err := vault.ParseCompactTime(*q.DeactivationDate)
+		if err != nil {
+			return in, invalid("deactivation_date must be a YYYYMMDDTHHMMSSZ time")
+		}
+		in.DeactivationDate = &t
+	}
+	if q.GroupID != nil && !vault.ValidUUID(*q.GroupID) {
+		return in, invalid("group_id must be a UUID")
+	}
+	return in, nil
+}
+
+// descriptor is DSM's SobjectDescriptor: exactly one of kid, name,
+// transient_key, inline. credvault resolves persisted objects only.
+type descriptor struct {
+	Kid          *string  `json:"kid"`
+	Name         *string  `json:"name"`
+	TransientKey *rawJSON `json:"transient_key"`
+	Inline       *rawJSON `json:"inline"`
+}
+
+func (d *descriptor) resolve(field string) (vault.SobjectDescriptor, error) {
+	n := 0
+	for _, set := range []bool{d.Kid != nil, d.Name != nil, d.TransientKey != nil, d.Inline != nil} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		return vault.SobjectDescriptor{}, invalid("%s must name exactly one of kid, name, transient_key or inline", field)
+	case d.TransientKey != nil || d.Inline != nil:
+		return vault.SobjectDescriptor{}, invalid("%s: transient and inline keys are not supported; use kid or name", field)
+	case d.Kid != nil:
+		if !vault.ValidUUID(*d.Kid) {
+			return vault.SobjectDescriptor{}, invalid("%s.kid must be a UUID", field)
+		}
+		return vault.SobjectDescriptor{KID: strings.ToLower(*d.Kid)}, nil
+	}
+	if strings.TrimSpace(*d.Name) == "" {
+		return vault.SobjectDescriptor{}, invalid("%s.name must not be empty", field)
+	}
+	return vault.SobjectDescriptor{Name: *d.Name}, nil
+}
+
+type signRequest struct {
+	Key     *descriptor `json:"key"`
+	HashAlg *string     `json:"hash_alg"`
+	Hash    *[]byte     `json:"hash"`
+	Data    *[]byte     `json:"data"`
+	Mode    *struct {
+		PSS *struct {
+			Mgf *struct {
+				Mgf1 *struct {
+					Hash string `json:"hash"`
+				} `json:"mgf1"`
+			} `json:"mgf"`
+		} `json:"PSS"`
+		PKCS1 *struct{} `json:"PKCS1_V15"`
+	} `json:"mode"`
+	Signature *[]byte  `json:"signature"`
+	Context   *rawJSON `json:"context"`
+}
+
+func (q *signRequest) input(verify bool) (vault.SignInput, error) {
+	var in vault.SignInput
+	if q.Key == nil {
+		return in, invalid("key is required")
+	}
+	d, err := q.Key.resolve("key")
+	if err != nil {
+		return in, err
+	}
+	in.Key = d
+	if q.HashAlg == nil {
+		return in, invalid("hash_alg is required")
+	}
+	in.HashAlg = *q.HashAlg
+	if q.Hash != nil {
+		in.Hash = orEmpty(*q.Hash)
+	}
+	if q.Data != nil {
+		in.Data = orEmpty(*q.Data)
+	}
+	if q.Context != nil {
+		return in, invalid("context applies to ML-DSA keys only")
+	}
+	if q.Mode != nil {
+		switch {
+		case q.Mode.PSS != nil && q.Mode.PKCS1 != nil:
+			return in, invalid("mode must be exactly one of PSS or PKCS1_V15")
+		case q.Mode.PSS != nil:
+			in.PSS = true
+			if q.Mode.PSS.Mgf == nil || q.Mode.PSS.Mgf.Mgf1 == nil {
+				return in, invalid("mode.PSS.mgf.mgf1.hash is required")
+			}
+			in.MGFHash = q.Mode.PSS.Mgf.Mgf1.Hash
+		case q.Mode.PKCS1 == nil:
+			return in, invalid("unknown signature mode (supported: PSS, PKCS1_V15)")
+		}
+	}
+	if verify {
+		if q.Signature == nil {
+			return in, invalid("signature is required")
+		}
+		in.Signature = orEmpty(*q.Signature)
+	}
+	return in, nil
+}
+
+func orEmpty(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// ---- query parameters ----
+
+type query struct {
+	v   url.Values
+	err error
+}
+
+func (q *query) int(name string) int {
+	s := q.v.Get(name)
+	if s == "" || q.err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		q.err = invalid("%s must be a non-negative integer", name)
+	}
+	return n
+}
+
+func (q *query) bool(name string) bool {
+	s := q.v.Get(name)
+	if s == "" || q.err != nil {
+		return false
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		q.err = invalid("%s must be true or false", name)
+	}
+	return b
+}
+
+func (q *query) uuid(name string) string {
+	s := q.v.Get(name)
+	if s != "" && !vault.ValidUUID(s) && q.err == nil {
+		q.err = invalid("%s must be a UUID", name)
+	}
+	return strings.ToLower(s)
+}
+
+// sort parses "field:asc|desc" for the allowed fields.
+func (q *query) sort(name string, fields ...string) (field string, desc bool) {
+	s := q.v.Get(name)
+	if s == "" || q.err != nil {
+		return "", false
+	}
+	f, dir, ok := strings.Cut(s, ":")
+	if !ok || !slices.Contains(fields, f) || (dir != "asc" && dir != "desc") {
+		q.err = invalid("%s must be one of %s followed by :asc or :desc", name, strings.Join(fields, ", "))
+		return "", false
+	}
+	return f, dir == "desc"
+}
+
+// ---- integration credentials ----
+
+// credentialDetails decodes the $type-tagged CredentialDetails union.
+func credentialDetails(raw json.RawMessage) (*vault.CredentialDetails, error) {
+	var outer struct {
+		Type *string         `json:"$type"`
+		Body json.RawMessage `json:"body"`
+	}
+	if err := decodeJSON(raw, &outer); err != nil {
+		return nil, invalid("credential_details must be an object with $type and body")
+	}
+	if outer.Type == nil {
+		return nil, invalid("credential_details.$type is required (Oci or Azure)")
+	}
+	d := &vault.CredentialDetails{Provider: *outer.Type}
+	if d.Provider != vault.ProviderOCI && d.Provider != vault.ProviderAzure {
+		return nil, invalid("unknown credential_details.$type (supported: Oci, Azure)")
+	}
+	if len(outer.Body) == 0 || string(outer.Body) == "null" {
+		return nil, invalid("credential_details.body is required")
+	}
+	var body struct {
+		Type         *string `json:"$type"`
+		UserOCID     *string `json:"user_ocid"`
+		TenantOCID   *string `json:"tenant_ocid"`
+		SigningKey   *string `json:"signing_key"`
+		TenantID     *string `json:"tenant_id"`
+		ClientID     *string `json:"client_id"`
+		ClientSecret *string `json:"client_secret"`
+		ClientCert   *string `json:"client_cert"`
+		ClientKey    *string `json:"client_key"`
+	}
+	if err := decodeJSON(outer.Body, &body); err != nil {
+		if e, ok := err.(*vault.Error); ok {
+			return nil, invalid("credential_details.body: %s", e.Msg)
+		}
+		return nil, err
+	}
+	if body.Type == nil {
+		return nil, invalid("credential_details.body.$type is required")
+	}
+	d.Auth = *body.Type
+	switch {
+	case d.Provider == vault.ProviderOCI && d.Auth == vault.AuthOCIAPIKey:
+	case d.Provider == vault.ProviderAzure && (d.Auth == vault.AuthAzureClientSecret || d.Auth == vault.AuthAzureCertificate):
+	default:
+		return nil, invalid("unknown credential_details.body.$type for %s", d.Provider)
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	d.UserOCID, d.TenantOCID, d.SigningKey = str(body.UserOCID), str(body.TenantOCID), strings.ToLower(str(body.SigningKey))
+	d.TenantID, d.ClientID = str(body.TenantID), str(body.ClientID)
+	d.ClientSecret, d.ClientCert, d.ClientKey = strings.ToLower(str(body.ClientSecret)), strings.ToLower(str(body.ClientCert)), strings.ToLower(str(body.ClientKey))
+	return d, nil
+}
+
+type credentialRequest struct {
+	Name              *string         `json:"name"`
+	Description       json.RawMessage `json:"description"`
+	GroupID           *string         `json:"group_id"`
+	CredentialDetails json.RawMessage `json:"credential_details"`
+}
+
+func (q *credentialRequest) input() (vault.IntegrationCredentialInput, error) {
+	in := vault.IntegrationCredentialInput{Name: q.Name, GroupID: q.GroupID}
+	if q.GroupID != nil {
+		g := strings.ToLower(*q.GroupID)
+		in.GroupID = &g
+	}
+	if len(q.Description) > 0 {
+		if string(q.Description) == "null" {
+			in.Description = nil
+		} else {
+			var s string
+			if json.Unmarshal(q.Description, &s) != nil {
+				return in, invalid("invalid type for field description: expected string")
+			}
+			in.Description = &s
+		}
+	}
+	if len(q.CredentialDetails) > 0 && string(q.CredentialDetails) != "null" {
+		d, err := credentialDetails(q.CredentialDetails)
+		if err != nil {
+			return in, err
+		}
+		in.Details = d
+	}
+	return in, nil
+}

@@ -1,0 +1,817 @@
+package dsm
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/credvault/credvault/internal/httpx"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// Version is what GET /sys/v1/version reports.
+const (
+	Version    = "1.0.0"
+	APIVersion = "1.0.0"
+)
+
+func (h *handlers) version(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, map[string]string{"version": Version, "api_version": APIVersion, "server_mode": "Software"})
+	return nil
+}
+
+// ---- sessions ----
+
+func (h *handlers) sessionAuth(w http.ResponseWriter, r *http.Request) error {
+	scheme, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return vault.Errorf(vault.KindUnauthenticated, "session/auth needs Authorization: Basic <api key>")
+	}
+	id, err := h.svc.AuthenticateDSM(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		return err
+	}
+	httpx.SetIdentity(r.Context(), id)
+	// The optional AuthRequest body (token_type, bind_to, method) is
+	// accepted and ignored: credvault issues Bearer tokens only.
+	var body map[string]json.RawMessage
+	if _, err := h.readJSON(r, &body, false); err != nil {
+		return err
+	}
+	return h.newSession(w, r, id)
+}
+
+func (h *handlers) newSession(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	token, sess, err := h.svc.CreateSession(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, authResponse{TokenType: "Bearer", ExpiresIn: int(time.Until(sess.ExpiresAt).Round(time.Second).Seconds()), AccessToken: token,
+		EntityID: id.Principal.ID})
+	return nil
+}
+
+func (h *handlers) sessionRefresh(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	if err := h.svc.RefreshSession(r.Context(), id); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}
+
+// sessionReauth issues a fresh session token for the caller; the old token
+// stays valid until it expires or is terminated.
+func (h *handlers) sessionReauth(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	return h.newSession(w, r, id)
+}
+
+func (h *handlers) sessionTerminate(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	if err := h.svc.TerminateSession(r.Context(), id); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}
+
+// ---- groups ----
+
+type groupRequest struct {
+	Name           *string            `json:"name"`
+	Description    *string            `json:"description"`
+	CustomMetadata *map[string]string `json:"custom_metadata"`
+}
+
+func (q *groupRequest) input() vault.GroupInput {
+	in := vault.GroupInput{Name: q.Name, Description: q.Description}
+	if q.CustomMetadata != nil {
+		in.CustomMetadata = *q.CustomMetadata
+		if in.CustomMetadata == nil {
+			in.CustomMetadata = map[string]string{}
+		}
+	}
+	return in
+}
+
+func (h *handlers) listGroups(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	q := &query{v: r.URL.Query()}
+	limit, offset := q.int("limit"), q.int("offset")
+	if q.v.Get("filter") != "" {
+		return invalid("filter is not supported for groups")
+	}
+	if q.err != nil {
+		return q.err
+	}
+	gs, err := h.svc.ListGroups(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	items := make([]groupWire, 0, len(gs))
+	for i := range gs {
+		items = append(items, toGroup(&gs[i]))
+	}
+	total := len(items)
+	items = page(items, offset, limit)
+	if q.v.Has("continuation_token") {
+		writeJSON(w, map[string]any{"items": items, "metadata": collectionMetadata(total)})
+		return nil
+	}
+	writeJSON(w, items)
+	return nil
+}
+
+// collectionMetadata is DSM's CollectionMetadata for a complete result
+// (no continuation token: credvault returns every match at once).
+func collectionMetadata(count int) map[string]any {
+	return map[string]any{"count": count, "count_accuracy": map[string]string{"$type": "Exact"}}
+}
+
+func page[T any](items []T, offset, limit int) []T {
+	if offset >= len(items) {
+		return items[:0]
+	}
+	items = items[offset:]
+	if limit > 0 && limit < len(items) {
+		items = items[:limit]
+	}
+	return items
+}
+
+func (h *handlers) createGroup(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q groupRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	g, err := h.svc.CreateGroup(r.Context(), id, q.input())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toGroup(g))
+	return nil
+}
+
+func (h *handlers) getGroup(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	gid, err := pathUUID(r, "group_id")
+	if err != nil {
+		return err
+	}
+	g, err := h.svc.GetGroup(r.Context(), id, gid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toGroup(g))
+	return nil
+}
+
+func (h *handlers) updateGroup(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	gid, err := pathUUID(r, "group_id")
+	if err != nil {
+		return err
+	}
+	var q groupRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	g, err := h.svc.UpdateGroup(r.Context(), id, gid, q.input())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toGroup(g))
+	return nil
+}
+
+func (h *handlers) deleteGroup(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	gid, err := pathUUID(r, "group_id")
+	if err != nil {
+		return err
+	}
+	if err := h.svc.DeleteGroup(r.Context(), id, gid); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}
+
+// ---- apps ----
+
+// appGroups decodes AppGroups: a uuid array or a map uuid → permissions.
+func appGroups(field string, raw json.RawMessage) ([]vault.AppGroup, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var list []string
+	if json.Unmarshal(raw, &list) == nil {
+		out := make([]vault.AppGroup, len(list))
+		for i, g := range list {
+			out[i] = vault.AppGroup{GroupID: strings.ToLower(g)}
+		}
+		return out, nil
+	}
+	var m map[string][]string
+	if json.Unmarshal(raw, &m) != nil {
+		return nil, invalid("%s must be an array of group ids or an object mapping group ids to permission arrays", field)
+	}
+	out := make([]vault.AppGroup, 0, len(m))
+	for g, p := range m {
+		if p == nil {
+			p = []string{}
+		}
+		out = append(out, vault.AppGroup{GroupID: strings.ToLower(g), Permissions: p})
+	}
+	return out, nil
+}
+
+type appRequest struct {
+	Name         *string         `json:"name"`
+	Description  *string         `json:"description"`
+	AppType      *string         `json:"app_type"`
+	Role         *string         `json:"role"`
+	Enabled      *bool           `json:"enabled"`
+	DefaultGroup *string         `json:"default_group"`
+	AddGroups    json.RawMessage `json:"add_groups"`
+	ModGroups    json.RawMessage `json:"mod_groups"`
+	DelGroups    *[]string       `json:"del_groups"`
+	Credential   json.RawMessage `json:"credential"`
+}
+
+func (q *appRequest) input() (vault.AppInput, error) {
+	in := vault.AppInput{Name: q.Name, Description: q.Description, AppType: q.AppType, Enabled: q.Enabled, DefaultGroup: q.DefaultGroup}
+	if q.Role != nil {
+		role := vault.DSMRole(*q.Role)
+		if role != vault.DSMRoleAdmin && role != vault.DSMRoleCrypto {
+			return in, invalid("role must be admin or crypto")
+		}
+		in.Role = &role
+	}
+	var err error
+	if in.AddGroups, err = appGroups("add_groups", q.AddGroups); err != nil {
+		return in, err
+	}
+	if in.ModGroups, err = appGroups("mod_groups", q.ModGroups); err != nil {
+		return in, err
+	}
+	if q.DelGroups != nil {
+		for _, g := range *q.DelGroups {
+			in.DelGroups = append(in.DelGroups, strings.ToLower(g))
+		}
+	}
+	if len(q.Credential) > 0 && string(q.Credential) != "null" {
+		var c map[string]json.RawMessage
+		if json.Unmarshal(q.Credential, &c) != nil || len(c) != 1 || c["secret"] == nil {
+			return in, invalid("credential: only secret authentication is supported ({\"secret\": {}} or omit it)")
+		}
+	}
+	return in, nil
+}
+
+func (h *handlers) appView(r *http.Request) bool {
+	q := &query{v: r.URL.Query()}
+	return q.bool("group_permissions")
+}
+
+func (h *handlers) listApps(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	q := &query{v: r.URL.Query()}
+	limit, offset := q.int("limit"), q.int("offset")
+	groupID := q.uuid("group_id")
+	perms := q.bool("group_permissions")
+	role := q.v.Get("role")
+	if role != "" && role != "admin" && role != "crypto" {
+		return invalid("role must be admin or crypto")
+	}
+	if q.v.Get("filter") != "" {
+		return invalid("filter is not supported for apps")
+	}
+	if q.err != nil {
+		return q.err
+	}
+	apps, err := h.svc.ListApps(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	items := make([]appWire, 0, len(apps))
+	for i := range apps {
+		a := &apps[i]
+		if role != "" && string(a.Role) != role {
+			continue
+		}
+		if groupID != "" && !contains(a.GroupIDs(), groupID) {
+			continue
+		}
+		items = append(items, toApp(a, perms))
+	}
+	filtered := len(items)
+	items = page(items, offset, limit)
+	if q.v.Has("continuation_token") {
+		writeJSON(w, map[string]any{"items": items, "metadata": collectionMetadata(filtered)})
+		return nil
+	}
+	writeJSON(w, items)
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *handlers) createApp(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q appRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	in, err := q.input()
+	if err != nil {
+		return err
+	}
+	a, err := h.svc.CreateApp(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toApp(a, h.appView(r)))
+	return nil
+}
+
+func (h *handlers) getApp(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	aid, err := pathUUID(r, "app_id")
+	if err != nil {
+		return err
+	}
+	a, err := h.svc.GetApp(r.Context(), id, aid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toApp(a, h.appView(r)))
+	return nil
+}
+
+func (h *handlers) updateApp(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	aid, err := pathUUID(r, "app_id")
+	if err != nil {
+		return err
+	}
+	var q appRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	in, err := q.input()
+	if err != nil {
+		return err
+	}
+	a, err := h.svc.UpdateApp(r.Context(), id, aid, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toApp(a, h.appView(r)))
+	return nil
+}
+
+func (h *handlers) deleteApp(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	aid, err := pathUUID(r, "app_id")
+	if err != nil {
+		return err
+	}
+	if err := h.svc.DeleteApp(r.Context(), id, aid); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}
+
+func (h *handlers) getAppCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	aid, err := pathUUID(r, "app_id")
+	if err != nil {
+		return err
+	}
+	key, err := h.svc.GetAppCredential(r.Context(), id, aid)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, map[string]any{"app_id": aid, "credential": map[string]string{"secret": key}})
+	return nil
+}
+
+func (h *handlers) resetAppSecret(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	aid, err := pathUUID(r, "app_id")
+	if err != nil {
+		return err
+	}
+	var q struct {
+		SecretSize                *int `json:"secret_size"`
+		CredentialMigrationPeriod *int `json:"credential_migration_period"`
+	}
+	if _, err := h.readJSON(r, &q, false); err != nil {
+		return err
+	}
+	if q.CredentialMigrationPeriod != nil && *q.CredentialMigrationPeriod > 0 {
+		return invalid("credential_migration_period is not supported: the old secret stops working at once")
+	}
+	a, err := h.svc.ResetAppSecret(r.Context(), id, aid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toApp(a, h.appView(r)))
+	return nil
+}
+
+// ---- security objects ----
+
+func (h *handlers) readSobject(r *http.Request) (vault.SobjectInput, *sobjectRequest, error) {
+	var q sobjectRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return vault.SobjectInput{}, nil, err
+	}
+	in, err := q.input()
+	return in, &q, err
+}
+
+func (h *handlers) createSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	in, _, err := h.readSobject(r)
+	if err != nil {
+		return err
+	}
+	o, err := h.svc.CreateSobject(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toSobject(o, true))
+	return nil
+}
+
+func (h *handlers) importSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	in, _, err := h.readSobject(r)
+	if err != nil {
+		return err
+	}
+	o, err := h.svc.ImportSobject(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toSobject(o, true))
+	return nil
+}
+
+func (h *handlers) readDescriptor(r *http.Request) (vault.SobjectDescriptor, error) {
+	var d descriptor
+	if _, err := h.readJSON(r, &d, true); err != nil {
+		return vault.SobjectDescriptor{}, err
+	}
+	return d.resolve("the security object descriptor")
+}
+
+func (h *handlers) getSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	q := &query{v: r.URL.Query()}
+	showPub := !q.v.Has("show_pub_key") || q.bool("show_pub_key")
+	if v := q.v.Get("view"); v != "" && v != "json" {
+		return invalid("view=%s is not supported (json only)", "value")
+	}
+	if q.err != nil {
+		return q.err
+	}
+	d, err := h.readDescriptor(r)
+	if err != nil {
+		return err
+	}
+	o, err := h.svc.GetSobject(r.Context(), id, d)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toSobject(o, showPub))
+	return nil
+}
+
+func (h *handlers) exportSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	d, err := h.readDescriptor(r)
+	if err != nil {
+		return err
+	}
+	o, value, err := h.svc.ExportSobject(r.Context(), id, d)
+	if err != nil {
+		return err
+	}
+	wire := toSobject(o, true)
+	wire.Value = value
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, wire)
+	clear(value)
+	return nil
+}
+
+func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	q := &query{v: r.URL.Query()}
+	lq := vault.SobjectListQuery{GroupID: q.uuid("group_id"), Creator: q.uuid("creator"), Name: q.v.Get("name"), ObjType: q.v.Get("obj_type"),
+		Limit: q.int("limit"), Offset: q.int("offset"), Start: q.v.Get("start")}
+	lq.SortBy, lq.Desc = q.sort("sort", "kid", "name")
+	withMeta := q.bool("with_metadata")
+	showPub := q.bool("show_pub_key")
+	q.bool("show_value")
+	q.bool("show_deleted")
+	q.bool("show_destroyed")
+	if q.err != nil {
+		return q.err
+	}
+	if lq.ObjType != "" && !contains(objectTypes, lq.ObjType) {
+		return invalid("unknown obj_type")
+	}
+	if q.v.Get("filter") != "" {
+		return invalid("filter is not supported; use group_id, name, obj_type, creator and custom_metadata.<key>=<value>")
+	}
+	for k, vs := range q.v {
+		if name, ok := strings.CutPrefix(k, "custom_metadata."); ok && len(vs) > 0 {
+			if lq.CustomMetadata == nil {
+				lq.CustomMetadata = map[string]string{}
+			}
+			lq.CustomMetadata[name] = vs[0]
+		}
+	}
+	p, err := h.svc.ListSobjects(r.Context(), id, lq)
+	if err != nil {
+		return err
+	}
+	items := make([]sobjectWire, len(p.Items))
+	for i := range p.Items {
+		items[i] = toSobject(&p.Items[i], showPub)
+	}
+	if withMeta {
+		writeJSON(w, map[string]any{"items": items, "metadata": metadataWire{TotalCount: p.TotalCount, FilteredCount: p.FilteredCount}})
+		return nil
+	}
+	writeJSON(w, items)
+	return nil
+}
+
+func (h *handlers) updateSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	kid, err := pathUUID(r, "key_id")
+	if err != nil {
+		return err
+	}
+	in, _, err := h.readSobject(r)
+	if err != nil {
+		return err
+	}
+	o, err := h.svc.UpdateSobject(r.Context(), id, kid, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toSobject(o, true))
+	return nil
+}
+
+func (h *handlers) deleteSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	kid, err := pathUUID(r, "key_id")
+	if err != nil {
+		return err
+	}
+	if err := h.svc.DeleteSobject(r.Context(), id, kid); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}
+
+func (h *handlers) rekeySobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	in, q, err := h.readSobject(r)
+	if err != nil {
+		return err
+	}
+	rk := vault.RekeyInput{In: in}
+	if q.DeactivateRotatedKey != nil {
+		rk.Deactivate = *q.DeactivateRotatedKey
+	}
+	o, err := h.svc.RekeySobject(r.Context(), id, rk)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toSobject(o, true))
+	return nil
+}
+
+func (h *handlers) sign(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q signRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	in, err := q.input(false)
+	if err != nil {
+		return err
+	}
+	kid, sig, err := h.svc.Sign(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, map[string]any{"kid": kid, "signature": sig})
+	return nil
+}
+
+func (h *handlers) verify(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q signRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	in, err := q.input(true)
+	if err != nil {
+		return err
+	}
+	kid, ok, err := h.svc.Verify(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, map[string]any{"kid": kid, "result": ok})
+	return nil
+}
+
+// ---- integration credentials ----
+
+func (h *handlers) readCredential(r *http.Request) (vault.IntegrationCredentialInput, error) {
+	var q credentialRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return vault.IntegrationCredentialInput{}, err
+	}
+	return q.input()
+}
+
+func (h *handlers) createCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	in, err := h.readCredential(r)
+	if err != nil {
+		return err
+	}
+	c, err := h.svc.CreateIntegrationCredential(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toCredential(c))
+	return nil
+}
+
+func (h *handlers) listCredentials(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	q := &query{v: r.URL.Query()}
+	lq := vault.CredentialListQuery{Limit: q.int("limit"), Offset: q.int("offset"), Filter: q.v.Get("filter")}
+	lq.SortBy, lq.Desc = q.sort("sort_by", "credential_id", "credential_name")
+	if q.err != nil {
+		return q.err
+	}
+	if q.v.Has("limit") && lq.Limit == 0 {
+		return invalid("limit must be between 1 and %d", vault.MaxCredentialListLimit)
+	}
+	p, err := h.svc.ListIntegrationCredentials(r.Context(), id, lq)
+	if err != nil {
+		return err
+	}
+	items := make([]credentialWire, len(p.Items))
+	for i := range p.Items {
+		items[i] = toCredential(&p.Items[i])
+	}
+	writeJSON(w, map[string]any{"items": items, "metadata": metadataWire{TotalCount: p.TotalCount, FilteredCount: p.FilteredCount}})
+	return nil
+}
+
+func (h *handlers) getCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	cid, err := pathUUID(r, "cred_id")
+	if err != nil {
+		return err
+	}
+	c, err := h.svc.GetIntegrationCredential(r.Context(), id, cid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toCredential(c))
+	return nil
+}
+
+func (h *handlers) updateCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	cid, err := pathUUID(r, "cred_id")
+	if err != nil {
+		return err
+	}
+	in, err := h.readCredential(r)
+	if err != nil {
+		return err
+	}
+	c, err := h.svc.UpdateIntegrationCredential(r.Context(), id, cid, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toCredential(c))
+	return nil
+}
+
+func (h *handlers) deleteCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	cid, err := pathUUID(r, "cred_id")
+	if err != nil {
+		return err
+	}
+	if err := h.svc.DeleteIntegrationCredential(r.Context(), id, cid); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}
+
+func (h *handlers) rotateCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	cid, err := pathUUID(r, "cred_id")
+	if err != nil {
+		return err
+	}
+	var q struct {
+		Method *struct {
+			Type *string `json:"$type"`
+		} `json:"method"`
+	}
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	if q.Method == nil || q.Method.Type == nil {
+		return invalid("method.$type is required (Generate)")
+	}
+	if *q.Method.Type != vault.RotationGenerate {
+		return invalid("unknown method.$type (supported: Generate)")
+	}
+	c, err := h.svc.RotateIntegrationCredential(r.Context(), id, cid, *q.Method.Type)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, toCredential(c))
+	return nil
+}
+
+// ---- audit log ----
+
+const zeroUUID = "00000000-0000-0000-0000-000000000000"
+
+func (h *handlers) logs(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	q := &query{v: r.URL.Query()}
+	aq := vault.AuditQuery{Limit: q.int("size"), Offset: q.int("from"), ObjectID: q.uuid("object_id"), PrincipalID: q.uuid("actor_id")}
+	if from := q.int("range_from"); from > 0 {
+		t := time.Unix(int64(from), 0).UTC()
+		aq.Since = &t
+	}
+	if to := q.int("range_to"); to > 0 {
+		t := time.Unix(int64(to), 0).UTC()
+		aq.Until = &t
+	}
+	if q.err != nil {
+		return q.err
+	}
+	recs, err := h.svc.AuditLogs(r.Context(), id, aq)
+	if err != nil {
+		return err
+	}
+	hits := make([]esAuditLog, 0, len(recs))
+	for _, rec := range recs {
+		var e esAuditLog
+		e.ID = rec.ID
+		if !vault.ValidUUID(e.ID) {
+			e.ID = uuidOf(rec.ID)
+		}
+		s := &e.Source
+		s.ActionType = actionType(rec.Action)
+		s.ActorType = map[vault.PrincipalKind]string{vault.PrincipalApp: "App"}[rec.PrincipalKind]
+		if s.ActorType == "" {
+			s.ActorType = "User"
+		}
+		s.Message = fmt.Sprintf("%s %s: %s", rec.Action, rec.ObjectType, rec.Outcome)
+		s.Severity = "INFO"
+		if rec.Outcome != "success" {
+			s.Severity = "WARNING"
+		}
+		s.Time = rec.Time.UTC().Format("2006-01-02T15:04:05Z")
+		s.AcctID, s.ActorID, s.ObjectID = orZero(rec.AccountID), orZero(rec.PrincipalID), orZero(rec.ObjectID)
+		s.GroupIDs = []string{}
+		hits = append(hits, e)
+	}
+	writeJSON(w, map[string]any{"hits": hits})
+	return nil
+}
+
+func orZero(s string) string {
+	if vault.ValidUUID(s) {
+		return s
+	}
+	return zeroUUID
+}
+
+// uuidOf derives a stable UUID-shaped id from s.
+func uuidOf(s string) string {
+	b := sha256.Sum256([]byte(s))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func actionType(action string) string {
+	switch {
+	case strings.HasPrefix(action, "auth.") || strings.HasPrefix(action, "session."):
+		return "AUTH"
+	case strings.HasSuffix(action, ".sign") || strings.HasSuffix(action, ".verify") || strings.HasSuffix(action, ".export"):
+		return "CRYPTOOPERATION"
+	case strings.HasPrefix(action, "sobject.") || strings.HasPrefix(action, "group.") || strings.HasPrefix(action, "app.") ||
+		strings.HasPrefix(action, "integration_credential.") || strings.HasPrefix(action, "credential."):
+		return "ADMINISTRATIVE"
+	}
+	return "OTHER"
+}

@@ -1,0 +1,430 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// DSM storage: groups, apps, sessions. Security objects and integration
+// credentials are in dsm_sobjects.go.
+
+type scanner interface{ Scan(...any) error }
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("sqlstore: marshal %T: %v", v, err)) // only maps and slices of strings reach here
+	}
+	return string(b)
+}
+
+func metaFrom(s string) map[string]string {
+	m := map[string]string{}
+	_ = json.Unmarshal([]byte(s), &m)
+	return m
+}
+
+// ---- groups ----
+
+const groupCols = `account_id, id, name, description, custom_metadata, creator_kind, creator_id, created_at, updated_at`
+
+func scanGroup(row scanner) (*vault.Group, error) {
+	var g vault.Group
+	var meta, kind string
+	var created, updated int64
+	if err := row.Scan(&g.AccountID, &g.ID, &g.Name, &g.Description, &meta, &kind, &g.Creator.ID, &created, &updated); err != nil {
+		return nil, err
+	}
+	g.CustomMetadata = metaFrom(meta)
+	g.Creator.Kind = vault.PrincipalKind(kind)
+	g.CreatedAt, g.UpdatedAt = fromTS(created), fromTS(updated)
+	return &g, nil
+}
+
+func (db *DB) CreateGroup(ctx context.Context, g *vault.Group) error {
+	_, err := db.w.ExecContext(ctx, db.q(`INSERT INTO dsm_groups (`+groupCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		g.AccountID, g.ID, g.Name, g.Description, jsonText(g.CustomMetadata), string(g.Creator.Kind), g.Creator.ID, ts(g.CreatedAt), ts(g.UpdatedAt))
+	return db.translate(err)
+}
+
+func (db *DB) GetGroup(ctx context.Context, accountID, id string) (*vault.Group, error) {
+	g, err := scanGroup(db.r.QueryRowContext(ctx, db.q(`SELECT `+groupCols+` FROM dsm_groups WHERE account_id = ? AND id = ?`), accountID, id))
+	return g, db.translate(err)
+}
+
+func (db *DB) ListGroups(ctx context.Context, accountID string) ([]vault.Group, error) {
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+groupCols+` FROM dsm_groups WHERE account_id = ? ORDER BY id`), accountID)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	defer rows.Close()
+	out := []vault.Group{}
+	for rows.Next() {
+		g, err := scanGroup(rows)
+		if err != nil {
+			return nil, db.translate(err)
+		}
+		out = append(out, *g)
+	}
+	return out, db.translate(rows.Err())
+}
+
+func (db *DB) UpdateGroup(ctx context.Context, accountID, id string, fn func(*vault.Group) error) (*vault.Group, error) {
+	var out *vault.Group
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		g, err := scanGroup(tx.QueryRowContext(ctx, db.q(`SELECT `+groupCols+` FROM dsm_groups WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id))
+		if err != nil {
+			return err
+		}
+		if err := fn(g); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_groups SET name = ?, description = ?, custom_metadata = ?, updated_at = ? WHERE account_id = ? AND id = ?`),
+			g.Name, g.Description, jsonText(g.CustomMetadata), ts(g.UpdatedAt), accountID, id); err != nil {
+			return err
+		}
+		out = g
+		return nil
+	})
+	return out, err
+}
+
+func (db *DB) DeleteGroup(ctx context.Context, accountID, id string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		var dummy string
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT id FROM dsm_groups WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id).Scan(&dummy); err != nil {
+			return err
+		}
+		var objs, creds int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM dsm_sobjects WHERE account_id = ? AND group_id = ?`), accountID, id).Scan(&objs); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM dsm_credentials WHERE account_id = ? AND group_id = ?`), accountID, id).Scan(&creds); err != nil {
+			return err
+		}
+		if objs > 0 || creds > 0 {
+			return vault.Errorf(vault.KindConflict, "the group still holds %d security object(s) and %d integration credential(s); delete or move them first", objs, creds)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_app_groups WHERE account_id = ? AND group_id = ?`), accountID, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_apps SET default_group = '' WHERE account_id = ? AND default_group = ?`), accountID, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_groups WHERE account_id = ? AND id = ?`), accountID, id)
+		return err
+	})
+}
+
+// ---- apps ----
+
+const appCols = `a.account_id, a.id, a.name, a.description, a.app_type, a.role, a.enabled, a.default_group, a.creator_kind, a.creator_id, a.created_at, a.updated_at,
+	k.id IS NOT NULL, k.last_used_at`
+
+const appFrom = ` FROM dsm_apps a LEFT JOIN api_keys k ON k.id = a.id AND k.revoked_at IS NULL`
+
+func scanApp(row scanner) (*vault.App, error) {
+	var a vault.App
+	var role, kind string
+	var created, updated int64
+	var used sql.NullInt64
+	if err := row.Scan(&a.AccountID, &a.ID, &a.Name, &a.Description, &a.AppType, &role, &a.Enabled, &a.DefaultGroup, &kind, &a.Creator.ID,
+		&created, &updated, &a.SecretIssued, &used); err != nil {
+		return nil, err
+	}
+	a.Role = vault.DSMRole(role)
+	a.Creator.Kind = vault.PrincipalKind(kind)
+	a.CreatedAt, a.UpdatedAt, a.LastUsedAt = fromTS(created), fromTS(updated), fromNullTS(used)
+	return &a, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (db *DB) loadAppGroups(ctx context.Context, q querier, accountID string, apps []*vault.App) error {
+	if len(apps) == 0 {
+		return nil
+	}
+	byID := map[string]*vault.App{}
+	for _, a := range apps {
+		byID[a.ID] = a
+		a.Groups = []vault.AppGroup{}
+	}
+	query := `SELECT app_id, group_id, permissions FROM dsm_app_groups WHERE account_id = ?`
+	args := []any{accountID}
+	if len(apps) == 1 {
+		query += ` AND app_id = ?`
+		args = append(args, apps[0].ID)
+	}
+	rows, err := q.QueryContext(ctx, db.q(query+` ORDER BY group_id`), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var appID, groupID, perms string
+		if err := rows.Scan(&appID, &groupID, &perms); err != nil {
+			return err
+		}
+		if a := byID[appID]; a != nil {
+			g := vault.AppGroup{GroupID: groupID, Permissions: []string{}}
+			_ = json.Unmarshal([]byte(perms), &g.Permissions)
+			a.Groups = append(a.Groups, g)
+		}
+	}
+	return rows.Err()
+}
+
+func (db *DB) CreateApp(ctx context.Context, a *vault.App, p *vault.Principal, role vault.Role) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO principals (id, kind, name, default_account_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+			p.ID, string(p.Kind), p.Name, p.DefaultAccountID, ts(p.CreatedAt)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)`), p.ID, a.AccountID, string(role)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO dsm_apps (account_id, id, name, description, app_type, role, enabled, default_group, creator_kind, creator_id, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			a.AccountID, a.ID, a.Name, a.Description, a.AppType, string(a.Role), a.Enabled, a.DefaultGroup, string(a.Creator.Kind), a.Creator.ID, ts(a.CreatedAt), ts(a.UpdatedAt)); err != nil {
+			return err
+		}
+		return db.writeAppGroups(ctx, tx, a)
+	})
+}
+
+func (db *DB) writeAppGroups(ctx context.Context, tx *sql.Tx, a *vault.App) error {
+	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_app_groups WHERE account_id = ? AND app_id = ?`), a.AccountID, a.ID); err != nil {
+		return err
+	}
+	for _, g := range a.Groups {
+		var n int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM dsm_groups WHERE account_id = ? AND id = ?`), a.AccountID, g.GroupID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return vault.FieldError("add_groups", "group %s does not exist in this account", g.GroupID)
+		}
+		perms := g.Permissions
+		if perms == nil {
+			perms = []string{}
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO dsm_app_groups (account_id, app_id, group_id, permissions) VALUES (?, ?, ?, ?)`),
+			a.AccountID, a.ID, g.GroupID, jsonText(perms)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) GetApp(ctx context.Context, accountID, id string) (*vault.App, error) {
+	a, err := scanApp(db.r.QueryRowContext(ctx, db.q(`SELECT `+appCols+appFrom+` WHERE a.account_id = ? AND a.id = ?`), accountID, id))
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	if err := db.loadAppGroups(ctx, db.r, accountID, []*vault.App{a}); err != nil {
+		return nil, db.translate(err)
+	}
+	return a, nil
+}
+
+func (db *DB) ListApps(ctx context.Context, accountID string) ([]vault.App, error) {
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+appCols+appFrom+` WHERE a.account_id = ? ORDER BY a.id`), accountID)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	var ptrs []*vault.App
+	for rows.Next() {
+		a, err := scanApp(rows)
+		if err != nil {
+			rows.Close()
+			return nil, db.translate(err)
+		}
+		ptrs = append(ptrs, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, db.translate(err)
+	}
+	if err := db.loadAppGroups(ctx, db.r, accountID, ptrs); err != nil {
+		return nil, db.translate(err)
+	}
+	out := make([]vault.App, len(ptrs))
+	for i, a := range ptrs {
+		out[i] = *a
+	}
+	return out, nil
+}
+
+func (db *DB) UpdateApp(ctx context.Context, accountID, id string, fn func(*vault.App) error) (*vault.App, error) {
+	var out *vault.App
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		a, err := scanApp(tx.QueryRowContext(ctx, db.q(`SELECT `+appCols+appFrom+` WHERE a.account_id = ? AND a.id = ?`+forUpdateOf(db.d, "a")), accountID, id))
+		if err != nil {
+			return err
+		}
+		if err := db.loadAppGroups(ctx, tx, accountID, []*vault.App{a}); err != nil {
+			return err
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_apps SET name = ?, description = ?, app_type = ?, role = ?, enabled = ?, default_group = ?, updated_at = ?
+			WHERE account_id = ? AND id = ?`),
+			a.Name, a.Description, a.AppType, string(a.Role), a.Enabled, a.DefaultGroup, ts(a.UpdatedAt), accountID, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE memberships SET role = ? WHERE principal_id = ? AND account_id = ?`), string(a.Role.CoreRole()), id, accountID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE principals SET name = ? WHERE id = ?`), a.Name, id); err != nil {
+			return err
+		}
+		if !a.Enabled {
+			// A disabled app loses its sessions at once.
+			if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_sessions WHERE principal_id = ?`), id); err != nil {
+				return err
+			}
+		}
+		if err := db.writeAppGroups(ctx, tx, a); err != nil {
+			return err
+		}
+		out = a
+		return nil
+	})
+	return out, err
+}
+
+func (db *DB) DeleteApp(ctx context.Context, accountID, id string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_apps WHERE account_id = ? AND id = ?`), accountID, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return vault.ErrNotFound
+		}
+		for _, q := range []string{
+			`DELETE FROM dsm_sessions WHERE principal_id = ?`,
+			`DELETE FROM api_keys WHERE principal_id = ?`,
+			`DELETE FROM memberships WHERE principal_id = ?`,
+			`DELETE FROM principals WHERE id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, db.q(q), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (db *DB) IssueAppKey(ctx context.Context, accountID string, k *vault.APIKey) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM dsm_apps WHERE account_id = ? AND id = ?`), accountID, k.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return vault.ErrNotFound
+		}
+		// The primary key on api_keys.id makes exactly one concurrent issuer win.
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+			k.ID, k.PrincipalID, k.Name, k.Hash, ts(k.CreatedAt), tsPtr(k.ExpiresAt))
+		return err
+	})
+}
+
+func (db *DB) ResetAppKey(ctx context.Context, accountID, appID string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM dsm_apps WHERE account_id = ? AND id = ?`), accountID, appID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return vault.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_sessions WHERE principal_id = ?`), appID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM api_keys WHERE id = ? AND principal_id = ?`), appID, appID)
+		return err
+	})
+}
+
+// ---- sessions ----
+
+func (db *DB) CreateSession(ctx context.Context, s *vault.Session) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_sessions WHERE expires_at < ?`), ts(s.CreatedAt)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO dsm_sessions (id, token_hash, principal_id, account_id, key_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			s.ID, s.TokenHash, s.PrincipalID, s.AccountID, s.KeyID, ts(s.CreatedAt), ts(s.ExpiresAt))
+		return err
+	})
+}
+
+func (db *DB) LookupSession(ctx context.Context, tokenHash []byte) (*vault.SessionRecord, error) {
+	var rec vault.SessionRecord
+	var kind, role string
+	var created, expires, pCreated int64
+	err := db.r.QueryRowContext(ctx, db.q(`SELECT s.id, s.token_hash, s.principal_id, s.account_id, s.key_id, s.created_at, s.expires_at,
+			p.kind, p.name, p.default_account_id, p.created_at, COALESCE(m.role, '')
+		FROM dsm_sessions s
+		JOIN principals p ON p.id = s.principal_id
+		LEFT JOIN memberships m ON m.principal_id = s.principal_id AND m.account_id = s.account_id
+		WHERE s.token_hash = ?`), tokenHash).Scan(
+		&rec.Session.ID, &rec.Session.TokenHash, &rec.Session.PrincipalID, &rec.Session.AccountID, &rec.Session.KeyID, &created, &expires,
+		&kind, &rec.Principal.Name, &rec.Principal.DefaultAccountID, &pCreated, &role)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	rec.Session.CreatedAt, rec.Session.ExpiresAt = fromTS(created), fromTS(expires)
+	rec.Principal.ID, rec.Principal.Kind, rec.Principal.CreatedAt = rec.Session.PrincipalID, vault.PrincipalKind(kind), fromTS(pCreated)
+	rec.Role = vault.Role(role)
+	return &rec, nil
+}
+
+func (db *DB) ExtendSession(ctx context.Context, id string, expiresAt time.Time) error {
+	res, err := db.w.ExecContext(ctx, db.q(`UPDATE dsm_sessions SET expires_at = ? WHERE id = ?`), ts(expiresAt), id)
+	if err != nil {
+		return db.translate(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return vault.ErrNotFound
+	}
+	return nil
+}
+
+func (db *DB) DeleteSession(ctx context.Context, id string) error {
+	_, err := db.w.ExecContext(ctx, db.q(`DELETE FROM dsm_sessions WHERE id = ?`), id)
+	return db.translate(err)
+}
+
+// inClause returns "(?, ?, …)" for n values.
+func inClause(n int) string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+// forUpdateOf locks only the rows of table alias t (PostgreSQL refuses FOR
+// UPDATE on the nullable side of an outer join); SQLite needs no lock.
+func forUpdateOf(d *dialect, t string) string {
+	if d.name == Postgres {
+		return " FOR UPDATE OF " + t
+	}
+	return ""
+}
+
+// ExpireDSMSessionsForTest sets every session's expiry to at. Tests use it
+// to see an expired session as another replica would.
+func (db *DB) ExpireDSMSessionsForTest(at time.Time) error {
+	_, err := db.w.Exec(db.q(`UPDATE dsm_sessions SET expires_at = ?`), ts(at))
+	return db.translate(err)
+}

@@ -1,0 +1,364 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// ---- security objects ----
+
+const sobjectCols = `account_id, kid, group_id, name, description, obj_type, key_size, elliptic_curve, key_ops, custom_metadata, enabled, state,
+	allow_credential_use, origin, public_only, never_exportable, creator_kind, creator_id, created_at, updated_at, activation_date, deactivation_date,
+	replaced, replacement, pub_key, version, ciphertext`
+
+func scanSobject(row scanner) (*vault.Sobject, error) {
+	var o vault.Sobject
+	var ops, meta, kind string
+	var created, updated, activation int64
+	var deactivation sql.NullInt64
+	if err := row.Scan(&o.AccountID, &o.KID, &o.GroupID, &o.Name, &o.Description, &o.ObjType, &o.KeySize, &o.EllipticCurve, &ops, &meta,
+		&o.Enabled, &o.State, &o.AllowCredentialUse, &o.Origin, &o.PublicOnly, &o.NeverExportable, &kind, &o.Creator.ID,
+		&created, &updated, &activation, &deactivation, &o.Replaced, &o.Replacement, &o.PubKey, &o.Version, &o.Ciphertext); err != nil {
+		return nil, err
+	}
+	o.KeyOps = []string{}
+	_ = json.Unmarshal([]byte(ops), &o.KeyOps)
+	o.CustomMetadata = metaFrom(meta)
+	o.Creator.Kind = vault.PrincipalKind(kind)
+	o.CreatedAt, o.UpdatedAt, o.ActivationDate, o.DeactivationDate = fromTS(created), fromTS(updated), fromTS(activation), fromNullTS(deactivation)
+	if len(o.PubKey) == 0 {
+		o.PubKey = nil
+	}
+	return &o, nil
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (db *DB) insertSobject(ctx context.Context, x execer, o *vault.Sobject) error {
+	var pub any
+	if len(o.PubKey) > 0 {
+		pub = o.PubKey
+	}
+	_, err := x.ExecContext(ctx, db.q(`INSERT INTO dsm_sobjects (`+sobjectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		o.AccountID, o.KID, o.GroupID, o.Name, o.Description, o.ObjType, o.KeySize, o.EllipticCurve, jsonText(o.KeyOps), jsonText(o.CustomMetadata),
+		o.Enabled, o.State, o.AllowCredentialUse, o.Origin, o.PublicOnly, o.NeverExportable, string(o.Creator.Kind), o.Creator.ID,
+		ts(o.CreatedAt), ts(o.UpdatedAt), ts(o.ActivationDate), tsPtr(o.DeactivationDate), o.Replaced, o.Replacement, pub, o.Version, o.Ciphertext)
+	return err
+}
+
+// updateSobject writes the mutable columns of o (not its key material).
+func (db *DB) updateSobject(ctx context.Context, x execer, o *vault.Sobject) error {
+	_, err := x.ExecContext(ctx, db.q(`UPDATE dsm_sobjects SET name = ?, description = ?, key_ops = ?, custom_metadata = ?, enabled = ?, state = ?,
+		allow_credential_use = ?, never_exportable = ?, updated_at = ?, deactivation_date = ?, replaced = ?, replacement = ?
+		WHERE account_id = ? AND kid = ?`),
+		o.Name, o.Description, jsonText(o.KeyOps), jsonText(o.CustomMetadata), o.Enabled, o.State, o.AllowCredentialUse, o.NeverExportable,
+		ts(o.UpdatedAt), tsPtr(o.DeactivationDate), o.Replaced, o.Replacement, o.AccountID, o.KID)
+	return err
+}
+
+func (db *DB) CreateSobject(ctx context.Context, o *vault.Sobject) error {
+	return db.translate(db.insertSobject(ctx, db.w, o))
+}
+
+func (db *DB) GetSobject(ctx context.Context, accountID, kid string) (*vault.Sobject, error) {
+	o, err := scanSobject(db.r.QueryRowContext(ctx, db.q(`SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND kid = ?`), accountID, kid))
+	return o, db.translate(err)
+}
+
+func (db *DB) GetSobjectByName(ctx context.Context, accountID, name string) (*vault.Sobject, error) {
+	o, err := scanSobject(db.r.QueryRowContext(ctx, db.q(`SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND name = ?`), accountID, name))
+	return o, db.translate(err)
+}
+
+func (db *DB) ListSobjects(ctx context.Context, accountID string, q vault.SobjectQuery) ([]vault.Sobject, error) {
+	query := `SELECT ` + sobjectCols + ` FROM dsm_sobjects WHERE account_id = ?`
+	args := []any{accountID}
+	if q.Groups != nil {
+		if len(q.Groups) == 0 {
+			return []vault.Sobject{}, nil
+		}
+		query += ` AND group_id IN ` + inClause(len(q.Groups))
+		for _, g := range q.Groups {
+			args = append(args, g)
+		}
+	}
+	for col, v := range map[string]string{"group_id": q.GroupID, "name": q.Name, "obj_type": q.ObjType, "creator_id": q.Creator} {
+		if v != "" {
+			query += ` AND ` + col + ` = ?`
+			args = append(args, v)
+		}
+	}
+	rows, err := db.r.QueryContext(ctx, db.q(query+` ORDER BY kid`), args...)
+	if err != nil {
+		return nil, db.translate(fmt.Errorf("list sobjects: %w", err))
+	}
+	defer rows.Close()
+	out := []vault.Sobject{}
+	for rows.Next() {
+		o, err := scanSobject(rows)
+		if err != nil {
+			return nil, db.translate(err)
+		}
+		o.Ciphertext = nil // listings never carry key material further than here
+		out = append(out, *o)
+	}
+	return out, db.translate(rows.Err())
+}
+
+func (db *DB) getSobjectTx(ctx context.Context, tx *sql.Tx, accountID, kid string) (*vault.Sobject, error) {
+	return scanSobject(tx.QueryRowContext(ctx, db.q(`SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND kid = ?`+db.d.forUpdate()), accountID, kid))
+}
+
+func (db *DB) UpdateSobject(ctx context.Context, accountID, kid string, fn func(*vault.Sobject) error) (*vault.Sobject, error) {
+	var out *vault.Sobject
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		o, err := db.getSobjectTx(ctx, tx, accountID, kid)
+		if err != nil {
+			return err
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+		if err := db.updateSobject(ctx, tx, o); err != nil {
+			return err
+		}
+		out = o
+		return nil
+	})
+	return out, err
+}
+
+func (db *DB) DeleteSobject(ctx context.Context, accountID, kid string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM dsm_credential_refs WHERE account_id = ? AND kid = ?`), accountID, kid).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return vault.Errorf(vault.KindConflict, "the security object is referenced by %d integration credential(s); update or delete them first", n)
+		}
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_sobjects WHERE account_id = ? AND kid = ?`), accountID, kid)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return vault.ErrNotFound
+		}
+		// Links from other objects to this one stay: they name history.
+		return nil
+	})
+}
+
+var errChanged = vault.Errorf(vault.KindConflict, "the object changed while it was being rotated; retry")
+
+func (db *DB) Rekey(ctx context.Context, accountID string, plan vault.RekeyPlan) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		for i, st := range plan.Steps {
+			cur, err := db.getSobjectTx(ctx, tx, accountID, st.Old.KID)
+			if err != nil {
+				if err == sql.ErrNoRows {
+					return errChanged
+				}
+				return err
+			}
+			if cur.Name != st.Old.Name || cur.Replacement != "" || !cur.UpdatedAt.Equal(st.Old.UpdatedAt) {
+				return errChanged
+			}
+			cur.Name, cur.Replacement, cur.UpdatedAt = st.OldNewName, st.New.KID, plan.At
+			if st.Deactivate {
+				at := plan.At
+				cur.State, cur.DeactivationDate = vault.StateDeactivated, &at
+			}
+			// Rename the old object first so that the new one can take its name.
+			if err := db.updateSobject(ctx, tx, cur); err != nil {
+				return err
+			}
+			if err := db.insertSobject(ctx, tx, st.New); err != nil {
+				return err
+			}
+			if plan.Hook != nil {
+				if err := plan.Hook(i); err != nil {
+					return err
+				}
+			}
+		}
+		if plan.Credential == nil {
+			return nil
+		}
+		c := plan.Credential
+		var details string
+		var updated int64
+		err := tx.QueryRowContext(ctx, db.q(`SELECT details, updated_at FROM dsm_credentials WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, c.ID).Scan(&details, &updated)
+		if err == sql.ErrNoRows || (err == nil && (details != detailsJSON(&c.Details) || updated != ts(c.UpdatedAt))) {
+			return vault.Errorf(vault.KindConflict, "the credential changed while it was being rotated; retry")
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_credentials SET details = ?, updated_at = ? WHERE account_id = ? AND id = ?`),
+			detailsJSON(plan.CredentialDetails), ts(plan.At), accountID, c.ID); err != nil {
+			return err
+		}
+		return db.writeRefs(ctx, tx, accountID, c.ID, plan.CredentialDetails)
+	})
+}
+
+// ---- integration credentials ----
+
+// storedDetails is the stored JSON form of vault.CredentialDetails.
+type storedDetails struct {
+	Provider     string `json:"provider"`
+	Auth         string `json:"auth"`
+	UserOCID     string `json:"user_ocid,omitempty"`
+	TenantOCID   string `json:"tenant_ocid,omitempty"`
+	SigningKey   string `json:"signing_key,omitempty"`
+	TenantID     string `json:"tenant_id,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	ClientCert   string `json:"client_cert,omitempty"`
+	ClientKey    string `json:"client_key,omitempty"`
+}
+
+func detailsJSON(d *vault.CredentialDetails) string { return jsonText(storedDetails(*d)) }
+
+const credCols = `account_id, id, group_id, name, description, details, creator_kind, creator_id, created_at, updated_at`
+
+func scanIntegrationCredential(row scanner) (*vault.IntegrationCredential, error) {
+	var c vault.IntegrationCredential
+	var desc sql.NullString
+	var details, kind string
+	var created, updated int64
+	if err := row.Scan(&c.AccountID, &c.ID, &c.GroupID, &c.Name, &desc, &details, &kind, &c.Creator.ID, &created, &updated); err != nil {
+		return nil, err
+	}
+	if desc.Valid {
+		c.Description = &desc.String
+	}
+	var sd storedDetails
+	if err := json.Unmarshal([]byte(details), &sd); err != nil {
+		return nil, fmt.Errorf("credential %s: stored details: %w", c.ID, err)
+	}
+	c.Details = vault.CredentialDetails(sd)
+	c.Creator.Kind = vault.PrincipalKind(kind)
+	c.CreatedAt, c.UpdatedAt = fromTS(created), fromTS(updated)
+	return &c, nil
+}
+
+func (db *DB) writeRefs(ctx context.Context, tx *sql.Tx, accountID, credID string, d *vault.CredentialDetails) error {
+	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_credential_refs WHERE account_id = ? AND credential_id = ?`), accountID, credID); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, r := range d.Refs() {
+		if seen[r.KID] {
+			continue
+		}
+		seen[r.KID] = true
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO dsm_credential_refs (account_id, credential_id, kid) VALUES (?, ?, ?)`), accountID, credID, r.KID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) txGetter(ctx context.Context, tx *sql.Tx, accountID string) vault.SobjectGetter {
+	return func(kid string) (*vault.Sobject, error) {
+		o, err := db.getSobjectTx(ctx, tx, accountID, kid)
+		if err != nil {
+			return nil, db.translate(err)
+		}
+		o.Ciphertext = nil
+		return o, nil
+	}
+}
+
+func (db *DB) CreateIntegrationCredential(ctx context.Context, c *vault.IntegrationCredential, check func(vault.SobjectGetter) error) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if err := check(db.txGetter(ctx, tx, c.AccountID)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO dsm_credentials (`+credCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			c.AccountID, c.ID, c.GroupID, c.Name, c.Description, detailsJSON(&c.Details), string(c.Creator.Kind), c.Creator.ID, ts(c.CreatedAt), ts(c.UpdatedAt)); err != nil {
+			return err
+		}
+		return db.writeRefs(ctx, tx, c.AccountID, c.ID, &c.Details)
+	})
+}
+
+func (db *DB) GetIntegrationCredential(ctx context.Context, accountID, id string) (*vault.IntegrationCredential, error) {
+	c, err := scanIntegrationCredential(db.r.QueryRowContext(ctx, db.q(`SELECT `+credCols+` FROM dsm_credentials WHERE account_id = ? AND id = ?`), accountID, id))
+	return c, db.translate(err)
+}
+
+func (db *DB) ListIntegrationCredentials(ctx context.Context, accountID string, groups []string) ([]vault.IntegrationCredential, error) {
+	query := `SELECT ` + credCols + ` FROM dsm_credentials WHERE account_id = ?`
+	args := []any{accountID}
+	if groups != nil {
+		if len(groups) == 0 {
+			return []vault.IntegrationCredential{}, nil
+		}
+		query += ` AND group_id IN ` + inClause(len(groups))
+		for _, g := range groups {
+			args = append(args, g)
+		}
+	}
+	rows, err := db.r.QueryContext(ctx, db.q(query+` ORDER BY id`), args...)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	defer rows.Close()
+	out := []vault.IntegrationCredential{}
+	for rows.Next() {
+		c, err := scanIntegrationCredential(rows)
+		if err != nil {
+			return nil, db.translate(err)
+		}
+		out = append(out, *c)
+	}
+	return out, db.translate(rows.Err())
+}
+
+func (db *DB) UpdateIntegrationCredential(ctx context.Context, accountID, id string, fn func(*vault.IntegrationCredential, vault.SobjectGetter) error) (*vault.IntegrationCredential, error) {
+	var out *vault.IntegrationCredential
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		c, err := scanIntegrationCredential(tx.QueryRowContext(ctx, db.q(`SELECT `+credCols+` FROM dsm_credentials WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id))
+		if err != nil {
+			return err
+		}
+		if err := fn(c, db.txGetter(ctx, tx, accountID)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_credentials SET name = ?, description = ?, details = ?, updated_at = ? WHERE account_id = ? AND id = ?`),
+			c.Name, c.Description, detailsJSON(&c.Details), ts(c.UpdatedAt), accountID, id); err != nil {
+			return err
+		}
+		if err := db.writeRefs(ctx, tx, accountID, id, &c.Details); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	return out, err
+}
+
+func (db *DB) DeleteIntegrationCredential(ctx context.Context, accountID, id string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_credential_refs WHERE account_id = ? AND credential_id = ?`), accountID, id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_credentials WHERE account_id = ? AND id = ?`), accountID, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return vault.ErrNotFound
+		}
+		return nil
+	})
+}

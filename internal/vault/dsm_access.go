@@ -1,0 +1,240 @@
+package vault
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DSM authentication, sessions and group scope.
+
+// DefaultSessionTTL is how long a DSM session lives without a refresh.
+const DefaultSessionTTL = 10 * time.Minute
+
+var errBadSession = Errorf(KindUnauthenticated, "invalid, expired or terminated session; authenticate again")
+
+// AuthenticateDSM resolves a DSM Authorization header: "Basic <api key>"
+// (an API key is base64 of id:secret, sent as is) or "Bearer <session
+// token>". Apps must be enabled. Failed attempts are audited.
+func (s *Service) AuthenticateDSM(ctx context.Context, authorization string) (*Identity, error) {
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(authorization), " ")
+	cred = strings.TrimSpace(cred)
+	var (
+		id  *Identity
+		err error
+	)
+	switch {
+	case strings.EqualFold(scheme, "Basic") && cred != "":
+		id, err = s.Authenticate(ctx, cred, "") // audits and throttles failures itself
+	case strings.EqualFold(scheme, "Bearer") && cred != "":
+		id, err = s.authenticateSession(ctx, cred)
+	default:
+		if err := s.checkAuthThrottle(ctx, ""); err != nil {
+			return nil, err
+		}
+		return nil, s.authFailed(ctx, "", nil, Errorf(KindUnauthenticated, "missing or malformed Authorization header; use Basic <api key> or Bearer <session token>"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if id.Principal.Kind == PrincipalApp {
+		app, err := s.store.GetApp(ctx, id.AccountID, id.Principal.ID)
+		if err != nil {
+			if KindOf(err) == KindNotFound {
+				return nil, s.authFailed(ctx, id.KeyID, id, errBadKey)
+			}
+			return nil, fmt.Errorf("authenticate: %w", err)
+		}
+		if !app.Enabled {
+			return nil, s.authFailed(ctx, id.KeyID, id, Errorf(KindUnauthenticated, "this app is disabled"))
+		}
+	}
+	return id, nil
+}
+
+func hashToken(token string) []byte { return HashAPIKey("dsm-session\x00" + token) }
+
+func (s *Service) authenticateSession(ctx context.Context, token string) (*Identity, error) {
+	if err := s.checkAuthThrottle(ctx, ""); err != nil {
+		return nil, err
+	}
+	h := hashToken(token)
+	rec, err := s.store.LookupSession(ctx, h)
+	if err != nil {
+		if KindOf(err) == KindNotFound {
+			return nil, s.authFailed(ctx, "", nil, errBadSession)
+		}
+		return nil, fmt.Errorf("authenticate session: %w", err)
+	}
+	id := &Identity{Principal: rec.Principal, AccountID: rec.Session.AccountID, Role: rec.Role, KeyID: rec.Session.KeyID, SessionID: rec.Session.ID}
+	if subtle.ConstantTimeCompare(rec.Session.TokenHash, h) != 1 || !s.now().Before(rec.Session.ExpiresAt) || rec.Role == "" {
+		return nil, s.authFailed(ctx, "", id, errBadSession)
+	}
+	if err := s.Throttle(id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// CreateSession opens a session for an authenticated identity and returns
+// its bearer token, which exists only in this return value.
+func (s *Service) CreateSession(ctx context.Context, id *Identity) (token string, sess *Session, err error) {
+	defer func() {
+		oid := ""
+		if sess != nil {
+			oid = sess.ID
+		}
+		if aerr := s.Audit(ctx, id, "session.create", "session", oid, err); aerr != nil && err == nil {
+			token, sess, err = "", nil, aerr
+		}
+	}()
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, fmt.Errorf("session token: %w", err)
+	}
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	now := s.Now()
+	sess = &Session{ID: NewID(), TokenHash: hashToken(token), PrincipalID: id.Principal.ID, AccountID: id.AccountID, KeyID: id.KeyID,
+		CreatedAt: now, ExpiresAt: now.Add(DefaultSessionTTL)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return "", nil, fmt.Errorf("create session: %w", err)
+	}
+	return token, sess, nil
+}
+
+// RefreshSession extends the caller's session by DefaultSessionTTL.
+func (s *Service) RefreshSession(ctx context.Context, id *Identity) error {
+	if id.SessionID == "" {
+		return Errorf(KindInvalid, "this request did not use a session (Authorization: Bearer); there is nothing to refresh")
+	}
+	if err := s.store.ExtendSession(ctx, id.SessionID, s.Now().Add(DefaultSessionTTL)); err != nil {
+		if KindOf(err) == KindNotFound {
+			return errBadSession
+		}
+		return fmt.Errorf("refresh session: %w", err)
+	}
+	return nil
+}
+
+// TerminateSession ends the caller's session.
+func (s *Service) TerminateSession(ctx context.Context, id *Identity) (err error) {
+	defer func() { err = s.auditDSM(ctx, id, "session.terminate", "session", id.SessionID, err) }()
+	if id.SessionID == "" {
+		return Errorf(KindInvalid, "this request did not use a session (Authorization: Bearer); there is nothing to terminate")
+	}
+	if err := s.store.DeleteSession(ctx, id.SessionID); err != nil {
+		return fmt.Errorf("terminate session: %w", err)
+	}
+	return nil
+}
+
+// auditDSM records the outcome of a DSM operation and returns the
+// operation's error, or the audit error if the record could not be written.
+func (s *Service) auditDSM(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) error {
+	if aerr := s.Audit(ctx, id, action, objectType, objectID, opErr); aerr != nil && opErr == nil {
+		return aerr
+	}
+	return opErr
+}
+
+// dsmScope is the set of groups a caller reaches: all groups of the
+// account for users and service accounts, the member groups for apps.
+type dsmScope struct {
+	all    bool
+	groups map[string]bool
+	app    *App
+}
+
+func (sc *dsmScope) has(groupID string) bool { return sc.all || sc.groups[groupID] }
+
+// list returns the groups of a limited scope, nil for all.
+func (sc *dsmScope) list() []string {
+	if sc.all {
+		return nil
+	}
+	out := make([]string, 0, len(sc.groups))
+	for g := range sc.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
+func (s *Service) scope(ctx context.Context, id *Identity) (*dsmScope, error) {
+	if id.Principal.Kind != PrincipalApp {
+		return &dsmScope{all: true}, nil
+	}
+	app, err := s.store.GetApp(ctx, id.AccountID, id.Principal.ID)
+	if err != nil {
+		if KindOf(err) == KindNotFound {
+			return nil, errBadKey
+		}
+		return nil, fmt.Errorf("app scope: %w", err)
+	}
+	sc := &dsmScope{groups: map[string]bool{}, app: app}
+	for _, g := range app.Groups {
+		sc.groups[g.GroupID] = true
+	}
+	return sc, nil
+}
+
+func creatorOf(id *Identity) Creator { return Creator{Kind: id.Principal.Kind, ID: id.Principal.ID} }
+
+// MaxDSMNameLength bounds DSM names (groups, apps, objects, credentials).
+const MaxDSMNameLength = 4096
+
+// checkDSMName enforces the contract's name rule: at most 4096 characters,
+// no line breaks, at least one non-space character.
+func checkDSMName(field, name string) error {
+	switch {
+	case !utf8.ValidString(name):
+		return FieldError(field, "%s must be valid UTF-8", field)
+	case utf8.RuneCountInString(name) > MaxDSMNameLength:
+		return FieldError(field, "%s must be at most %d characters", field, MaxDSMNameLength)
+	case strings.ContainsAny(name, "\n"):
+		return FieldError(field, "%s must not contain line breaks", field)
+	case strings.IndexFunc(name, func(r rune) bool { return !unicode.IsSpace(r) }) < 0:
+		return FieldError(field, "%s must contain a non-space character", field)
+	}
+	return nil
+}
+
+// ValidUUID reports whether s is a UUID in the 8-4-4-4-12 form.
+func ValidUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// notFound returns a NotFound error naming what was not found.
+func notFound(what string) error { return Errorf(KindNotFound, "%s not found", what) }
+
+// mapStoreErr turns store NotFound into a message naming the object and
+// wraps other errors with op.
+func mapStoreErr(err error, what, op string) error {
+	switch KindOf(err) {
+	case KindNotFound:
+		return notFound(what)
+	case KindInvalid, KindConflict, KindTooLarge, KindPermissionDenied:
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -1,0 +1,472 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// DSM integration credentials: create, list, get, update, delete, rotate.
+
+// IntegrationCredentialInput creates or updates a credential; nil fields
+// are absent. Description set to a pointer to "" clears it.
+type IntegrationCredentialInput struct {
+	Name        *string
+	Description *string
+	GroupID     *string
+	Details     *CredentialDetails
+}
+
+func checkDetails(d *CredentialDetails) error {
+	req := func(field, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return FieldError("credential_details", "credential_details.body.%s is required", field)
+		}
+		return nil
+	}
+	uuidRef := func(field, v string) error {
+		if err := req(field, v); err != nil {
+			return err
+		}
+		if !ValidUUID(v) {
+			return FieldError("credential_details", "credential_details.body.%s must be a security object id (UUID)", field)
+		}
+		return nil
+	}
+	var errs []error
+	switch {
+	case d.Provider == ProviderOCI && d.Auth == AuthOCIAPIKey:
+		errs = append(errs, req("user_ocid", d.UserOCID), req("tenant_ocid", d.TenantOCID), uuidRef("signing_key", d.SigningKey))
+	case d.Provider == ProviderAzure && d.Auth == AuthAzureClientSecret:
+		errs = append(errs, req("tenant_id", d.TenantID), req("client_id", d.ClientID), uuidRef("client_secret", d.ClientSecret))
+	case d.Provider == ProviderAzure && d.Auth == AuthAzureCertificate:
+		errs = append(errs, req("tenant_id", d.TenantID), req("client_id", d.ClientID), uuidRef("client_cert", d.ClientCert), uuidRef("client_key", d.ClientKey))
+	default:
+		return FieldError("credential_details", "unknown credential_details variant %s/%s", d.Provider, d.Auth)
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRefs verifies, with a transactional reader, that every object d
+// references is in the same account and group, may be used by
+// credentials and fits its role. Objects the caller cannot reach are
+// reported exactly like missing ones.
+func checkRefs(get SobjectGetter, sc *dsmScope, groupID string, d *CredentialDetails) error {
+	for _, r := range d.Refs() {
+		where := "credential_details.body." + r.Field
+		o, err := get(r.KID)
+		if err != nil {
+			if KindOf(err) == KindNotFound {
+				return FieldError("credential_details", "%s: security object %s not found", where, r.KID)
+			}
+			return err
+		}
+		if o.GroupID != groupID {
+			if !sc.has(o.GroupID) {
+				return FieldError("credential_details", "%s: security object %s not found", where, r.KID)
+			}
+			return FieldError("credential_details", "%s: security object %s is in another group; a credential may only reference objects of its own group", where, r.KID)
+		}
+		if !o.AllowCredentialUse {
+			return FieldError("credential_details", "%s: security object %s does not have allow_credential_use set", where, r.KID)
+		}
+		switch r.Field {
+		case "signing_key", "client_key":
+			if (o.ObjType != ObjRSA && o.ObjType != ObjEC) || o.PublicOnly {
+				return FieldError("credential_details", "%s: security object %s must be an RSA or EC private key, not %s%s", where, r.KID, o.ObjType,
+					map[bool]string{true: " (public only)"}[o.PublicOnly])
+			}
+		case "client_secret":
+			if o.ObjType != ObjSecret {
+				return FieldError("credential_details", "%s: security object %s must be a SECRET, not %s", where, r.KID, o.ObjType)
+			}
+		case "client_cert":
+			if o.ObjType != ObjCertificate {
+				return FieldError("credential_details", "%s: security object %s must be a CERTIFICATE, not %s", where, r.KID, o.ObjType)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) auditCred(ctx context.Context, id *Identity, action, credID string, opErr error) error {
+	return s.auditDSM(ctx, id, action, "credential", credID, opErr)
+}
+
+// CreateIntegrationCredential creates a credential in a group the caller reaches.
+func (s *Service) CreateIntegrationCredential(ctx context.Context, id *Identity, in IntegrationCredentialInput) (c *IntegrationCredential, err error) {
+	defer func() {
+		oid := ""
+		if c != nil {
+			oid = c.ID
+		}
+		err = s.auditCred(ctx, id, "integration_credential.create", oid, err)
+	}()
+	if err := id.Require(ActWrite); err != nil {
+		return nil, err
+	}
+	switch {
+	case in.Name == nil:
+		return nil, FieldError("name", "name is required")
+	case in.GroupID == nil:
+		return nil, FieldError("group_id", "group_id is required")
+	case in.Details == nil:
+		return nil, FieldError("credential_details", "credential_details is required")
+	}
+	if err := checkDSMName("name", *in.Name); err != nil {
+		return nil, err
+	}
+	if !ValidUUID(*in.GroupID) {
+		return nil, FieldError("group_id", "group_id must be a UUID")
+	}
+	if err := checkDetails(in.Details); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.getGroup(ctx, id, sc, *in.GroupID); err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	c = &IntegrationCredential{ID: NewID(), AccountID: id.AccountID, GroupID: *in.GroupID, Name: *in.Name, Description: in.Description,
+		Details: *in.Details, Creator: creatorOf(id), CreatedAt: now, UpdatedAt: now}
+	err = s.store.CreateIntegrationCredential(ctx, c, func(get SobjectGetter) error {
+		return checkRefs(get, sc, c.GroupID, &c.Details)
+	})
+	if err != nil {
+		return nil, mapStoreErr(conflictName(err, "credential"), "credential", "create integration credential")
+	}
+	return c, nil
+}
+
+func (s *Service) findCredential(ctx context.Context, id *Identity, sc *dsmScope, credID string) (*IntegrationCredential, error) {
+	if !ValidUUID(credID) {
+		return nil, FieldError("cred_id", "cred_id must be a UUID")
+	}
+	c, err := s.store.GetIntegrationCredential(ctx, id.AccountID, credID)
+	if err != nil {
+		return nil, mapStoreErr(err, "credential", "get integration credential")
+	}
+	if !sc.has(c.GroupID) {
+		return nil, notFound("credential")
+	}
+	return c, nil
+}
+
+// GetIntegrationCredential returns a credential the caller reaches.
+func (s *Service) GetIntegrationCredential(ctx context.Context, id *Identity, credID string) (*IntegrationCredential, error) {
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.findCredential(ctx, id, sc, credID)
+}
+
+// CredentialListQuery is GET /sys/v1/credentials.
+type CredentialListQuery struct {
+	Limit  int
+	Offset int
+	Filter string // JSON, see parseCredentialFilter
+	SortBy string // "credential_id" (default) or "credential_name"
+	Desc   bool
+}
+
+// CredentialListPage is one page of a listing.
+type CredentialListPage struct {
+	Items         []IntegrationCredential
+	TotalCount    int // credentials in reach
+	FilteredCount int // credentials matching the filter
+}
+
+// MaxCredentialListLimit is the largest (and default) page.
+const MaxCredentialListLimit = 1000
+
+// credFilter is the parsed filter: field → accepted values.
+type credFilter map[string][]string
+
+var credFilterFields = []string{"name", "group_id", "credential_id", "type", "creator"}
+
+// parseCredentialFilter parses credvault's credential filter: a JSON
+// object whose keys are name, group_id, credential_id, type (Oci|Azure) or
+// creator, each mapped to a string, {"$eq": string} or {"$in": [string…]};
+// all conditions must hold.
+func parseCredentialFilter(s string) (credFilter, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	bad := func(format string, args ...any) error {
+		return FieldError("filter", "filter: "+format+` (expected a JSON object such as {"name": {"$in": ["a", "b"]}, "type": "Oci"}; fields: %s)`,
+			append(args, strings.Join(credFilterFields, ", "))...)
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(strings.NewReader(s))
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, bad("not a JSON object")
+	}
+	f := credFilter{}
+	for k, v := range raw {
+		if !contains(credFilterFields, k) {
+			return nil, bad("unknown field %q", k)
+		}
+		var str string
+		if json.Unmarshal(v, &str) == nil {
+			f[k] = []string{str}
+			continue
+		}
+		var op map[string]json.RawMessage
+		if json.Unmarshal(v, &op) != nil || len(op) != 1 {
+			return nil, bad("the condition on %q must be a string or one operator", k)
+		}
+		for name, arg := range op {
+			switch name {
+			case "$eq":
+				if json.Unmarshal(arg, &str) != nil {
+					return nil, bad("$eq takes a string")
+				}
+				f[k] = []string{str}
+			case "$in":
+				var list []string
+				if json.Unmarshal(arg, &list) != nil {
+					return nil, bad("$in takes an array of strings")
+				}
+				f[k] = list
+			default:
+				return nil, bad("unsupported operator %q", name)
+			}
+		}
+	}
+	return f, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (f credFilter) match(c *IntegrationCredential) bool {
+	for k, vals := range f {
+		var v string
+		switch k {
+		case "name":
+			v = c.Name
+		case "group_id":
+			v = c.GroupID
+		case "credential_id":
+			v = c.ID
+		case "type":
+			v = c.Details.Provider
+		case "creator":
+			v = c.Creator.ID
+		}
+		if !contains(vals, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// ListIntegrationCredentials lists credentials in the caller's groups.
+func (s *Service) ListIntegrationCredentials(ctx context.Context, id *Identity, q CredentialListQuery) (*CredentialListPage, error) {
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	if q.Limit == 0 {
+		q.Limit = MaxCredentialListLimit
+	}
+	if q.Limit < 0 || q.Limit > MaxCredentialListLimit {
+		return nil, FieldError("limit", "limit must be between 1 and %d", MaxCredentialListLimit)
+	}
+	if q.Offset < 0 {
+		return nil, FieldError("offset", "offset must not be negative")
+	}
+	f, err := parseCredentialFilter(q.Filter)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.store.ListIntegrationCredentials(ctx, id.AccountID, sc.list())
+	if err != nil {
+		return nil, fmt.Errorf("list integration credentials: %w", err)
+	}
+	page := &CredentialListPage{TotalCount: len(all), Items: []IntegrationCredential{}}
+	var match []IntegrationCredential
+	for i := range all {
+		if f.match(&all[i]) {
+			match = append(match, all[i])
+		}
+	}
+	less := func(a, b *IntegrationCredential) bool { return a.ID < b.ID }
+	if q.SortBy == "credential_name" {
+		less = func(a, b *IntegrationCredential) bool {
+			if a.Name != b.Name {
+				return a.Name < b.Name
+			}
+			return a.ID < b.ID
+		}
+	}
+	sort.SliceStable(match, func(i, j int) bool {
+		if q.Desc {
+			return less(&match[j], &match[i])
+		}
+		return less(&match[i], &match[j])
+	})
+	page.FilteredCount = len(match)
+	if q.Offset < len(match) {
+		match = match[q.Offset:]
+		page.Items = match[:min(len(match), q.Limit)]
+	}
+	return page, nil
+}
+
+// UpdateIntegrationCredential changes name, description or details. New
+// details are checked like on create.
+func (s *Service) UpdateIntegrationCredential(ctx context.Context, id *Identity, credID string, in IntegrationCredentialInput) (c *IntegrationCredential, err error) {
+	defer func() { err = s.auditCred(ctx, id, "integration_credential.update", credID, err) }()
+	if err := id.Require(ActWrite); err != nil {
+		return nil, err
+	}
+	if in.GroupID != nil {
+		return nil, FieldError("group_id", "group_id cannot be changed")
+	}
+	if in.Name != nil {
+		if err := checkDSMName("name", *in.Name); err != nil {
+			return nil, err
+		}
+	}
+	if in.Details != nil {
+		if err := checkDetails(in.Details); err != nil {
+			return nil, err
+		}
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.findCredential(ctx, id, sc, credID); err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	c, err = s.store.UpdateIntegrationCredential(ctx, id.AccountID, credID, func(c *IntegrationCredential, get SobjectGetter) error {
+		if in.Name != nil {
+			c.Name = *in.Name
+		}
+		if in.Description != nil {
+			c.Description = in.Description
+		}
+		if in.Details != nil {
+			if err := checkRefs(get, sc, c.GroupID, in.Details); err != nil {
+				return err
+			}
+			c.Details = *in.Details
+		}
+		c.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return nil, mapStoreErr(conflictName(err, "credential"), "credential", "update integration credential")
+	}
+	return c, nil
+}
+
+// DeleteIntegrationCredential deletes a credential (not the objects it references).
+func (s *Service) DeleteIntegrationCredential(ctx context.Context, id *Identity, credID string) (err error) {
+	defer func() { err = s.auditCred(ctx, id, "integration_credential.delete", credID, err) }()
+	if err := id.Require(ActWrite); err != nil {
+		return err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := s.findCredential(ctx, id, sc, credID); err != nil {
+		return err
+	}
+	if err := s.store.DeleteIntegrationCredential(ctx, id.AccountID, credID); err != nil {
+		return mapStoreErr(err, "credential", "delete integration credential")
+	}
+	return nil
+}
+
+// RotationGenerate is the only rotation method.
+const RotationGenerate = "Generate"
+
+// RotateIntegrationCredential rotates with method Generate: every object
+// the credential references gets new material by rekey (the old object is
+// renamed, linked and deactivated), and the credential points at the new
+// objects — all in one transaction. Material only the cloud provider can
+// issue (Azure client secrets and certificates) is refused, with nothing
+// changed.
+func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity, credID, method string) (c *IntegrationCredential, err error) {
+	defer func() { err = s.auditCred(ctx, id, "integration_credential.rotate", credID, err) }()
+	if err := id.Require(ActWrite); err != nil {
+		return nil, err
+	}
+	if method != RotationGenerate {
+		return nil, FieldError("method", "unknown rotation method %q (supported: Generate)", method)
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.findCredential(ctx, id, sc, credID)
+	if err != nil {
+		return nil, err
+	}
+	switch cur.Details.Auth {
+	case AuthAzureClientSecret:
+		return nil, Errorf(KindInvalid, "Azure ClientSecret credentials cannot be rotated by credvault: a client secret is issued by Azure (Entra ID). "+
+			"Create a new secret in Azure, import it as a SECRET security object and PATCH the credential to reference it")
+	case AuthAzureCertificate:
+		return nil, Errorf(KindInvalid, "Azure Certificate credentials cannot be rotated by credvault: the certificate must be registered with Azure (Entra ID). "+
+			"Create the new key and certificate, import them, register the certificate in Azure and PATCH the credential to reference them")
+	}
+	at := s.Now()
+	plan := RekeyPlan{At: at, Credential: cur, Hook: s.rekeyHook}
+	details := cur.Details
+	for _, r := range cur.Details.Refs() {
+		old, err := s.store.GetSobject(ctx, id.AccountID, r.KID)
+		if err != nil {
+			return nil, mapStoreErr(err, "security object "+r.KID, "rotate credential")
+		}
+		if old.ObjType != ObjRSA && old.ObjType != ObjEC {
+			return nil, FieldError("credential_details", "credential_details.body.%s: a %s object cannot be regenerated by credvault", r.Field, old.ObjType)
+		}
+		if old.Replacement != "" {
+			return nil, Errorf(KindConflict, "security object %s was already rotated; PATCH the credential to reference its replacement", old.KID)
+		}
+		st, err := s.planRekey(id, old, SobjectInput{}, true, at)
+		if err != nil {
+			return nil, err
+		}
+		plan.Steps = append(plan.Steps, *st)
+		details.SetRef(r.Field, st.New.KID)
+	}
+	plan.CredentialDetails = &details
+	if err := s.store.Rekey(ctx, id.AccountID, plan); err != nil {
+		return nil, mapStoreErr(conflictName(err, "security object"), "credential", "rotate credential")
+	}
+	c, err = s.store.GetIntegrationCredential(ctx, id.AccountID, credID)
+	if err != nil {
+		return nil, mapStoreErr(err, "credential", "rotate credential")
+	}
+	return c, nil
+}

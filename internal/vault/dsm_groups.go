@@ -1,0 +1,515 @@
+package vault
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"slices"
+)
+
+// DSM groups and apps.
+
+// GroupInput creates or updates a group; nil fields are left unchanged.
+type GroupInput struct {
+	Name           *string
+	Description    *string
+	CustomMetadata map[string]string // nil: unchanged
+}
+
+func conflictName(err error, what string) error {
+	if KindOf(err) == KindConflict {
+		if e, ok := err.(*Error); ok && e.Msg != ErrConflict.Msg && e.Msg != "conflict" {
+			return err
+		}
+		return &Error{Kind: KindConflict, Field: "name", Msg: "a " + what + " with this name already exists in this account", Err: err}
+	}
+	return err
+}
+
+// CreateGroup creates a group. An app that creates a group becomes its member.
+func (s *Service) CreateGroup(ctx context.Context, id *Identity, in GroupInput) (g *Group, err error) {
+	defer func() {
+		oid := ""
+		if g != nil {
+			oid = g.ID
+		}
+		err = s.auditDSM(ctx, id, "group.create", "group", oid, err)
+	}()
+	if err := id.Require(ActAdmin); err != nil {
+		return nil, err
+	}
+	if in.Name == nil {
+		return nil, FieldError("name", "name is required")
+	}
+	if err := checkDSMName("name", *in.Name); err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	g = &Group{ID: NewID(), AccountID: id.AccountID, Name: *in.Name, CustomMetadata: in.CustomMetadata, Creator: creatorOf(id), CreatedAt: now, UpdatedAt: now}
+	if in.Description != nil {
+		g.Description = *in.Description
+	}
+	if g.CustomMetadata == nil {
+		g.CustomMetadata = map[string]string{}
+	}
+	if err := s.store.CreateGroup(ctx, g); err != nil {
+		return nil, mapStoreErr(conflictName(err, "group"), "group", "create group")
+	}
+	if id.Principal.Kind == PrincipalApp {
+		_, err := s.store.UpdateApp(ctx, id.AccountID, id.Principal.ID, func(a *App) error {
+			a.Groups = append(a.Groups, AppGroup{GroupID: g.ID, Permissions: allGroupPermissions()})
+			a.UpdatedAt = now
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create group: add creator app: %w", err)
+		}
+	}
+	return g, nil
+}
+
+// ListGroups returns the groups the caller reaches.
+func (s *Service) ListGroups(ctx context.Context, id *Identity) ([]Group, error) {
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.store.ListGroups(ctx, id.AccountID)
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	out := all[:0]
+	for _, g := range all {
+		if sc.has(g.ID) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// GetGroup returns a group the caller reaches.
+func (s *Service) GetGroup(ctx context.Context, id *Identity, groupID string) (*Group, error) {
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.getGroup(ctx, id, sc, groupID)
+}
+
+func (s *Service) getGroup(ctx context.Context, id *Identity, sc *dsmScope, groupID string) (*Group, error) {
+	if !sc.has(groupID) {
+		return nil, notFound("group")
+	}
+	g, err := s.store.GetGroup(ctx, id.AccountID, groupID)
+	if err != nil {
+		return nil, mapStoreErr(err, "group", "get group")
+	}
+	return g, nil
+}
+
+// UpdateGroup changes a group's name, description or custom metadata.
+func (s *Service) UpdateGroup(ctx context.Context, id *Identity, groupID string, in GroupInput) (g *Group, err error) {
+	defer func() { err = s.auditDSM(ctx, id, "group.update", "group", groupID, err) }()
+	if err := id.Require(ActAdmin); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !sc.has(groupID) {
+		return nil, notFound("group")
+	}
+	if in.Name != nil {
+		if err := checkDSMName("name", *in.Name); err != nil {
+			return nil, err
+		}
+	}
+	now := s.Now()
+	g, err = s.store.UpdateGroup(ctx, id.AccountID, groupID, func(g *Group) error {
+		if in.Name != nil {
+			g.Name = *in.Name
+		}
+		if in.Description != nil {
+			g.Description = *in.Description
+		}
+		if in.CustomMetadata != nil {
+			g.CustomMetadata = in.CustomMetadata
+		}
+		g.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return nil, mapStoreErr(conflictName(err, "group"), "group", "update group")
+	}
+	return g, nil
+}
+
+// DeleteGroup deletes an empty group.
+func (s *Service) DeleteGroup(ctx context.Context, id *Identity, groupID string) (err error) {
+	defer func() { err = s.auditDSM(ctx, id, "group.delete", "group", groupID, err) }()
+	if err := id.Require(ActAdmin); err != nil {
+		return err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !sc.has(groupID) {
+		return notFound("group")
+	}
+	if err := s.store.DeleteGroup(ctx, id.AccountID, groupID); err != nil {
+		return mapStoreErr(err, "group", "delete group")
+	}
+	return nil
+}
+
+// ---- apps ----
+
+// AppGroupPermissions are the DSM per-group app permissions credvault
+// accepts (and stores; access itself follows the app's role).
+var AppGroupPermissions = []string{"SIGN", "VERIFY", "ENCRYPT", "DECRYPT", "WRAPKEY", "UNWRAPKEY", "DERIVEKEY", "MACGENERATE", "MACVERIFY",
+	"EXPORT", "MANAGE", "AGREEKEY", "MASKDECRYPT", "AUDIT", "TRANSFORM", "CREATE_SOBJECTS", "COPY_SOBJECTS", "ROTATE_SOBJECTS",
+	"ACTIVATE_SOBJECTS", "REVOKE_SOBJECTS", "REVERT_SOBJECTS", "MOVE_SOBJECTS", "UPDATE_SOBJECTS_PROFILE", "UPDATE_SOBJECTS_ENABLED_STATE",
+	"UPDATE_SOBJECT_POLICIES", "UPDATE_KEY_OPS", "DELETE_KEY_MATERIAL", "DELETE_SOBJECTS", "DESTROY_SOBJECTS", "RESTORE_EXTERNAL_SOBJECTS",
+	"CALCULATE_DIGEST", "ENCAPSULATE", "DECAPSULATE"}
+
+func allGroupPermissions() []string { return slices.Clone(AppGroupPermissions) }
+
+// AppInput creates or updates an app. On update, nil fields are left
+// unchanged; AddGroups/ModGroups/DelGroups change memberships.
+type AppInput struct {
+	Name         *string
+	Description  *string
+	AppType      *string
+	Role         *DSMRole
+	Enabled      *bool
+	DefaultGroup *string
+	AddGroups    []AppGroup
+	ModGroups    []AppGroup
+	DelGroups    []string
+}
+
+func checkAppGroups(field string, sc *dsmScope, gs []AppGroup) error {
+	for _, g := range gs {
+		if !ValidUUID(g.GroupID) {
+			return FieldError(field, "%s: %q is not a group id (UUID)", field, g.GroupID)
+		}
+		if !sc.has(g.GroupID) {
+			return FieldError(field, "%s: group %s not found", field, g.GroupID)
+		}
+		for _, p := range g.Permissions {
+			if !slices.Contains(AppGroupPermissions, p) {
+				return FieldError(field, "%s: unknown permission %q", field, p)
+			}
+		}
+	}
+	return nil
+}
+
+func (in *AppInput) validate(sc *dsmScope) error {
+	if in.Name != nil {
+		if err := checkDSMName("name", *in.Name); err != nil {
+			return err
+		}
+	}
+	if in.Role != nil && *in.Role != DSMRoleAdmin && *in.Role != DSMRoleCrypto {
+		return FieldError("role", "role must be admin or crypto")
+	}
+	if err := checkAppGroups("add_groups", sc, in.AddGroups); err != nil {
+		return err
+	}
+	if err := checkAppGroups("mod_groups", sc, in.ModGroups); err != nil {
+		return err
+	}
+	for _, g := range in.DelGroups {
+		if !ValidUUID(g) || !sc.has(g) {
+			return FieldError("del_groups", "del_groups: group %s not found", g)
+		}
+	}
+	if in.DefaultGroup != nil && *in.DefaultGroup != "" && !ValidUUID(*in.DefaultGroup) {
+		return FieldError("default_group", "default_group must be a group id (UUID)")
+	}
+	return nil
+}
+
+// apply applies in to a; it enforces that an app keeps at least one group.
+func (in *AppInput) apply(a *App) error {
+	if in.Name != nil {
+		a.Name = *in.Name
+	}
+	if in.Description != nil {
+		a.Description = *in.Description
+	}
+	if in.AppType != nil {
+		a.AppType = *in.AppType
+	}
+	if in.Role != nil {
+		a.Role = *in.Role
+	}
+	if in.Enabled != nil {
+		a.Enabled = *in.Enabled
+	}
+	idx := func(g string) int {
+		return slices.IndexFunc(a.Groups, func(x AppGroup) bool { return x.GroupID == g })
+	}
+	for _, g := range in.AddGroups {
+		if g.Permissions == nil {
+			g.Permissions = allGroupPermissions()
+		}
+		if i := idx(g.GroupID); i >= 0 {
+			a.Groups[i] = g
+		} else {
+			a.Groups = append(a.Groups, g)
+		}
+	}
+	for _, g := range in.ModGroups {
+		i := idx(g.GroupID)
+		if i < 0 {
+			return FieldError("mod_groups", "mod_groups: the app is not a member of group %s", g.GroupID)
+		}
+		if g.Permissions == nil {
+			g.Permissions = []string{}
+		}
+		a.Groups[i] = g
+	}
+	for _, g := range in.DelGroups {
+		if i := idx(g); i >= 0 {
+			a.Groups = slices.Delete(a.Groups, i, i+1)
+		}
+	}
+	if len(a.Groups) == 0 {
+		return FieldError("add_groups", "an app must be a member of at least one group")
+	}
+	if in.DefaultGroup != nil {
+		a.DefaultGroup = *in.DefaultGroup
+	}
+	if a.DefaultGroup != "" && idx(a.DefaultGroup) < 0 {
+		if in.DefaultGroup != nil {
+			return FieldError("default_group", "default_group must be one of the app's groups")
+		}
+		a.DefaultGroup = ""
+	}
+	return nil
+}
+
+// CreateApp creates an app with no secret; the first GetAppCredential
+// issues it.
+func (s *Service) CreateApp(ctx context.Context, id *Identity, in AppInput) (a *App, err error) {
+	defer func() {
+		oid := ""
+		if a != nil {
+			oid = a.ID
+		}
+		err = s.auditDSM(ctx, id, "app.create", "app", oid, err)
+	}()
+	if err := id.Require(ActAdmin); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if in.Name == nil {
+		return nil, FieldError("name", "name is required")
+	}
+	if len(in.ModGroups) > 0 || len(in.DelGroups) > 0 {
+		return nil, FieldError("mod_groups", "mod_groups and del_groups apply to existing apps only; use add_groups")
+	}
+	if err := in.validate(sc); err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	a = &App{ID: NewID(), AccountID: id.AccountID, Role: DSMRoleCrypto, Enabled: true, Creator: creatorOf(id), CreatedAt: now, UpdatedAt: now, Groups: []AppGroup{}}
+	if err := in.apply(a); err != nil {
+		return nil, err
+	}
+	p := &Principal{ID: a.ID, Kind: PrincipalApp, Name: a.Name, DefaultAccountID: id.AccountID, CreatedAt: now}
+	if err := s.store.CreateApp(ctx, a, p, a.Role.CoreRole()); err != nil {
+		return nil, mapStoreErr(conflictName(err, "app"), "app", "create app")
+	}
+	return a, nil
+}
+
+// visibleApp reports whether a scoped caller may see app a: itself, or an
+// app sharing one of its groups.
+func visibleApp(id *Identity, sc *dsmScope, a *App) bool {
+	if sc.all || a.ID == id.Principal.ID {
+		return true
+	}
+	for _, g := range a.Groups {
+		if sc.has(g.GroupID) {
+			return true
+		}
+	}
+	return false
+}
+
+// ListApps returns the apps the caller may see.
+func (s *Service) ListApps(ctx context.Context, id *Identity) ([]App, error) {
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.store.ListApps(ctx, id.AccountID)
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	out := all[:0]
+	for _, a := range all {
+		if visibleApp(id, sc, &a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// GetApp returns an app the caller may see.
+func (s *Service) GetApp(ctx context.Context, id *Identity, appID string) (*App, error) {
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.getApp(ctx, id, sc, appID)
+}
+
+func (s *Service) getApp(ctx context.Context, id *Identity, sc *dsmScope, appID string) (*App, error) {
+	a, err := s.store.GetApp(ctx, id.AccountID, appID)
+	if err != nil {
+		return nil, mapStoreErr(err, "app", "get app")
+	}
+	if !visibleApp(id, sc, a) {
+		return nil, notFound("app")
+	}
+	return a, nil
+}
+
+// UpdateApp changes an app.
+func (s *Service) UpdateApp(ctx context.Context, id *Identity, appID string, in AppInput) (a *App, err error) {
+	defer func() { err = s.auditDSM(ctx, id, "app.update", "app", appID, err) }()
+	if err := id.Require(ActAdmin); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.getApp(ctx, id, sc, appID); err != nil {
+		return nil, err
+	}
+	if err := in.validate(sc); err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	a, err = s.store.UpdateApp(ctx, id.AccountID, appID, func(a *App) error {
+		if err := in.apply(a); err != nil {
+			return err
+		}
+		a.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return nil, mapStoreErr(conflictName(err, "app"), "app", "update app")
+	}
+	return a, nil
+}
+
+// DeleteApp deletes an app, its key and its sessions.
+func (s *Service) DeleteApp(ctx context.Context, id *Identity, appID string) (err error) {
+	defer func() { err = s.auditDSM(ctx, id, "app.delete", "app", appID, err) }()
+	if err := id.Require(ActAdmin); err != nil {
+		return err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := s.getApp(ctx, id, sc, appID); err != nil {
+		return err
+	}
+	if err := s.store.DeleteApp(ctx, id.AccountID, appID); err != nil {
+		return mapStoreErr(err, "app", "delete app")
+	}
+	return nil
+}
+
+// ErrSecretIssued is returned by GetAppCredential once the app's secret
+// has been shown.
+var ErrSecretIssued = Errorf(KindConflict, "the app's secret was already issued and credvault stores only its hash, so it cannot be shown again; "+
+	"call POST /sys/v1/apps/{app_id}/reset_secret and then GET /sys/v1/apps/{app_id}/credential to obtain a new secret")
+
+// GetAppCredential issues the app's API key (base64 of app_id:secret) and
+// returns it. It works once per secret: the key is stored only as a hash,
+// so later calls are ErrSecretIssued until ResetAppSecret.
+func (s *Service) GetAppCredential(ctx context.Context, id *Identity, appID string) (key string, err error) {
+	defer func() {
+		if aerr := s.Audit(ctx, id, "app.credential", "app", appID, err); aerr != nil && err == nil {
+			key, err = "", aerr // fail closed: no record, no secret
+		}
+	}()
+	if err := id.Require(ActAdmin); err != nil {
+		return "", err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	a, err := s.getApp(ctx, id, sc, appID)
+	if err != nil {
+		return "", err
+	}
+	if a.SecretIssued {
+		return "", ErrSecretIssued
+	}
+	var b [48]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("app secret: %w", err)
+	}
+	key = base64.StdEncoding.EncodeToString([]byte(appID + ":" + base64.RawURLEncoding.EncodeToString(b[:])))
+	k := &APIKey{ID: appID, PrincipalID: appID, Name: "dsm-app", Hash: HashAPIKey(key), CreatedAt: s.Now()}
+	if err := s.store.IssueAppKey(ctx, id.AccountID, k); err != nil {
+		if KindOf(err) == KindConflict {
+			return "", ErrSecretIssued
+		}
+		return "", mapStoreErr(err, "app", "issue app key")
+	}
+	s.SecretAccessed("app.credential")
+	return key, nil
+}
+
+// ResetAppSecret invalidates the app's secret and sessions; the next
+// GetAppCredential issues a new secret.
+func (s *Service) ResetAppSecret(ctx context.Context, id *Identity, appID string) (a *App, err error) {
+	defer func() { err = s.auditDSM(ctx, id, "app.reset_secret", "app", appID, err) }()
+	if err := id.Require(ActAdmin); err != nil {
+		return nil, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.getApp(ctx, id, sc, appID); err != nil {
+		return nil, err
+	}
+	if err := s.store.ResetAppKey(ctx, id.AccountID, appID); err != nil {
+		return nil, mapStoreErr(err, "app", "reset app secret")
+	}
+	a, err = s.store.GetApp(ctx, id.AccountID, appID)
+	if err != nil {
+		return nil, mapStoreErr(err, "app", "reset app secret")
+	}
+	return a, nil
+}
