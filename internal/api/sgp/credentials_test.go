@@ -2,7 +2,10 @@ package sgp_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -526,6 +529,79 @@ func TestCredentials_List(t *testing.T) {
 			page := a.list(t, url.Values{"limit": {"7"}})
 			if diff := cmp.Diff(listPage{Object: "list", Items: []credential{c}, Total: 1, HasMore: false, Limit: 7}, page); diff != "" {
 				t.Errorf("list (-want +got):\n%s", diff)
+			}
+		})
+	})
+}
+
+// TestCredentials_Concurrent: uniqueness and payload versions hold under
+// concurrent writers (the database enforces them, not the handler).
+func TestCredentials_Concurrent(t *testing.T) {
+	t.Parallel()
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a := admin(v)
+		const n = 8
+		run := func(fn func(i int) *vaulttest.Response) []int {
+			statuses := make([]int, n)
+			done := make(chan struct{})
+			for i := range n {
+				go func() {
+					defer func() { done <- struct{}{} }()
+					statuses[i] = fn(i).Status
+				}()
+			}
+			for range n {
+				<-done
+			}
+			slices.Sort(statuses)
+			return statuses
+		}
+
+		t.Run("err/same-name-races", func(t *testing.T) {
+			got := run(func(i int) *vaulttest.Response {
+				return a.do(t, "POST", "/v5/credentials", map[string]any{"type": "key", "name": "race", "payload": fmt.Sprint("p", i)})
+			})
+			want := append([]int{200}, slices.Repeat([]int{409}, n-1)...)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("statuses of %d concurrent creates of one name (-want +got):\n%s", n, diff)
+			}
+			if p := a.list(t, url.Values{"name": {"race"}}); p.Total != 1 {
+				t.Errorf("%d credentials named race", p.Total)
+			}
+		})
+
+		t.Run("err/rename-races", func(t *testing.T) {
+			var cs []credential
+			for i := range n {
+				cs = append(cs, a.createNamed(t, fmt.Sprint("renamer-", i), "p"))
+			}
+			got := run(func(i int) *vaulttest.Response {
+				return a.do(t, "PATCH", "/v5/credentials/"+cs[i].ID, map[string]any{"name": "renamed-race"})
+			})
+			want := append([]int{200}, slices.Repeat([]int{409}, n-1)...)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("statuses of %d concurrent renames to one name (-want +got):\n%s", n, diff)
+			}
+		})
+
+		t.Run("ok/payload-updates-serialise", func(t *testing.T) {
+			c := a.createNamed(t, "contended", "p0")
+			got := run(func(i int) *vaulttest.Response {
+				return a.do(t, "PATCH", "/v5/credentials/"+c.ID, map[string]any{"payload": fmt.Sprint("p", i+1)})
+			})
+			if diff := cmp.Diff(slices.Repeat([]int{200}, n), got); diff != "" {
+				t.Errorf("statuses (-want +got):\n%s", diff)
+			}
+			stored, err := v.App.Store.GetCredential(context.Background(), v.AccountID, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored.Version != 1+n {
+				t.Errorf("version = %d after %d updates, want %d: an update was lost", stored.Version, n, 1+n)
+			}
+			s := a.decrypt(t, c.ID)
+			if !strings.HasPrefix(s, "p") || s == "p0" {
+				t.Errorf("decrypt = %q, want one of the updates", s)
 			}
 		})
 	})
