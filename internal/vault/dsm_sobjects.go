@@ -408,8 +408,10 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 	if err != nil {
 		return nil, err
 	}
-	if q.GroupID != "" && !sc.has(q.GroupID) {
-		return nil, notFound("group")
+	if q.GroupID != "" {
+		if _, err := s.getGroup(ctx, id, sc, q.GroupID); err != nil {
+			return nil, err
+		}
 	}
 	all, err := s.store.ListSobjects(ctx, id.AccountID, SobjectQuery{Groups: sc.list()})
 	if err != nil {

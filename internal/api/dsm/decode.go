@@ -44,6 +44,9 @@ func decodeJSON(body []byte, v any) error {
 	if !json.Valid(body) {
 		return invalid("malformed JSON in the request body")
 	}
+	if bytes.Contains(bytes.ToLower(body), []byte(`\u0000`)) {
+		return invalid("strings in the request body must not contain NUL characters")
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {

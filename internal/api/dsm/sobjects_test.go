@@ -1,0 +1,325 @@
+package dsm_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credvault/credvault/internal/testutil/vaulttest"
+)
+
+func keyOps(m map[string]any) []string {
+	var out []string
+	for _, o := range m["key_ops"].([]any) {
+		out = append(out, o.(string))
+	}
+	return out
+}
+
+func TestSobjects_Generate(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "g")
+		type tc struct {
+			typ   string
+			size  int
+			curve string
+		}
+		cases := []tc{{"AES", 128, ""}, {"AES", 192, ""}, {"AES", 256, ""}, {"HMAC", 256, ""}, {"RSA", 2048, ""}, {"RSA", 3072, ""},
+			{"EC", 0, "NistP256"}, {"EC", 0, "NistP384"}, {"EC", 0, "NistP521"}}
+		if v.Engine == "sqlite" {
+			cases = append(cases, tc{"RSA", 4096, ""})
+		}
+		for _, c := range cases {
+			name := fmt.Sprintf("%s-%d%s", c.typ, c.size, c.curve)
+			body := map[string]any{"name": name, "obj_type": c.typ, "group_id": g}
+			if c.curve != "" {
+				body["elliptic_curve"] = c.curve
+			} else {
+				body["key_size"] = c.size
+			}
+			o := adm.key(t, body)
+			ops := keyOps(o)
+			if slices.Contains(ops, "EXPORT") || o["origin"] != "FortanixHSM" || o["state"] != "Active" || o["enabled"] != true || o["group_id"] != g {
+				t.Errorf("%s: %v", name, o)
+			}
+			asym := c.typ == "RSA" || c.typ == "EC"
+			if asym != (o["pub_key"] != nil) {
+				t.Errorf("%s: pub_key presence %v", name, o["pub_key"] != nil)
+			}
+			if asym && !slices.Contains(ops, "SIGN") {
+				t.Errorf("%s: no SIGN in %v", name, ops)
+			}
+			if c.typ == "RSA" && o["key_size"].(float64) != float64(c.size) {
+				t.Errorf("%s: key_size %v", name, o["key_size"])
+			}
+			// Never exportable by default.
+			adm.fail(t, 403, "POST", "/crypto/v1/keys/export", map[string]any{"kid": o["kid"]})
+		}
+		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 100, "group_id": g})
+		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "RSA", "key_size": 1024, "group_id": g})
+		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "EC", "elliptic_curve": "SecP256K1", "group_id": g})
+		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "SECRET", "key_size": 256, "group_id": g})
+		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "BOGUS", "key_size": 256, "group_id": g})
+		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "group_id": g})
+		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"obj_type": "AES", "key_size": 128, "group_id": g})
+		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 128, "group_id": g, "key_ops": []string{"SIGN"}})
+		adm.fail(t, 409, "POST", "/crypto/v1/keys", map[string]any{"name": "AES-128", "obj_type": "AES", "key_size": 128, "group_id": g})
+		// Exportable on request.
+		o := adm.key(t, map[string]any{"name": "exp", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "EXPORT"}})
+		ex := adm.ok(t, 200, "POST", "/crypto/v1/keys/export", map[string]any{"name": "exp"})
+		if len(unb64(t, ex["value"])) != 32 || ex["kid"] != o["kid"] {
+			t.Errorf("export: %v", ex)
+		}
+	})
+}
+
+func selfSignedCert(t *testing.T) ([]byte, *ecdsa.PrivateKey) {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der, k
+}
+
+func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g, g2 := adm.group(t, "g"), adm.group(t, "g2")
+		rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+		pkcs8, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
+		ecKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		sec1, _ := x509.MarshalECPrivateKey(ecKey)
+		pub, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+		cert, _ := selfSignedCert(t)
+		imports := []struct {
+			name, typ string
+			value     []byte
+			export    []byte // expected export value
+		}{
+			{"i-aes", "AES", bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{1}, 16)},
+			{"i-rsa", "RSA", pkcs8, pkcs8},
+			{"i-ec", "EC", sec1, nil},
+			{"i-rsa-pub", "RSA", pub, pub},
+			{"i-secret", "SECRET", []byte("client-secret-value"), []byte("client-secret-value")},
+			{"i-opaque", "OPAQUE", []byte{0, 1, 2}, []byte{0, 1, 2}},
+			{"i-cert", "CERTIFICATE", cert, cert},
+			{"i-hmac", "HMAC", bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{7}, 32)},
+		}
+		kids := map[string]string{}
+		for _, im := range imports {
+			o := adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": im.name, "obj_type": im.typ, "value": b64(im.value), "group_id": g,
+				"custom_metadata": map[string]string{"team": "x"}})
+			kids[im.name] = o["kid"].(string)
+			if o["origin"] != "External" || !slices.Contains(keyOps(o), "EXPORT") || o["value"] != nil {
+				t.Errorf("%s: %v", im.name, o)
+			}
+			ex := adm.ok(t, 200, "POST", "/crypto/v1/keys/export", map[string]any{"kid": o["kid"]})
+			got := unb64(t, ex["value"])
+			if im.export != nil && !bytes.Equal(got, im.export) {
+				t.Errorf("%s: export differs", im.name)
+			}
+			if im.name == "i-ec" {
+				k, err := x509.ParsePKCS8PrivateKey(got)
+				if err != nil || !k.(*ecdsa.PrivateKey).Equal(ecKey) {
+					t.Errorf("EC export is not the imported key as PKCS#8: %v", err)
+				}
+			}
+		}
+		if o := adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": "i-rsa-pub"}); o["public_only"] != true || slices.Contains(keyOps(o), "SIGN") {
+			t.Errorf("public-only import: %v", o)
+		}
+		if o := adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kids["i-cert"]}); o["obj_type"] != "CERTIFICATE" || o["pub_key"] == nil {
+			t.Errorf("certificate: %v", o)
+		}
+		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "RSA", "value": b64([]byte("junk")), "group_id": g})
+		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "EC", "value": b64(pkcs8), "group_id": g})
+		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "CERTIFICATE", "value": b64(pkcs8), "group_id": g})
+		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "value": "!!!", "group_id": g})
+		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "DES3", "value": b64(make([]byte, 24)), "group_id": g})
+		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "group_id": g})
+
+		adm.key(t, map[string]any{"name": "other-group", "obj_type": "AES", "key_size": 128, "group_id": g2})
+		// Lists: bare array by default, with metadata on request.
+		if l := adm.list(t, "/crypto/v1/keys"); len(l) != len(imports)+1 {
+			t.Errorf("list: %d", len(l))
+		}
+		if l := adm.list(t, "/crypto/v1/keys?group_id="+g2); len(l) != 1 {
+			t.Errorf("group filter: %d", len(l))
+		}
+		if l := adm.list(t, "/crypto/v1/keys?obj_type=RSA"); len(l) != 2 {
+			t.Errorf("type filter: %d", len(l))
+		}
+		if l := adm.list(t, "/crypto/v1/keys?name=i-ec"); len(l) != 1 {
+			t.Errorf("name filter: %d", len(l))
+		}
+		if l := adm.list(t, "/crypto/v1/keys?custom_metadata.team=x"); len(l) != len(imports) {
+			t.Errorf("custom metadata filter: %d", len(l))
+		}
+		l := adm.list(t, "/crypto/v1/keys?sort=name:desc&limit=2&offset=1")
+		if len(l) != 2 || l[0].(map[string]any)["name"] != "i-secret" || l[1].(map[string]any)["name"] != "i-rsa-pub" {
+			t.Errorf("sorted page: %v", l)
+		}
+		wm := adm.ok(t, 200, "GET", "/crypto/v1/keys?with_metadata=true&obj_type=AES&limit=1", nil)
+		md := wm["metadata"].(map[string]any)
+		if md["total_count"].(float64) != float64(len(imports)+1) || md["filtered_count"].(float64) != 2 || len(wm["items"].([]any)) != 1 {
+			t.Errorf("with_metadata: %v", wm)
+		}
+		adm.fail(t, 400, "GET", "/crypto/v1/keys?sort=size:asc", nil)
+		adm.fail(t, 400, "GET", "/crypto/v1/keys?group_id=nope", nil)
+		adm.fail(t, 400, "GET", "/crypto/v1/keys?limit=-1", nil)
+
+		// Update.
+		kid := kids["i-rsa"]
+		up := adm.ok(t, 200, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "i-rsa-renamed", "description": "d", "enabled": false,
+			"key_ops": []string{"SIGN", "VERIFY"}, "custom_metadata": map[string]string{"k": "v"}, "allow_credential_use": true})
+		if up["name"] != "i-rsa-renamed" || up["enabled"] != false || up["allow_credential_use"] != true || len(keyOps(up)) != 2 ||
+			up["custom_metadata"].(map[string]any)["k"] != "v" || up["description"] != "d" {
+			t.Errorf("update: %v", up)
+		}
+		adm.fail(t, 403, "POST", "/crypto/v1/keys/export", map[string]any{"kid": kid}) // EXPORT removed
+		adm.fail(t, 400, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"key_ops": []string{"MACGENERATE"}})
+		adm.fail(t, 400, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"group_id": g2})
+		adm.fail(t, 409, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "i-ec"})
+		// A never-exportable object cannot become exportable.
+		gen := adm.key(t, map[string]any{"name": "gen", "obj_type": "AES", "key_size": 128, "group_id": g})
+		adm.fail(t, 400, "PATCH", "/crypto/v1/keys/"+gen["kid"].(string), map[string]any{"key_ops": []string{"ENCRYPT", "EXPORT"}})
+
+		// Delete.
+		adm.ok(t, 204, "DELETE", "/crypto/v1/keys/"+kid, nil)
+		adm.fail(t, 404, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+		adm.fail(t, 404, "DELETE", "/crypto/v1/keys/"+kid, nil)
+		adm.fail(t, 404, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "z"})
+		adm.fail(t, 400, "DELETE", "/crypto/v1/keys/nope", nil)
+	})
+}
+
+func TestSignVerify(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "g")
+		app, _ := adm.app(t, "signer", "crypto", g)
+		rsaKey := app.key(t, map[string]any{"name": "rsa", "obj_type": "RSA", "key_size": 2048})
+		ecKey := app.key(t, map[string]any{"name": "ec", "obj_type": "EC", "elliptic_curve": "NistP384"})
+		msg := []byte("the message to sign")
+		d256 := sha256.Sum256(msg)
+		d512 := sha512.Sum512(msg)
+
+		cases := []struct {
+			name   string
+			key    map[string]any
+			req    map[string]any
+			h      crypto.Hash
+			digest []byte
+			pss    bool
+		}{
+			{"rsa-pkcs1-data", rsaKey, map[string]any{"hash_alg": "SHA256", "data": b64(msg)}, crypto.SHA256, d256[:], false},
+			{"rsa-pkcs1-explicit", rsaKey, map[string]any{"hash_alg": "SHA512", "hash": b64(d512[:]), "mode": map[string]any{"PKCS1_V15": map[string]any{}}}, crypto.SHA512, d512[:], false},
+			{"rsa-pss", rsaKey, map[string]any{"hash_alg": "SHA256", "hash": b64(d256[:]), "mode": map[string]any{"PSS": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": "SHA256"}}}}}, crypto.SHA256, d256[:], true},
+			{"ec-data", ecKey, map[string]any{"hash_alg": "SHA256", "data": b64(msg)}, crypto.SHA256, d256[:], false},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				req := map[string]any{"key": map[string]any{"kid": c.key["kid"]}}
+				for k, val := range c.req {
+					req[k] = val
+				}
+				r := app.ok(t, 200, "POST", "/crypto/v1/sign", req)
+				sig := unb64(t, r["signature"])
+				if r["kid"] != c.key["kid"] {
+					t.Errorf("kid: %v", r["kid"])
+				}
+				if !verifyIndependently(t, unb64(t, c.key["pub_key"]), c.h, c.digest, sig, c.pss) {
+					t.Fatal("signature does not verify with crypto/rsa or crypto/ecdsa against pub_key")
+				}
+				req["signature"] = b64(sig)
+				if vr := app.ok(t, 200, "POST", "/crypto/v1/verify", req); vr["result"] != true {
+					t.Errorf("verify: %v", vr)
+				}
+				bad := slices.Clone(sig)
+				bad[len(bad)/2] ^= 1
+				req["signature"] = b64(bad)
+				if vr := app.ok(t, 200, "POST", "/crypto/v1/verify", req); vr["result"] != false {
+					t.Errorf("verify of a corrupted signature: %v", vr)
+				}
+			})
+		}
+		// By name works too.
+		app.ok(t, 200, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"name": "rsa"}, "hash_alg": "SHA256", "data": b64(msg)})
+
+		// Errors.
+		aes := app.key(t, map[string]any{"name": "aes", "obj_type": "AES", "key_size": 128})
+		noSign := app.key(t, map[string]any{"name": "verify-only", "obj_type": "EC", "elliptic_curve": "NistP256", "key_ops": []string{"VERIFY"}})
+		for _, c := range []struct {
+			status int
+			body   map[string]any
+		}{
+			{400, map[string]any{"key": map[string]any{"kid": aes["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{403, map[string]any{"key": map[string]any{"kid": noSign["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "MD5", "data": b64(msg)}},
+			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256"}},
+			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "hash": b64(d256[:])}},
+			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "hash": b64(d512[:])}},
+			{400, map[string]any{"key": map[string]any{"kid": "not-a-uuid"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"], "name": "rsa"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, map[string]any{"key": map[string]any{"transient_key": "AAAA"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{404, map[string]any{"key": map[string]any{"kid": "00000000-0000-0000-0000-000000000000"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, map[string]any{"key": map[string]any{"kid": ecKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"PSS": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": "SHA256"}}}}}},
+			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"OAEP": map[string]any{}}}},
+		} {
+			app.fail(t, c.status, "POST", "/crypto/v1/sign", c.body)
+		}
+		app.fail(t, 400, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+		// A disabled key does not sign.
+		app.ok(t, 200, "PATCH", "/crypto/v1/keys/"+rsaKey["kid"].(string), map[string]any{"enabled": false})
+		app.fail(t, 400, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+	})
+}
+
+func TestRekey(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "g")
+		old := adm.key(t, map[string]any{"name": "signer", "obj_type": "EC", "elliptic_curve": "NistP256", "group_id": g, "custom_metadata": map[string]string{"a": "b"},
+			"allow_credential_use": true})
+		n := adm.ok(t, 200, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "signer", "deactivate_rotated_key": true})
+		if n["name"] != "signer" || n["kid"] == old["kid"] || n["links"].(map[string]any)["replaced"] != old["kid"] ||
+			n["custom_metadata"].(map[string]any)["a"] != "b" || n["allow_credential_use"] != true || bytes.Equal(unb64(t, n["pub_key"]), unb64(t, old["pub_key"])) {
+			t.Errorf("new object: %v", n)
+		}
+		o := adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"kid": old["kid"]})
+		if !strings.HasPrefix(o["name"].(string), "signer (rotated at ") || o["state"] != "Deactivated" || o["links"].(map[string]any)["replacement"] != n["kid"] {
+			t.Errorf("old object: %v", o)
+		}
+		msg := []byte("m")
+		adm.fail(t, 400, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+		r := adm.ok(t, 200, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"name": "signer"}, "hash_alg": "SHA256", "data": b64(msg)})
+		d := sha256.Sum256(msg)
+		if r["kid"] != n["kid"] || !verifyIndependently(t, unb64(t, n["pub_key"]), crypto.SHA256, d[:], unb64(t, r["signature"]), false) {
+			t.Errorf("sign by name after rekey: %v", r)
+		}
+		// The old key still verifies what it signed before (verify works on deactivated keys).
+		adm.ok(t, 200, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "signature": r["signature"]})
+
+		adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "sec", "obj_type": "SECRET", "value": b64([]byte("s")), "group_id": g})
+		adm.fail(t, 400, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec"})
+		adm.fail(t, 404, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "missing"})
+		adm.fail(t, 400, "POST", "/crypto/v1/keys/rekey", map[string]any{})
+	})
+}
