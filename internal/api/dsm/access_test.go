@@ -57,8 +57,6 @@ func TestSessions(t *testing.T) {
 		t.Run("expired", func(t *testing.T) {
 			s := app.session(t)
 			// Expire it in the database, as another replica's clock would see it.
-			db := v.App.Store
-			_ = db
 			if err := expireSessions(v); err != nil {
 				t.Fatal(err)
 			}
@@ -67,9 +65,6 @@ func TestSessions(t *testing.T) {
 		t.Run("bad-credentials", func(t *testing.T) {
 			for _, auth := range []string{"", "Basic", "Basic bm9wZTpub3Bl", "Bearer nope", "Token x"} {
 				c := client{v: v, auth: auth}
-				if auth == "" {
-					c = client{v: v, auth: ""}
-				}
 				body := c.fail(t, 401, "GET", "/sys/v1/groups", nil)
 				if strings.Contains(body, "nope") {
 					t.Errorf("error echoes the credential: %s", body)
