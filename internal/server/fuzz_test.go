@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -115,6 +116,102 @@ func FuzzAuthHeaders(f *testing.F) {
 		r.Header["X-Selected-Account-Id"] = []string{acct}
 		if w := serve(h, r); w.Code >= 500 {
 			t.Fatalf("key %q account %q: %d %s", k, acct, w.Code, w.Body)
+		}
+	})
+}
+
+// dsmFixture creates a group, an RSA key, an exportable AES key and an OCI
+// credential for the DSM fuzzers to aim at.
+func dsmFixture(f *testing.F, h http.Handler, key string) map[string]string {
+	f.Helper()
+	do := func(method, path, body string) map[string]any {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("Authorization", "Basic "+key)
+		w := serve(h, r)
+		if w.Code >= 300 {
+			f.Fatalf("fixture %s %s: %d %s", method, path, w.Code, w.Body)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(w.Body.Bytes(), &m)
+		return m
+	}
+	ids := map[string]string{}
+	ids["group"] = do("POST", "/sys/v1/groups", `{"name":"fuzz"}`)["group_id"].(string)
+	ids["rsa"] = do("POST", "/crypto/v1/keys", `{"name":"fuzz-rsa","obj_type":"RSA","key_size":2048,"group_id":"`+ids["group"]+`","allow_credential_use":true}`)["kid"].(string)
+	ids["aes"] = do("POST", "/crypto/v1/keys", `{"name":"fuzz-aes","obj_type":"AES","key_size":256,"group_id":"`+ids["group"]+`","key_ops":["ENCRYPT","EXPORT"]}`)["kid"].(string)
+	ids["cred"] = do("POST", "/sys/v1/credentials", `{"name":"fuzz-cred","group_id":"`+ids["group"]+`","credential_details":{"$type":"Oci","body":{"$type":"ApiKey","user_ocid":"u","tenant_ocid":"t","signing_key":"`+ids["rsa"]+`"}}}`)["credential_id"].(string)
+	return ids
+}
+
+// FuzzDSMBodies sends arbitrary bodies to every DSM endpoint that decodes
+// one. No input may panic or produce a 5xx.
+func FuzzDSMBodies(f *testing.F) {
+	h, key := fuzzVault(f)
+	ids := dsmFixture(f, h, key)
+	targets := []struct{ method, path string }{
+		{"POST", "/sys/v1/groups"}, {"PATCH", "/sys/v1/groups/" + ids["group"]},
+		{"POST", "/sys/v1/apps"},
+		{"POST", "/crypto/v1/keys"}, {"PUT", "/crypto/v1/keys"}, {"PATCH", "/crypto/v1/keys/" + ids["aes"]},
+		{"POST", "/crypto/v1/keys/info"}, {"POST", "/crypto/v1/keys/export"}, {"POST", "/crypto/v1/keys/rekey"},
+		{"POST", "/crypto/v1/sign"}, {"POST", "/crypto/v1/verify"},
+		{"POST", "/sys/v1/credentials"}, {"PATCH", "/sys/v1/credentials/" + ids["cred"]},
+		{"POST", "/sys/v1/credentials/" + ids["cred"] + "/rotate"}, {"POST", "/sys/v1/session/auth"},
+	}
+	for _, s := range []string{
+		`{"name":"k","obj_type":"EC","elliptic_curve":"NistP256","group_id":"` + ids["group"] + `"}`,
+		`{"name":"s","obj_type":"SECRET","value":"c2VjcmV0","group_id":"` + ids["group"] + `"}`,
+		`{"key":{"kid":"` + ids["rsa"] + `"},"hash_alg":"SHA256","data":"aGVsbG8="}`,
+		`{"key":{"kid":"` + ids["rsa"] + `"},"hash_alg":"SHA256","hash":"AAAA","signature":"AAAA"}`,
+		`{"kid":"` + ids["aes"] + `"}`, `{"name":"fuzz-rsa"}`, `{"method":{"$type":"Generate"}}`,
+		`{"credential_details":{"$type":"Azure","body":{"$type":"Certificate"}}}`, `{"$type":"x"}`,
+		`{"key_ops":["SIGN"],"enabled":false}`, `{"obj_type":"RSA","key_size":99999}`, `[]`, `null`, `{`, ``,
+	} {
+		f.Add(uint8(0), s)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, body string) {
+		tg := targets[int(which)%len(targets)]
+		r := httptest.NewRequest(tg.method, tg.path, strings.NewReader(body))
+		r.Header.Set("Authorization", "Basic "+key)
+		if w := serve(h, r); w.Code >= 500 {
+			t.Fatalf("%s %s %q: %d %s", tg.method, tg.path, body, w.Code, w.Body)
+		}
+	})
+}
+
+// FuzzDSMQueryAndPaths sends arbitrary list queries, path ids and
+// Authorization headers to the DSM dialect.
+func FuzzDSMQueryAndPaths(f *testing.F) {
+	h, key := fuzzVault(f)
+	dsmFixture(f, h, key)
+	for _, s := range []string{
+		"limit=1&offset=1", "sort_by=credential_name:desc", "filter=%7B%22name%22:%22x%22%7D", "limit=-1",
+		"sort=name:asc&start=a", "with_metadata=true&obj_type=RSA", "continuation_token=", "size=5&from=2&range_from=0",
+	} {
+		f.Add(s, "00000000-0000-0000-0000-000000000000", "Basic "+key)
+	}
+	f.Add("", "not-a-uuid", "Bearer xyz")
+	f.Add("", "", "Basic Zm9vOmJhcg==")
+	f.Fuzz(func(t *testing.T, query, seg, auth string) {
+		for _, p := range []struct{ method, path string }{
+			{"GET", "/sys/v1/credentials"}, {"GET", "/crypto/v1/keys"}, {"GET", "/sys/v1/groups"}, {"GET", "/sys/v1/apps"}, {"GET", "/sys/v1/logs"},
+		} {
+			r := httptest.NewRequest(p.method, p.path, nil)
+			r.URL.RawQuery = query
+			r.Header.Set("Authorization", "Basic "+key)
+			if w := serve(h, r); w.Code >= 500 {
+				t.Fatalf("%s %s?%s: %d %s", p.method, p.path, query, w.Code, w.Body)
+			}
+		}
+		for _, p := range []struct{ method, path string }{
+			{"GET", "/sys/v1/credentials/"}, {"GET", "/sys/v1/groups/"}, {"GET", "/sys/v1/apps/"}, {"DELETE", "/crypto/v1/keys/"},
+			{"GET", "/sys/v1/apps/credential/"},
+		} {
+			r := httptest.NewRequest(p.method, "/", nil)
+			r.URL.Path = p.path + seg
+			r.Header["Authorization"] = []string{auth}
+			if w := serve(h, r); w.Code >= 500 {
+				t.Fatalf("%s %q (auth %q): %d %s", p.method, r.URL.Path, auth, w.Code, w.Body)
+			}
 		}
 	})
 }
