@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+)
+
+// dsmClient speaks the DSM dialect to one replica with one Authorization
+// header value ("Basic <api key>" or "Bearer <token>").
+type dsmClient struct {
+	base string
+	auth string
+	hc   *http.Client
+}
+
+func (c dsmClient) with(auth string) dsmClient { c.auth = auth; return c }
+
+func (c dsmClient) must(t *testing.T, want int, method, path string, body any) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hr, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer hr.Body.Close()
+	b, err := io.ReadAll(hr.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read: %v", method, path, err)
+	}
+	if hr.StatusCode != want {
+		t.Fatalf("%s %s on %s: status %d, want %d: %s", method, path, c.base, hr.StatusCode, want, b)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// TestReplicasDSM: DSM sessions, security objects and apps are shared state
+// in PostgreSQL, so what one replica issues or creates is honoured by the
+// other at once, and a session terminated on one is dead on the other.
+func TestReplicasDSM(t *testing.T) {
+	wantEngine(t, "postgres")
+	rs := startReplicas(t, 2)
+	hc := &http.Client{Timeout: requestTimeout}
+	basic := "Basic " + rs.AdminKey
+	a := dsmClient{base: rs.Procs[0].URL, auth: basic, hc: hc}
+	b := dsmClient{base: rs.Procs[1].URL, auth: basic, hc: hc}
+
+	t.Run("session from A works on B; terminate on B ends it on A", func(t *testing.T) {
+		s := a.must(t, 200, "POST", "/sys/v1/session/auth", nil)
+		tok, _ := s["access_token"].(string)
+		if tok == "" || s["token_type"] != "Bearer" {
+			t.Fatalf("session: %v", s)
+		}
+		bearer := "Bearer " + tok
+		a.with(bearer).must(t, 200, "GET", "/sys/v1/groups", nil)
+		b.with(bearer).must(t, 200, "GET", "/sys/v1/groups", nil)
+		b.with(bearer).must(t, 204, "POST", "/sys/v1/session/refresh", nil)
+		b.with(bearer).must(t, 204, "POST", "/sys/v1/session/terminate", nil)
+		// No propagation delay: the very next request on A is refused.
+		a.with(bearer).must(t, 401, "GET", "/sys/v1/groups", nil)
+		b.with(bearer).must(t, 401, "GET", "/sys/v1/groups", nil)
+		a.with(bearer).must(t, 401, "POST", "/sys/v1/session/refresh", nil)
+		// The Basic key itself is unaffected.
+		a.must(t, 200, "GET", "/sys/v1/groups", nil)
+	})
+
+	g := a.must(t, 200, "POST", "/sys/v1/groups", map[string]any{"name": "replicated"})["group_id"].(string)
+
+	t.Run("key created on A signs on B", func(t *testing.T) {
+		o := a.must(t, 200, "POST", "/crypto/v1/keys", map[string]any{"name": "rep-ec", "obj_type": "EC", "elliptic_curve": "NistP256", "group_id": g})
+		kid := o["kid"].(string)
+		pub, err := base64.StdEncoding.DecodeString(o["pub_key"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// B sees it at once, by kid and by name.
+		if got := b.must(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": "rep-ec"})["kid"]; got != kid {
+			t.Fatalf("B: info by name: kid %v, want %s", got, kid)
+		}
+		digest := sha256.Sum256([]byte("signed on the other replica"))
+		sig := b.must(t, 200, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": kid}, "hash_alg": "SHA256", "hash": base64.StdEncoding.EncodeToString(digest[:])})
+		raw, err := base64.StdEncoding.DecodeString(sig["signature"].(string))
+		if err != nil || sig["kid"] != kid {
+			t.Fatalf("B: sign: %v (%v)", sig, err)
+		}
+		pk, err := x509.ParsePKIXPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ecdsa.VerifyASN1(pk.(*ecdsa.PublicKey), digest[:], raw) {
+			t.Fatal("the signature made on B does not verify with the public key A returned")
+		}
+		v := a.must(t, 200, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": kid}, "hash_alg": "SHA256",
+			"hash": base64.StdEncoding.EncodeToString(digest[:]), "signature": sig["signature"]})
+		if v["result"] != true {
+			t.Fatalf("A: verify of B's signature: %v", v)
+		}
+		// Deleted on B: gone on A.
+		b.must(t, 204, "DELETE", "/crypto/v1/keys/"+kid, nil)
+		a.must(t, 404, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+	})
+
+	t.Run("app created on A authenticates on B", func(t *testing.T) {
+		app := a.must(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "rep-app", "role": "crypto", "add_groups": map[string]any{g: []string{"SIGN", "VERIFY"}}})
+		id := app["app_id"].(string)
+		cred := a.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
+		key := cred["credential"].(map[string]any)["secret"].(string)
+		// The secret is shown once, on either replica.
+		b.must(t, 409, "GET", "/sys/v1/apps/"+id+"/credential", nil)
+
+		appB := b.with("Basic " + key)
+		if l := appB.must(t, 200, "POST", "/sys/v1/session/auth", nil); l["entity_id"] != id {
+			t.Fatalf("B: app session: %v", l)
+		}
+		o := appB.must(t, 200, "POST", "/crypto/v1/keys", map[string]any{"name": "app-key", "obj_type": "AES", "key_size": 256})
+		if o["group_id"] != g {
+			t.Fatalf("B: the app's key went to group %v, want %s", o["group_id"], g)
+		}
+		s := appB.must(t, 200, "POST", "/sys/v1/session/auth", nil)
+		bearer := "Bearer " + s["access_token"].(string)
+		a.with(bearer).must(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": "app-key"})
+
+		// Reset on A: the key and the session die on B at once.
+		a.must(t, 200, "POST", "/sys/v1/apps/"+id+"/reset_secret", map[string]any{})
+		appB.must(t, 401, "GET", "/sys/v1/groups", nil)
+		b.with(bearer).must(t, 401, "GET", "/sys/v1/groups", nil)
+		// Disabled on B after a fresh secret: refused on A.
+		key2 := b.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
+		a.with("Basic "+key2).must(t, 200, "GET", "/sys/v1/groups", nil)
+		b.must(t, 200, "PATCH", "/sys/v1/apps/"+id, map[string]any{"enabled": false})
+		a.with("Basic "+key2).must(t, 401, "GET", "/sys/v1/groups", nil)
+	})
+}
