@@ -87,7 +87,7 @@ Flags:
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured warm-up before each cell")
 	fs.StringVar(&concs, "concurrency", "1,16,64", "comma-separated client concurrencies")
 	fs.StringVar(&ops, "ops", "all", "comma-separated operations, or all")
-	fs.StringVar(&cfg.databaseURL, "database-url", "", "postgres://… to benchmark on PostgreSQL (the run uses a new account in it); default: SQLite in a temporary data directory")
+	fs.StringVar(&cfg.databaseURL, "database-url", "", "postgres://… to benchmark on PostgreSQL; default: SQLite in a temporary data directory. Use a new, empty database: a database already used needs the master key it was written with (the same -data-dir), and the run then works in a new account")
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "data directory (default: a new temporary directory, removed at the end)")
 	fs.IntVar(&cfg.payloadSize, "payload-bytes", 40, "payload size of preloaded and created credentials")
 	fs.IntVar(&cfg.batch, "batch", 5000, "preload batch size (one transaction each)")
