@@ -108,7 +108,7 @@ func normalizeMetadata(m json.RawMessage) (json.RawMessage, error) {
 // CreateCredential seals the payload and stores a new credential.
 func (s *Service) CreateCredential(ctx context.Context, id *Identity, in CredentialInput) (c *Credential, err error) {
 	defer func() { err = s.auditResult(ctx, id, "credential.create", c, "", err) }()
-	if err := id.Require(ActWrite); err != nil {
+	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
 	}
 	if err := checkType(in.Type); err != nil {
@@ -168,7 +168,7 @@ func (s *Service) auditResult(ctx context.Context, id *Identity, action string, 
 
 // GetCredential returns a credential's metadata.
 func (s *Service) GetCredential(ctx context.Context, id *Identity, credID string) (*Credential, error) {
-	if err := id.Require(ActRead); err != nil {
+	if err := id.requireAccountWide(ActRead); err != nil {
 		return nil, err
 	}
 	return s.getCredential(ctx, id, credID, "")
@@ -176,7 +176,7 @@ func (s *Service) GetCredential(ctx context.Context, id *Identity, credID string
 
 // GetCredentialByName returns a credential's metadata by name.
 func (s *Service) GetCredentialByName(ctx context.Context, id *Identity, name string) (*Credential, error) {
-	if err := id.Require(ActRead); err != nil {
+	if err := id.requireAccountWide(ActRead); err != nil {
 		return nil, err
 	}
 	return s.getCredential(ctx, id, "", name)
@@ -207,7 +207,7 @@ func (s *Service) getCredential(ctx context.Context, id *Identity, credID, name 
 // DecryptCredential returns a credential and its plaintext payload. By id
 // when name is empty, else by name.
 func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, name string) (*Credential, []byte, error) {
-	if err := id.Require(ActReadSecret); err != nil {
+	if err := id.requireAccountWide(ActReadSecret); err != nil {
 		return nil, nil, s.auditResult(ctx, id, "credential.decrypt", nil, credID, err)
 	}
 	c, err := s.getCredential(ctx, id, credID, name)
@@ -230,7 +230,7 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 // new version.
 func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID string, p CredentialPatch) (c *Credential, err error) {
 	defer func() { err = s.auditResult(ctx, id, "credential.update", nil, credID, err) }()
-	if err := id.Require(ActWrite); err != nil {
+	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
 	}
 	if p.Name != nil {
@@ -320,7 +320,7 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 // DeleteCredential deletes a credential.
 func (s *Service) DeleteCredential(ctx context.Context, id *Identity, credID string) (err error) {
 	defer func() { err = s.auditResult(ctx, id, "credential.delete", nil, credID, err) }()
-	if err := id.Require(ActWrite); err != nil {
+	if err := id.requireAccountWide(ActWrite); err != nil {
 		return err
 	}
 	if !storable(credID) {
@@ -340,7 +340,7 @@ const MaxListLimit = 10000
 
 // ListCredentials returns a page of the account's credentials.
 func (s *Service) ListCredentials(ctx context.Context, id *Identity, q CredentialQuery) (*CredentialPage, error) {
-	if err := id.Require(ActRead); err != nil {
+	if err := id.requireAccountWide(ActRead); err != nil {
 		return nil, err
 	}
 	if q.Limit < 1 || q.Limit > MaxListLimit {

@@ -64,3 +64,15 @@ func (id *Identity) Require(a Action) error {
 	}
 	return nil
 }
+
+// requireAccountWide is Require for operations on account-wide objects
+// (the SGP credentials, which belong to no DSM group). A DSM app reaches
+// only the groups it is a member of, so it may not use them: without this,
+// a crypto app scoped to one group could list, decrypt, change and delete
+// every SGP credential of its account.
+func (id *Identity) requireAccountWide(a Action) error {
+	if id != nil && id.Principal.Kind == PrincipalApp {
+		return Errorf(KindPermissionDenied, "DSM apps are limited to their groups and cannot use account-wide credentials; use a user or service-account API key")
+	}
+	return id.Require(a)
+}

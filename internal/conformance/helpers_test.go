@@ -1,0 +1,81 @@
+package conformance_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"testing"
+
+	"github.com/credvault/credvault/internal/testutil/vaulttest"
+)
+
+// caller is one principal speaking both dialects: SGP with x-api-key and
+// DSM with an Authorization header (Basic <api key> or Bearer <token>).
+type caller struct {
+	name string
+	v    *vaulttest.Vault
+	key  string // the API key (SGP x-api-key; DSM Basic)
+	auth string // DSM Authorization value; "Basic "+key unless a session
+}
+
+func newCaller(v *vaulttest.Vault, name, key string) *caller {
+	return &caller{name: name, v: v, key: key, auth: "Basic " + key}
+}
+
+func (c *caller) sgp(t testing.TB, method, path string, body any) *vaulttest.Response {
+	t.Helper()
+	return c.v.Do(t, method, path, body, "x-api-key", c.key)
+}
+
+func (c *caller) dsm(t testing.TB, method, path string, body any) *vaulttest.Response {
+	t.Helper()
+	return c.v.Do(t, method, path, body, "Authorization", c.auth)
+}
+
+// must sends a request (SGP for /v5 paths, DSM otherwise) that must answer
+// want, and decodes an object body (nil otherwise).
+func (c *caller) must(t testing.TB, want int, method, path string, body any) map[string]any {
+	t.Helper()
+	var r *vaulttest.Response
+	if len(path) > 4 && path[:4] == "/v5/" {
+		r = c.sgp(t, method, path, body)
+	} else {
+		r = c.dsm(t, method, path, body)
+	}
+	if r.Status != want {
+		t.Fatalf("%s: %s %s: status %d, want %d: %s", c.name, method, path, r.Status, want, r.Body)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(r.Body, &m)
+	return m
+}
+
+// app creates a DSM app of role in groups (as c) and returns a caller
+// with its API key.
+func (c *caller) app(t testing.TB, name, role string, groups ...string) (*caller, string) {
+	t.Helper()
+	gs := map[string][]string{}
+	for _, g := range groups {
+		gs[g] = []string{"SIGN", "VERIFY", "EXPORT", "MANAGE"}
+	}
+	a := c.must(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs})
+	id := a["app_id"].(string)
+	cred := c.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
+	key := cred["credential"].(map[string]any)["secret"].(string)
+	return newCaller(c.v, name, key), id
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func unb64(t testing.TB, v any) []byte {
+	t.Helper()
+	s, _ := v.(string)
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatalf("not base64: %q", s)
+	}
+	return b
+}
+
+func ociDetails(signingKey any) map[string]any {
+	return map[string]any{"$type": "Oci", "body": map[string]any{"$type": "ApiKey", "user_ocid": "ocid1.user.oc1..u", "tenant_ocid": "ocid1.tenancy.oc1..t", "signing_key": signingKey}}
+}
