@@ -78,7 +78,7 @@ type fixture struct {
 	icID, icDelID  string
 	icRotID        string
 	ociKID         string
-	appID          string // a crypto app without a secret yet
+	appID          string   // a crypto app without a secret yet
 	secrets        []string // values no non-secret response may contain
 	secretMaterial [][]byte
 }
