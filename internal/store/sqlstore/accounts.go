@@ -147,7 +147,7 @@ func (db *DB) LookupAPIKey(ctx context.Context, hash []byte, accountID string) (
 	var kind, role string
 	var kCreated, pCreated int64
 	var exp, rev, used sql.NullInt64
-	err := db.r.QueryRowContext(ctx, db.q(lookupKeySQL), accountID, accountID, hash).Scan(
+	err := db.readRow(ctx, lookupKeySQL, accountID, accountID, hash).Scan(
 		&rec.Key.ID, &rec.Key.PrincipalID, &rec.Key.Name, &rec.Key.Hash, &kCreated, &exp, &rev, &used,
 		&kind, &rec.Principal.Name, &rec.Principal.DefaultAccountID, &pCreated, &rec.AccountID, &role)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -22,15 +23,27 @@ func scanAudit(row interface{ Scan(...any) error }) (vault.AuditRecord, error) {
 }
 
 func (db *DB) AppendAudit(ctx context.Context, build func(int64, []byte) ([]vault.AuditRecord, error)) error {
+	// Make sure the head row exists (once per process).
+	db.auditHeadOnce.Do(func() {
+		_, db.auditHeadErr = db.w.ExecContext(ctx, db.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING`), []byte{})
+	})
+	if db.auditHeadErr != nil {
+		return db.translate(fmt.Errorf("audit head: %w", db.auditHeadErr))
+	}
+	headSel, err := db.prepared(ctx, db.w, `SELECT seq, hash FROM audit_head WHERE id = 1`+db.d.forUpdate())
+	if err != nil {
+		return db.translate(fmt.Errorf("audit head: %w", err))
+	}
+	headUpd, err := db.prepared(ctx, db.w, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`)
+	if err != nil {
+		return db.translate(fmt.Errorf("audit head: %w", err))
+	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		// Make sure the head row exists, then lock it (PostgreSQL: row lock;
-		// SQLite: the IMMEDIATE transaction already excludes other writers).
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING`), []byte{}); err != nil {
-			return fmt.Errorf("audit head: %w", err)
-		}
+		// Lock the head row (PostgreSQL: row lock; SQLite: the IMMEDIATE
+		// transaction already excludes other writers).
 		var seq int64
 		var hash []byte
-		if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+db.d.forUpdate()).Scan(&seq, &hash); err != nil {
+		if err := tx.StmtContext(ctx, headSel).QueryRowContext(ctx).Scan(&seq, &hash); err != nil {
 			return fmt.Errorf("audit head: %w", err)
 		}
 		if len(hash) == 0 {
@@ -43,19 +56,28 @@ func (db *DB) AppendAudit(ctx context.Context, build func(int64, []byte) ([]vaul
 		if len(recs) == 0 {
 			return nil
 		}
-		stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO audit_log (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, r := range recs {
-			if _, err := stmt.ExecContext(ctx, r.Seq, r.ID, ts(r.Time), r.AccountID, r.PrincipalID, string(r.PrincipalKind), r.Action,
-				r.ObjectType, r.ObjectID, r.Outcome, r.RequestID, r.ClientAddr, r.PrevHash, r.Hash); err != nil {
+		// One multi-row INSERT per chunk: far cheaper than a statement per
+		// record, and a group-committed batch can hold hundreds of records.
+		const perStmt = 64
+		for start := 0; start < len(recs); start += perStmt {
+			chunk := recs[start:min(start+perStmt, len(recs))]
+			var sb strings.Builder
+			sb.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
+			args := make([]any, 0, len(chunk)*14)
+			for i, r := range chunk {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				args = append(args, r.Seq, r.ID, ts(r.Time), r.AccountID, r.PrincipalID, string(r.PrincipalKind), r.Action,
+					r.ObjectType, r.ObjectID, r.Outcome, r.RequestID, r.ClientAddr, r.PrevHash, r.Hash)
+			}
+			if _, err := tx.ExecContext(ctx, db.q(sb.String()), args...); err != nil {
 				return fmt.Errorf("audit insert: %w", err)
 			}
 		}
 		last := recs[len(recs)-1]
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), last.Seq, last.Hash)
+		_, err = tx.StmtContext(ctx, headUpd).ExecContext(ctx, last.Seq, last.Hash)
 		return err
 	})
 }

@@ -70,12 +70,12 @@ func (db *DB) bumpCount(ctx context.Context, tx *sql.Tx, accountID string, delta
 }
 
 func (db *DB) GetCredential(ctx context.Context, accountID, id string) (*vault.Credential, error) {
-	c, err := scanCredential(db.r.QueryRowContext(ctx, db.q(`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`), accountID, id))
+	c, err := scanCredential(db.readRow(ctx, `SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`, accountID, id))
 	return c, db.translate(err)
 }
 
 func (db *DB) GetCredentialByName(ctx context.Context, accountID, name string) (*vault.Credential, error) {
-	c, err := scanCredential(db.r.QueryRowContext(ctx, db.q(`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND name = ?`), accountID, name))
+	c, err := scanCredential(db.readRow(ctx, `SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND name = ?`, accountID, name))
 	return c, db.translate(err)
 }
 

@@ -106,7 +106,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	// WAL with synchronous=FULL: a commit returns only after the WAL is
 	// fsynced, so every acknowledged write survives a crash or power loss.
-	base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=mmap_size(268435456)"
 	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

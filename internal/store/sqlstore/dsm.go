@@ -225,7 +225,7 @@ func (db *DB) writeAppGroups(ctx context.Context, tx *sql.Tx, a *vault.App) erro
 }
 
 func (db *DB) GetApp(ctx context.Context, accountID, id string) (*vault.App, error) {
-	a, err := scanApp(db.r.QueryRowContext(ctx, db.q(`SELECT `+appCols+appFrom+` WHERE a.account_id = ? AND a.id = ?`), accountID, id))
+	a, err := scanApp(db.readRow(ctx, `SELECT `+appCols+appFrom+` WHERE a.account_id = ? AND a.id = ?`, accountID, id))
 	if err != nil {
 		return nil, db.translate(err)
 	}
@@ -375,12 +375,12 @@ func (db *DB) LookupSession(ctx context.Context, tokenHash []byte) (*vault.Sessi
 	var rec vault.SessionRecord
 	var kind, role string
 	var created, expires, pCreated int64
-	err := db.r.QueryRowContext(ctx, db.q(`SELECT s.id, s.token_hash, s.principal_id, s.account_id, s.key_id, s.created_at, s.expires_at,
+	err := db.readRow(ctx, `SELECT s.id, s.token_hash, s.principal_id, s.account_id, s.key_id, s.created_at, s.expires_at,
 			p.kind, p.name, p.default_account_id, p.created_at, COALESCE(m.role, '')
 		FROM dsm_sessions s
 		JOIN principals p ON p.id = s.principal_id
 		LEFT JOIN memberships m ON m.principal_id = s.principal_id AND m.account_id = s.account_id
-		WHERE s.token_hash = ?`), tokenHash).Scan(
+		WHERE s.token_hash = ?`, tokenHash).Scan(
 		&rec.Session.ID, &rec.Session.TokenHash, &rec.Session.PrincipalID, &rec.Session.AccountID, &rec.Session.KeyID, &created, &expires,
 		&kind, &rec.Principal.Name, &rec.Principal.DefaultAccountID, &pCreated, &role)
 	if err != nil {

@@ -67,12 +67,12 @@ func (db *DB) CreateSobject(ctx context.Context, o *vault.Sobject) error {
 }
 
 func (db *DB) GetSobject(ctx context.Context, accountID, kid string) (*vault.Sobject, error) {
-	o, err := scanSobject(db.r.QueryRowContext(ctx, db.q(`SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND kid = ?`), accountID, kid))
+	o, err := scanSobject(db.readRow(ctx, `SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND kid = ?`, accountID, kid))
 	return o, db.translate(err)
 }
 
 func (db *DB) GetSobjectByName(ctx context.Context, accountID, name string) (*vault.Sobject, error) {
-	o, err := scanSobject(db.r.QueryRowContext(ctx, db.q(`SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND name = ?`), accountID, name))
+	o, err := scanSobject(db.readRow(ctx, `SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND name = ?`, accountID, name))
 	return o, db.translate(err)
 }
 

@@ -30,6 +30,10 @@ type DB struct {
 	d *dialect
 
 	rebound sync.Map // query text → dialect text
+	stmts   sync.Map // stmtKey → *sql.Stmt
+
+	auditHeadOnce sync.Once
+	auditHeadErr  error
 }
 
 var _ vault.Store = (*DB)(nil)
@@ -85,6 +89,7 @@ func (db *DB) Engine() string { return db.d.name }
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
 	err := db.w.Close()
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())
@@ -218,3 +223,45 @@ func redactDSN(dsn string) string {
 // nowFunc is the clock for bookkeeping columns the core does not set
 // (tombstone times).
 var nowFunc = time.Now
+
+// stmtKey identifies a prepared statement of one pool.
+type stmtKey struct {
+	pool  *sql.DB
+	query string
+}
+
+// prepared returns a statement for query prepared on pool, cached for the
+// life of the DB. Only the fixed queries of hot paths go through it: SQLite
+// otherwise parses and plans every query text on every call, which
+// profiling showed to be the largest single cost of a decrypt.
+func (db *DB) prepared(ctx context.Context, pool *sql.DB, query string) (*sql.Stmt, error) {
+	k := stmtKey{pool, query}
+	if s, ok := db.stmts.Load(k); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := pool.PrepareContext(ctx, db.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(k, s); loaded {
+		s.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+// errRow is a row that reports err from Scan, so that a failed prepare
+// surfaces where the query's error would.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// readRow runs a fixed, hot single-row query on the read pool through a
+// cached prepared statement.
+func (db *DB) readRow(ctx context.Context, query string, args ...any) interface{ Scan(...any) error } {
+	s, err := db.prepared(ctx, db.r, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return s.QueryRowContext(ctx, args...)
+}
