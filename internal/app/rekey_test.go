@@ -149,6 +149,10 @@ func TestRekeyAdminAPI(t *testing.T) {
 	if r := v.Do(t, "POST", "/admin/v1/rekey", nil, "x-api-key", reader.Key); r.Status != 403 {
 		t.Fatalf("reader started a rotation: %d %s", r.Status, r.Body)
 	}
+	otherAdmin := v.NewTenant(t, "other", "admin")
+	if r := v.Do(t, "POST", "/admin/v1/rekey", nil, "x-api-key", otherAdmin.Key); r.Status != 403 {
+		t.Fatalf("an admin of another account started a server-wide rotation: %d %s", r.Status, r.Body)
+	}
 	if r := v.Do(t, "POST", "/admin/v1/rekey", nil); r.Status != 401 {
 		t.Fatalf("anonymous rotation: %d", r.Status)
 	}

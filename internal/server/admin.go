@@ -49,7 +49,8 @@ func (j *rekeyJob) status() rekeyStatus {
 }
 
 // adminAuth authenticates an admin API request (x-api-key, or
-// Authorization: Basic <key> as DSM clients send) and requires the admin role.
+// Authorization: Basic <key> as DSM clients send) and requires an operator
+// (an admin of the system account; see vault.Service.RequireOperator).
 func (s *Server) adminAuth(r *http.Request) (*vault.Identity, error) {
 	key := r.Header.Get("x-api-key")
 	if key == "" {
@@ -62,7 +63,7 @@ func (s *Server) adminAuth(r *http.Request) (*vault.Identity, error) {
 		return nil, err
 	}
 	httpx.SetIdentity(r.Context(), id)
-	return id, id.Require(vault.ActAdmin)
+	return id, s.svc.RequireOperator(r.Context(), id)
 }
 
 func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {

@@ -133,3 +133,25 @@ func (s *Service) RevokeAPIKey(ctx context.Context, keyID string) error {
 	}
 	return nil
 }
+
+// RequireOperator allows only operators of the whole installation: users or
+// service accounts with the admin role in the system account (the first
+// account, created at bootstrap). Server-wide actions such as master-key
+// rotation need it; an admin of any other account, or an app, is refused.
+func (s *Service) RequireOperator(ctx context.Context, id *Identity) error {
+	if err := id.Require(ActAdmin); err != nil {
+		return err
+	}
+	denied := Errorf(KindPermissionDenied, "only an admin of the system account may do this")
+	if id.Principal.Kind == PrincipalApp {
+		return denied
+	}
+	accts, err := s.store.ListAccounts(ctx)
+	if err != nil {
+		return fmt.Errorf("require operator: %w", err)
+	}
+	if len(accts) == 0 || accts[0].ID != id.AccountID {
+		return denied
+	}
+	return nil
+}
