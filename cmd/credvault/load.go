@@ -73,7 +73,7 @@ func runLoad(ctx context.Context, o *options, lo *loadOptions, stdout, stderr io
 		return err
 	}
 	defer a.Close()
-	boot, err := a.Service.Bootstrap(ctx, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY"))
+	boot, err := a.Bootstrap(ctx, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY"))
 	if err != nil {
 		return err
 	}

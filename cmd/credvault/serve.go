@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credvault/credvault/internal/app"
-	"github.com/credvault/credvault/internal/vault"
 )
 
 type serveOptions struct {
@@ -90,14 +89,8 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 			"source", a.KeySource)
 	}
 	// Replicas starting at once on an empty PostgreSQL database must not
-	// bootstrap it twice (two default accounts, and the loser failing on
-	// the API key): bootstrap under the database-wide start-up lock.
-	var boot *vault.BootstrapResult
-	err = a.Store.Exclusive(ctx, func() error {
-		var err error
-		boot, err = a.Service.Bootstrap(ctx, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY"))
-		return err
-	})
+	// bootstrap it twice: App.Bootstrap holds the database-wide start-up lock.
+	boot, err := a.Bootstrap(ctx, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY"))
 	if err != nil {
 		return err
 	}

@@ -222,3 +222,16 @@ func (a *App) Close() error {
 	}
 	return nil
 }
+
+// Bootstrap bootstraps an empty database (see vault.Service.Bootstrap)
+// under the database-wide start-up lock, so that replicas starting at once
+// on an empty PostgreSQL database bootstrap it exactly once.
+func (a *App) Bootstrap(ctx context.Context, suppliedKey string) (*vault.BootstrapResult, error) {
+	var boot *vault.BootstrapResult
+	err := a.Store.Exclusive(ctx, func() error {
+		var err error
+		boot, err = a.Service.Bootstrap(ctx, suppliedKey)
+		return err
+	})
+	return boot, err
+}
