@@ -148,6 +148,13 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	svc.OnAuthFailure(authFailures.Inc)
 	svc.OnSecretAccess(func(op string) { secretAccesses.WithLabelValues(op).Inc() })
 	trail := audit.New(db, auditFailures.Inc)
+	batchSizes := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "credvault_audit_batch_size",
+		Help:    "Audit events per group-committed transaction.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	})
+	reg.MustRegister(batchSizes)
+	trail.ObserveBatches(func(n int) { batchSizes.Observe(float64(n)) })
 	svc.SetAuditor(trail)
 	a := &App{
 		Trail:     trail,

@@ -38,7 +38,13 @@ type Trail struct {
 
 	// failures counts appends that could not be written (for metrics).
 	failures func()
+	// batches, if set, observes the size of every committed batch.
+	batches func(n int)
 }
+
+// ObserveBatches installs a callback that receives the size of every
+// group-committed batch (for metrics). Call it before the first Append.
+func (t *Trail) ObserveBatches(fn func(n int)) { t.batches = fn }
 
 type pending struct {
 	ev   vault.AuditEvent
@@ -121,13 +127,16 @@ func (t *Trail) commit(batch []*pending) {
 		recs := make([]vault.AuditRecord, len(batch))
 		for i, p := range batch {
 			seq++
-			r := vault.AuditRecord{AuditEvent: p.ev, Seq: seq, ID: vault.NewID(), PrevHash: prev}
+			r := vault.AuditRecord{AuditEvent: p.ev, Seq: seq, ID: vault.AuditRecordID(seq), PrevHash: prev}
 			r.Hash = Hash(&r)
 			recs[i] = r
 			prev = r.Hash
 		}
 		return recs, nil
 	})
+	if t.batches != nil {
+		t.batches(len(batch))
+	}
 	for _, p := range batch {
 		if err != nil && t.failures != nil {
 			t.failures()

@@ -2,6 +2,9 @@ package vault
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -115,4 +118,32 @@ type AuditStore interface {
 	ScanAudit(ctx context.Context, fn func(AuditRecord) error) error
 	// AuditHead returns the newest (seq, hash) as recorded in the head row.
 	AuditHead(ctx context.Context) (int64, []byte, error)
+}
+
+// AuditRecordID is the id of the record with sequence number seq: a UUID (the
+// form DSM's audit API uses) whose last 48 bits are seq and whose other bits
+// are random, so ids are unique, unguessable in their random part, and
+// resolve to their record without an index (SeqOfID).
+func AuditRecordID(seq int64) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:10])
+	b[6] = b[6]&0x0f | 0x80 // version 8: custom
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	for i := 0; i < 6; i++ {
+		b[15-i] = byte(seq >> (8 * i))
+	}
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// AuditSeqOfID returns the sequence number encoded in a record id made by
+// AuditRecordID.
+func AuditSeqOfID(id string) (int64, bool) {
+	if len(id) != 36 || id[14] != '8' {
+		return 0, false
+	}
+	seq, err := strconv.ParseInt(id[24:], 16, 64)
+	if err != nil || seq <= 0 {
+		return 0, false
+	}
+	return seq, true
 }

@@ -756,6 +756,13 @@ func (h *handlers) logs(w http.ResponseWriter, r *http.Request, id *vault.Identi
 		t := time.Unix(int64(to), 0).UTC()
 		aq.Until = &t
 	}
+	if prev := q.uuid("previous_id"); prev != "" {
+		seq, ok := vault.AuditSeqOfID(prev)
+		if !ok {
+			return vault.FieldError("previous_id", "previous_id is not the id of an audit record")
+		}
+		aq.BeforeSeq = seq
+	}
 	if q.err != nil {
 		return q.err
 	}

@@ -11,6 +11,10 @@ import (
 
 const credentialCols = `account_id, id, name, type, description, metadata, created_by, created_by_kind, created_at, updated_at, version, ciphertext`
 
+// credentialListCols is credentialCols without the ciphertext, which
+// listings never need.
+const credentialListCols = `account_id, id, name, type, description, metadata, created_by, created_by_kind, created_at, updated_at, version, NULL`
+
 func scanCredential(row interface{ Scan(...any) error }) (*vault.Credential, error) {
 	var c vault.Credential
 	var meta, kind string
@@ -148,7 +152,7 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 	}
 	asc := forward != q.Desc
 
-	query := `SELECT ` + credentialCols + ` FROM credentials WHERE account_id = ?`
+	query := `SELECT ` + credentialListCols + ` FROM credentials WHERE account_id = ?`
 	args := []any{accountID}
 	if q.Name != nil {
 		query += ` AND name = ?`

@@ -106,7 +106,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	// WAL with synchronous=FULL: a commit returns only after the WAL is
 	// fsynced, so every acknowledged write survives a crash or power loss.
-	base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=mmap_size(268435456)"
+	base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint(8000)"
 	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -186,4 +186,16 @@ func (d *dialect) forUpdate() string {
 		return " FOR UPDATE"
 	}
 	return ""
+}
+
+// expand turns the portable type names of the migrations into the
+// dialect's: BLOB, and SEQ_PK — a 64-bit integer primary key, which on
+// SQLite must be spelled INTEGER PRIMARY KEY to be the table's row id (one
+// B-tree instead of two).
+func (d *dialect) expand(sql string) string {
+	seq := "BIGINT PRIMARY KEY"
+	if d.name == SQLite {
+		seq = "INTEGER PRIMARY KEY"
+	}
+	return strings.NewReplacer("BLOB", d.blob, "SEQ_PK", seq).Replace(sql)
 }

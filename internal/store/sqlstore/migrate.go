@@ -66,7 +66,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
-			for _, stmt := range splitStatements(strings.ReplaceAll(m.sql, "BLOB", db.d.blob)) {
+			for _, stmt := range splitStatements(db.d.expand(m.sql)) {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
 					return fmt.Errorf("%s: %w", m.name, err)
 				}
