@@ -106,17 +106,28 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	// WAL with synchronous=FULL: a commit returns only after the WAL is
 	// fsynced, so every acknowledged write survives a crash or power loss.
-	base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint(8000)"
-	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	base := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)"
+	w, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(8000)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if err := w.PingContext(ctx); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	// Switching a new file to WAL takes an exclusive lock, and SQLite
+	// answers SQLITE_BUSY at once (no busy handler) if another process is
+	// doing the same; retry for a while.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := w.PingContext(ctx)
+		if err == nil {
+			break
+		}
+		if !sqliteDialect.isUnavailable(err) || time.Now().After(deadline) {
+			w.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// Create the file with owner-only permissions before readers attach.
 	_ = os.Chmod(path, 0o600)
