@@ -229,5 +229,11 @@ func preload(ctx context.Context, svc *vault.Service, id *vault.Identity, cfg co
 			}
 		}
 	}
+	// As credvault load does: refresh planner statistics after the load.
+	if a, ok := svc.Store().(interface{ Analyze(context.Context) error }); ok {
+		if err := a.Analyze(ctx); err != nil {
+			return nil, deep, err
+		}
+	}
 	return sample, deep, nil
 }

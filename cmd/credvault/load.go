@@ -169,5 +169,12 @@ func BulkLoad(ctx context.Context, svc *vault.Service, id *vault.Identity, spec 
 		})
 	}
 	wg.Wait()
+	if firstEr == nil {
+		// Refresh planner statistics: right after a large load PostgreSQL
+		// would otherwise plan first pages with a full scan and sort.
+		if a, ok := svc.Store().(interface{ Analyze(context.Context) error }); ok {
+			firstEr = a.Analyze(ctx)
+		}
+	}
 	return LoadStats{Created: done, Elapsed: time.Since(start)}, firstEr
 }

@@ -265,3 +265,14 @@ func (db *DB) readRow(ctx context.Context, query string, args ...any) interface{
 	}
 	return s.QueryRowContext(ctx, args...)
 }
+
+// Analyze refreshes the query planner's statistics. Bulk loads call it at
+// the end: right after a large load, PostgreSQL's planner still believes the
+// tables are small (autovacuum has not analysed them yet) and may choose a
+// full scan and sort over the pagination index for a first page.
+func (db *DB) Analyze(ctx context.Context) error {
+	if _, err := db.w.ExecContext(ctx, `ANALYZE`); err != nil {
+		return db.translate(fmt.Errorf("analyze: %w", err))
+	}
+	return nil
+}
