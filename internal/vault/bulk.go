@@ -29,7 +29,7 @@ func (s *Service) BulkCreateCredentials(ctx context.Context, id *Identity, ins [
 			cs, err = nil, aerr
 		}
 	}()
-	if err := id.Require(ActWrite); err != nil {
+	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
 	}
 	if len(ins) == 0 {
@@ -37,34 +37,11 @@ func (s *Service) BulkCreateCredentials(ctx context.Context, id *Identity, ins [
 	}
 	cs = make([]*Credential, len(ins))
 	for i := range ins {
-		in := &ins[i]
-		if err := checkType(in.Type); err != nil {
-			return nil, bulkItemError(i, err)
-		}
-		if err := checkName(in.Name); err != nil {
-			return nil, bulkItemError(i, err)
-		}
-		if err := s.checkPayload(in.Type, in.Payload); err != nil {
-			return nil, bulkItemError(i, err)
-		}
-		meta, err := normalizeMetadata(in.Metadata)
+		c, err := s.newCredential(id, &ins[i])
 		if err != nil {
 			return nil, bulkItemError(i, err)
 		}
-		now := s.Now()
-		cs[i] = &Credential{
-			ID:            NewID(),
-			AccountID:     id.AccountID,
-			Name:          in.Name,
-			Type:          in.Type,
-			Description:   in.Description,
-			Metadata:      meta,
-			CreatedBy:     id.Principal.ID,
-			CreatedByKind: id.Principal.Kind,
-			CreatedAt:     now,
-			UpdatedAt:     now,
-			Version:       1,
-		}
+		cs[i] = c
 	}
 	if err := s.sealParallel(ctx, cs, ins); err != nil {
 		return nil, err

@@ -111,6 +111,25 @@ func (s *Service) CreateCredential(ctx context.Context, id *Identity, in Credent
 	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
 	}
+	if c, err = s.newCredential(id, &in); err != nil {
+		return nil, err
+	}
+	c.Ciphertext, err = s.sealer.Seal(in.Payload, credentialAD(c.AccountID, c.ID, c.Version))
+	if err != nil {
+		return nil, fmt.Errorf("create credential: seal: %w", err)
+	}
+	if err := s.store.CreateCredential(ctx, c); err != nil {
+		if KindOf(err) == KindConflict {
+			return nil, &Error{Kind: KindConflict, Field: "name", Msg: "a credential with this name already exists in this account", Err: err}
+		}
+		return nil, fmt.Errorf("create credential: %w", err)
+	}
+	return c, nil
+}
+
+// newCredential validates in and returns the credential it describes, not
+// yet sealed or stored. Single and bulk creates share it.
+func (s *Service) newCredential(id *Identity, in *CredentialInput) (*Credential, error) {
 	if err := checkType(in.Type); err != nil {
 		return nil, err
 	}
@@ -128,7 +147,7 @@ func (s *Service) CreateCredential(ctx context.Context, id *Identity, in Credent
 		return nil, err
 	}
 	now := s.Now()
-	c = &Credential{
+	return &Credential{
 		ID:            NewID(),
 		AccountID:     id.AccountID,
 		Name:          in.Name,
@@ -140,18 +159,7 @@ func (s *Service) CreateCredential(ctx context.Context, id *Identity, in Credent
 		CreatedAt:     now,
 		UpdatedAt:     now,
 		Version:       1,
-	}
-	c.Ciphertext, err = s.sealer.Seal(in.Payload, credentialAD(c.AccountID, c.ID, c.Version))
-	if err != nil {
-		return nil, fmt.Errorf("create credential: seal: %w", err)
-	}
-	if err := s.store.CreateCredential(ctx, c); err != nil {
-		if KindOf(err) == KindConflict {
-			return nil, &Error{Kind: KindConflict, Field: "name", Msg: "a credential with this name already exists in this account", Err: err}
-		}
-		return nil, fmt.Errorf("create credential: %w", err)
-	}
-	return c, nil
+	}, nil
 }
 
 // auditResult records the outcome of a credential operation and returns the
