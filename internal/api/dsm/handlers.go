@@ -113,18 +113,47 @@ func (h *handlers) listGroups(w http.ResponseWriter, r *http.Request, id *vault.
 	for i := range gs {
 		items = append(items, toGroup(&gs[i]))
 	}
-	total := len(items)
-	items = page(items, offset, limit)
 	if q.v.Has("continuation_token") {
-		writeJSON(w, map[string]any{"items": items, "metadata": collectionMetadata(total)})
+		items, md, err := continued(q, items, offset, limit, func(g *groupWire) string { return g.GroupID })
+		if err != nil {
+			return err
+		}
+		writeJSON(w, map[string]any{"items": items, "metadata": md})
 		return nil
 	}
-	writeJSON(w, items)
+	writeJSON(w, page(items, offset, limit))
 	return nil
 }
 
-// collectionMetadata is DSM's CollectionMetadata for a complete result
-// (no continuation token: credvault returns every match at once).
+// continued pages a listing (ordered by id, as the store returns it) for a
+// request that carries continuation_token. An empty token starts at offset;
+// otherwise the token is the id of the last item of the previous page. When
+// the limit cuts the page short, its metadata carries the next token — DSM
+// clients treat a response without one as complete.
+func continued[T any](q *query, items []T, offset, limit int, idOf func(*T) string) ([]T, map[string]any, error) {
+	md := collectionMetadata(len(items))
+	if tok := q.v.Get("continuation_token"); tok != "" {
+		if !vault.ValidUUID(tok) {
+			return nil, nil, invalid("continuation_token must be empty or a token returned by a previous call")
+		}
+		tok = strings.ToLower(tok)
+		offset = len(items)
+		for i := range items {
+			if idOf(&items[i]) > tok {
+				offset = i
+				break
+			}
+		}
+	}
+	out := page(items, offset, limit)
+	if limit > 0 && len(out) == limit && offset+limit < len(items) {
+		md["continuation_token"] = idOf(&out[len(out)-1])
+	}
+	return out, md, nil
+}
+
+// collectionMetadata is DSM's CollectionMetadata: the count of every match
+// (the caller adds continuation_token when the page is cut short).
 func collectionMetadata(count int) map[string]any {
 	return map[string]any{"count": count, "count_accuracy": map[string]string{"$type": "Exact"}}
 }
@@ -302,13 +331,15 @@ func (h *handlers) listApps(w http.ResponseWriter, r *http.Request, id *vault.Id
 		}
 		items = append(items, toApp(a, perms))
 	}
-	filtered := len(items)
-	items = page(items, offset, limit)
 	if q.v.Has("continuation_token") {
-		writeJSON(w, map[string]any{"items": items, "metadata": collectionMetadata(filtered)})
+		items, md, err := continued(q, items, offset, limit, func(a *appWire) string { return a.AppID })
+		if err != nil {
+			return err
+		}
+		writeJSON(w, map[string]any{"items": items, "metadata": md})
 		return nil
 	}
-	writeJSON(w, items)
+	writeJSON(w, page(items, offset, limit))
 	return nil
 }
 
