@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/credvault/credvault/api"
 	"github.com/credvault/credvault/internal/api/dsm"
@@ -22,7 +23,15 @@ func (s *Server) routes() {
 	sgp.Register(s.mux, sgp.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 	dsm.Register(s.mux, dsm.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 
+	// Anything else is 404 in the shape of the dialect the path belongs to:
+	// DSM errors are plain text, everything else FastAPI-style JSON.
 	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/sys/") || strings.HasPrefix(r.URL.Path, "/crypto/") {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte("not found: no endpoint matches this method and path\n"))
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = w.Write([]byte(`{"detail":"Not Found"}`))

@@ -28,6 +28,12 @@ func TestHealth(t *testing.T) {
 		if r.Status != 404 || string(r.Body) != `{"detail":"Not Found"}` {
 			t.Errorf("unknown path: %d %s", r.Status, r.Body)
 		}
+		v.NoValidate = true // outside the contracts on purpose
+		r = v.Do(t, "GET", "/sys/v1/no-such-thing", nil)
+		if r.Status != 404 || r.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("unknown DSM path: %d %q %s", r.Status, r.Header.Get("Content-Type"), r.Body)
+		}
+		v.NoValidate = false
 	})
 }
 
