@@ -23,12 +23,14 @@ func scanAudit(row interface{ Scan(...any) error }) (vault.AuditRecord, error) {
 }
 
 func (db *DB) AppendAudit(ctx context.Context, build func(int64, []byte) ([]vault.AuditRecord, error)) error {
-	// Make sure the head row exists (once per process).
-	db.auditHeadOnce.Do(func() {
-		_, db.auditHeadErr = db.w.ExecContext(ctx, db.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING`), []byte{})
-	})
-	if db.auditHeadErr != nil {
-		return db.translate(fmt.Errorf("audit head: %w", db.auditHeadErr))
+	// Make sure the head row exists (once per process, remembered only once
+	// it succeeded: a failure — the database briefly away, a cancelled
+	// request — must not make every later append fail).
+	if !db.auditHeadReady.Load() {
+		if _, err := db.w.ExecContext(ctx, db.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING`), []byte{}); err != nil {
+			return db.translate(fmt.Errorf("audit head: %w", err))
+		}
+		db.auditHeadReady.Store(true)
 	}
 	headSel, err := db.prepared(ctx, db.w, `SELECT seq, hash FROM audit_head WHERE id = 1`+db.d.forUpdate())
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/credvault/credvault/internal/vault"
@@ -32,8 +33,7 @@ type DB struct {
 	rebound sync.Map // query text → dialect text
 	stmts   sync.Map // stmtKey → *sql.Stmt
 
-	auditHeadOnce sync.Once
-	auditHeadErr  error
+	auditHeadReady atomic.Bool // the audit_head row is known to exist
 }
 
 var _ vault.Store = (*DB)(nil)
