@@ -97,6 +97,11 @@ type SessionRecord struct {
 	Session   Session
 	Principal Principal
 	Role      Role // empty when the principal is no longer a member of the account
+	// The API key that opened the session: a session ends with its key
+	// (revoked, expired or deleted).
+	KeyFound     bool
+	KeyRevokedAt *time.Time
+	KeyExpiresAt *time.Time
 }
 
 // Security object types, key operations and states (DSM's spelling).

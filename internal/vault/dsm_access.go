@@ -73,7 +73,9 @@ func (s *Service) authenticateSession(ctx context.Context, token string) (*Ident
 		return nil, fmt.Errorf("authenticate session: %w", err)
 	}
 	id := &Identity{Principal: rec.Principal, AccountID: rec.Session.AccountID, Role: rec.Role, KeyID: rec.Session.KeyID, SessionID: rec.Session.ID}
-	if subtle.ConstantTimeCompare(rec.Session.TokenHash, h) != 1 || !s.now().Before(rec.Session.ExpiresAt) || rec.Role == "" {
+	now := s.now()
+	keyDead := !rec.KeyFound || rec.KeyRevokedAt != nil || (rec.KeyExpiresAt != nil && !now.Before(*rec.KeyExpiresAt))
+	if subtle.ConstantTimeCompare(rec.Session.TokenHash, h) != 1 || !now.Before(rec.Session.ExpiresAt) || rec.Role == "" || keyDead {
 		return nil, s.authFailed(ctx, "", id, errBadSession)
 	}
 	if err := s.Throttle(id); err != nil {

@@ -375,17 +375,22 @@ func (db *DB) LookupSession(ctx context.Context, tokenHash []byte) (*vault.Sessi
 	var rec vault.SessionRecord
 	var kind, role string
 	var created, expires, pCreated int64
+	var keyRev, keyExp sql.NullInt64
 	err := db.readRow(ctx, `SELECT s.id, s.token_hash, s.principal_id, s.account_id, s.key_id, s.created_at, s.expires_at,
-			p.kind, p.name, p.default_account_id, p.created_at, COALESCE(m.role, '')
+			p.kind, p.name, p.default_account_id, p.created_at, COALESCE(m.role, ''),
+			k.id IS NOT NULL, k.revoked_at, k.expires_at
 		FROM dsm_sessions s
 		JOIN principals p ON p.id = s.principal_id
 		LEFT JOIN memberships m ON m.principal_id = s.principal_id AND m.account_id = s.account_id
+		LEFT JOIN api_keys k ON k.id = s.key_id AND k.principal_id = s.principal_id
 		WHERE s.token_hash = ?`, tokenHash).Scan(
 		&rec.Session.ID, &rec.Session.TokenHash, &rec.Session.PrincipalID, &rec.Session.AccountID, &rec.Session.KeyID, &created, &expires,
-		&kind, &rec.Principal.Name, &rec.Principal.DefaultAccountID, &pCreated, &role)
+		&kind, &rec.Principal.Name, &rec.Principal.DefaultAccountID, &pCreated, &role,
+		&rec.KeyFound, &keyRev, &keyExp)
 	if err != nil {
 		return nil, db.translate(err)
 	}
+	rec.KeyRevokedAt, rec.KeyExpiresAt = fromNullTS(keyRev), fromNullTS(keyExp)
 	rec.Session.CreatedAt, rec.Session.ExpiresAt = fromTS(created), fromTS(expires)
 	rec.Principal.ID, rec.Principal.Kind, rec.Principal.CreatedAt = rec.Session.PrincipalID, vault.PrincipalKind(kind), fromTS(pCreated)
 	rec.Role = vault.Role(role)
