@@ -352,6 +352,22 @@ func visibleApp(id *Identity, sc *dsmScope, a *App) bool {
 	return false
 }
 
+// manageableApp reports whether a scoped caller may change app a: only
+// if every group a reaches is one the caller reaches too. Otherwise an
+// admin app could reset another app's secret, fetch the new one and so
+// reach groups it is not a member of.
+func manageableApp(sc *dsmScope, a *App) error {
+	if sc.all {
+		return nil
+	}
+	for _, g := range a.Groups {
+		if !sc.has(g.GroupID) {
+			return Errorf(KindPermissionDenied, "this app is also a member of groups the caller does not reach, so the caller may not manage it")
+		}
+	}
+	return nil
+}
+
 // ListApps returns the apps the caller may see.
 func (s *Service) ListApps(ctx context.Context, id *Identity) ([]App, error) {
 	if err := id.Require(ActRead); err != nil {
@@ -407,7 +423,11 @@ func (s *Service) UpdateApp(ctx context.Context, id *Identity, appID string, in 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.getApp(ctx, id, sc, appID); err != nil {
+	cur, err := s.getApp(ctx, id, sc, appID)
+	if err != nil {
+		return nil, err
+	}
+	if err := manageableApp(sc, cur); err != nil {
 		return nil, err
 	}
 	if err := in.validate(sc); err != nil {
@@ -415,6 +435,9 @@ func (s *Service) UpdateApp(ctx context.Context, id *Identity, appID string, in 
 	}
 	now := s.Now()
 	a, err = s.store.UpdateApp(ctx, id.AccountID, appID, func(a *App) error {
+		if err := manageableApp(sc, a); err != nil { // as it is now, inside the transaction
+			return err
+		}
 		if err := in.apply(a); err != nil {
 			return err
 		}
@@ -437,7 +460,11 @@ func (s *Service) DeleteApp(ctx context.Context, id *Identity, appID string) (er
 	if err != nil {
 		return err
 	}
-	if _, err := s.getApp(ctx, id, sc, appID); err != nil {
+	a, err := s.getApp(ctx, id, sc, appID)
+	if err != nil {
+		return err
+	}
+	if err := manageableApp(sc, a); err != nil {
 		return err
 	}
 	if err := s.store.DeleteApp(ctx, id.AccountID, appID); err != nil {
@@ -471,6 +498,9 @@ func (s *Service) GetAppCredential(ctx context.Context, id *Identity, appID stri
 	if err != nil {
 		return "", err
 	}
+	if err := manageableApp(sc, a); err != nil {
+		return "", err
+	}
 	if a.SecretIssued {
 		return "", ErrSecretIssued
 	}
@@ -501,7 +531,11 @@ func (s *Service) ResetAppSecret(ctx context.Context, id *Identity, appID string
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.getApp(ctx, id, sc, appID); err != nil {
+	cur, err := s.getApp(ctx, id, sc, appID)
+	if err != nil {
+		return nil, err
+	}
+	if err := manageableApp(sc, cur); err != nil {
 		return nil, err
 	}
 	if err := s.store.ResetAppKey(ctx, id.AccountID, appID); err != nil {
