@@ -35,6 +35,9 @@ func (s *Service) Bootstrap(ctx context.Context, suppliedKey string) (*Bootstrap
 	if err := s.store.CreateAccount(ctx, &acct); err != nil {
 		return nil, fmt.Errorf("bootstrap: create account: %w", err)
 	}
+	if _, err := s.store.PutMeta(ctx, systemAccountMeta, []byte(acct.ID)); err != nil {
+		return nil, fmt.Errorf("bootstrap: record system account: %w", err)
+	}
 	p := Principal{ID: NewID(), Kind: PrincipalUser, Name: "admin", DefaultAccountID: acct.ID, CreatedAt: now}
 	if err := s.store.CreatePrincipal(ctx, &p, []Membership{{PrincipalID: p.ID, AccountID: acct.ID, Role: RoleAdmin}}); err != nil {
 		return nil, fmt.Errorf("bootstrap: create principal: %w", err)
@@ -146,12 +149,32 @@ func (s *Service) RequireOperator(ctx context.Context, id *Identity) error {
 	if id.Principal.Kind == PrincipalApp {
 		return denied
 	}
-	accts, err := s.store.ListAccounts(ctx)
+	sys, err := s.SystemAccountID(ctx)
 	if err != nil {
 		return fmt.Errorf("require operator: %w", err)
 	}
-	if len(accts) == 0 || accts[0].ID != id.AccountID {
+	if sys == "" || sys != id.AccountID {
 		return denied
 	}
 	return nil
+}
+
+const systemAccountMeta = "system_account"
+
+// SystemAccountID returns the id of the system account: the account created
+// by bootstrap, recorded in the database's meta table (for databases
+// bootstrapped before that record existed: the oldest account).
+func (s *Service) SystemAccountID(ctx context.Context) (string, error) {
+	v, err := s.store.GetMeta(ctx, systemAccountMeta)
+	if err == nil {
+		return string(v), nil
+	}
+	if KindOf(err) != KindNotFound {
+		return "", err
+	}
+	accts, err := s.store.ListAccounts(ctx)
+	if err != nil || len(accts) == 0 {
+		return "", err
+	}
+	return accts[0].ID, nil
 }
