@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -18,7 +16,7 @@ import (
 // API key exists). Managing accounts, principals and keys needs no master
 // key, so none is loaded.
 func adminService(ctx context.Context, o *options) (*vault.Service, func(), error) {
-	db, err := app.OpenStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
+	db, err := o.openStore(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -28,7 +26,7 @@ database (a ticket, a log shipper) so that a rewrite of the whole tail can be
 detected too.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := app.OpenStore(cmd.Context(), o.appConfig(slog.New(slog.DiscardHandler)))
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -53,7 +51,7 @@ detected too.`,
 		Short: "Write the audit trail as JSON lines (oldest first) to stdout",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := app.OpenStore(cmd.Context(), o.appConfig(slog.New(slog.DiscardHandler)))
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}

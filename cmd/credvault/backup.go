@@ -3,12 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
-
-	"github.com/credvault/credvault/internal/app"
 )
 
 func newBackupCmd(o *options, stdout io.Writer) *cobra.Command {
@@ -25,7 +22,7 @@ For PostgreSQL, pg_dump and continuous archiving (PITR) work as for any
 database and are the better tool for large installations; see docs/operations.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := app.OpenStore(cmd.Context(), o.appConfig(slog.New(slog.DiscardHandler)))
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -85,7 +82,7 @@ key as the original.`,
 				defer f.Close()
 				r = f
 			}
-			db, err := app.OpenStore(cmd.Context(), o.appConfig(slog.New(slog.DiscardHandler)))
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/store/sqlstore"
 )
 
 // options are the settings shared by every subcommand. Each flag has an
@@ -55,6 +57,12 @@ func (o *options) envDuration(name string, def time.Duration) time.Duration {
 		}
 	}
 	return def
+}
+
+// openStore opens (and migrates) the configured database only: the admin
+// commands act on it directly and need neither the master key nor a server.
+func (o *options) openStore(ctx context.Context) (*sqlstore.DB, error) {
+	return app.OpenStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
 }
 
 func (o *options) appConfig(logger *slog.Logger) app.Config {
