@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -46,6 +47,11 @@ type Config struct {
 	// RekeyGrace is the wait of an admin-API master-key rotation (see
 	// RekeyOptions.Grace).
 	RekeyGrace time.Duration
+
+	// HTTP edge (see server.Config).
+	TrustedProxies   []netip.Prefix
+	MetricsToken     string
+	MetricsElsewhere bool
 }
 
 // App is an assembled vault.
@@ -164,7 +170,8 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		Registry:  reg,
 		KeySource: prov.Name(),
 	}
-	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg}
+	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
+		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere}
 	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Path != "" {
 		scfg.Rekey = func(ctx context.Context) (any, error) {
 			return Rekey(ctx, cfg, RekeyOptions{Grace: cfg.RekeyGrace, Keyring: kr, Log: func(msg string, args ...any) { cfg.Logger.Info(msg, args...) }})

@@ -70,8 +70,10 @@ func checkName(name string) error {
 		return FieldError("name", "name must be at most %d bytes", MaxNameLength)
 	case !storable(name):
 		return FieldError("name", "name must be valid UTF-8 without NUL characters")
+	case !pathSafeName(name):
+		return FieldError("name", `name must not be "." or "..", contain such a segment between slashes, start with "/" or contain "//" (it could not be used in a URL path)`)
 	}
-	return nil
+	return CheckNameText("name", name)
 }
 
 func checkType(typ string) error {
@@ -101,6 +103,9 @@ func normalizeMetadata(m json.RawMessage) (json.RawMessage, error) {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, m); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
 		return nil, FieldError("credential_metadata", "credential_metadata must be a JSON object")
+	}
+	if err := checkMetadataShape(buf.Bytes()); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }
