@@ -178,6 +178,9 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 			}
 		}()
 	}
+	if so.metricsAddr == "" && cfg.MetricsToken == "" {
+		logger.Warn("/metrics is served on the API address without authentication; set --metrics-addr or CREDVAULT_METRICS_TOKEN to keep it private")
+	}
 	logger.Info("credvault listening", "addr", ln.Addr().String(), "scheme", scheme, "engine", a.Store.Engine(), "master_key", a.KeySource)
 
 	go func() { errc <- srv.Serve(ln) }()
