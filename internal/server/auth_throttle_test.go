@@ -134,6 +134,9 @@ func TestTrustedProxies(t *testing.T) {
 		if len(addrs) != 3 || addrs[0] != "198.51.100.7" || addrs[2] != "198.51.100.8" {
 			t.Errorf("audited client addresses: %v", addrs)
 		}
+		if !strings.Contains(v.Logs(), `"client":"198.51.100.8"`) {
+			t.Errorf("the access log does not name the client behind the proxy")
+		}
 	})
 	t.Run("untrusted-peer", func(t *testing.T) {
 		v := vaulttest.New(t, "sqlite", func(c *app.Config) { c.FailedAuthPerMinute, c.FailedAuthBurst = 1, 2 })

@@ -158,7 +158,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			rid = newRequestID()
 		}
 		ctx := httpx.WithRequestID(r.Context(), rid)
-		ctx = vault.WithRequestMeta(ctx, vault.RequestMeta{RequestID: rid, ClientAddr: s.clientAddr(r)})
+		client := s.clientAddr(r)
+		ctx = vault.WithRequestMeta(ctx, vault.RequestMeta{RequestID: rid, ClientAddr: client})
 		ctx, info := httpx.WithInfo(ctx)
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", rid)
@@ -192,6 +193,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				slog.Int("bytes", sw.bytes),
 				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 				slog.String("remote", r.RemoteAddr),
+				slog.String("client", client),
 				slog.String("principal", info.PrincipalID),
 				slog.String("account", info.AccountID),
 			)
