@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -61,8 +63,15 @@ func (o *options) envDuration(name string, def time.Duration) time.Duration {
 
 // openStore opens (and migrates) the configured database only: the admin
 // commands act on it directly and need neither the master key nor a server.
+// The database must exist: only serve, restore (and load, which bootstraps
+// like serve) create one, so that a command run in the wrong directory or
+// with a mistyped --data-dir fails instead of starting an empty vault.
 func (o *options) openStore(ctx context.Context) (*sqlstore.DB, error) {
-	return app.OpenStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
+	db, err := app.OpenExistingStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
+	if errors.Is(err, sqlstore.ErrNoDatabase) {
+		return nil, fmt.Errorf("%w; run this command where `credvault serve` ran, or give it the same --data-dir or --database-url (only serve and restore create a database)", err)
+	}
+	return db, err
 }
 
 func (o *options) appConfig(logger *slog.Logger) app.Config {
@@ -101,9 +110,9 @@ Every flag can also be set through the environment variable named in its help.`,
 	pf.StringVar(&o.logLevel, "log-level", o.env("CREDVAULT_LOG_LEVEL", "info"), "log level: debug, info, warn, error ($CREDVAULT_LOG_LEVEL)")
 
 	root.AddCommand(newServeCmd(o, stdout, stderr))
-	root.AddCommand(newAccountCmd(o, stdout))
-	root.AddCommand(newPrincipalCmd(o, stdout))
-	root.AddCommand(newAPIKeyCmd(o, stdout))
+	root.AddCommand(newAccountCmd(o, stdout, stderr))
+	root.AddCommand(newPrincipalCmd(o, stdout, stderr))
+	root.AddCommand(newAPIKeyCmd(o, stdout, stderr))
 	root.AddCommand(newLoadCmd(o, stdout, stderr))
 	root.AddCommand(newBackupCmd(o, stdout))
 	root.AddCommand(newKeygenCmd(stdout))

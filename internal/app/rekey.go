@@ -63,16 +63,23 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 	if err != nil {
 		return nil, err
 	}
-	db, err := OpenStore(ctx, cfg)
+	db, err := OpenExistingStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
+	// The key file must be the database's before anything changes: a
+	// rotation of the wrong file would add a key to it and then fail.
+	check, err := crypto.NewKeyring(h)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyKey(ctx, db, check); err != nil {
+		return nil, fmt.Errorf("rekey: %s: %w; nothing was changed", fp.Path, err)
+	}
 	kr := opts.Keyring
 	if kr == nil {
-		if kr, err = crypto.NewKeyring(h); err != nil {
-			return nil, err
-		}
+		kr = check
 	} else if err := kr.Swap(h); err != nil {
 		return nil, err
 	}
