@@ -65,6 +65,7 @@ type App struct {
 	KeyGenerated bool
 
 	stopWatch func()
+	stopPurge func()
 }
 
 // DatabaseURL resolves the database URL of cfg.
@@ -180,6 +181,7 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		a.KeyGenerated = fp.Generated
 		a.stopWatch = watchKeyFile(fp.Path, kr, cfg.Logger)
 	}
+	a.stopPurge = purgeTombstones(db, cfg.Logger, tombstonePurgeInterval)
 	return a, nil
 }
 
@@ -248,6 +250,9 @@ func watchKeyFile(path string, kr *crypto.Keyring, log *slog.Logger) (stop func(
 func (a *App) Close() error {
 	if a.stopWatch != nil {
 		a.stopWatch()
+	}
+	if a.stopPurge != nil {
+		a.stopPurge()
 	}
 	a.Trail.Close()
 	if err := a.Store.Close(); err != nil {

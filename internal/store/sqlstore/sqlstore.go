@@ -35,7 +35,7 @@ type DB struct {
 
 	auditHeadReady atomic.Bool // the audit_head row is known to exist
 
-	clock func() time.Time // see SetClock; time.Now if nil
+	clock atomic.Pointer[func() time.Time] // see SetClock; time.Now if unset
 }
 
 var _ vault.Store = (*DB)(nil)

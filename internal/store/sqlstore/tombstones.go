@@ -18,12 +18,12 @@ const TombstoneTTL = 30 * 24 * time.Hour
 
 // SetClock replaces the clock the store uses for the bookkeeping it does
 // itself (tombstone times and their expiry, backup times); tests use it to
-// move time without sleeping. Call it before the store is shared.
-func (db *DB) SetClock(now func() time.Time) { db.clock = now }
+// move time without sleeping. It is safe to call at any time.
+func (db *DB) SetClock(now func() time.Time) { db.clock.Store(&now) }
 
 func (db *DB) now() time.Time {
-	if db.clock != nil {
-		return db.clock()
+	if c := db.clock.Load(); c != nil {
+		return (*c)()
 	}
 	return time.Now()
 }
