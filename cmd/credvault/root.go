@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -67,11 +65,7 @@ func (o *options) envDuration(name string, def time.Duration) time.Duration {
 // like serve) create one, so that a command run in the wrong directory or
 // with a mistyped --data-dir fails instead of starting an empty vault.
 func (o *options) openStore(ctx context.Context) (*sqlstore.DB, error) {
-	db, err := app.OpenExistingStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
-	if errors.Is(err, sqlstore.ErrNoDatabase) {
-		return nil, fmt.Errorf("%w; run this command where `credvault serve` ran, or give it the same --data-dir or --database-url (only serve and restore create a database)", err)
-	}
-	return db, err
+	return app.OpenExistingStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
 }
 
 func (o *options) appConfig(logger *slog.Logger) app.Config {
@@ -115,7 +109,7 @@ Every flag can also be set through the environment variable named in its help.`,
 	root.AddCommand(newAPIKeyCmd(o, stdout, stderr))
 	root.AddCommand(newLoadCmd(o, stdout, stderr))
 	root.AddCommand(newBackupCmd(o, stdout))
-	root.AddCommand(newKeygenCmd(stdout))
+	root.AddCommand(newKeygenCmd(stdout, stderr))
 	root.AddCommand(newAuditCmd(o, stdout))
 	root.AddCommand(newRekeyCmd(o, stdout))
 	root.AddCommand(newRestoreCmd(o, stdout))

@@ -21,7 +21,11 @@ var ErrNoMasterKey = errors.New("no master key configured: supply the vault's ma
 // it never creates one (see sqlstore.OpenExisting). Every command but
 // serve, restore and load uses it.
 func OpenExistingStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
-	return sqlstore.OpenExisting(ctx, cfg.databaseURL())
+	db, err := sqlstore.OpenExisting(ctx, cfg.databaseURL())
+	if errors.Is(err, sqlstore.ErrNoDatabase) {
+		return nil, fmt.Errorf("%w; run this command where `credvault serve` ran, or give it the same --data-dir or --database-url (only serve and restore create a database)", err)
+	}
+	return db, err
 }
 
 // existingKeyring loads the configured master key without ever generating
