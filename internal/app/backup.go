@@ -63,15 +63,20 @@ func verifyKey(ctx context.Context, db *sqlstore.DB, kr *crypto.Keyring) error {
 // database to w: the MAC key is derived from the current primary master
 // key, which must be the database's (checked first).
 func Backup(ctx context.Context, cfg Config, w io.Writer) (sqlstore.BackupStats, error) {
-	kr, err := existingKeyring(ctx, cfg)
-	if err != nil {
-		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
-	}
 	db, err := OpenExistingStore(ctx, cfg)
 	if err != nil {
 		return sqlstore.BackupStats{}, err
 	}
 	defer db.Close()
+	return BackupStore(ctx, cfg, db, w)
+}
+
+// BackupStore is Backup on an open store.
+func BackupStore(ctx context.Context, cfg Config, db *sqlstore.DB, w io.Writer) (sqlstore.BackupStats, error) {
+	kr, err := existingKeyring(ctx, cfg)
+	if err != nil {
+		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
+	}
 	if err := verifyKey(ctx, db, kr); err != nil {
 		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
 	}
