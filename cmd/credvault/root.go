@@ -90,6 +90,9 @@ the Scale GenAI Platform v5 credentials API (/v5/credentials, x-api-key) and
 the Fortanix DSM integration-credentials API (/sys/v1, /crypto/v1).
 
 Start a vault on the embedded SQLite store:   credvault serve
+Only serve and restore create a database: run the other commands where serve
+ran (they find the vault in ./credvault-data) or give them the same
+--data-dir or --database-url.
 Every flag can also be set through the environment variable named in its help.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
