@@ -177,6 +177,21 @@ func TestBackupIsAuthenticated(t *testing.T) {
 			wantNoDatabase(t, dsn)
 		})
 
+		t.Run("err/backup-with-wrong-master-key", func(t *testing.T) {
+			other := filepath.Join(t.TempDir(), "other.json")
+			if _, _, err := cli(t, nil, "keygen", "--out", other); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "b.cvbak")
+			_, _, err := cli(t, nil, "backup", "--out", out, "--database-url", v.DatabaseURL, "--data-dir", v.DataDir, "--master-key-file", other)
+			if err == nil || !strings.Contains(err.Error(), "does not match") {
+				t.Fatalf("err = %v; want a wrong-key refusal", err)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Error("a refused backup left its output file")
+			}
+		})
+
 		t.Run("err/no-master-key", func(t *testing.T) {
 			dir := t.TempDir()
 			dsn := newDatabaseURL(t, v.Engine)
