@@ -23,14 +23,16 @@ func adminService(ctx context.Context, o *options) (*vault.Service, func(), erro
 	return vault.NewService(db, nil, vault.Options{}), func() { db.Close() }, nil
 }
 
-func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
+func newAccountCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "account", Short: "Manage accounts (tenants)"}
 	var admin string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an account",
-		Long:  "Create an account. With --admin, that principal becomes the account's admin.",
-		Args:  cobra.ExactArgs(1),
+		Long: `Create an account. With --admin, that principal becomes the account's admin.
+Prints the new account's id alone on stdout (ACCT=$(credvault account create
+acme) captures it); the human-readable summary goes to stderr.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			svc, done, err := adminService(cmd.Context(), o)
 			if err != nil {
@@ -41,8 +43,9 @@ func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "account %s created (name %q)\n", a.ID, a.Name)
-			return nil
+			fmt.Fprintf(stderr, "account %s created (name %q)\n", a.ID, a.Name)
+			_, err = fmt.Fprintln(stdout, a.ID)
+			return err
 		},
 	}
 	create.Flags().StringVar(&admin, "admin", "", "principal id to make admin of the new account")
@@ -72,7 +75,7 @@ func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
-func newPrincipalCmd(o *options, stdout io.Writer) *cobra.Command {
+func newPrincipalCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "principal", Short: "Manage principals (users and service accounts)"}
 	var account, role, kind string
 	create := &cobra.Command{
@@ -80,7 +83,8 @@ func newPrincipalCmd(o *options, stdout io.Writer) *cobra.Command {
 		Short: "Create a user or service account in an account",
 		Long: `Create a principal with a role in an account (its default account).
 Roles: admin (everything), writer (create/update/delete and read secrets),
-secret_reader (read metadata and secrets), reader (metadata only).`,
+secret_reader (read metadata and secrets), reader (metadata only).
+Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			svc, done, err := adminService(cmd.Context(), o)
@@ -92,8 +96,9 @@ secret_reader (read metadata and secrets), reader (metadata only).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "principal %s created (%s %q, role %s in account %s)\n", p.ID, p.Kind, p.Name, role, account)
-			return nil
+			fmt.Fprintf(stderr, "principal %s created (%s %q, role %s in account %s)\n", p.ID, p.Kind, p.Name, role, account)
+			_, err = fmt.Fprintln(stdout, p.ID)
+			return err
 		},
 	}
 	create.Flags().StringVar(&account, "account", "", "account id (required)")
@@ -147,7 +152,7 @@ secret_reader (read metadata and secrets), reader (metadata only).`,
 	return cmd
 }
 
-func newAPIKeyCmd(o *options, stdout io.Writer) *cobra.Command {
+func newAPIKeyCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "apikey", Short: "Manage API keys"}
 	var name string
 	var ttl time.Duration
@@ -156,9 +161,16 @@ func newAPIKeyCmd(o *options, stdout io.Writer) *cobra.Command {
 		Short: "Create an API key for a principal and print it once",
 		Long: `Create an API key for a principal. The key is printed once and stored only
 as a hash. It works as the SGP x-api-key header and as a DSM API key
-(Authorization: Basic <key>).`,
+(Authorization: Basic <key>).
+The key alone goes to stdout (KEY=$(credvault apikey create …) captures it);
+its id and expiry go to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A negative lifetime would otherwise mean "never expires", and
+			// an explicit zero is almost certainly a mistake too.
+			if cmd.Flags().Changed("ttl") && ttl <= 0 {
+				return fmt.Errorf("--ttl must be positive (got %s); omit it for a key without expiry", ttl)
+			}
 			svc, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -168,16 +180,19 @@ as a hash. It works as the SGP x-api-key header and as a DSM API key
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "key id:  %s\n", k.ID)
+			fmt.Fprintf(stderr, "key id:  %s\n", k.ID)
 			if k.ExpiresAt != nil {
-				fmt.Fprintf(stdout, "expires: %s\n", k.ExpiresAt.Format(time.RFC3339))
+				fmt.Fprintf(stderr, "expires: %s\n", k.ExpiresAt.Format(time.RFC3339))
+			} else {
+				fmt.Fprintln(stderr, "expires: never")
 			}
-			fmt.Fprintf(stdout, "api key: %s\n", secret)
-			return nil
+			fmt.Fprintln(stderr, "The key below is shown once and stored only as a hash.")
+			_, err = fmt.Fprintln(stdout, secret)
+			return err
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a label for the key")
-	create.Flags().DurationVar(&ttl, "ttl", 0, "key lifetime, e.g. 720h (default: no expiry)")
+	create.Flags().DurationVar(&ttl, "ttl", 0, "key lifetime, a positive duration such as 720h (default: no expiry)")
 
 	revoke := &cobra.Command{
 		Use:   "revoke KEY_ID",

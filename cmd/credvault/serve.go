@@ -50,6 +50,9 @@ On an empty database, serve bootstraps a default account, an admin principal
 and one API key, and prints the key once to stderr. Set
 CREDVAULT_BOOTSTRAP_API_KEY (at least 32 characters) to supply that key
 instead, for unattended deployments; it is used only when the store is empty.
+With no master key configured, serve generates a development key in the data
+directory for a new database, and refuses to start on an existing one ("no
+master key configured for an existing database").
 
 SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 		Args: cobra.NoArgs,

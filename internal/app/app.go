@@ -5,7 +5,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -69,6 +71,7 @@ type App struct {
 	KeyGenerated bool
 
 	stopWatch func()
+	stopPurge func()
 }
 
 // DatabaseURL resolves the database URL of cfg.
@@ -115,6 +118,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 
 func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	prov := cfg.KeyProvider()
+	if err := refuseNewKeyForExistingDB(ctx, prov, db); err != nil {
+		return nil, err
+	}
 	h, err := prov.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -182,7 +188,29 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		a.KeyGenerated = fp.Generated
 		a.stopWatch = watchKeyFile(fp.Path, kr, cfg.Logger)
 	}
+	a.stopPurge = purgeTombstones(db, cfg.Logger, tombstonePurgeInterval)
 	return a, nil
+}
+
+// refuseNewKeyForExistingDB refuses to generate a development master key
+// for a database that already holds data sealed under another key: the new
+// key could open nothing, and writing it would leave a misleading file.
+func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db *sqlstore.DB) error {
+	fp, ok := prov.(*crypto.FileProvider)
+	if !ok || !fp.Generate {
+		return nil
+	}
+	if _, err := os.Stat(fp.Path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // the file exists (or cannot be read: Load says why)
+	}
+	_, err := db.GetMeta(ctx, vault.MasterKeyCheckMeta)
+	if err == nil {
+		return fmt.Errorf("no master key configured for an existing database: supply the key it was created with through --master-key-file or $CREDVAULT_MASTER_KEY (a development vault keeps it in %s); nothing was written", fp.Path)
+	}
+	if vault.KindOf(err) == vault.KindNotFound {
+		return nil // a new database: generating a development key is fine
+	}
+	return fmt.Errorf("master key check: %w", err)
 }
 
 // watchKeyFile makes the keyring follow a master key file that `credvault
@@ -229,6 +257,9 @@ func watchKeyFile(path string, kr *crypto.Keyring, log *slog.Logger) (stop func(
 func (a *App) Close() error {
 	if a.stopWatch != nil {
 		a.stopWatch()
+	}
+	if a.stopPurge != nil {
+		a.stopPurge()
 	}
 	a.Trail.Close()
 	if err := a.Store.Close(); err != nil {

@@ -25,13 +25,14 @@ type RekeyOptions struct {
 	Keyring *crypto.Keyring
 }
 
-// RekeyReport says what a rotation did.
+// RekeyReport says what a rotation did. GET /admin/v1/rekey serves it as
+// JSON, so its field names are the API's snake_case.
 type RekeyReport struct {
-	NewPrimary uint32
-	Scanned    int64
-	Rewrapped  int64
-	Retired    []uint32
-	Remaining  map[uint32]int64 // ciphertexts per master key id after the run
+	NewPrimary uint32           `json:"new_primary_key_id"`
+	Scanned    int64            `json:"scanned"`
+	Rewrapped  int64            `json:"rewrapped"`
+	Retired    []uint32         `json:"retired_key_ids"`
+	Remaining  map[uint32]int64 `json:"remaining"` // ciphertexts per master key id after the run
 }
 
 // Rekey rotates the master key online, while servers keep serving:
@@ -55,6 +56,11 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 	if !ok {
 		return nil, errors.New("rekey: the master key must come from a file (--master-key-file or the data directory's master-key.json); for a key in $CREDVAULT_MASTER_KEY, rotate with a file and then update the variable")
 	}
+	db, err := OpenExistingStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
 	if _, err := os.Stat(fp.Path); err != nil {
 		return nil, fmt.Errorf("rekey: %w", err)
 	}
@@ -63,16 +69,18 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 	if err != nil {
 		return nil, err
 	}
-	db, err := OpenStore(ctx, cfg)
+	// The key file must be the database's before anything changes: a
+	// rotation of the wrong file would add a key to it and then fail.
+	check, err := crypto.NewKeyring(h)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
+	if err := verifyKey(ctx, db, check); err != nil {
+		return nil, fmt.Errorf("rekey: %s: %w; nothing was changed", fp.Path, err)
+	}
 	kr := opts.Keyring
 	if kr == nil {
-		if kr, err = crypto.NewKeyring(h); err != nil {
-			return nil, err
-		}
+		kr = check
 	} else if err := kr.Swap(h); err != nil {
 		return nil, err
 	}

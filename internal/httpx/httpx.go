@@ -171,7 +171,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func LogError(ctx context.Context, logger *slog.Logger, err error) {
 	kind := vault.KindOf(err)
 	level := slog.LevelDebug
-	if kind == vault.KindInternal || kind == vault.KindUnavailable {
+	if kind == vault.KindInternal || kind == vault.KindUnavailable || kind == vault.KindIntegrity {
 		level = slog.LevelError
 	}
 	logger.Log(ctx, level, "request failed", "request_id", RequestID(ctx), "kind", kind.String(), "err", err.Error())

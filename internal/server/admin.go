@@ -72,6 +72,7 @@ func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
 		vault.KindUnauthenticated: http.StatusUnauthorized, vault.KindPermissionDenied: http.StatusForbidden,
 		vault.KindRateLimited: http.StatusTooManyRequests, vault.KindConflict: http.StatusConflict,
 		vault.KindUnavailable: http.StatusServiceUnavailable, vault.KindInvalid: http.StatusBadRequest,
+		vault.KindIntegrity: http.StatusConflict,
 	}[vault.KindOf(err)]
 	if status == 0 {
 		status = http.StatusInternalServerError

@@ -233,7 +233,7 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 	}
 	pt, err := s.sealer.Open(c.Ciphertext, credentialAD(c.AccountID, c.ID, c.Version))
 	if err != nil {
-		return nil, nil, Wrap(KindInternal, fmt.Errorf("decrypt credential %s: %w", c.ID, err), "credential cannot be decrypted")
+		return nil, nil, IntegrityError("credential", fmt.Errorf("decrypt credential %s: %w", c.ID, err))
 	}
 	s.SecretAccessed("credential.decrypt")
 	return c, pt, nil
@@ -307,7 +307,7 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 			// Changing the type to json requires the stored payload to be JSON.
 			pt, err := s.sealer.Open(c.Ciphertext, credentialAD(c.AccountID, c.ID, c.Version))
 			if err != nil {
-				return fmt.Errorf("open: %w", err)
+				return IntegrityError("credential", fmt.Errorf("open credential %s: %w", c.ID, err))
 			}
 			if !json.Valid(pt) {
 				return FieldError("type", "the stored payload is not valid JSON, so the type cannot become json without a new payload")

@@ -583,7 +583,7 @@ func (s *Service) ExportSobject(ctx context.Context, id *Identity, d SobjectDesc
 	}
 	value, err := s.sealer.Open(o.Ciphertext, sobjectAD(o.AccountID, o.KID, o.Version))
 	if err != nil {
-		return nil, nil, Wrap(KindInternal, fmt.Errorf("open sobject %s: %w", o.KID, err), "key material cannot be decrypted")
+		return nil, nil, IntegrityError("key material", fmt.Errorf("open sobject %s: %w", o.KID, err))
 	}
 	s.SecretAccessed("sobject.export")
 	o.Ciphertext = nil
@@ -791,7 +791,7 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 	}
 	secret, err := s.sealer.Open(o.Ciphertext, sobjectAD(o.AccountID, o.KID, o.Version))
 	if err != nil {
-		return kid, nil, Wrap(KindInternal, fmt.Errorf("open sobject %s: %w", o.KID, err), "key material cannot be decrypted")
+		return kid, nil, IntegrityError("key material", fmt.Errorf("open sobject %s: %w", o.KID, err))
 	}
 	defer clear(secret)
 	sig, err = keymat.Sign(o.ObjType, secret, h, d, pad)

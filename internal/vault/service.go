@@ -233,6 +233,24 @@ const keyCheckMeta = "master_key_check"
 
 var keyCheckAD = []byte("credvault/master-key-check/v1")
 
+// MasterKeyCheckMeta is the meta key under which a database keeps its
+// master-key check value (see CheckMasterKey). Backups carry it so that a
+// restore can verify the master key before writing anything.
+const MasterKeyCheckMeta = keyCheckMeta
+
+// ErrWrongMasterKey is returned when a master key cannot open a database's
+// (or a backup's) key check value.
+var ErrWrongMasterKey = errors.New("the master key does not match this database (it cannot open the database's key check value)")
+
+// OpenMasterKeyCheck verifies, without writing anything, that sealer opens
+// the key check value ct. It returns ErrWrongMasterKey if not.
+func OpenMasterKeyCheck(sealer Sealer, ct []byte) error {
+	if _, err := sealer.Open(ct, keyCheckAD); err != nil {
+		return ErrWrongMasterKey
+	}
+	return nil
+}
+
 // CheckMasterKey verifies that the sealer's master key is the one this
 // database was written with, by opening a check value sealed on first use.
 // It refuses to serve with the wrong key rather than failing on every
@@ -252,10 +270,7 @@ func (s *Service) CheckMasterKey(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("master key check: %w", err)
 	}
-	if _, err := s.sealer.Open(ct, keyCheckAD); err != nil {
-		return errors.New("the master key does not match this database (it cannot open the database's key check value)")
-	}
-	return nil
+	return OpenMasterKeyCheck(s.sealer, ct)
 }
 
 // authFailed records a failed authentication in the audit trail (with the

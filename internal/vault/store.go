@@ -67,7 +67,7 @@ type CredentialStore interface {
 	// all in one transaction. fn may not do I/O. ErrConflict on a name clash.
 	UpdateCredential(ctx context.Context, accountID, id string, fn func(*Credential) error) (*Credential, error)
 	// DeleteCredential removes it, leaving a tombstone so that its id keeps
-	// working as a pagination cursor.
+	// working as a pagination cursor for the cursor horizon (30 days).
 	DeleteCredential(ctx context.Context, accountID, id string) error
 	// ListCredentials returns one page with keyset pagination. An unknown
 	// cursor is KindInvalid with Field "starting_after"/"ending_before".

@@ -34,6 +34,8 @@ type DB struct {
 	stmts   sync.Map // stmtKey → *sql.Stmt
 
 	auditHeadReady atomic.Bool // the audit_head row is known to exist
+
+	clock atomic.Pointer[func() time.Time] // see SetClock; time.Now if unset
 }
 
 var _ vault.Store = (*DB)(nil)
@@ -219,10 +221,6 @@ func redactDSN(dsn string) string {
 	}
 	return u.String()
 }
-
-// nowFunc is the clock for bookkeeping columns the core does not set
-// (tombstone times).
-var nowFunc = time.Now
 
 // stmtKey identifies a prepared statement of one pool.
 type stmtKey struct {
