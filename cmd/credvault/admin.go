@@ -4,23 +4,41 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/user"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// adminService opens the store directly (admin commands must work before any
-// API key exists). Managing accounts, principals and keys needs no master
-// key, so none is loaded.
-func adminService(ctx context.Context, o *options) (*vault.Service, func(), error) {
-	db, err := o.openStore(ctx)
+// adminService opens the store and the master key directly (admin commands
+// must work before any API key exists) and returns a service whose changes
+// are audited, in the change's own transaction, as the operator
+// "operator:cli:<OS user>" (see operatorName), with the context to call it
+// with.
+func adminService(ctx context.Context, o *options) (*vault.Service, context.Context, func(), error) {
+	a, err := app.OpenAdmin(ctx, o.appConfig(slog.New(slog.DiscardHandler)), operatorName())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return vault.NewService(db, nil, vault.Options{}), func() { db.Close() }, nil
+	return a.Service, a.Context(ctx), func() { a.Close() }, nil
+}
+
+// operatorName names the CLI's operator in the audit trail: "cli:" and the
+// OS user running the command.
+func operatorName() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	} else if v := os.Getenv("USER"); v != "" {
+		name = v
+	}
+	return "cli:" + name
 }
 
 func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
@@ -32,12 +50,12 @@ func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
 		Long:  "Create an account. With --admin, that principal becomes the account's admin.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			a, err := svc.CreateAccount(cmd.Context(), args[0], admin)
+			a, err := svc.CreateAccount(ctx, args[0], admin)
 			if err != nil {
 				return err
 			}
@@ -51,12 +69,12 @@ func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
 		Short: "List accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			as, err := svc.Store().ListAccounts(cmd.Context())
+			defer db.Close()
+			as, err := db.ListAccounts(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -83,12 +101,12 @@ Roles: admin (everything), writer (create/update/delete and read secrets),
 secret_reader (read metadata and secrets), reader (metadata only).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			p, err := svc.CreatePrincipal(cmd.Context(), vault.PrincipalKind(kind), args[0], account, vault.Role(role))
+			p, err := svc.CreatePrincipal(ctx, vault.PrincipalKind(kind), args[0], account, vault.Role(role))
 			if err != nil {
 				return err
 			}
@@ -107,12 +125,12 @@ secret_reader (read metadata and secrets), reader (metadata only).`,
 		Short: "Make a principal a member of another account (or change its role)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			if err := svc.AddMembership(cmd.Context(), args[0], args[1], vault.Role(grantRole)); err != nil {
+			if err := svc.AddMembership(ctx, args[0], args[1], vault.Role(grantRole)); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "principal %s is now %s in account %s\n", args[0], grantRole, args[1])
@@ -126,12 +144,12 @@ secret_reader (read metadata and secrets), reader (metadata only).`,
 		Short: "List principals",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			ps, err := svc.Store().ListPrincipals(cmd.Context())
+			defer db.Close()
+			ps, err := db.ListPrincipals(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -159,12 +177,12 @@ as a hash. It works as the SGP x-api-key header and as a DSM API key
 (Authorization: Basic <key>).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			k, secret, err := svc.CreateAPIKey(cmd.Context(), args[0], name, ttl)
+			k, secret, err := svc.CreateAPIKey(ctx, args[0], name, ttl)
 			if err != nil {
 				return err
 			}
@@ -184,12 +202,12 @@ as a hash. It works as the SGP x-api-key header and as a DSM API key
 		Short: "Revoke an API key; it stops working at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			if err := svc.RevokeAPIKey(cmd.Context(), args[0]); err != nil {
+			if err := svc.RevokeAPIKey(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "key %s revoked\n", args[0])
@@ -201,12 +219,12 @@ as a hash. It works as the SGP x-api-key header and as a DSM API key
 		Short: "List a principal's API keys (ids and dates, never the keys)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			ks, err := svc.Store().ListAPIKeys(cmd.Context(), args[0])
+			defer db.Close()
+			ks, err := db.ListAPIKeys(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -148,6 +148,7 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	svc.OnAuthFailure(authFailures.Inc)
 	svc.OnSecretAccess(func(op string) { secretAccesses.WithLabelValues(op).Inc() })
 	trail := audit.New(db, auditFailures.Inc)
+	trail.SetKeys(kr)
 	batchSizes := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "credvault_audit_batch_size",
 		Help:    "Audit events per group-committed transaction.",
@@ -228,6 +229,60 @@ func (a *App) Close() error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// Admin is what the CLI's administrative commands act through: the store,
+// the master key (loaded, never generated) and a service whose changes are
+// audited — in the change's own transaction, fail closed — as a named
+// operator.
+type Admin struct {
+	Store   *sqlstore.DB
+	Keyring *crypto.Keyring
+	Trail   *audit.Trail
+	Service *vault.Service
+	// Actor is the operator the changes are recorded as (vault.OperatorIdentity).
+	Actor *vault.Identity
+}
+
+// OpenAdmin opens the store and the master key for administrative commands
+// acting as operator (recorded as principal "operator:<operator>"). The
+// master key is needed because the audit trail's head is authenticated with
+// a key derived from it.
+func OpenAdmin(ctx context.Context, cfg Config, operator string) (*Admin, error) {
+	prov := cfg.KeyProvider()
+	if fp, ok := prov.(*crypto.FileProvider); ok {
+		fp.Generate = false
+	}
+	h, err := prov.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("master key (%s): %w", prov.Name(), err)
+	}
+	kr, err := crypto.NewKeyring(h)
+	if err != nil {
+		return nil, err
+	}
+	db, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	svc := vault.NewService(db, kr, vault.Options{})
+	if err := svc.CheckMasterKey(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	trail := audit.New(db, nil)
+	trail.SetKeys(kr)
+	svc.SetAuditor(trail)
+	return &Admin{Store: db, Keyring: kr, Trail: trail, Service: svc, Actor: vault.OperatorIdentity(operator)}, nil
+}
+
+// Context returns ctx acting as the operator.
+func (a *Admin) Context(ctx context.Context) context.Context { return vault.WithActor(ctx, a.Actor) }
+
+// Close releases the store.
+func (a *Admin) Close() error {
+	a.Trail.Close()
+	return a.Store.Close()
 }
 
 // Bootstrap bootstraps an empty database (see vault.Service.Bootstrap)

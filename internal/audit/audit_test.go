@@ -94,7 +94,7 @@ func TestVerify(t *testing.T) {
 							t.Fatalf("tamper: %v", err)
 						}
 					}
-					rep, err := audit.Verify(context.Background(), db)
+					rep, err := audit.Verify(context.Background(), db, audit.VerifyOptions{})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -139,7 +139,7 @@ func TestGroupCommitChains(t *testing.T) {
 			wg.Wait()
 			a.Close()
 			b.Close()
-			rep, err := audit.Verify(context.Background(), db)
+			rep, err := audit.Verify(context.Background(), db, audit.VerifyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -35,6 +35,7 @@ type Service struct {
 	now        func() time.Time
 	maxPayload int
 	auditor    Auditor
+	chain      AuditChain // the auditor, when it can chain records into a store transaction
 
 	failedByAddr *ratelimit.Keyed // failed authentications per client address
 	failedByKey  *ratelimit.Keyed // failed authentications per API key id

@@ -1,0 +1,41 @@
+package crypto
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
+)
+
+// DeriveKey returns a 32-byte key dedicated to purpose, derived with
+// HKDF-SHA256 from the master key keyID (0 selects the primary), and the id
+// of the master key it was derived from. Derived keys authenticate things
+// the database holds (the audit trail's head and checkpoints); they never
+// encrypt data, and no data key is reused for them. Someone with the
+// database but not the master key cannot compute them.
+//
+// A derived key depends on one master key: after a rotation retires that
+// key, what it authenticated must have been re-authenticated under a newer
+// one (the audit head is, on its next append).
+func (k *Keyring) DeriveKey(keyID uint32, purpose string) (uint32, []byte, error) {
+	ks := insecurecleartextkeyset.KeysetMaterial(k.state.Load().handle)
+	if keyID == 0 {
+		keyID = ks.GetPrimaryKeyId()
+	}
+	for _, key := range ks.GetKey() {
+		if key.GetKeyId() != keyID {
+			continue
+		}
+		ikm := key.GetKeyData().GetValue() // the serialised key, raw key bytes included
+		if len(ikm) < 32 {
+			return 0, nil, fmt.Errorf("derive key: master key %d has no usable key material", keyID)
+		}
+		out, err := hkdf.Key(sha256.New, ikm, []byte("credvault/derived-key/v1"), purpose, 32)
+		if err != nil {
+			return 0, nil, fmt.Errorf("derive key: %w", err)
+		}
+		return keyID, out, nil
+	}
+	return 0, nil, fmt.Errorf("derive key: master key %d is not in the keyset (retired?)", keyID)
+}
