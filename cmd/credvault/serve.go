@@ -31,6 +31,9 @@ type serveOptions struct {
 	failedAuthBurst     int
 	principalRPS        float64
 	principalBurst      int
+
+	auditCheckpointInterval time.Duration
+	auditAnchorFile         string
 }
 
 func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
@@ -42,8 +45,10 @@ func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 
 On an empty database, serve bootstraps a default account, an admin principal
 and one API key, and prints the key once to stderr. Set
-CREDVAULT_BOOTSTRAP_API_KEY (at least 32 characters) to supply that key
-instead, for unattended deployments; it is used only when the store is empty.
+CREDVAULT_BOOTSTRAP_API_KEY to supply that key instead, for unattended
+deployments (it must have the form of a generated key: base64 of
+"<uuid>:<secret>" with a 256-bit random base64url secret; see the README);
+it is used only when the store is empty.
 
 SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 		Args: cobra.NoArgs,
@@ -66,6 +71,8 @@ SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 	f.IntVar(&so.failedAuthBurst, "failed-auth-burst", o.envInt("CREDVAULT_FAILED_AUTH_BURST", 30), "failed authentications allowed in a burst per client address ($CREDVAULT_FAILED_AUTH_BURST)")
 	f.Float64Var(&so.principalRPS, "principal-rate-limit", o.envFloat("CREDVAULT_PRINCIPAL_RATE_LIMIT", 0), "requests per second allowed per principal; 0 = unlimited ($CREDVAULT_PRINCIPAL_RATE_LIMIT)")
 	f.IntVar(&so.principalBurst, "principal-rate-burst", o.envInt("CREDVAULT_PRINCIPAL_RATE_BURST", 0), "burst for --principal-rate-limit; default = the rate ($CREDVAULT_PRINCIPAL_RATE_BURST)")
+	f.DurationVar(&so.auditCheckpointInterval, "audit-checkpoint-interval", o.envDuration("CREDVAULT_AUDIT_CHECKPOINT_INTERVAL", time.Minute), "how often to log a signed checkpoint of the audit trail's head (when it moved); 0 disables ($CREDVAULT_AUDIT_CHECKPOINT_INTERVAL)")
+	f.StringVar(&so.auditAnchorFile, "audit-anchor-file", o.env("CREDVAULT_AUDIT_ANCHOR_FILE", ""), "also append each checkpoint to this file, kept away from the database; check with `credvault audit verify --anchor-file` ($CREDVAULT_AUDIT_ANCHOR_FILE)")
 	return cmd
 }
 
@@ -78,6 +85,7 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 	cfg := o.appConfig(logger)
 	cfg.FailedAuthPerMinute, cfg.FailedAuthBurst = so.failedAuthPerMinute, so.failedAuthBurst
 	cfg.PrincipalRPS, cfg.PrincipalBurst = so.principalRPS, so.principalBurst
+	cfg.AuditCheckpointInterval, cfg.AuditAnchorFile = so.auditCheckpointInterval, so.auditAnchorFile
 	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err

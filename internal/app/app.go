@@ -46,6 +46,12 @@ type Config struct {
 	// RekeyGrace is the wait of an admin-API master-key rotation (see
 	// RekeyOptions.Grace).
 	RekeyGrace time.Duration
+
+	// AuditCheckpointInterval is how often the server writes a signed
+	// checkpoint of the audit trail's head (audit.Checkpoint) to its log,
+	// and to AuditAnchorFile if set, when the head moved. 0 disables them.
+	AuditCheckpointInterval time.Duration
+	AuditAnchorFile         string
 }
 
 // App is an assembled vault.
@@ -62,7 +68,8 @@ type App struct {
 	KeySource    string
 	KeyGenerated bool
 
-	stopWatch func()
+	stopWatch       func()
+	stopCheckpoints func()
 }
 
 // DatabaseURL resolves the database URL of cfg.
@@ -176,7 +183,35 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		a.KeyGenerated = fp.Generated
 		a.stopWatch = watchKeyFile(fp.Path, kr, cfg.Logger)
 	}
+	if cfg.AuditCheckpointInterval > 0 {
+		a.stopCheckpoints = runCheckpoints(trail, cfg)
+	}
 	return a, nil
+}
+
+// runCheckpoints writes a signed checkpoint of the audit head every
+// cfg.AuditCheckpointInterval (when it moved): to the log, where a log
+// shipper takes it out of the database's reach, and to the anchor file.
+// `credvault audit verify --anchor-file` checks the trail against them.
+func runCheckpoints(trail *audit.Trail, cfg Config) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		trail.RunCheckpoints(ctx, cfg.AuditCheckpointInterval, time.Now, func(c audit.Checkpoint, err error) {
+			if err != nil {
+				cfg.Logger.Error("audit checkpoint failed", "err", err.Error())
+				return
+			}
+			cfg.Logger.Info("audit checkpoint", "seq", c.Seq, "hash", c.Hash, "time", c.Time.Format(time.RFC3339Nano), "key_id", c.KeyID, "mac", c.MAC)
+			if cfg.AuditAnchorFile != "" {
+				if err := audit.AppendCheckpoint(cfg.AuditAnchorFile, c); err != nil {
+					cfg.Logger.Error("audit checkpoint not written to the anchor file", "err", err.Error())
+				}
+			}
+		})
+	}()
+	return func() { cancel(); <-done }
 }
 
 // watchKeyFile makes the keyring follow a master key file that `credvault
@@ -223,6 +258,9 @@ func watchKeyFile(path string, kr *crypto.Keyring, log *slog.Logger) (stop func(
 func (a *App) Close() error {
 	if a.stopWatch != nil {
 		a.stopWatch()
+	}
+	if a.stopCheckpoints != nil {
+		a.stopCheckpoints()
 	}
 	a.Trail.Close()
 	if err := a.Store.Close(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"fmt"
+	"time"
 
 	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
 )
@@ -19,6 +20,18 @@ import (
 // key, what it authenticated must have been re-authenticated under a newer
 // one (the audit head is, on its next append).
 func (k *Keyring) DeriveKey(keyID uint32, purpose string) (uint32, []byte, error) {
+	id, key, err := k.derive(keyID, purpose)
+	if now := time.Now().Unix(); err != nil && keyID != 0 && k.reload != nil && k.lastReload.Swap(now) != now {
+		// Perhaps another process rotated the keyset: re-read it (at most
+		// once a second).
+		if changed, rerr := k.Reload(); rerr == nil && changed {
+			return k.derive(keyID, purpose)
+		}
+	}
+	return id, key, err
+}
+
+func (k *Keyring) derive(keyID uint32, purpose string) (uint32, []byte, error) {
 	ks := insecurecleartextkeyset.KeysetMaterial(k.state.Load().handle)
 	if keyID == 0 {
 		keyID = ks.GetPrimaryKeyId()
