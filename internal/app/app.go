@@ -156,6 +156,10 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	svc.OnSecretAccess(func(op string) { secretAccesses.WithLabelValues(op).Inc() })
 	trail := audit.New(db, auditFailures.Inc)
 	trail.SetKeys(kr)
+	if err := trail.CheckHead(ctx); err != nil {
+		cfg.Logger.Error("the audit trail's head does not authenticate: every change will be refused (503) until an operator checks the trail "+
+			"(credvault audit verify --expect-head/--anchor-file) and runs credvault audit seal-head; see docs/operations.md", "err", err.Error())
+	}
 	batchSizes := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "credvault_audit_batch_size",
 		Help:    "Audit events per group-committed transaction.",

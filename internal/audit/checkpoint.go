@@ -77,6 +77,23 @@ func (t *Trail) Checkpoint(ctx context.Context, at time.Time) (Checkpoint, error
 	return Checkpoint{Seq: head.Seq, Hash: hex.EncodeToString(head.Hash), Time: at, KeyID: id, MAC: hex.EncodeToString(mac)}, nil
 }
 
+// CheckHead reports ErrHeadUnauthenticated if the trail is not empty and its
+// head does not authenticate (every change would be refused), so that a
+// server can say so when it starts.
+func (t *Trail) CheckHead(ctx context.Context) error {
+	if t.keys == nil {
+		return nil
+	}
+	head, err := t.store.AuditHead(ctx)
+	if err != nil {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	if head.Seq == 0 {
+		return nil
+	}
+	return t.checkHeadMAC(head)
+}
+
 // VerifyCheckpoint checks a checkpoint's MAC. A checkpoint signed by a
 // master key that was since retired cannot be checked (the error says so);
 // its seq and hash remain usable as an anchor.

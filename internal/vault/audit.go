@@ -143,8 +143,16 @@ func TxAuditFrom(ctx context.Context) *TxAudit {
 	return a
 }
 
-// Records returns the records to insert after head, and the new head.
-func (a *TxAudit) Records(head AuditHead) ([]AuditRecord, AuditHead, error) {
+// Records returns the records to insert after head, and the new head. It
+// runs inside the store's transaction, so a panic (an object id read before
+// the object exists) becomes an error that rolls the change back rather
+// than leaving the transaction open.
+func (a *TxAudit) Records(head AuditHead) (recs []AuditRecord, next AuditHead, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("audit record of %s: %v", a.action, r)
+		}
+	}()
 	return a.chain.Chain(head, []AuditEvent{a.event()})
 }
 
