@@ -34,6 +34,7 @@ type serveOptions struct {
 
 	auditCheckpointInterval time.Duration
 	auditAnchorFile         string
+	auditAnchorWebhook      string
 }
 
 func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
@@ -73,6 +74,7 @@ SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 	f.IntVar(&so.principalBurst, "principal-rate-burst", o.envInt("CREDVAULT_PRINCIPAL_RATE_BURST", 0), "burst for --principal-rate-limit; default = the rate ($CREDVAULT_PRINCIPAL_RATE_BURST)")
 	f.DurationVar(&so.auditCheckpointInterval, "audit-checkpoint-interval", o.envDuration("CREDVAULT_AUDIT_CHECKPOINT_INTERVAL", time.Minute), "how often to log a signed checkpoint of the audit trail's head (when it moved); 0 disables ($CREDVAULT_AUDIT_CHECKPOINT_INTERVAL)")
 	f.StringVar(&so.auditAnchorFile, "audit-anchor-file", o.env("CREDVAULT_AUDIT_ANCHOR_FILE", ""), "also append each checkpoint to this file, kept away from the database; check with `credvault audit verify --anchor-file` ($CREDVAULT_AUDIT_ANCHOR_FILE)")
+	f.StringVar(&so.auditAnchorWebhook, "audit-anchor-webhook", o.env("CREDVAULT_AUDIT_ANCHOR_WEBHOOK", ""), "also POST each checkpoint as JSON to this URL, best effort ($CREDVAULT_AUDIT_ANCHOR_WEBHOOK)")
 	return cmd
 }
 
@@ -85,7 +87,7 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 	cfg := o.appConfig(logger)
 	cfg.FailedAuthPerMinute, cfg.FailedAuthBurst = so.failedAuthPerMinute, so.failedAuthBurst
 	cfg.PrincipalRPS, cfg.PrincipalBurst = so.principalRPS, so.principalBurst
-	cfg.AuditCheckpointInterval, cfg.AuditAnchorFile = so.auditCheckpointInterval, so.auditAnchorFile
+	cfg.AuditCheckpointInterval, cfg.AuditAnchorFile, cfg.AuditAnchorWebhook = so.auditCheckpointInterval, so.auditAnchorFile, so.auditAnchorWebhook
 	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err

@@ -4,9 +4,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -52,6 +55,9 @@ type Config struct {
 	// and to AuditAnchorFile if set, when the head moved. 0 disables them.
 	AuditCheckpointInterval time.Duration
 	AuditAnchorFile         string
+	// AuditAnchorWebhook, if set, receives each checkpoint as a JSON POST
+	// (best effort: a failure is logged, the next checkpoint is sent anyway).
+	AuditAnchorWebhook string
 }
 
 // App is an assembled vault.
@@ -213,6 +219,11 @@ func runCheckpoints(trail *audit.Trail, cfg Config) (stop func()) {
 					cfg.Logger.Error("audit checkpoint not written to the anchor file", "err", err.Error())
 				}
 			}
+			if cfg.AuditAnchorWebhook != "" {
+				if err := postCheckpoint(ctx, cfg.AuditAnchorWebhook, c); err != nil {
+					cfg.Logger.Error("audit checkpoint not delivered to the webhook", "err", err.Error())
+				}
+			}
 		})
 	}()
 	return func() { cancel(); <-done }
@@ -256,6 +267,27 @@ func watchKeyFile(path string, kr *crypto.Keyring, log *slog.Logger) (stop func(
 		}
 	}()
 	return func() { close(done); <-stopped }
+}
+
+// postCheckpoint POSTs c as JSON to url and expects a 2xx answer.
+func postCheckpoint(ctx context.Context, url string, c audit.Checkpoint) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	body, _ := json.Marshal(c)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("audit anchor webhook: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("audit anchor webhook: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("audit anchor webhook: answered %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // Close releases the vault's resources.
