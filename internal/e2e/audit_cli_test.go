@@ -140,6 +140,21 @@ func TestAdminChangesAudited(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer raw.Close()
+
+			// An unauthenticated head (its MAC removed, or an older version's
+			// trail) fails verify and refuses changes until the operator
+			// seals it.
+			if _, err := raw.Exec(`UPDATE audit_head SET mac = NULL`); err != nil {
+				t.Fatal(err)
+			}
+			if out := cli(false, "audit", "verify"); !strings.Contains(out, "not authenticated") {
+				t.Fatalf("verify of an unauthenticated head: %s", out)
+			}
+			cli(false, "account", "create", "refused-while-unsealed")
+			cli(true, "audit", "seal-head")
+			cli(true, "audit", "verify", "--expect-head", anchor[1])
+			cli(true, "account", "create", "after-seal")
+
 			if engine == "sqlite" {
 				_, err = raw.Exec(`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`)
 			} else {
