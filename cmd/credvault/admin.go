@@ -4,23 +4,41 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/user"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// adminService opens the store directly (admin commands must work before any
-// API key exists). Managing accounts, principals and keys needs no master
-// key, so none is loaded.
-func adminService(ctx context.Context, o *options) (*vault.Service, func(), error) {
-	db, err := o.openStore(ctx)
+// adminService opens the store and the master key directly (admin commands
+// must work before any API key exists) and returns a service whose changes
+// are audited, in the change's own transaction, as the operator
+// "operator:cli:<OS user>" (see operatorName), with the context to call it
+// with.
+func adminService(ctx context.Context, o *options) (*vault.Service, context.Context, func(), error) {
+	a, err := app.OpenAdmin(ctx, o.appConfig(slog.New(slog.DiscardHandler)), operatorName())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return vault.NewService(db, nil, vault.Options{}), func() { db.Close() }, nil
+	return a.Service, a.Context(ctx), func() { a.Close() }, nil
+}
+
+// operatorName names the CLI's operator in the audit trail: "cli:" and the
+// OS user running the command.
+func operatorName() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	} else if v := os.Getenv("USER"); v != "" {
+		name = v
+	}
+	return "cli:" + name
 }
 
 func newAccountCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
@@ -34,12 +52,12 @@ Prints the new account's id alone on stdout (ACCT=$(credvault account create
 acme) captures it); the human-readable summary goes to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			a, err := svc.CreateAccount(cmd.Context(), args[0], admin)
+			a, err := svc.CreateAccount(ctx, args[0], admin)
 			if err != nil {
 				return err
 			}
@@ -54,12 +72,12 @@ acme) captures it); the human-readable summary goes to stderr.`,
 		Short: "List accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			as, err := svc.Store().ListAccounts(cmd.Context())
+			defer db.Close()
+			as, err := db.ListAccounts(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -87,12 +105,12 @@ secret_reader (read metadata and secrets), reader (metadata only).
 Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			p, err := svc.CreatePrincipal(cmd.Context(), vault.PrincipalKind(kind), args[0], account, vault.Role(role))
+			p, err := svc.CreatePrincipal(ctx, vault.PrincipalKind(kind), args[0], account, vault.Role(role))
 			if err != nil {
 				return err
 			}
@@ -112,12 +130,12 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Short: "Make a principal a member of another account (or change its role)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			if err := svc.AddMembership(cmd.Context(), args[0], args[1], vault.Role(grantRole)); err != nil {
+			if err := svc.AddMembership(ctx, args[0], args[1], vault.Role(grantRole)); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "principal %s is now %s in account %s\n", args[0], grantRole, args[1])
@@ -131,12 +149,12 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Short: "List principals",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			ps, err := svc.Store().ListPrincipals(cmd.Context())
+			defer db.Close()
+			ps, err := db.ListPrincipals(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -171,12 +189,12 @@ its id and expiry go to stderr.`,
 			if cmd.Flags().Changed("ttl") && ttl <= 0 {
 				return fmt.Errorf("--ttl must be positive (got %s); omit it for a key without expiry", ttl)
 			}
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			k, secret, err := svc.CreateAPIKey(cmd.Context(), args[0], name, ttl)
+			k, secret, err := svc.CreateAPIKey(ctx, args[0], name, ttl)
 			if err != nil {
 				return err
 			}
@@ -199,12 +217,12 @@ its id and expiry go to stderr.`,
 		Short: "Revoke an API key; it stops working at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			if err := svc.RevokeAPIKey(cmd.Context(), args[0]); err != nil {
+			if err := svc.RevokeAPIKey(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "key %s revoked\n", args[0])
@@ -216,12 +234,12 @@ its id and expiry go to stderr.`,
 		Short: "List a principal's API keys (ids and dates, never the keys)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			ks, err := svc.Store().ListAPIKeys(cmd.Context(), args[0])
+			defer db.Close()
+			ks, err := db.ListAPIKeys(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -34,9 +34,12 @@ type serveOptions struct {
 	principalRPS        float64
 	principalBurst      int
 
-	trustedProxies string
-	metricsAddr    string
-	metricsToken   string
+	trustedProxies          string
+	metricsAddr             string
+	metricsToken            string
+	auditCheckpointInterval time.Duration
+	auditAnchorFile         string
+	auditAnchorWebhook      string
 }
 
 func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
@@ -48,8 +51,10 @@ func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 
 On an empty database, serve bootstraps a default account, an admin principal
 and one API key, and prints the key once to stderr. Set
-CREDVAULT_BOOTSTRAP_API_KEY (at least 32 characters) to supply that key
-instead, for unattended deployments; it is used only when the store is empty.
+CREDVAULT_BOOTSTRAP_API_KEY to supply that key instead, for unattended
+deployments (it must have the form of a generated key: base64 of
+"<uuid>:<secret>" with a 256-bit random base64url secret; see the README);
+it is used only when the store is empty.
 With no master key configured, serve generates a development key in the data
 directory for a new database, and refuses to start on an existing one ("no
 master key configured for an existing database").
@@ -78,6 +83,9 @@ SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 	f.StringVar(&so.trustedProxies, "trusted-proxies", o.env("CREDVAULT_TRUSTED_PROXIES", ""), "comma-separated CIDRs (or addresses) of reverse proxies whose X-Forwarded-For is believed; the client address is the right-most untrusted entry ($CREDVAULT_TRUSTED_PROXIES)")
 	f.StringVar(&so.metricsAddr, "metrics-addr", o.env("CREDVAULT_METRICS_ADDR", ""), "serve /metrics only on this separate listen address (plain HTTP), not on --addr ($CREDVAULT_METRICS_ADDR)")
 	f.StringVar(&so.metricsToken, "metrics-token", "", "bearer token GET /metrics requires; prefer $CREDVAULT_METRICS_TOKEN, which is not visible in the process list")
+	f.DurationVar(&so.auditCheckpointInterval, "audit-checkpoint-interval", o.envDuration("CREDVAULT_AUDIT_CHECKPOINT_INTERVAL", time.Minute), "how often to log a signed checkpoint of the audit trail's head (when it moved); 0 disables ($CREDVAULT_AUDIT_CHECKPOINT_INTERVAL)")
+	f.StringVar(&so.auditAnchorFile, "audit-anchor-file", o.env("CREDVAULT_AUDIT_ANCHOR_FILE", ""), "also append each checkpoint to this file, kept away from the database; check with `credvault audit verify --anchor-file` ($CREDVAULT_AUDIT_ANCHOR_FILE)")
+	f.StringVar(&so.auditAnchorWebhook, "audit-anchor-webhook", o.env("CREDVAULT_AUDIT_ANCHOR_WEBHOOK", ""), "also POST each checkpoint as JSON to this URL, best effort ($CREDVAULT_AUDIT_ANCHOR_WEBHOOK)")
 	return cmd
 }
 
@@ -120,6 +128,7 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 		cfg.MetricsToken = o.getenv("CREDVAULT_METRICS_TOKEN")
 	}
 	cfg.MetricsElsewhere = so.metricsAddr != ""
+	cfg.AuditCheckpointInterval, cfg.AuditAnchorFile, cfg.AuditAnchorWebhook = so.auditCheckpointInterval, so.auditAnchorFile, so.auditAnchorWebhook
 	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err

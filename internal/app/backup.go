@@ -80,7 +80,7 @@ func BackupStore(ctx context.Context, cfg Config, db *sqlstore.DB, w io.Writer) 
 	if err := verifyKey(ctx, db, kr); err != nil {
 		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
 	}
-	key, id, err := kr.DeriveKey(crypto.LabelBackupMAC, 0)
+	id, key, err := kr.DeriveKey(0, crypto.LabelBackupMAC)
 	if err != nil {
 		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
 	}
@@ -97,7 +97,7 @@ func backupKey(kr *crypto.Keyring) sqlstore.BackupKeyFunc {
 				return nil, errors.New("restore: the master key is not the one of the vault this backup was taken from (it cannot open the backup's key check value); nothing was restored")
 			}
 		}
-		key, _, err := kr.DeriveKey(crypto.LabelBackupMAC, hdr.MACKeyID)
+		_, key, err := kr.DeriveKey(hdr.MACKeyID, crypto.LabelBackupMAC)
 		if errors.Is(err, crypto.ErrNoSuchKey) {
 			return nil, fmt.Errorf("restore: the master key is not the one this backup was made under (it lacks master key id %d); nothing was restored", hdr.MACKeyID)
 		}

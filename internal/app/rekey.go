@@ -2,12 +2,16 @@ package app
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // RekeyOptions configures a master-key rotation.
@@ -23,6 +27,9 @@ type RekeyOptions struct {
 	// Keyring, if set, is a running server's keyring: it is switched to the
 	// new keyset at once instead of when the server notices the file change.
 	Keyring *crypto.Keyring
+	// Actor is recorded in the audit trail as the operator who rotated the
+	// key (vault.OperatorIdentity("rekey") if nil).
+	Actor *vault.Identity
 }
 
 // RekeyReport says what a rotation did. GET /admin/v1/rekey serves it as
@@ -120,9 +127,31 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 	if err := sleep(ctx, opts.Grace); err != nil {
 		return rep, err
 	}
+	// Record the rotation in the audit trail. The append also authenticates
+	// the trail's head under the new primary key, so that the key that
+	// authenticated it so far can be retired.
+	actor := opts.Actor
+	if actor == nil {
+		actor = vault.OperatorIdentity("rekey")
+	}
+	tr := audit.New(db, nil)
+	tr.SetKeys(kr)
+	err = tr.Append(ctx, vault.AuditEvent{Time: time.Now().UTC().Truncate(time.Microsecond), PrincipalID: actor.Principal.ID, PrincipalKind: actor.Principal.Kind,
+		Action: "master_key.rewrap", ObjectType: "master_key", ObjectID: strconv.FormatUint(uint64(primary), 10), Outcome: "success"})
+	tr.Close()
+	if err != nil {
+		return rep, fmt.Errorf("rekey: record the rotation in the audit trail (run again with --resume): %w", err)
+	}
 	inUse, err := db.WrappingKeysInUse(ctx, crypto.WrappingKeyID)
 	if err != nil {
 		return rep, fmt.Errorf("rekey: count key use: %w", err)
+	}
+	// A key that authenticates the audit head (a server that has not loaded
+	// the new keyset yet appended since) is in use too.
+	if head, err := db.AuditHead(ctx); err != nil {
+		return rep, fmt.Errorf("rekey: audit head: %w", err)
+	} else if len(head.MAC) >= 4 {
+		inUse[binary.BigEndian.Uint32(head.MAC)]++
 	}
 	ids, _ := kr.KeyIDs()
 	var retire []uint32

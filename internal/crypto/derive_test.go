@@ -15,7 +15,7 @@ func TestDeriveKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k1, id, err := kr.DeriveKey(LabelBackupMAC, 0)
+	id, k1, err := kr.DeriveKey(0, LabelBackupMAC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,28 +30,28 @@ func TestDeriveKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		kr2, _ := NewKeyring(h2)
-		k2, _, err := kr2.DeriveKey(LabelBackupMAC, id)
+		_, k2, err := kr2.DeriveKey(id, LabelBackupMAC)
 		if err != nil || !bytes.Equal(k1, k2) {
 			t.Fatalf("derived keys differ (%v)", err)
 		}
 	})
 	t.Run("labels-are-independent", func(t *testing.T) {
-		k2, _, err := kr.DeriveKey("credvault some other purpose v1", 0)
+		_, k2, err := kr.DeriveKey(0, "credvault some other purpose v1")
 		if err != nil || bytes.Equal(k1, k2) {
 			t.Fatalf("two labels gave the same key (%v)", err)
 		}
-		if _, _, err := kr.DeriveKey("", 0); err == nil {
+		if _, _, err := kr.DeriveKey(0, ""); err == nil {
 			t.Fatal("empty label accepted")
 		}
 	})
 	t.Run("other-master-key", func(t *testing.T) {
 		other, _ := NewKEK()
 		kro, _ := NewKeyring(other)
-		k2, _, _ := kro.DeriveKey(LabelBackupMAC, 0)
+		_, k2, _ := kro.DeriveKey(0, LabelBackupMAC)
 		if bytes.Equal(k1, k2) {
 			t.Fatal("two master keys gave the same subkey")
 		}
-		if _, _, err := kro.DeriveKey(LabelBackupMAC, id); !errors.Is(err, ErrNoSuchKey) {
+		if _, _, err := kro.DeriveKey(id, LabelBackupMAC); !errors.Is(err, ErrNoSuchKey) {
 			t.Fatalf("derive from a key the keyset lacks: %v", err)
 		}
 	})
@@ -61,11 +61,11 @@ func TestDeriveKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		krn, _ := NewKeyring(nh)
-		k2, _, err := krn.DeriveKey(LabelBackupMAC, id)
+		_, k2, err := krn.DeriveKey(id, LabelBackupMAC)
 		if err != nil || !bytes.Equal(k1, k2) {
 			t.Fatalf("the old key's subkey changed after rotation (%v)", err)
 		}
-		k3, got, _ := krn.DeriveKey(LabelBackupMAC, 0)
+		got, k3, _ := krn.DeriveKey(0, LabelBackupMAC)
 		if got != newID || bytes.Equal(k1, k3) {
 			t.Fatalf("primary subkey after rotation: id %d (want %d), same as old: %v", got, newID, bytes.Equal(k1, k3))
 		}
@@ -74,7 +74,7 @@ func TestDeriveKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		krr, _ := NewKeyring(rh)
-		if _, _, err := krr.DeriveKey(LabelBackupMAC, id); !errors.Is(err, ErrNoSuchKey) {
+		if _, _, err := krr.DeriveKey(id, LabelBackupMAC); !errors.Is(err, ErrNoSuchKey) {
 			t.Fatalf("derive from a retired key: %v", err)
 		}
 	})

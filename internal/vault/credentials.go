@@ -112,6 +112,7 @@ func normalizeMetadata(m json.RawMessage) (json.RawMessage, error) {
 
 // CreateCredential seals the payload and stores a new credential.
 func (s *Service) CreateCredential(ctx context.Context, id *Identity, in CredentialInput) (c *Credential, err error) {
+	ctx = s.auditing(ctx, id, "credential.create", "credential", func() string { return c.ID })
 	defer func() { err = s.auditResult(ctx, id, "credential.create", c, "", err) }()
 	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
@@ -242,6 +243,7 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 // UpdateCredential applies a partial update. A new payload is sealed under a
 // new version.
 func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID string, p CredentialPatch) (c *Credential, err error) {
+	ctx = s.auditing(ctx, id, "credential.update", "credential", func() string { return credID })
 	defer func() { err = s.auditResult(ctx, id, "credential.update", nil, credID, err) }()
 	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
@@ -332,6 +334,7 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 
 // DeleteCredential deletes a credential.
 func (s *Service) DeleteCredential(ctx context.Context, id *Identity, credID string) (err error) {
+	ctx = s.auditing(ctx, id, "credential.delete", "credential", func() string { return credID })
 	defer func() { err = s.auditResult(ctx, id, "credential.delete", nil, credID, err) }()
 	if err := id.requireAccountWide(ActWrite); err != nil {
 		return err

@@ -81,6 +81,7 @@ func (s *Service) authenticateSession(ctx context.Context, token string) (*Ident
 // CreateSession opens a session for an authenticated identity and returns
 // its bearer token, which exists only in this return value.
 func (s *Service) CreateSession(ctx context.Context, id *Identity) (token string, sess *Session, err error) {
+	ctx = s.auditing(ctx, id, "session.create", "session", func() string { return sess.ID })
 	defer func() {
 		oid := ""
 		if sess != nil {
@@ -120,6 +121,7 @@ func (s *Service) RefreshSession(ctx context.Context, id *Identity) error {
 
 // TerminateSession ends the caller's session.
 func (s *Service) TerminateSession(ctx context.Context, id *Identity) (err error) {
+	ctx = s.auditing(ctx, id, "session.terminate", "session", func() string { return id.SessionID })
 	defer func() { err = s.auditDSM(ctx, id, "session.terminate", "session", id.SessionID, err) }()
 	if id.SessionID == "" {
 		return Errorf(KindInvalid, "this request did not use a session (Authorization: Bearer); there is nothing to terminate")

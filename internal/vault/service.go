@@ -35,6 +35,7 @@ type Service struct {
 	now        func() time.Time
 	maxPayload int
 	auditor    Auditor
+	chain      AuditChain // the auditor, when it can chain records into a store transaction
 
 	failedByAddr *ratelimit.Keyed // failed authentications per client address
 	failedByKey  *ratelimit.Keyed // failed authentications per API key id
@@ -179,8 +180,9 @@ func APIKeyID(key string) (id string, ok bool) {
 	return id, true
 }
 
-// MinAPIKeyLength is the shortest API key accepted from outside (e.g. a
-// bootstrap key supplied through the environment).
+// MinAPIKeyLength is a lower bound on the length of any API key credvault
+// accepts. A key supplied from outside (the bootstrap key) must moreover
+// have the generated form: see CheckSuppliedAPIKey.
 const MinAPIKeyLength = 32
 
 var errBadKey = Errorf(KindUnauthenticated, "invalid or missing API key")

@@ -33,8 +33,6 @@ type DB struct {
 	rebound sync.Map // query text → dialect text
 	stmts   sync.Map // stmtKey → *sql.Stmt
 
-	auditHeadReady atomic.Bool // the audit_head row is known to exist
-
 	clock atomic.Pointer[func() time.Time] // see SetClock; time.Now if unset
 }
 
@@ -149,8 +147,19 @@ func (db *DB) q(query string) string {
 	return b.String()
 }
 
-// tx runs fn in a write transaction, committing if it returns nil.
+// tx runs fn in a write transaction, committing if it returns nil. If ctx
+// carries the audit record of the change (vault.TxAudit), it is appended in
+// the same transaction, last (so that the head row's lock is held only
+// until the commit): the change commits with its record or not at all.
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	ta := vault.TxAuditFrom(ctx)
+	var st auditStatements
+	if ta != nil {
+		var err error
+		if st, err = db.auditStmts(ctx); err != nil {
+			return vault.AuditWriteError(db.translate(fmt.Errorf("audit head: %w", err)))
+		}
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return db.translate(fmt.Errorf("begin: %w", err))
@@ -159,10 +168,31 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		_ = tx.Rollback()
 		return db.translate(err)
 	}
+	if ta != nil {
+		if err := db.appendAudit(ctx, tx, st, ta.Records); err != nil {
+			_ = tx.Rollback()
+			return vault.AuditWriteError(db.translate(err))
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return db.translate(fmt.Errorf("commit: %w", err))
 	}
+	if ta != nil {
+		ta.Committed()
+	}
 	return nil
+}
+
+// write runs one statement as a transaction through tx, so that the audit
+// record a context carries is written with it.
+func (db *DB) write(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, db.q(query), args...)
+		return err
+	})
+	return res, err
 }
 
 // translate maps driver errors to vault errors: no rows → NotFound,
