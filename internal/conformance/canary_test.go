@@ -201,13 +201,17 @@ func TestCanaries(t *testing.T) {
 		group := must(root, 200, "POST", "/sys/v1/groups", map[string]any{"name": "canary-group"})["group_id"].(string)
 		appID := must(root, 200, "POST", "/sys/v1/apps", map[string]any{"name": "canary-app", "role": "crypto", "add_groups": map[string]any{group: []string{"SIGN", "EXPORT"}}})["app_id"].(string)
 		// The app secret: a secret response (not kept).
-		appKey := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
-		cs.addKey("app secret", appKey)
+		appSecret := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
+		appKey := vault.AppAPIKey(appID, appSecret)
+		cs.addKey("app secret", appSecret)
+		cs.addKey("app key", appKey)
 		app := newCaller(v, "app", appKey)
 		// Reset, and a second secret: the first stays a canary too.
 		must(root, 200, "POST", "/sys/v1/apps/"+appID+"/reset_secret", map[string]any{})
-		appKey2 := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
-		cs.addKey("app secret after reset", appKey2)
+		appSecret2 := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
+		appKey2 := vault.AppAPIKey(appID, appSecret2)
+		cs.addKey("app secret after reset", appSecret2)
+		cs.addKey("app key after reset", appKey2)
 		app = newCaller(v, "app", appKey2)
 		// Session tokens: secret responses.
 		sessTok := root.must(t, 200, "POST", "/sys/v1/session/auth", nil)["access_token"].(string)

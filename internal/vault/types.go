@@ -59,6 +59,9 @@ type Identity struct {
 	AccountID string
 	Role      Role
 	KeyID     string // the API key used, if any
+	// KeyExpiresAt is when that key expires (nil: never); a DSM session
+	// opened with it must not outlive it.
+	KeyExpiresAt *time.Time
 	SessionID string // the DSM session used, if any
 }
 

@@ -50,7 +50,9 @@ func (h *handlers) newSession(w http.ResponseWriter, r *http.Request, id *vault.
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, authResponse{TokenType: "Bearer", ExpiresIn: int(time.Until(sess.ExpiresAt).Round(time.Second).Seconds()), AccessToken: token,
+	// Rounded down: a client must never believe the session outlives the
+	// API key behind it.
+	writeJSON(w, authResponse{TokenType: "Bearer", ExpiresIn: int(sess.ExpiresAt.Sub(sess.CreatedAt) / time.Second), AccessToken: token,
 		EntityID: id.Principal.ID})
 	return nil
 }
@@ -420,12 +422,14 @@ func (h *handlers) getAppCredential(w http.ResponseWriter, r *http.Request, id *
 	if err != nil {
 		return err
 	}
-	key, err := h.svc.GetAppCredential(r.Context(), id, aid)
+	secret, err := h.svc.GetAppCredential(r.Context(), id, aid)
 	if err != nil {
 		return err
 	}
+	// As DSM: the secret alone; clients build the API key themselves as
+	// base64(app_id:secret).
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, map[string]any{"app_id": aid, "credential": map[string]string{"secret": key}})
+	writeJSON(w, map[string]any{"app_id": aid, "credential": map[string]string{"secret": secret}})
 	return nil
 }
 
@@ -441,10 +445,14 @@ func (h *handlers) resetAppSecret(w http.ResponseWriter, r *http.Request, id *va
 	if _, err := h.readJSON(r, &q, false); err != nil {
 		return err
 	}
-	if q.CredentialMigrationPeriod != nil && *q.CredentialMigrationPeriod > 0 {
-		return invalid("credential_migration_period is not supported: the old secret stops working at once")
+	var period time.Duration
+	if p := q.CredentialMigrationPeriod; p != nil {
+		if *p < 0 || *p > vault.MaxCredentialMigrationPeriod {
+			return invalid("credential_migration_period must be between 0 and %d seconds", vault.MaxCredentialMigrationPeriod)
+		}
+		period = time.Duration(*p) * time.Second
 	}
-	a, err := h.svc.ResetAppSecret(r.Context(), id, aid)
+	a, err := h.svc.ResetAppSecret(r.Context(), id, aid, period)
 	if err != nil {
 		return err
 	}
