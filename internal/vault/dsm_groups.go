@@ -275,7 +275,7 @@ func (in *AppInput) apply(a *App) error {
 	for _, g := range in.ModGroups {
 		i := idx(g.GroupID)
 		if i < 0 {
-			return FieldError("mod_groups", "mod_groups: the app is not a member of group %s", g.GroupID)
+			return FieldError("mod_groups", "mod_groups names a group the app is not a member of")
 		}
 		if g.Permissions == nil {
 			g.Permissions = []string{}
@@ -298,6 +298,11 @@ func (in *AppInput) apply(a *App) error {
 			return FieldError("default_group", "default_group must be one of the app's groups")
 		}
 		a.DefaultGroup = ""
+	}
+	if a.DefaultGroup == "" {
+		// As in DSM, an app always has a default group: where objects it
+		// creates without group_id go.
+		a.DefaultGroup = a.Groups[0].GroupID
 	}
 	return nil
 }

@@ -140,8 +140,15 @@ func (s *Service) pickGroup(ctx context.Context, id *Identity, sc *dsmScope, req
 		}
 		return g, nil
 	}
-	if sc.app != nil && sc.app.DefaultGroup != "" {
-		return sc.app.DefaultGroup, nil
+	if sc.app != nil {
+		// An app's default group; an app stored without one (its default
+		// group was deleted) uses its first group.
+		if sc.app.DefaultGroup != "" {
+			return sc.app.DefaultGroup, nil
+		}
+		if len(sc.app.Groups) > 0 {
+			return sc.app.Groups[0].GroupID, nil
+		}
 	}
 	var groups []string
 	if sc.all {
@@ -355,21 +362,46 @@ func (s *Service) findSobject(ctx context.Context, id *Identity, sc *dsmScope, d
 	return o, nil
 }
 
-// GetSobject looks an object up (metadata and public key only).
-func (s *Service) GetSobject(ctx context.Context, id *Identity, d SobjectDescriptor) (*Sobject, error) {
+// ValueInInfo reports whether DSM returns an object's value with its
+// metadata (POST /crypto/v1/keys/info) rather than only through export:
+// for the types DSM treats as not sensitive, OPAQUE and CERTIFICATE.
+// Never for SECRET, AES, HMAC or private keys.
+func ValueInInfo(objType string) bool { return objType == ObjOpaque || objType == ObjCertificate }
+
+// GetSobject looks an object up: metadata and public key, and for the
+// types of ValueInInfo also the value. A certificate is public; an OPAQUE
+// value is shown only to callers allowed to read secrets (for others it is
+// left out), and each such read is audited like an export, fail closed.
+func (s *Service) GetSobject(ctx context.Context, id *Identity, d SobjectDescriptor) (o *Sobject, value []byte, err error) {
 	if err := id.Require(ActRead); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	o, err := s.findSobject(ctx, id, sc, d)
+	o, err = s.findSobject(ctx, id, sc, d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	ct := o.Ciphertext
 	o.Ciphertext = nil
-	return o, nil
+	if !ValueInInfo(o.ObjType) || (o.ObjType == ObjOpaque && !id.Role.Allows(ActReadSecret)) {
+		return o, nil, nil
+	}
+	if o.ObjType == ObjOpaque {
+		if err := s.auditSobject(ctx, id, "sobject.read_value", o, "", nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	value, err = s.sealer.Open(ct, sobjectAD(o.AccountID, o.KID, o.Version))
+	if err != nil {
+		return nil, nil, Wrap(KindInternal, fmt.Errorf("open sobject %s: %w", o.KID, err), "the security object's value cannot be decrypted")
+	}
+	if o.ObjType == ObjOpaque {
+		s.SecretAccessed("sobject.read_value")
+	}
+	return o, value, nil
 }
 
 // SobjectListQuery is GET /crypto/v1/keys.
@@ -381,7 +413,7 @@ type SobjectListQuery struct {
 	CustomMetadata map[string]string
 	SortBy         string // "kid" (default) or "name"
 	Desc           bool
-	Start          string // first kid or name to return (inclusive)
+	Start          string // return only objects after this kid or name in the sort order (exclusive)
 	Limit          int
 	Offset         int
 }
@@ -443,11 +475,13 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 		return key(&match[i]) < key(&match[j])
 	})
 	if q.Start != "" {
+		// Exclusive, as DSM's clients page: start is the last kid (or
+		// name) of the previous page, and an empty page ends the loop.
 		i := sort.Search(len(match), func(i int) bool {
 			if q.Desc {
-				return key(&match[i]) <= q.Start
+				return key(&match[i]) < q.Start
 			}
-			return key(&match[i]) >= q.Start
+			return key(&match[i]) > q.Start
 		})
 		match = match[i:]
 	}

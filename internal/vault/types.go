@@ -62,7 +62,7 @@ type Identity struct {
 	// KeyExpiresAt is when that key expires (nil: never); a DSM session
 	// opened with it must not outlive it.
 	KeyExpiresAt *time.Time
-	SessionID string // the DSM session used, if any
+	SessionID    string // the DSM session used, if any
 }
 
 // Credential is an SGP credential. Its payload is stored only as Ciphertext,

@@ -308,15 +308,16 @@ func (q *query) uuid(name string) string {
 	return strings.ToLower(s)
 }
 
-// sort parses "field:asc|desc" for the allowed fields.
+// sort parses "field", "field:asc" or "field:desc" for the allowed
+// fields; a bare field is ascending (DSM's Go client sends sort=kid).
 func (q *query) sort(name string, fields ...string) (field string, desc bool) {
 	s := q.v.Get(name)
 	if s == "" || q.err != nil {
 		return "", false
 	}
-	f, dir, ok := strings.Cut(s, ":")
-	if !ok || !slices.Contains(fields, f) || (dir != "asc" && dir != "desc") {
-		q.err = invalid("%s must be one of %s followed by :asc or :desc", name, strings.Join(fields, ", "))
+	f, dir, hasDir := strings.Cut(s, ":")
+	if !slices.Contains(fields, f) || (hasDir && dir != "asc" && dir != "desc") {
+		q.err = invalid("%s must be one of %s, optionally followed by :asc or :desc", name, strings.Join(fields, ", "))
 		return "", false
 	}
 	return f, dir == "desc"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -252,6 +253,9 @@ func appGroups(field string, raw json.RawMessage) ([]vault.AppGroup, error) {
 		}
 		out = append(out, vault.AppGroup{GroupID: strings.ToLower(g), Permissions: p})
 	}
+	// A JSON object has no order; sort so that the first group (the
+	// default group when none is named) does not depend on map order.
+	slices.SortFunc(out, func(a, b vault.AppGroup) int { return strings.Compare(a.GroupID, b.GroupID) })
 	return out, nil
 }
 
@@ -518,11 +522,18 @@ func (h *handlers) getSobject(w http.ResponseWriter, r *http.Request, id *vault.
 	if err != nil {
 		return err
 	}
-	o, err := h.svc.GetSobject(r.Context(), id, d)
+	o, value, err := h.svc.GetSobject(r.Context(), id, d)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, toSobject(o, showPub))
+	wire := toSobject(o, showPub)
+	if value != nil {
+		// OPAQUE and CERTIFICATE values come with the metadata, as in DSM.
+		wire.Value = orEmpty(value)
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	writeJSON(w, wire)
+	clear(value)
 	return nil
 }
 
@@ -548,6 +559,9 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	lq := vault.SobjectListQuery{GroupID: q.uuid("group_id"), Creator: q.uuid("creator"), Name: q.v.Get("name"), ObjType: q.v.Get("obj_type"),
 		Limit: q.int("limit"), Offset: q.int("offset"), Start: q.v.Get("start")}
 	lq.SortBy, lq.Desc = q.sort("sort", "kid", "name")
+	if lq.SortBy != "name" {
+		lq.Start = strings.ToLower(lq.Start) // kids are lowercase
+	}
 	withMeta := q.bool("with_metadata")
 	showPub := q.bool("show_pub_key")
 	q.bool("show_value")
