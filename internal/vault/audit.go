@@ -103,6 +103,15 @@ type AuditQuery struct {
 	BeforeSeq   int64 // only records with seq < BeforeSeq (0 = no bound)
 	Offset      int
 	Limit       int
+	// Reach, if set, keeps only records about one of Reach.ObjectIDs or
+	// performed by Reach.ActorID: what a group-scoped caller may see.
+	Reach *AuditReach
+}
+
+// AuditReach is the part of an account's audit trail a scoped caller sees.
+type AuditReach struct {
+	ObjectIDs []string
+	ActorID   string
 }
 
 // AuditStore holds the audit trail.

@@ -351,6 +351,8 @@ type DSMStore interface {
 	CreateSession(ctx context.Context, s *Session) error
 	LookupSession(ctx context.Context, tokenHash []byte) (*SessionRecord, error)
 	ExtendSession(ctx context.Context, id string, expiresAt time.Time) error
+	// SetSessionAccount moves a session to another account.
+	SetSessionAccount(ctx context.Context, id, accountID string) error
 	DeleteSession(ctx context.Context, id string) error
 
 	CreateSobject(ctx context.Context, o *Sobject) error

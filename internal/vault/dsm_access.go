@@ -147,6 +147,38 @@ func (s *Service) TerminateSession(ctx context.Context, id *Identity) (err error
 	return nil
 }
 
+// SelectAccount is DSM's select_account: the caller's account is accepted
+// as is; a session may move to another account its principal is a member
+// of; any other account is refused, with the same answer whether it
+// exists or not.
+func (s *Service) SelectAccount(ctx context.Context, id *Identity, accountID string) (err error) {
+	defer func() { err = s.auditDSM(ctx, id, "session.select_account", "account", accountID, err) }()
+	if accountID == id.AccountID {
+		return nil
+	}
+	ms, err := s.store.ListMemberships(ctx, id.Principal.ID)
+	if err != nil {
+		return fmt.Errorf("select account: %w", err)
+	}
+	member := false
+	for _, m := range ms {
+		member = member || m.AccountID == accountID
+	}
+	if !member {
+		return Errorf(KindPermissionDenied, "the caller is not a member of that account")
+	}
+	if id.SessionID == "" {
+		return Errorf(KindInvalid, "switching accounts needs a session (Authorization: Bearer); an API key acts in its own account")
+	}
+	if err := s.store.SetSessionAccount(ctx, id.SessionID, accountID); err != nil {
+		if KindOf(err) == KindNotFound {
+			return errBadSession
+		}
+		return fmt.Errorf("select account: %w", err)
+	}
+	return nil
+}
+
 // auditDSM records the outcome of a DSM operation and returns the
 // operation's error, or the audit error if the record could not be written.
 func (s *Service) auditDSM(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) error {

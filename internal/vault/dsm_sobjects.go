@@ -759,20 +759,20 @@ type SignInput struct {
 	Hash      []byte // exactly one of Hash and Data
 	Data      []byte
 	PSS       bool
-	MGFHash   string // PSS: MGF1 hash; must equal HashAlg
+	MGFHash   string // PSS: MGF1 hash ("" = HashAlg); may differ from HashAlg
 	Signature []byte // verify only
 }
 
-func (in *SignInput) digest() (crypto.Hash, []byte, keymat.Padding, error) {
+func (in *SignInput) digest() (crypto.Hash, []byte, keymat.Padding, crypto.Hash, error) {
 	h, err := keymat.Hash(in.HashAlg)
 	if err != nil {
-		return 0, nil, 0, FieldError("hash_alg", "%s", err.Error())
+		return 0, nil, 0, 0, FieldError("hash_alg", "hash_alg: %s", err.Error())
 	}
 	switch {
 	case in.Hash != nil && in.Data != nil:
-		return 0, nil, 0, FieldError("hash", "give either hash or data, not both")
+		return 0, nil, 0, 0, FieldError("hash", "give either hash or data, not both")
 	case in.Hash == nil && in.Data == nil:
-		return 0, nil, 0, FieldError("hash", "hash or data is required")
+		return 0, nil, 0, 0, FieldError("hash", "hash or data is required")
 	}
 	d := in.Hash
 	if in.Data != nil {
@@ -780,16 +780,18 @@ func (in *SignInput) digest() (crypto.Hash, []byte, keymat.Padding, error) {
 		hh.Write(in.Data)
 		d = hh.Sum(nil)
 	} else if len(d) != h.Size() {
-		return 0, nil, 0, FieldError("hash", "hash must be %d bytes for %s", h.Size(), in.HashAlg)
+		return 0, nil, 0, 0, FieldError("hash", "hash must be %d bytes for %s", h.Size(), in.HashAlg)
 	}
-	pad := keymat.PKCS1v15
+	pad, mgf := keymat.PKCS1v15, crypto.Hash(0)
 	if in.PSS {
-		pad = keymat.PSS
-		if in.MGFHash != "" && in.MGFHash != in.HashAlg {
-			return 0, nil, 0, FieldError("mode", "the MGF1 hash must equal hash_alg")
+		pad, mgf = keymat.PSS, h
+		if in.MGFHash != "" {
+			if mgf, err = keymat.Hash(in.MGFHash); err != nil {
+				return 0, nil, 0, 0, FieldError("mode", "mode.PSS.mgf.mgf1.hash: %s", err.Error())
+			}
 		}
 	}
-	return h, d, pad, nil
+	return h, d, pad, mgf, nil
 }
 
 // Sign signs with an RSA or EC private key that has SIGN in key_ops.
@@ -798,7 +800,7 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 	if err := id.Require(ActWrite); err != nil {
 		return "", nil, err
 	}
-	h, d, pad, err := in.digest()
+	h, d, pad, mgf, err := in.digest()
 	if err != nil {
 		return "", nil, err
 	}
@@ -828,7 +830,7 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 		return kid, nil, Wrap(KindInternal, fmt.Errorf("open sobject %s: %w", o.KID, err), "key material cannot be decrypted")
 	}
 	defer clear(secret)
-	sig, err = keymat.Sign(o.ObjType, secret, h, d, pad)
+	sig, err = keymat.Sign(o.ObjType, secret, h, d, pad, mgf)
 	if err != nil {
 		return kid, nil, keymatErr(err)
 	}
@@ -836,12 +838,14 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 }
 
 // Verify checks a signature with an object's public key; the object needs
-// VERIFY in key_ops. A deactivated key still verifies.
+// VERIFY in key_ops. A deactivated key still verifies. Every verification
+// is audited, like a signature.
 func (s *Service) Verify(ctx context.Context, id *Identity, in SignInput) (kid string, ok bool, err error) {
+	defer func() { err = s.auditSobject(ctx, id, "sobject.verify", nil, kid, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return "", false, err
 	}
-	h, d, pad, err := in.digest()
+	h, d, pad, mgf, err := in.digest()
 	if err != nil {
 		return "", false, err
 	}
@@ -865,7 +869,7 @@ func (s *Service) Verify(ctx context.Context, id *Identity, in SignInput) (kid s
 	if !o.Enabled {
 		return o.KID, false, FieldError("key", "the security object is disabled")
 	}
-	ok, err = keymat.Verify(o.PubKey, h, d, in.Signature, pad)
+	ok, err = keymat.Verify(o.PubKey, h, d, in.Signature, pad, mgf)
 	if err != nil {
 		return o.KID, false, keymatErr(err)
 	}

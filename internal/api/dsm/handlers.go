@@ -80,6 +80,31 @@ func (h *handlers) sessionTerminate(w http.ResponseWriter, r *http.Request, id *
 	return nil
 }
 
+// selectAccount is DSM's POST /sys/v1/session/select_account. A
+// credvault session (and API key) acts in one account, so selecting that
+// account succeeds and changes nothing; any other account is refused as
+// if it did not exist (403 for a member of it would reveal membership:
+// the session cannot switch accounts either way).
+func (h *handlers) selectAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q struct {
+		AcctID *string `json:"acct_id"`
+	}
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	if q.AcctID == nil {
+		return invalid("acct_id is required")
+	}
+	if !vault.ValidUUID(*q.AcctID) {
+		return invalid("acct_id must be a UUID")
+	}
+	if err := h.svc.SelectAccount(r.Context(), id, strings.ToLower(*q.AcctID)); err != nil {
+		return err
+	}
+	writeJSON(w, map[string]any{})
+	return nil
+}
+
 // ---- groups ----
 
 type groupRequest struct {
@@ -677,6 +702,49 @@ func (h *handlers) verify(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		return err
 	}
 	writeJSON(w, map[string]any{"kid": kid, "result": ok})
+	return nil
+}
+
+func (h *handlers) encrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q cryptRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	in, err := q.input(false)
+	if err != nil {
+		return err
+	}
+	out, err := h.svc.Encrypt(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{"kid": out.KID, "cipher": out.Cipher}
+	if out.IV != nil {
+		resp["iv"] = out.IV
+	}
+	if out.Tag != nil {
+		resp["tag"] = out.Tag
+	}
+	writeJSON(w, resp)
+	return nil
+}
+
+func (h *handlers) decrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q cryptRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	in, err := q.input(true)
+	if err != nil {
+		return err
+	}
+	kid, plain, err := h.svc.Decrypt(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, map[string]any{"kid": kid, "plain": orEmpty(plain)})
+	clear(plain)
 	return nil
 }
 

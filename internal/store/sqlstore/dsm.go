@@ -452,6 +452,17 @@ func (db *DB) ExtendSession(ctx context.Context, id string, expiresAt time.Time)
 	return nil
 }
 
+func (db *DB) SetSessionAccount(ctx context.Context, id, accountID string) error {
+	res, err := db.w.ExecContext(ctx, db.q(`UPDATE dsm_sessions SET account_id = ? WHERE id = ?`), accountID, id)
+	if err != nil {
+		return db.translate(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return vault.ErrNotFound
+	}
+	return nil
+}
+
 func (db *DB) DeleteSession(ctx context.Context, id string) error {
 	_, err := db.w.ExecContext(ctx, db.q(`DELETE FROM dsm_sessions WHERE id = ?`), id)
 	return db.translate(err)
