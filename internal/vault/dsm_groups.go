@@ -202,14 +202,14 @@ type AppInput struct {
 func checkAppGroups(field string, sc *dsmScope, gs []AppGroup) error {
 	for _, g := range gs {
 		if !ValidUUID(g.GroupID) {
-			return FieldError(field, "%s: %q is not a group id (UUID)", field, g.GroupID)
+			return FieldError(field, "%s: every group id must be a UUID", field)
 		}
 		if !sc.has(g.GroupID) {
-			return FieldError(field, "%s: group %s not found", field, g.GroupID)
+			return FieldError(field, "%s names a group that was not found", field)
 		}
 		for _, p := range g.Permissions {
 			if !slices.Contains(AppGroupPermissions, p) {
-				return FieldError(field, "%s: unknown permission %q", field, p)
+				return FieldError(field, "%s: unknown group permission", field)
 			}
 		}
 	}
@@ -233,7 +233,7 @@ func (in *AppInput) validate(sc *dsmScope) error {
 	}
 	for _, g := range in.DelGroups {
 		if !ValidUUID(g) || !sc.has(g) {
-			return FieldError("del_groups", "del_groups: group %s not found", g)
+			return FieldError("del_groups", "del_groups names a group that was not found")
 		}
 	}
 	if in.DefaultGroup != nil && *in.DefaultGroup != "" && !ValidUUID(*in.DefaultGroup) {

@@ -65,14 +65,14 @@ func checkKeyOps(objType string, publicOnly bool, ops []string) ([]string, error
 	out := []string{}
 	for _, op := range ops {
 		if !slices.Contains(KeyOperations, op) {
-			return nil, FieldError("key_ops", "unknown key operation %q", op)
+			return nil, FieldError("key_ops", "unknown key operation in key_ops")
 		}
 		if op == "HIGHVOLUME" {
 			out = append(out, op)
 			continue
 		}
 		if !slices.Contains(impl, op) {
-			return nil, FieldError("key_ops", "key operation %s is not available for %s objects", op, objType)
+			return nil, FieldError("key_ops", "key_ops names an operation that %s objects do not implement", objType)
 		}
 		if !slices.Contains(out, op) {
 			out = append(out, op)
@@ -313,10 +313,10 @@ func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInp
 	}
 	defer clear(m.Secret)
 	if in.KeySize != nil && *in.KeySize != m.KeySize && m.ObjType != ObjEC {
-		return nil, FieldError("key_size", "key_size %d does not match the imported key (%d bits)", *in.KeySize, m.KeySize)
+		return nil, FieldError("key_size", "key_size does not match the imported key (%d bits)", m.KeySize)
 	}
 	if in.EllipticCurve != nil && m.Curve != "" && *in.EllipticCurve != m.Curve {
-		return nil, FieldError("elliptic_curve", "elliptic_curve %s does not match the imported key (%s)", *in.EllipticCurve, m.Curve)
+		return nil, FieldError("elliptic_curve", "elliptic_curve does not match the imported key (%s)", m.Curve)
 	}
 	o, err = s.newSobject(id, in, groupID, m, false)
 	if err != nil {
@@ -780,7 +780,7 @@ func (in *SignInput) digest() (crypto.Hash, []byte, keymat.Padding, crypto.Hash,
 		hh.Write(in.Data)
 		d = hh.Sum(nil)
 	} else if len(d) != h.Size() {
-		return 0, nil, 0, 0, FieldError("hash", "hash must be %d bytes for %s", h.Size(), in.HashAlg)
+		return 0, nil, 0, 0, FieldError("hash", "hash must be %d bytes for this hash_alg", h.Size())
 	}
 	pad, mgf := keymat.PKCS1v15, crypto.Hash(0)
 	if in.PSS {

@@ -210,7 +210,7 @@ func (db *DB) writeAppGroups(ctx context.Context, tx *sql.Tx, a *vault.App) erro
 			return err
 		}
 		if n == 0 {
-			return vault.FieldError("add_groups", "group %s does not exist in this account", g.GroupID)
+			return vault.FieldError("add_groups", "add_groups names a group that does not exist in this account")
 		}
 		perms := g.Permissions
 		if perms == nil {
