@@ -135,7 +135,9 @@ func TestCrypt_RSA(t *testing.T) {
 		kid := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA Key", "obj_type": "RSA", "value": b64(der)})["kid"].(string)
 		sess := app.session(t)
 		plain := []byte("hello, world!")
-		oaep := func(h string) map[string]any { return map[string]any{"OAEP": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": h}}}} }
+		oaep := func(h string) map[string]any {
+			return map[string]any{"OAEP": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": h}}}}
+		}
 		for _, tc := range []struct {
 			name string
 			mode any
