@@ -103,15 +103,18 @@ type AuditQuery struct {
 	BeforeSeq   int64 // only records with seq < BeforeSeq (0 = no bound)
 	Offset      int
 	Limit       int
-	// Reach, if set, keeps only records about one of Reach.ObjectIDs or
-	// performed by Reach.ActorID: what a group-scoped caller may see.
+	// Reach, if set, keeps only the records a group-scoped DSM caller may
+	// see (see AuditReach).
 	Reach *AuditReach
 }
 
-// AuditReach is the part of an account's audit trail a scoped caller sees.
+// AuditReach is the part of an account's audit trail a group-scoped DSM
+// caller sees: records performed by ActorID, and records about one of
+// Groups or about a security object, integration credential or app that
+// is currently in one of them.
 type AuditReach struct {
-	ObjectIDs []string
-	ActorID   string
+	Groups  []string
+	ActorID string
 }
 
 // AuditStore holds the audit trail.

@@ -11,11 +11,11 @@ const MaxAuditQueryLimit = 1000
 // AuditLogs returns audit records of the caller's account, newest first,
 // for DSM's GET /sys/v1/logs. Only admins may read them. An admin app,
 // which reaches only its groups, sees only the records about what it
-// reaches (its groups, the security objects and integration credentials
-// in them, the apps it may see) and its own actions; account-wide records
-// (SGP credentials, other principals' actions elsewhere, records of
-// objects since deleted) are left out. Users and service accounts with
-// the admin role see the whole account.
+// reaches (its groups, the security objects, integration credentials and
+// apps now in them) and its own actions; account-wide records (SGP
+// credentials, other principals' actions elsewhere, records of objects
+// since deleted) are left out. Users and service accounts with the admin
+// role see the whole account.
 func (s *Service) AuditLogs(ctx context.Context, id *Identity, q AuditQuery) ([]AuditRecord, error) {
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
@@ -29,42 +29,11 @@ func (s *Service) AuditLogs(ctx context.Context, id *Identity, q AuditQuery) ([]
 		return nil, err
 	}
 	if !sc.all {
-		if q.Reach, err = s.auditReach(ctx, id, sc); err != nil {
-			return nil, err
-		}
+		q.Reach = &AuditReach{Groups: sc.list(), ActorID: id.Principal.ID}
 	}
 	recs, err := s.store.ListAudit(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("audit logs: %w", err)
 	}
 	return recs, nil
-}
-
-func (s *Service) auditReach(ctx context.Context, id *Identity, sc *dsmScope) (*AuditReach, error) {
-	groups := sc.list()
-	r := &AuditReach{ActorID: id.Principal.ID, ObjectIDs: append([]string{}, groups...)}
-	objs, err := s.store.ListSobjects(ctx, id.AccountID, SobjectQuery{Groups: groups})
-	if err != nil {
-		return nil, fmt.Errorf("audit logs: %w", err)
-	}
-	for _, o := range objs {
-		r.ObjectIDs = append(r.ObjectIDs, o.KID)
-	}
-	creds, err := s.store.ListIntegrationCredentials(ctx, id.AccountID, groups)
-	if err != nil {
-		return nil, fmt.Errorf("audit logs: %w", err)
-	}
-	for _, c := range creds {
-		r.ObjectIDs = append(r.ObjectIDs, c.ID)
-	}
-	apps, err := s.store.ListApps(ctx, id.AccountID)
-	if err != nil {
-		return nil, fmt.Errorf("audit logs: %w", err)
-	}
-	for i := range apps {
-		if visibleApp(id, sc, &apps[i]) {
-			r.ObjectIDs = append(r.ObjectIDs, apps[i].ID)
-		}
-	}
-	return r, nil
 }

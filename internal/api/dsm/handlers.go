@@ -80,11 +80,10 @@ func (h *handlers) sessionTerminate(w http.ResponseWriter, r *http.Request, id *
 	return nil
 }
 
-// selectAccount is DSM's POST /sys/v1/session/select_account. A
-// credvault session (and API key) acts in one account, so selecting that
-// account succeeds and changes nothing; any other account is refused as
-// if it did not exist (403 for a member of it would reveal membership:
-// the session cannot switch accounts either way).
+// selectAccount is DSM's POST /sys/v1/session/select_account: the
+// caller's own account is accepted (what DSM clients call right after
+// auth), a session may move to another account of its principal, and any
+// other account is refused (the rules are in vault.SelectAccount).
 func (h *handlers) selectAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	var q struct {
 		AcctID *string `json:"acct_id"`

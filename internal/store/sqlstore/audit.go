@@ -108,15 +108,7 @@ func (db *DB) ListAudit(ctx context.Context, q vault.AuditQuery) ([]vault.AuditR
 		args = append(args, q.BeforeSeq)
 	}
 	if q.Reach != nil {
-		query += ` AND (principal_id = ?`
-		args = append(args, q.Reach.ActorID)
-		if len(q.Reach.ObjectIDs) > 0 {
-			query += ` OR object_id IN ` + inClause(len(q.Reach.ObjectIDs))
-			for _, id := range q.Reach.ObjectIDs {
-				args = append(args, id)
-			}
-		}
-		query += `)`
+		query, args = reachClause(query, args, q.AccountID, q.Reach)
 	}
 	query += fmt.Sprintf(` ORDER BY seq DESC LIMIT %d OFFSET %d`, max(q.Limit, 1), max(q.Offset, 0))
 	rows, err := db.r.QueryContext(ctx, db.q(query), args...)

@@ -488,3 +488,28 @@ func (db *DB) ExpireDSMSessionsForTest(at time.Time) error {
 	_, err := db.w.Exec(db.q(`UPDATE dsm_sessions SET expires_at = ?`), ts(at))
 	return db.translate(err)
 }
+
+// reachClause restricts an audit query to what a group-scoped DSM caller
+// reaches (vault.AuditReach): its own actions, and records about its
+// groups and about the objects, credentials and apps now in them.
+func reachClause(query string, args []any, accountID string, r *vault.AuditReach) (string, []any) {
+	query += ` AND (principal_id = ?`
+	args = append(args, r.ActorID)
+	if n := len(r.Groups); n > 0 {
+		in := inClause(n)
+		query += ` OR object_id IN ` + in +
+			` OR object_id IN (SELECT kid FROM dsm_sobjects WHERE account_id = ? AND group_id IN ` + in + `)` +
+			` OR object_id IN (SELECT id FROM dsm_credentials WHERE account_id = ? AND group_id IN ` + in + `)` +
+			` OR object_id IN (SELECT app_id FROM dsm_app_groups WHERE account_id = ? AND group_id IN ` + in + `)`
+		for _, g := range r.Groups {
+			args = append(args, g)
+		}
+		for range 3 {
+			args = append(args, accountID)
+			for _, g := range r.Groups {
+				args = append(args, g)
+			}
+		}
+	}
+	return query + `)`, args
+}
