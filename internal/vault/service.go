@@ -224,7 +224,7 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 			return nil, fmt.Errorf("authenticate: record key use: %w", err)
 		}
 	}
-	id := &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID}
+	id := &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID, KeyExpiresAt: rec.Key.ExpiresAt}
 	if err := s.Throttle(id); err != nil {
 		return nil, err
 	}
