@@ -14,3 +14,8 @@ var SGPOpenAPI []byte
 //
 //go:embed dsm-subset.openapi.json
 var DSMOpenAPI []byte
+
+// AdminOpenAPI is the OpenAPI 3.0 document of the management API (/admin/v1).
+//
+//go:embed admin-v1.openapi.yaml
+var AdminOpenAPI []byte

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/credvault/credvault/api"
+	"github.com/credvault/credvault/internal/api/admin"
 	"github.com/credvault/credvault/internal/api/dsm"
 	"github.com/credvault/credvault/internal/api/sgp"
 )
@@ -21,9 +22,11 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /admin/v1/rekey", s.handleRekeyStatus())
 	s.mux.Handle("GET /openapi/sgp-v5-credentials.openapi.yaml", staticDoc("application/yaml", api.SGPOpenAPI))
 	s.mux.Handle("GET /openapi/dsm-subset.openapi.json", staticDoc("application/json", api.DSMOpenAPI))
+	s.mux.Handle("GET /openapi/admin-v1.openapi.yaml", staticDoc("application/yaml", api.AdminOpenAPI))
 
 	sgp.Register(s.mux, sgp.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 	dsm.Register(s.mux, dsm.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
+	admin.Register(s.mux, admin.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 
 	// Anything else is 405 (a known path, another method) or 404, in the
 	// shape of the dialect the path belongs to: DSM errors are plain text,

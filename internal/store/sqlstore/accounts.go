@@ -187,7 +187,7 @@ const lookupKeySQL = `SELECT k.id, k.principal_id, k.name, k.hash, k.created_at,
 FROM api_keys k
 JOIN principals p ON p.id = k.principal_id
 LEFT JOIN memberships m ON m.principal_id = p.id AND m.account_id = COALESCE(NULLIF(?, ''), p.default_account_id)
-WHERE k.hash = ?`
+WHERE k.hash = ? AND p.disabled_at IS NULL`
 
 func (db *DB) LookupAPIKey(ctx context.Context, hash []byte, accountID string) (*vault.AuthRecord, error) {
 	var rec vault.AuthRecord

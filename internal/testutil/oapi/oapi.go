@@ -119,6 +119,28 @@ func DSM(tb testing.TB) *Validator {
 	return dsmV
 }
 
+var (
+	adminOnce sync.Once
+	adminV    *Validator
+	adminErr  error
+)
+
+// Admin returns the validator for the management API (/admin/v1). Its
+// undeclared statuses must be JSON, like SGP's.
+func Admin(tb testing.TB) *Validator {
+	tb.Helper()
+	adminOnce.Do(func() {
+		adminV, adminErr = load("admin", api.AdminOpenAPI)
+		if adminV != nil {
+			adminV.undeclaredMustBeJSON = true
+		}
+	})
+	if adminErr != nil {
+		tb.Fatalf("oapi: loading the admin contract: %v", adminErr)
+	}
+	return adminV
+}
+
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func load(name string, data []byte) (*Validator, error) {
