@@ -123,7 +123,9 @@ func (s *Service) mgmtCaller(ctx context.Context, id *Identity) (*mgmtCaller, er
 	for _, m := range ms {
 		c.roles[m.AccountID] = m.Role
 	}
-	c.operator = sys != "" && c.roles[sys] == RoleAdmin
+	// An operator acting outside the API (the CLI on the database it
+	// opened with the master key) may do everything an operator may.
+	c.operator = (sys != "" && c.roles[sys] == RoleAdmin) || id.Principal.Kind == PrincipalOperator
 	return c, nil
 }
 
