@@ -640,4 +640,3 @@ its id and expiry go to stderr. -o json prints {"key_id": …, "api_key": …}.`
 	cmd.AddCommand(create, revoke, list)
 	return cmd
 }
-
