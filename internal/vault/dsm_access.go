@@ -70,6 +70,9 @@ func (s *Service) authenticateSession(ctx context.Context, token string) (*Ident
 		KeyExpiresAt: rec.KeyExpiresAt}
 	now := s.now()
 	keyDead := !rec.KeyFound || rec.KeyRevokedAt != nil || (rec.KeyExpiresAt != nil && !now.Before(*rec.KeyExpiresAt))
+	if rec.Session.KeyID == "" { // a user's password session (dsm_users.go)
+		id.KeyExpiresAt, keyDead = sessionCap(rec.Session.CreatedAt), !now.Before(*sessionCap(rec.Session.CreatedAt))
+	}
 	if subtle.ConstantTimeCompare(rec.Session.TokenHash, h) != 1 || !now.Before(rec.Session.ExpiresAt) || rec.Role == "" || keyDead {
 		return nil, s.authFailed(ctx, "", id, errBadSession)
 	}

@@ -19,6 +19,7 @@ type PrincipalDetail struct {
 	Email       string
 	HasPassword bool
 	DisabledAt  *time.Time
+	LastLoginAt *time.Time // last successful password login
 	Memberships []Membership
 }
 
@@ -86,6 +87,8 @@ type MgmtStore interface {
 	// PrincipalByEmail finds the enabled or disabled user with that email
 	// and its password hash.
 	PrincipalByEmail(ctx context.Context, email string) (*PrincipalDetail, string, error)
+	// RecordLogin notes a successful password login.
+	RecordLogin(ctx context.Context, principalID string, at time.Time) error
 	CreateUserSession(ctx context.Context, s *UserSession) error
 	// LookupUserSession finds a session by token hash, with its principal;
 	// sessions of disabled principals are not found.

@@ -102,22 +102,40 @@ func hashSessionToken(token string) []byte { return HashAPIKey("user-session\x00
 // throttle counts only wrong passwords (per address and per email), so a
 // flood of wrong ones never locks out the right one.
 func (s *Service) Login(ctx context.Context, email, password string) (token string, sess *UserSession, p *PrincipalDetail, err error) {
+	id, err := s.AuthenticatePassword(ctx, email, password)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return s.openUserSession(ctx, id)
+}
+
+// AuthenticatePassword checks a user's email and password and returns the
+// user's identity in its home account. The password is verified before
+// anything else: the failed-authentication throttle counts only wrong
+// passwords (per address and per email), so a flood of wrong ones never
+// locks out the right one. A disabled user is refused.
+func (s *Service) AuthenticatePassword(ctx context.Context, email, password string) (*Identity, error) {
 	p, hash, err := s.store.PrincipalByEmail(ctx, email)
 	if err != nil && KindOf(err) != KindNotFound {
-		return "", nil, nil, fmt.Errorf("login: %w", err)
+		return nil, fmt.Errorf("login: %w", err)
 	}
 	if err != nil || hash == "" {
 		VerifyPassword(dummyHash, password)
-		return "", nil, nil, s.authFailedUser(ctx, email, nil, errBadLogin)
+		return nil, s.authFailedUser(ctx, email, nil, errBadLogin)
 	}
 	id := &Identity{Principal: p.Principal, AccountID: p.DefaultAccountID}
-	if !VerifyPassword(hash, password) {
-		return "", nil, nil, s.authFailedUser(ctx, email, id, errBadLogin)
+	if !VerifyPassword(hash, password) || p.DisabledAt != nil {
+		return nil, s.authFailedUser(ctx, email, id, errBadLogin)
 	}
-	if p.DisabledAt != nil {
-		return "", nil, nil, s.authFailedUser(ctx, email, id, errBadLogin)
+	for _, m := range p.Memberships {
+		if m.AccountID == id.AccountID {
+			id.Role = m.Role
+		}
 	}
-	return s.openUserSession(ctx, id)
+	if err := s.store.RecordLogin(ctx, p.ID, s.Now()); err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	return id, nil
 }
 
 // authFailedUser is authFailed for a password login: the throttle counts

@@ -78,6 +78,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /sys/v1/credentials/{cred_id}/rotate", h.auth(h.rotateCredential))
 
 	mux.Handle("GET /sys/v1/logs", h.auth(h.logs))
+	registerUsers(mux, h)
 }
 
 type handlers struct {

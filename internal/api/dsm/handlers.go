@@ -29,9 +29,16 @@ func (h *handlers) version(w http.ResponseWriter, r *http.Request) error {
 func (h *handlers) sessionAuth(w http.ResponseWriter, r *http.Request) error {
 	scheme, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	if !strings.EqualFold(scheme, "Basic") {
-		return vault.Errorf(vault.KindUnauthenticated, "session/auth needs Authorization: Basic <api key>")
+		return vault.Errorf(vault.KindUnauthenticated, "session/auth needs Authorization: Basic <api key> or Basic base64(email:password)")
 	}
-	id, err := h.svc.AuthenticateDSM(r.Context(), r.Header.Get("Authorization"))
+	var id *vault.Identity
+	var err error
+	_, cred, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if email, pw, ok := vault.DSMUserCredential(cred); ok { // a user's Basic email:password
+		id, err = h.svc.AuthenticateDSMUser(r.Context(), email, pw)
+	} else {
+		id, err = h.svc.AuthenticateDSM(r.Context(), r.Header.Get("Authorization"))
+	}
 	if err != nil {
 		return err
 	}

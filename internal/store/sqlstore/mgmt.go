@@ -102,21 +102,22 @@ func nullString(s string) any {
 	return s
 }
 
-const detailCols = `id, kind, name, default_account_id, created_at, COALESCE(email, ''), CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END, disabled_at`
+const detailCols = `id, kind, name, default_account_id, created_at, COALESCE(email, ''), CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END, disabled_at, last_login_at`
 
 func scanDetail(row interface{ Scan(...any) error }) (*vault.PrincipalDetail, error) {
 	var p vault.PrincipalDetail
 	var kind string
 	var created int64
 	var hasPW int
-	var disabled sql.NullInt64
-	if err := row.Scan(&p.ID, &kind, &p.Name, &p.DefaultAccountID, &created, &p.Email, &hasPW, &disabled); err != nil {
+	var disabled, login sql.NullInt64
+	if err := row.Scan(&p.ID, &kind, &p.Name, &p.DefaultAccountID, &created, &p.Email, &hasPW, &disabled, &login); err != nil {
 		return nil, err
 	}
 	p.Kind = vault.PrincipalKind(kind)
 	p.CreatedAt = fromTS(created)
 	p.HasPassword = hasPW == 1
 	p.DisabledAt = fromNullTS(disabled)
+	p.LastLoginAt = fromNullTS(login)
 	return &p, nil
 }
 
@@ -349,5 +350,10 @@ func (db *DB) TouchUserSession(ctx context.Context, id string, at time.Time) err
 
 func (db *DB) DeleteUserSession(ctx context.Context, id string) error {
 	_, err := db.write(ctx, `DELETE FROM user_sessions WHERE id = ?`, id)
+	return db.translate(err)
+}
+
+func (db *DB) RecordLogin(ctx context.Context, principalID string, at time.Time) error {
+	_, err := db.w.ExecContext(ctx, db.q(`UPDATE principals SET last_login_at = ? WHERE id = ?`), ts(at), principalID)
 	return db.translate(err)
 }

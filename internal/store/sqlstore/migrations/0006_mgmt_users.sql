@@ -12,6 +12,7 @@ CREATE UNIQUE INDEX accounts_name ON accounts (name);
 ALTER TABLE principals ADD COLUMN email TEXT;
 ALTER TABLE principals ADD COLUMN password_hash TEXT;
 ALTER TABLE principals ADD COLUMN disabled_at BIGINT;
+ALTER TABLE principals ADD COLUMN last_login_at BIGINT;
 
 -- DSM apps have their own unique names (dsm_apps_name); users and service
 -- accounts are unique within their account.
