@@ -81,3 +81,52 @@ func TestDSMUsers(t *testing.T) {
 		}
 	})
 }
+
+// TestDSMAppsPageByStart: GET /sys/v1/apps?sort=app_id&start=<id> lists the
+// apps after start (exclusive), so that the Go client's paging loop in
+// Fortanix's crud_user example ends with an empty page instead of
+// repeating the last app forever.
+func TestDSMAppsPageByStart(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		auth := []string{"Authorization", "Basic " + v.AdminKey}
+		g := v.Do(t, "POST", "/sys/v1/groups", map[string]any{"name": "g"}, auth...).Object(t)
+		var ids []string
+		for _, n := range []string{"b-app", "a-app", "c-app"} {
+			r := v.Do(t, "POST", "/sys/v1/apps", map[string]any{"name": n, "add_groups": map[string][]string{str(g, "group_id"): {"ENCRYPT"}}}, auth...)
+			if r.Status != 200 {
+				t.Fatalf("create app: %d %s", r.Status, r.Body)
+			}
+			ids = append(ids, str(r.Object(t), "app_id"))
+		}
+		list := func(q string) []string {
+			t.Helper()
+			r := v.Do(t, "GET", "/sys/v1/apps?"+q, nil, auth...)
+			if r.Status != 200 {
+				t.Fatalf("list %s: %d %s", q, r.Status, r.Body)
+			}
+			var out []string
+			for _, a := range r.JSON(t).([]any) {
+				out = append(out, str(a.(map[string]any), "app_id"))
+			}
+			return out
+		}
+		if got := list("sort=app_id:asc"); len(got) != 3 || got[0] != ids[0] || got[2] != ids[2] {
+			t.Fatalf("sorted by id: %v, want %v", got, ids)
+		}
+		if got := list("sort=app_id:asc&start=" + ids[1]); len(got) != 1 || got[0] != ids[2] {
+			t.Fatalf("after %s: %v", ids[1], got)
+		}
+		if got := list("sort=app_id:asc&start=" + ids[2]); len(got) != 0 {
+			t.Fatalf("after the last: %v", got)
+		}
+		if got := list("sort=app_id:desc&start=" + ids[1]); len(got) != 1 || got[0] != ids[0] {
+			t.Fatalf("descending after %s: %v", ids[1], got)
+		}
+		if got := list("sort=app_name&start=b-app"); len(got) != 1 || got[0] != ids[2] {
+			t.Fatalf("by name after b-app: %v", got)
+		}
+		if r := v.Do(t, "GET", "/sys/v1/apps?sort=bogus", nil, auth...); r.Status != 400 {
+			t.Fatalf("bad sort: %d", r.Status)
+		}
+	})
+}

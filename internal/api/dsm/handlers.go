@@ -350,6 +350,8 @@ func (h *handlers) listApps(w http.ResponseWriter, r *http.Request, id *vault.Id
 	if q.v.Get("filter") != "" {
 		return invalid("filter is not supported for apps")
 	}
+	sortBy, desc := q.sort("sort", "app_id", "app_name")
+	start := q.v.Get("start")
 	if q.err != nil {
 		return q.err
 	}
@@ -368,6 +370,7 @@ func (h *handlers) listApps(w http.ResponseWriter, r *http.Request, id *vault.Id
 		}
 		items = append(items, toApp(a, perms))
 	}
+	items = sortApps(items, sortBy, desc, start)
 	if q.v.Has("continuation_token") {
 		items, md, err := continued(q, items, offset, limit, func(a *appWire) string { return a.AppID })
 		if err != nil {
@@ -378,6 +381,40 @@ func (h *handlers) listApps(w http.ResponseWriter, r *http.Request, id *vault.Id
 	}
 	writeJSON(w, page(items, offset, limit))
 	return nil
+}
+
+// sortApps orders apps by sort=app_id|app_name[:asc|:desc] and keeps those
+// after start (exclusive, as DSM pages: the Go client's ListApps loop
+// passes the last id of a page as the next start and stops on an empty
+// page).
+func sortApps(items []appWire, by string, desc bool, start string) []appWire {
+	if by == "" {
+		return items
+	}
+	key := func(a *appWire) string {
+		if by == "app_name" {
+			return a.Name
+		}
+		return a.AppID
+	}
+	slices.SortStableFunc(items, func(a, b appWire) int {
+		c := strings.Compare(key(&a), key(&b))
+		if desc {
+			c = -c
+		}
+		return c
+	})
+	if start == "" {
+		return items
+	}
+	out := items[:0]
+	for i := range items {
+		c := strings.Compare(key(&items[i]), start)
+		if (!desc && c > 0) || (desc && c < 0) {
+			out = append(out, items[i])
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {
