@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -417,4 +418,52 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// TestNonAdminRolesAndAppsRefused: every role below admin, and DSM apps,
+// are refused every management change, on both engines.
+func TestNonAdminRolesAndAppsRefused(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		w := newWorld(t, v)
+		var callers []caller
+		for _, role := range []string{"reader", "secret_reader", "writer"} {
+			id := str(w.op.want(t, 201, "POST", "/admin/v1/principals", map[string]any{"name": "m-" + role, "account_id": w.acctA, "role": role, "kind": "service_account"}), "id")
+			callers = append(callers, caller{v, str(w.op.want(t, 201, "POST", "/admin/v1/principals/"+id+"/api-keys", map[string]any{}), "api_key")})
+		}
+		auth := []string{"Authorization", "Basic " + w.adminA.key}
+		g := v.Do(t, "POST", "/sys/v1/groups", map[string]any{"name": "g"}, auth...).Object(t)
+		app := v.Do(t, "POST", "/sys/v1/apps", map[string]any{"name": "app", "role": "admin", "add_groups": map[string][]string{str(g, "group_id"): {"ENCRYPT"}}}, auth...).Object(t)
+		secret := v.Do(t, "GET", "/sys/v1/apps/"+str(app, "app_id")+"/credential", nil, auth...).Object(t)
+		appKey := base64.StdEncoding.EncodeToString([]byte(str(app, "app_id") + ":" + str(secret["credential"].(map[string]any), "secret")))
+		for i, c := range callers {
+			want := 403
+			c.want(t, want, "POST", "/admin/v1/accounts", map[string]any{"name": fmt.Sprint("x", i)})
+			c.want(t, want, "PATCH", "/admin/v1/accounts/"+w.acctA, map[string]any{"name": "y"})
+			c.want(t, want, "DELETE", "/admin/v1/accounts/"+w.acctA, nil)
+			c.want(t, want, "POST", "/admin/v1/principals", map[string]any{"name": "z", "account_id": w.acctA, "role": "reader"})
+			c.want(t, want, "GET", "/admin/v1/principals/"+w.adminAID, nil)
+			c.want(t, want, "PATCH", "/admin/v1/principals/"+w.adminAID, map[string]any{"disabled": true})
+			c.want(t, want, "DELETE", "/admin/v1/principals/"+w.adminAID, nil)
+			c.want(t, want, "PUT", "/admin/v1/principals/"+w.adminAID+"/memberships/"+w.acctA, map[string]any{"role": "reader"})
+			c.want(t, want, "DELETE", "/admin/v1/principals/"+w.writerAID+"/memberships/"+w.acctA, nil)
+			c.want(t, want, "PUT", "/admin/v1/principals/"+w.adminAID+"/password", map[string]any{"password": canary})
+			c.want(t, want, "POST", "/admin/v1/principals/"+w.adminAID+"/api-keys", map[string]any{})
+			c.want(t, want, "GET", "/admin/v1/principals/"+w.adminAID+"/api-keys", nil)
+			c.want(t, want, "DELETE", "/admin/v1/api-keys/"+firstKeyOf(t, w, w.adminAID), nil)
+			c.want(t, want, "GET", "/admin/v1/principals?account_id="+w.acctA, nil)
+			c.want(t, 200, "GET", "/admin/v1/me", nil)
+		}
+		// A DSM app may not use the admin API at all.
+		r := v.Do(t, "POST", "/admin/v1/principals", map[string]any{"name": "z", "account_id": w.acctA, "role": "reader"}, "Authorization", "Basic "+appKey)
+		if r.Status != 403 {
+			t.Fatalf("app creates a principal: %d %s", r.Status, r.Body)
+		}
+		if r := v.Do(t, "GET", "/admin/v1/accounts", nil, "x-api-key", appKey); r.Status != 403 {
+			t.Fatalf("app lists accounts: %d %s", r.Status, r.Body)
+		}
+		// Nothing changed.
+		if p := w.op.want(t, 200, "GET", "/admin/v1/principals/"+w.adminAID, nil); p["disabled"] != false {
+			t.Fatalf("admin of A after refused changes: %v", p)
+		}
+	})
 }
