@@ -43,6 +43,11 @@ type Config struct {
 	PrincipalRPS        float64
 	PrincipalBurst      int
 
+	// DBTimeout bounds the database's waits (see sqlstore.Options.Timeout);
+	// zero leaves them unbounded. The server also bounds each request's
+	// context with it.
+	DBTimeout time.Duration
+
 	// RekeyGrace is the wait of an admin-API master-key rotation (see
 	// RekeyOptions.Grace).
 	RekeyGrace time.Duration
@@ -95,7 +100,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	db, err := OpenStore(ctx, cfg)
+	// A server checks the SQLite file's pages before it serves from it.
+	db, err := sqlstore.OpenWith(ctx, cfg.databaseURL(), sqlstore.Options{Timeout: cfg.DBTimeout, QuickCheck: true, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

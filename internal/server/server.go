@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -72,13 +73,20 @@ func (s *Server) handleHealthz() http.Handler {
 	})
 }
 
-// handleReadyz reports ready only when the database answers.
+// handleReadyz reports ready only when the database answers and takes
+// writes: it is not ready while writes fail (disk full) or once the
+// database was found damaged. The reason is the store's client-safe message.
 func (s *Server) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.svc.Store().Ping(ctx); err != nil {
-			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database unavailable"})
+			reason := "database unavailable"
+			var ve *vault.Error
+			if errors.As(err, &ve) && ve.Kind == vault.KindUnavailable {
+				reason = ve.Msg
+			}
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 			return
 		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -215,10 +215,10 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 	}
 	if rec.Key.LastUsedAt == nil || now.Sub(*rec.Key.LastUsedAt) > time.Minute {
 		// Recorded at minute granularity so that the hot path does not write
-		// on every request.
-		if err := s.store.TouchAPIKey(ctx, rec.Key.ID, now); err != nil {
-			return nil, fmt.Errorf("authenticate: record key use: %w", err)
-		}
+		// on every request, and best-effort: a database that cannot write
+		// (disk full) must not stop requests that need no write. The store
+		// reports such failures through its readiness check.
+		_ = s.store.TouchAPIKey(ctx, rec.Key.ID, now)
 	}
 	id := &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID}
 	if err := s.Throttle(id); err != nil {

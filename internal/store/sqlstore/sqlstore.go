@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -34,6 +35,11 @@ type DB struct {
 	stmts   sync.Map // stmtKey → *sql.Stmt
 
 	auditHeadReady atomic.Bool // the audit_head row is known to exist
+
+	log           *slog.Logger
+	damaged       atomic.Pointer[error] // set once corruption is seen: writes are refused
+	writeFailedAt atomic.Int64          // Unix ns of a storage failure not yet cleared by a successful write probe
+	checkpointing atomic.Bool
 }
 
 var _ vault.Store = (*DB)(nil)
@@ -54,20 +60,52 @@ func EngineOf(dsn string) string {
 	return SQLite
 }
 
+// ErrCorrupt is wrapped by the errors of Open that find the database file
+// damaged (or empty), and by those of a store that has seen corruption
+// since.
+var ErrCorrupt = errors.New("the database is damaged")
+
+// Options tunes Open.
+type Options struct {
+	// Timeout, if positive, bounds the database's own waits: each connection
+	// attempt (PostgreSQL connect_timeout), each statement and each idle
+	// moment inside a transaction on the server (statement_timeout,
+	// idle_in_transaction_session_timeout), and SQLite's wait for another
+	// process's write lock (busy_timeout, half of Timeout). The caller
+	// bounds each request's context with the same value. Zero leaves them
+	// unbounded, for admin commands that stream whole tables.
+	Timeout time.Duration
+	// QuickCheck runs SQLite's PRAGMA quick_check before anything else
+	// touches the file, and refuses a damaged file (ErrCorrupt).
+	QuickCheck bool
+	// Logger receives what the operator must act on: corruption seen at run
+	// time, writes that fail. Nil discards.
+	Logger *slog.Logger
+}
+
 // Open opens the database at dsn, applies pending migrations and returns
 // the store.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return OpenWith(ctx, dsn, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	var (
 		db  *DB
 		err error
 	)
 	if EngineOf(dsn) == Postgres {
-		db, err = openPostgres(ctx, dsn)
+		db, err = openPostgres(ctx, dsn, opts)
 	} else {
-		db, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+		db, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"), opts)
 	}
 	if err != nil {
 		return nil, err
+	}
+	db.log = opts.Logger
+	if db.log == nil {
+		db.log = slog.New(slog.DiscardHandler)
 	}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
@@ -112,14 +150,95 @@ func (db *DB) Exclusive(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers and can be written: it fails
+// while the store has seen corruption, and after a storage failure (disk
+// full, I/O error) until a probe write succeeds again.
 func (db *DB) Ping(ctx context.Context) error {
+	if err := db.refuseWrites(); err != nil {
+		return err
+	}
 	if err := db.w.PingContext(ctx); err != nil {
 		return db.translate(fmt.Errorf("ping: %w", err))
 	}
 	var one int
 	if err := db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return db.translate(fmt.Errorf("ping: %w", err))
+	}
+	if db.writeFailedAt.Load() != 0 {
+		return db.probeWrite(ctx)
+	}
+	return nil
+}
+
+// writeProbeKey is the meta row the write probe rewrites.
+const writeProbeKey = "write_probe"
+
+// probeWrite checkpoints the SQLite WAL (so that a WAL that filled a small
+// volume shrinks once there is room to copy it into the database) and
+// writes one small row; success clears the storage failure.
+func (db *DB) probeWrite(ctx context.Context) error {
+	if db.d.name == SQLite {
+		_, _ = db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`),
+			writeProbeKey, []byte(strconv.FormatInt(time.Now().UnixMicro(), 10)))
+		return err
+	})
+	if err != nil {
+		return &vault.Error{Kind: vault.KindUnavailable, Msg: "writes to the database fail", Err: err}
+	}
+	if db.writeFailedAt.Swap(0) != 0 {
+		db.log.Info("database writes succeed again")
+	}
+	return nil
+}
+
+// noteFault records what err says about the database itself: corruption
+// (from then on writes are refused) or a storage failure (readiness fails
+// until a write succeeds).
+func (db *DB) noteFault(err error) {
+	switch {
+	case db.d.isCorrupt(err):
+		e := fmt.Errorf("%w: %w", ErrCorrupt, err)
+		if !db.damaged.CompareAndSwap(nil, &e) {
+			return
+		}
+		db.log.Error("THE DATABASE IS DAMAGED: credvault refuses writes and reports not ready. "+
+			"Stop credvault, keep the damaged file for analysis, and restore the latest backup (credvault restore) into a new database.",
+			"engine", db.d.name, "err", err.Error())
+		if db.d.name == SQLite {
+			// Make the single write connection read-only too, so that no
+			// write path (not only transactions) touches the damaged file.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, _ = db.w.ExecContext(ctx, "PRAGMA query_only = 1")
+			}()
+		}
+	case db.d.isStorageFault(err):
+		if db.writeFailedAt.Swap(time.Now().UnixNano()) == 0 {
+			db.log.Error("database writes fail (disk full or I/O error): credvault reports not ready until a write succeeds; reads that need no write go on",
+				"engine", db.d.name, "err", err.Error())
+		}
+		if db.d.name == SQLite && db.checkpointing.CompareAndSwap(false, true) {
+			// A WAL below its automatic checkpoint size can fill a small
+			// volume by itself; truncating it may give the room back.
+			go func() {
+				defer db.checkpointing.Store(false)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, _ = db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+			}()
+		}
+	}
+}
+
+// refuseWrites returns an Unavailable error once the store has seen
+// corruption.
+func (db *DB) refuseWrites() error {
+	if p := db.damaged.Load(); p != nil {
+		return &vault.Error{Kind: vault.KindUnavailable, Msg: "the database is damaged; it must be restored from a backup", Err: *p}
 	}
 	return nil
 }
@@ -149,6 +268,9 @@ func (db *DB) q(query string) string {
 
 // tx runs fn in a write transaction, committing if it returns nil.
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := db.refuseWrites(); err != nil {
+		return err
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return db.translate(fmt.Errorf("begin: %w", err))
@@ -169,6 +291,7 @@ func (db *DB) translate(err error) error {
 	if err == nil {
 		return nil
 	}
+	db.noteFault(err)
 	var ve *vault.Error
 	switch {
 	case errors.As(err, &ve):
