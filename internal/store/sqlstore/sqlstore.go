@@ -173,12 +173,23 @@ func (db *DB) Ping(ctx context.Context) error {
 // writeProbeKey is the meta row the write probe rewrites.
 const writeProbeKey = "write_probe"
 
-// probeWrite checkpoints the SQLite WAL (so that a WAL that filled a small
-// volume shrinks once there is room to copy it into the database) and
-// writes one small row; success clears the storage failure.
+// probeWrite checks that writes succeed again after a storage failure. On
+// SQLite it first checkpoints the WAL into the database and truncates it:
+// a WAL below its automatic checkpoint size can fill a small volume by
+// itself, and only a checkpoint gives that room back. The checkpoint must
+// complete (it needs room for the database to grow), which also keeps a
+// small probe from passing in WAL space a failed larger write left behind.
+// Then it writes one small row; success clears the storage failure.
 func (db *DB) probeWrite(ctx context.Context) error {
 	if db.d.name == SQLite {
-		_, _ = db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+		var busy, frames, done int
+		err := db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &done)
+		if err == nil && busy != 0 {
+			err = fmt.Errorf("checkpoint incomplete: %d of %d WAL frames copied", done, frames)
+		}
+		if err != nil {
+			return &vault.Error{Kind: vault.KindUnavailable, Msg: "writes to the database fail", Err: db.translate(fmt.Errorf("wal checkpoint: %w", err))}
+		}
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`),
