@@ -337,6 +337,11 @@ func quickCheck(ctx context.Context, w *sql.DB, path string) error {
 }
 
 func corruptError(path, detail string) error {
+	// quick_check's report can run to many lines: keep the first few.
+	detail = strings.Join(strings.Fields(strings.ReplaceAll(detail, "*** in database main ***", "")), " ")
+	if len(detail) > 200 {
+		detail = detail[:200] + " …"
+	}
 	return fmt.Errorf("sqlite: %s is damaged (%s); credvault will not write to it: "+
 		"keep the file for analysis, and restore the latest backup with `credvault restore` into a new database: %w", path, detail, ErrCorrupt)
 }
