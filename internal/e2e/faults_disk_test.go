@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -248,4 +250,48 @@ func fillVolume(t *testing.T, path string) {
 			}
 		}
 	}
+}
+
+// TestSQLiteWriteLockHeld: while another process holds the SQLite write
+// lock (a long restore or admin command), writes wait at most half of
+// --db-timeout and are then 503 with Retry-After; reads go on; /readyz stays
+// 200 (nothing is wrong with the database); writes resume when the lock is
+// released.
+func TestSQLiteWriteLockHeld(t *testing.T) {
+	wantEngine(t, "sqlite")
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "credvault.db")
+	key := newBootstrapKey()
+	p := start(t, "server", server{DatabaseURL: dbPath, DataDir: dir, BootstrapKey: key, Args: []string{"--db-timeout", "2s"}})
+	c := newClient(p.URL, key)
+	id := c.create(t, "before", "x")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	other, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	r, took, err := c.doH("POST", "/v5/credentials", map[string]any{"type": "key", "name": "while-locked", "payload": "y"})
+	if err != nil || r.Status != 503 || r.Header.Get("Retry-After") == "" || took > 3*time.Second {
+		t.Fatalf("create while another process holds the write lock: %v %+v after %s, want 503 with Retry-After within 3s", err, r, took)
+	}
+	c.must(t, 200, "GET", "/v5/credentials/"+id, nil)
+	c.must(t, 200, "GET", "/v5/credentials?limit=5", nil)
+	if st, reason := readyz(t, p.URL); st != 200 {
+		t.Errorf("/readyz while another process holds the write lock: %d %s, want 200", st, reason)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	c.create(t, "after", "z")
 }

@@ -70,8 +70,10 @@ var sqliteDialect = &dialect{
 		return false
 	},
 	isStorageFault: func(err error) bool {
+		// READONLY included: a file system remounted read-only after I/O
+		// errors refuses writes just as a full one does.
 		switch sqliteCode(err) {
-		case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN:
+		case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY:
 			return true
 		}
 		return false
