@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -61,14 +62,30 @@ func TestPostgresCrashAndFreeze(t *testing.T) {
 	l.waitCount(t, "settled", 40, 30*time.Second)
 
 	// Freeze: SIGSTOP the postmaster and every backend.
-	l.setPhase("freeze")
+	// Requests that start while the processes are being stopped may still
+	// be answered: "freeze" begins once all of them are.
+	l.setPhase("stopping")
 	if err := cl.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	l.setPhase("freeze")
 	t0 := time.Now()
 	st, reason := readyz(t, p.URL)
 	if st != 503 || time.Since(t0) > bound {
 		t.Errorf("/readyz while frozen: %d (%s) after %s, want 503 within %s", st, reason, time.Since(t0).Round(time.Millisecond), bound)
+	}
+	// The DSM dialect answers the same way (plain text).
+	req, _ := http.NewRequest("POST", p.URL+"/sys/v1/session/auth", nil)
+	req.Header.Set("Authorization", "Basic "+key)
+	t1 := time.Now()
+	hr, err := (&http.Client{Timeout: requestTimeout}).Do(req)
+	if err != nil {
+		t.Errorf("DSM auth while frozen: %v", err)
+	} else {
+		hr.Body.Close()
+		if hr.StatusCode != 503 || hr.Header.Get("Retry-After") == "" || time.Since(t1) > bound {
+			t.Errorf("DSM auth while frozen: %d (Retry-After %q) after %s, want 503 with Retry-After within %s", hr.StatusCode, hr.Header.Get("Retry-After"), time.Since(t1).Round(time.Millisecond), bound)
+		}
 	}
 	l.waitCount(t, "freeze", 12, 30*time.Second)
 	frozen := time.Since(t0)
