@@ -4,45 +4,66 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/user"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// adminService opens the store directly (admin commands must work before any
-// API key exists). Managing accounts, principals and keys needs no master
-// key, so none is loaded.
-func adminService(ctx context.Context, o *options) (*vault.Service, func(), error) {
-	db, err := o.openStore(ctx)
+// adminService opens the store and the master key directly (admin commands
+// must work before any API key exists) and returns a service whose changes
+// are audited, in the change's own transaction, as the operator
+// "operator:cli:<OS user>" (see operatorName), with the context to call it
+// with.
+func adminService(ctx context.Context, o *options) (*vault.Service, context.Context, func(), error) {
+	a, err := app.OpenAdmin(ctx, o.appConfig(slog.New(slog.DiscardHandler)), operatorName())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return vault.NewService(db, nil, vault.Options{}), func() { db.Close() }, nil
+	return a.Service, a.Context(ctx), func() { a.Close() }, nil
 }
 
-func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
+// operatorName names the CLI's operator in the audit trail: "cli:" and the
+// OS user running the command.
+func operatorName() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	} else if v := os.Getenv("USER"); v != "" {
+		name = v
+	}
+	return "cli:" + name
+}
+
+func newAccountCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "account", Short: "Manage accounts (tenants)"}
 	var admin string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an account",
-		Long:  "Create an account. With --admin, that principal becomes the account's admin.",
-		Args:  cobra.ExactArgs(1),
+		Long: `Create an account. With --admin, that principal becomes the account's admin.
+Prints the new account's id alone on stdout (ACCT=$(credvault account create
+acme) captures it); the human-readable summary goes to stderr.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			a, err := svc.CreateAccount(cmd.Context(), args[0], admin)
+			a, err := svc.CreateAccount(ctx, args[0], admin)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "account %s created (name %q)\n", a.ID, a.Name)
-			return nil
+			fmt.Fprintf(stderr, "account %s created (name %q)\n", a.ID, a.Name)
+			_, err = fmt.Fprintln(stdout, a.ID)
+			return err
 		},
 	}
 	create.Flags().StringVar(&admin, "admin", "", "principal id to make admin of the new account")
@@ -51,12 +72,12 @@ func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
 		Short: "List accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			as, err := svc.Store().ListAccounts(cmd.Context())
+			defer db.Close()
+			as, err := db.ListAccounts(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -72,7 +93,7 @@ func newAccountCmd(o *options, stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
-func newPrincipalCmd(o *options, stdout io.Writer) *cobra.Command {
+func newPrincipalCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "principal", Short: "Manage principals (users and service accounts)"}
 	var account, role, kind string
 	create := &cobra.Command{
@@ -80,20 +101,22 @@ func newPrincipalCmd(o *options, stdout io.Writer) *cobra.Command {
 		Short: "Create a user or service account in an account",
 		Long: `Create a principal with a role in an account (its default account).
 Roles: admin (everything), writer (create/update/delete and read secrets),
-secret_reader (read metadata and secrets), reader (metadata only).`,
+secret_reader (read metadata and secrets), reader (metadata only).
+Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			p, err := svc.CreatePrincipal(cmd.Context(), vault.PrincipalKind(kind), args[0], account, vault.Role(role))
+			p, err := svc.CreatePrincipal(ctx, vault.PrincipalKind(kind), args[0], account, vault.Role(role))
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "principal %s created (%s %q, role %s in account %s)\n", p.ID, p.Kind, p.Name, role, account)
-			return nil
+			fmt.Fprintf(stderr, "principal %s created (%s %q, role %s in account %s)\n", p.ID, p.Kind, p.Name, role, account)
+			_, err = fmt.Fprintln(stdout, p.ID)
+			return err
 		},
 	}
 	create.Flags().StringVar(&account, "account", "", "account id (required)")
@@ -107,12 +130,12 @@ secret_reader (read metadata and secrets), reader (metadata only).`,
 		Short: "Make a principal a member of another account (or change its role)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			if err := svc.AddMembership(cmd.Context(), args[0], args[1], vault.Role(grantRole)); err != nil {
+			if err := svc.AddMembership(ctx, args[0], args[1], vault.Role(grantRole)); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "principal %s is now %s in account %s\n", args[0], grantRole, args[1])
@@ -126,12 +149,12 @@ secret_reader (read metadata and secrets), reader (metadata only).`,
 		Short: "List principals",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			ps, err := svc.Store().ListPrincipals(cmd.Context())
+			defer db.Close()
+			ps, err := db.ListPrincipals(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -147,7 +170,7 @@ secret_reader (read metadata and secrets), reader (metadata only).`,
 	return cmd
 }
 
-func newAPIKeyCmd(o *options, stdout io.Writer) *cobra.Command {
+func newAPIKeyCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "apikey", Short: "Manage API keys"}
 	var name string
 	var ttl time.Duration
@@ -156,40 +179,50 @@ func newAPIKeyCmd(o *options, stdout io.Writer) *cobra.Command {
 		Short: "Create an API key for a principal and print it once",
 		Long: `Create an API key for a principal. The key is printed once and stored only
 as a hash. It works as the SGP x-api-key header and as a DSM API key
-(Authorization: Basic <key>).`,
+(Authorization: Basic <key>).
+The key alone goes to stdout (KEY=$(credvault apikey create …) captures it);
+its id and expiry go to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			// A negative lifetime would otherwise mean "never expires", and
+			// an explicit zero is almost certainly a mistake too.
+			if cmd.Flags().Changed("ttl") && ttl <= 0 {
+				return fmt.Errorf("--ttl must be positive (got %s); omit it for a key without expiry", ttl)
+			}
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			k, secret, err := svc.CreateAPIKey(cmd.Context(), args[0], name, ttl)
+			k, secret, err := svc.CreateAPIKey(ctx, args[0], name, ttl)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "key id:  %s\n", k.ID)
+			fmt.Fprintf(stderr, "key id:  %s\n", k.ID)
 			if k.ExpiresAt != nil {
-				fmt.Fprintf(stdout, "expires: %s\n", k.ExpiresAt.Format(time.RFC3339))
+				fmt.Fprintf(stderr, "expires: %s\n", k.ExpiresAt.Format(time.RFC3339))
+			} else {
+				fmt.Fprintln(stderr, "expires: never")
 			}
-			fmt.Fprintf(stdout, "api key: %s\n", secret)
-			return nil
+			fmt.Fprintln(stderr, "The key below is shown once and stored only as a hash.")
+			_, err = fmt.Fprintln(stdout, secret)
+			return err
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a label for the key")
-	create.Flags().DurationVar(&ttl, "ttl", 0, "key lifetime, e.g. 720h (default: no expiry)")
+	create.Flags().DurationVar(&ttl, "ttl", 0, "key lifetime, a positive duration such as 720h (default: no expiry)")
 
 	revoke := &cobra.Command{
 		Use:   "revoke KEY_ID",
 		Short: "Revoke an API key; it stops working at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			svc, ctx, done, err := adminService(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			if err := svc.RevokeAPIKey(cmd.Context(), args[0]); err != nil {
+			if err := svc.RevokeAPIKey(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "key %s revoked\n", args[0])
@@ -201,12 +234,12 @@ as a hash. It works as the SGP x-api-key header and as a DSM API key
 		Short: "List a principal's API keys (ids and dates, never the keys)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := adminService(cmd.Context(), o)
+			db, err := o.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			ks, err := svc.Store().ListAPIKeys(cmd.Context(), args[0])
+			defer db.Close()
+			ks, err := db.ListAPIKeys(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

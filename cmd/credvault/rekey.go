@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 func newRekeyCmd(o *options, stdout io.Writer) *cobra.Command {
@@ -32,7 +33,7 @@ every step is idempotent. Back up the master key file before and after.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger := o.logger(stdout)
 			rep, err := app.Rekey(cmd.Context(), o.appConfig(slog.New(slog.DiscardHandler)), app.RekeyOptions{
-				Resume: resume, Grace: grace,
+				Resume: resume, Grace: grace, Actor: vault.OperatorIdentity(operatorName()),
 				Log: func(msg string, args ...any) { logger.Info(msg, args...) },
 			})
 			if err != nil {

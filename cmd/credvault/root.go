@@ -61,8 +61,11 @@ func (o *options) envDuration(name string, def time.Duration) time.Duration {
 
 // openStore opens (and migrates) the configured database only: the admin
 // commands act on it directly and need neither the master key nor a server.
+// The database must exist: only serve, restore (and load, which bootstraps
+// like serve) create one, so that a command run in the wrong directory or
+// with a mistyped --data-dir fails instead of starting an empty vault.
 func (o *options) openStore(ctx context.Context) (*sqlstore.DB, error) {
-	return app.OpenStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
+	return app.OpenExistingStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
 }
 
 func (o *options) appConfig(logger *slog.Logger) app.Config {
@@ -87,6 +90,9 @@ the Scale GenAI Platform v5 credentials API (/v5/credentials, x-api-key) and
 the Fortanix DSM integration-credentials API (/sys/v1, /crypto/v1).
 
 Start a vault on the embedded SQLite store:   credvault serve
+Only serve and restore create a database: run the other commands where serve
+ran (they find the vault in ./credvault-data) or give them the same
+--data-dir or --database-url.
 Every flag can also be set through the environment variable named in its help.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -101,12 +107,12 @@ Every flag can also be set through the environment variable named in its help.`,
 	pf.StringVar(&o.logLevel, "log-level", o.env("CREDVAULT_LOG_LEVEL", "info"), "log level: debug, info, warn, error ($CREDVAULT_LOG_LEVEL)")
 
 	root.AddCommand(newServeCmd(o, stdout, stderr))
-	root.AddCommand(newAccountCmd(o, stdout))
-	root.AddCommand(newPrincipalCmd(o, stdout))
-	root.AddCommand(newAPIKeyCmd(o, stdout))
+	root.AddCommand(newAccountCmd(o, stdout, stderr))
+	root.AddCommand(newPrincipalCmd(o, stdout, stderr))
+	root.AddCommand(newAPIKeyCmd(o, stdout, stderr))
 	root.AddCommand(newLoadCmd(o, stdout, stderr))
 	root.AddCommand(newBackupCmd(o, stdout))
-	root.AddCommand(newKeygenCmd(stdout))
+	root.AddCommand(newKeygenCmd(stdout, stderr))
 	root.AddCommand(newAuditCmd(o, stdout))
 	root.AddCommand(newRekeyCmd(o, stdout))
 	root.AddCommand(newRestoreCmd(o, stdout))

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,6 +34,13 @@ type serveOptions struct {
 	failedAuthBurst     int
 	principalRPS        float64
 	principalBurst      int
+
+	trustedProxies          string
+	metricsAddr             string
+	metricsToken            string
+	auditCheckpointInterval time.Duration
+	auditAnchorFile         string
+	auditAnchorWebhook      string
 }
 
 func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
@@ -43,8 +52,13 @@ func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 
 On an empty database, serve bootstraps a default account, an admin principal
 and one API key, and prints the key once to stderr. Set
-CREDVAULT_BOOTSTRAP_API_KEY (at least 32 characters) to supply that key
-instead, for unattended deployments; it is used only when the store is empty.
+CREDVAULT_BOOTSTRAP_API_KEY to supply that key instead, for unattended
+deployments (it must have the form of a generated key: base64 of
+"<uuid>:<secret>" with a 256-bit random base64url secret; see the README);
+it is used only when the store is empty.
+With no master key configured, serve generates a development key in the data
+directory for a new database, and refuses to start on an existing one ("no
+master key configured for an existing database").
 
 SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 		Args: cobra.NoArgs,
@@ -68,7 +82,35 @@ SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 	f.IntVar(&so.failedAuthBurst, "failed-auth-burst", o.envInt("CREDVAULT_FAILED_AUTH_BURST", 30), "failed authentications allowed in a burst per client address ($CREDVAULT_FAILED_AUTH_BURST)")
 	f.Float64Var(&so.principalRPS, "principal-rate-limit", o.envFloat("CREDVAULT_PRINCIPAL_RATE_LIMIT", 0), "requests per second allowed per principal; 0 = unlimited ($CREDVAULT_PRINCIPAL_RATE_LIMIT)")
 	f.IntVar(&so.principalBurst, "principal-rate-burst", o.envInt("CREDVAULT_PRINCIPAL_RATE_BURST", 0), "burst for --principal-rate-limit; default = the rate ($CREDVAULT_PRINCIPAL_RATE_BURST)")
+	f.StringVar(&so.trustedProxies, "trusted-proxies", o.env("CREDVAULT_TRUSTED_PROXIES", ""), "comma-separated CIDRs (or addresses) of reverse proxies whose X-Forwarded-For is believed; the client address is the right-most untrusted entry ($CREDVAULT_TRUSTED_PROXIES)")
+	f.StringVar(&so.metricsAddr, "metrics-addr", o.env("CREDVAULT_METRICS_ADDR", ""), "serve /metrics only on this separate listen address (plain HTTP), not on --addr ($CREDVAULT_METRICS_ADDR)")
+	f.StringVar(&so.metricsToken, "metrics-token", "", "bearer token GET /metrics requires; prefer $CREDVAULT_METRICS_TOKEN, which is not visible in the process list")
+	f.DurationVar(&so.auditCheckpointInterval, "audit-checkpoint-interval", o.envDuration("CREDVAULT_AUDIT_CHECKPOINT_INTERVAL", time.Minute), "how often to log a signed checkpoint of the audit trail's head (when it moved); 0 disables ($CREDVAULT_AUDIT_CHECKPOINT_INTERVAL)")
+	f.StringVar(&so.auditAnchorFile, "audit-anchor-file", o.env("CREDVAULT_AUDIT_ANCHOR_FILE", ""), "also append each checkpoint to this file, kept away from the database; check with `credvault audit verify --anchor-file` ($CREDVAULT_AUDIT_ANCHOR_FILE)")
+	f.StringVar(&so.auditAnchorWebhook, "audit-anchor-webhook", o.env("CREDVAULT_AUDIT_ANCHOR_WEBHOOK", ""), "also POST each checkpoint as JSON to this URL, best effort ($CREDVAULT_AUDIT_ANCHOR_WEBHOOK)")
 	return cmd
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs or bare addresses
+// (a bare address is a /32 or /128).
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %q is neither a CIDR nor an IP address", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.Writer) error {
@@ -84,6 +126,15 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 	cfg.DBTimeout = so.dbTimeout
 	cfg.FailedAuthPerMinute, cfg.FailedAuthBurst = so.failedAuthPerMinute, so.failedAuthBurst
 	cfg.PrincipalRPS, cfg.PrincipalBurst = so.principalRPS, so.principalBurst
+	if cfg.TrustedProxies, err = parsePrefixes(so.trustedProxies); err != nil {
+		return err
+	}
+	cfg.MetricsToken = so.metricsToken
+	if cfg.MetricsToken == "" {
+		cfg.MetricsToken = o.getenv("CREDVAULT_METRICS_TOKEN")
+	}
+	cfg.MetricsElsewhere = so.metricsAddr != ""
+	cfg.AuditCheckpointInterval, cfg.AuditAnchorFile, cfg.AuditAnchorWebhook = so.auditCheckpointInterval, so.auditAnchorFile, so.auditAnchorWebhook
 	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -126,9 +177,30 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 		ErrorLog:          nil,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	errc := make(chan error, 2)
+	var msrv *http.Server
+	if so.metricsAddr != "" {
+		mln, err := net.Listen("tcp", so.metricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen (metrics): %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.Handler.MetricsHandler())
+		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: so.readHeaderTimeout, ReadTimeout: so.readTimeout,
+			WriteTimeout: so.writeTimeout, IdleTimeout: so.idleTimeout, MaxHeaderBytes: so.maxHeaderBytes}
+		logger.Info("metrics listening", "metrics_addr", mln.Addr().String(), "token_required", cfg.MetricsToken != "")
+		go func() {
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+	}
+	if so.metricsAddr == "" && cfg.MetricsToken == "" {
+		logger.Warn("/metrics is served on the API address without authentication; set --metrics-addr or CREDVAULT_METRICS_TOKEN to keep it private")
+	}
 	logger.Info("credvault listening", "addr", ln.Addr().String(), "scheme", scheme, "engine", a.Store.Engine(), "master_key", a.KeySource)
 
-	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
@@ -138,6 +210,9 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 	logger.Info("shutting down: finishing in-flight requests", "timeout", so.shutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), so.shutdownTimeout)
 	defer cancel()
+	if msrv != nil {
+		_ = msrv.Shutdown(sctx)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

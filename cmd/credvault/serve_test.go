@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // startServe runs `credvault serve` in-process (run, as main does) on a
@@ -83,7 +85,7 @@ func TestServeTLSSelfSigned(t *testing.T) {
 }
 
 func TestServeBootstrapKeyFromEnv(t *testing.T) {
-	key := "supplied-bootstrap-key-" + strings.Repeat("k", 20)
+	key := vault.NewAPIKeySecret(vault.NewID()) // the form a supplied key must have
 	addr, stderr, stop := startServe(t, map[string]string{"CREDVAULT_BOOTSTRAP_API_KEY": key})
 	defer stop()
 	if strings.Contains(stderr.String(), key) {

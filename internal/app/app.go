@@ -4,9 +4,15 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -51,6 +57,20 @@ type Config struct {
 	// RekeyGrace is the wait of an admin-API master-key rotation (see
 	// RekeyOptions.Grace).
 	RekeyGrace time.Duration
+
+	// HTTP edge (see server.Config).
+	TrustedProxies   []netip.Prefix
+	MetricsToken     string
+	MetricsElsewhere bool
+
+	// AuditCheckpointInterval is how often the server writes a signed
+	// checkpoint of the audit trail's head (audit.Checkpoint) to its log,
+	// and to AuditAnchorFile if set, when the head moved. 0 disables them.
+	AuditCheckpointInterval time.Duration
+	AuditAnchorFile         string
+	// AuditAnchorWebhook, if set, receives each checkpoint as a JSON POST
+	// (best effort: a failure is logged, the next checkpoint is sent anyway).
+	AuditAnchorWebhook string
 }
 
 // App is an assembled vault.
@@ -67,7 +87,9 @@ type App struct {
 	KeySource    string
 	KeyGenerated bool
 
-	stopWatch func()
+	stopWatch       func()
+	stopPurge       func()
+	stopCheckpoints func()
 }
 
 // DatabaseURL resolves the database URL of cfg.
@@ -115,6 +137,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 
 func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	prov := cfg.KeyProvider()
+	if err := refuseNewKeyForExistingDB(ctx, prov, db); err != nil {
+		return nil, err
+	}
 	h, err := prov.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -154,6 +179,11 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	svc.OnAuthFailure(authFailures.Inc)
 	svc.OnSecretAccess(func(op string) { secretAccesses.WithLabelValues(op).Inc() })
 	trail := audit.New(db, auditFailures.Inc)
+	trail.SetKeys(kr)
+	if err := trail.CheckHead(ctx); err != nil {
+		cfg.Logger.Error("the audit trail's head does not authenticate: every change will be refused (503) until an operator checks the trail "+
+			"(credvault audit verify --expect-head/--anchor-file) and runs credvault audit seal-head; see docs/operations.md", "err", err.Error())
+	}
 	batchSizes := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "credvault_audit_batch_size",
 		Help:    "Audit events per group-committed transaction.",
@@ -170,7 +200,8 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		Registry:  reg,
 		KeySource: prov.Name(),
 	}
-	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg}
+	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
+		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere}
 	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Path != "" {
 		scfg.Rekey = func(ctx context.Context) (any, error) {
 			return Rekey(ctx, cfg, RekeyOptions{Grace: cfg.RekeyGrace, Keyring: kr, Log: func(msg string, args ...any) { cfg.Logger.Info(msg, args...) }})
@@ -181,7 +212,62 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		a.KeyGenerated = fp.Generated
 		a.stopWatch = watchKeyFile(fp.Path, kr, cfg.Logger)
 	}
+	a.stopPurge = purgeTombstones(db, cfg.Logger, tombstonePurgeInterval)
+	if cfg.AuditCheckpointInterval > 0 {
+		a.stopCheckpoints = runCheckpoints(trail, cfg)
+	}
 	return a, nil
+}
+
+// refuseNewKeyForExistingDB refuses to generate a development master key
+// for a database that already holds data sealed under another key: the new
+// key could open nothing, and writing it would leave a misleading file.
+func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db *sqlstore.DB) error {
+	fp, ok := prov.(*crypto.FileProvider)
+	if !ok || !fp.Generate {
+		return nil
+	}
+	if _, err := os.Stat(fp.Path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // the file exists (or cannot be read: Load says why)
+	}
+	_, err := db.GetMeta(ctx, vault.MasterKeyCheckMeta)
+	if err == nil {
+		return fmt.Errorf("no master key configured for an existing database: supply the key it was created with through --master-key-file or $CREDVAULT_MASTER_KEY (a development vault keeps it in %s); nothing was written", fp.Path)
+	}
+	if vault.KindOf(err) == vault.KindNotFound {
+		return nil // a new database: generating a development key is fine
+	}
+	return fmt.Errorf("master key check: %w", err)
+}
+
+// runCheckpoints writes a signed checkpoint of the audit head every
+// cfg.AuditCheckpointInterval (when it moved): to the log, where a log
+// shipper takes it out of the database's reach, and to the anchor file.
+// `credvault audit verify --anchor-file` checks the trail against them.
+func runCheckpoints(trail *audit.Trail, cfg Config) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		trail.RunCheckpoints(ctx, cfg.AuditCheckpointInterval, time.Now, func(c audit.Checkpoint, err error) {
+			if err != nil {
+				cfg.Logger.Error("audit checkpoint failed", "err", err.Error())
+				return
+			}
+			cfg.Logger.Info("audit checkpoint", "seq", c.Seq, "hash", c.Hash, "time", c.Time.Format(time.RFC3339Nano), "key_id", c.KeyID, "mac", c.MAC)
+			if cfg.AuditAnchorFile != "" {
+				if err := audit.AppendCheckpoint(cfg.AuditAnchorFile, c); err != nil {
+					cfg.Logger.Error("audit checkpoint not written to the anchor file", "err", err.Error())
+				}
+			}
+			if cfg.AuditAnchorWebhook != "" {
+				if err := postCheckpoint(ctx, cfg.AuditAnchorWebhook, c); err != nil {
+					cfg.Logger.Error("audit checkpoint not delivered to the webhook", "err", err.Error())
+				}
+			}
+		})
+	}()
+	return func() { cancel(); <-done }
 }
 
 // watchKeyFile makes the keyring follow a master key file that `credvault
@@ -224,16 +310,101 @@ func watchKeyFile(path string, kr *crypto.Keyring, log *slog.Logger) (stop func(
 	return func() { close(done); <-stopped }
 }
 
+// postCheckpoint POSTs c as JSON to url and expects a 2xx answer.
+func postCheckpoint(ctx context.Context, url string, c audit.Checkpoint) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	body, _ := json.Marshal(c)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("audit anchor webhook: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("audit anchor webhook: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("audit anchor webhook: answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
 // Close releases the vault's resources.
 func (a *App) Close() error {
 	if a.stopWatch != nil {
 		a.stopWatch()
+	}
+	if a.stopPurge != nil {
+		a.stopPurge()
+	}
+	if a.stopCheckpoints != nil {
+		a.stopCheckpoints()
 	}
 	a.Trail.Close()
 	if err := a.Store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// Admin is what the CLI's administrative commands act through: the store,
+// the master key (loaded, never generated) and a service whose changes are
+// audited — in the change's own transaction, fail closed — as a named
+// operator.
+type Admin struct {
+	Store   *sqlstore.DB
+	Keyring *crypto.Keyring
+	Trail   *audit.Trail
+	Service *vault.Service
+	// Actor is the operator the changes are recorded as (vault.OperatorIdentity).
+	Actor *vault.Identity
+}
+
+// OpenAdmin opens the store and the master key for administrative commands
+// acting as operator (recorded as principal "operator:<operator>"). The
+// master key is needed because the audit trail's head is authenticated with
+// a key derived from it.
+func OpenAdmin(ctx context.Context, cfg Config, operator string) (*Admin, error) {
+	// The database first: a mistyped --data-dir is named as such, not as a
+	// missing key file, and never creates an empty vault.
+	db, err := OpenExistingStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	prov := cfg.KeyProvider()
+	if fp, ok := prov.(*crypto.FileProvider); ok {
+		fp.Generate = false
+	}
+	h, err := prov.Load(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("master key (%s): %w", prov.Name(), err)
+	}
+	kr, err := crypto.NewKeyring(h)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	svc := vault.NewService(db, kr, vault.Options{})
+	if err := svc.CheckMasterKey(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	trail := audit.New(db, nil)
+	trail.SetKeys(kr)
+	svc.SetAuditor(trail)
+	return &Admin{Store: db, Keyring: kr, Trail: trail, Service: svc, Actor: vault.OperatorIdentity(operator)}, nil
+}
+
+// Context returns ctx acting as the operator.
+func (a *Admin) Context(ctx context.Context) context.Context { return vault.WithActor(ctx, a.Actor) }
+
+// Close releases the store.
+func (a *Admin) Close() error {
+	a.Trail.Close()
+	return a.Store.Close()
 }
 
 // Bootstrap bootstraps an empty database (see vault.Service.Bootstrap)

@@ -2,12 +2,16 @@ package app
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // RekeyOptions configures a master-key rotation.
@@ -23,15 +27,19 @@ type RekeyOptions struct {
 	// Keyring, if set, is a running server's keyring: it is switched to the
 	// new keyset at once instead of when the server notices the file change.
 	Keyring *crypto.Keyring
+	// Actor is recorded in the audit trail as the operator who rotated the
+	// key (vault.OperatorIdentity("rekey") if nil).
+	Actor *vault.Identity
 }
 
-// RekeyReport says what a rotation did.
+// RekeyReport says what a rotation did. GET /admin/v1/rekey serves it as
+// JSON, so its field names are the API's snake_case.
 type RekeyReport struct {
-	NewPrimary uint32
-	Scanned    int64
-	Rewrapped  int64
-	Retired    []uint32
-	Remaining  map[uint32]int64 // ciphertexts per master key id after the run
+	NewPrimary uint32           `json:"new_primary_key_id"`
+	Scanned    int64            `json:"scanned"`
+	Rewrapped  int64            `json:"rewrapped"`
+	Retired    []uint32         `json:"retired_key_ids"`
+	Remaining  map[uint32]int64 `json:"remaining"` // ciphertexts per master key id after the run
 }
 
 // Rekey rotates the master key online, while servers keep serving:
@@ -55,6 +63,11 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 	if !ok {
 		return nil, errors.New("rekey: the master key must come from a file (--master-key-file or the data directory's master-key.json); for a key in $CREDVAULT_MASTER_KEY, rotate with a file and then update the variable")
 	}
+	db, err := OpenExistingStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
 	if _, err := os.Stat(fp.Path); err != nil {
 		return nil, fmt.Errorf("rekey: %w", err)
 	}
@@ -63,16 +76,18 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 	if err != nil {
 		return nil, err
 	}
-	db, err := OpenStore(ctx, cfg)
+	// The key file must be the database's before anything changes: a
+	// rotation of the wrong file would add a key to it and then fail.
+	check, err := crypto.NewKeyring(h)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
+	if err := verifyKey(ctx, db, check); err != nil {
+		return nil, fmt.Errorf("rekey: %s: %w; nothing was changed", fp.Path, err)
+	}
 	kr := opts.Keyring
 	if kr == nil {
-		if kr, err = crypto.NewKeyring(h); err != nil {
-			return nil, err
-		}
+		kr = check
 	} else if err := kr.Swap(h); err != nil {
 		return nil, err
 	}
@@ -112,9 +127,31 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 	if err := sleep(ctx, opts.Grace); err != nil {
 		return rep, err
 	}
+	// Record the rotation in the audit trail. The append also authenticates
+	// the trail's head under the new primary key, so that the key that
+	// authenticated it so far can be retired.
+	actor := opts.Actor
+	if actor == nil {
+		actor = vault.OperatorIdentity("rekey")
+	}
+	tr := audit.New(db, nil)
+	tr.SetKeys(kr)
+	err = tr.Append(ctx, vault.AuditEvent{Time: time.Now().UTC().Truncate(time.Microsecond), PrincipalID: actor.Principal.ID, PrincipalKind: actor.Principal.Kind,
+		Action: "master_key.rewrap", ObjectType: "master_key", ObjectID: strconv.FormatUint(uint64(primary), 10), Outcome: "success"})
+	tr.Close()
+	if err != nil {
+		return rep, fmt.Errorf("rekey: record the rotation in the audit trail (run again with --resume): %w", err)
+	}
 	inUse, err := db.WrappingKeysInUse(ctx, crypto.WrappingKeyID)
 	if err != nil {
 		return rep, fmt.Errorf("rekey: count key use: %w", err)
+	}
+	// A key that authenticates the audit head (a server that has not loaded
+	// the new keyset yet appended since) is in use too.
+	if head, err := db.AuditHead(ctx); err != nil {
+		return rep, fmt.Errorf("rekey: audit head: %w", err)
+	} else if len(head.MAC) >= 4 {
+		inUse[binary.BigEndian.Uint32(head.MAC)]++
 	}
 	ids, _ := kr.KeyIDs()
 	var retire []uint32

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -164,6 +165,16 @@ func TestRekeyAdminAPI(t *testing.T) {
 	for {
 		st := v.Do(t, "GET", "/admin/v1/rekey", nil, "x-api-key", v.AdminKey).Object(t)
 		if st["status"] == "done" {
+			// The report uses the API's snake_case, never Go field names.
+			rep, _ := st["report"].(map[string]any)
+			if rep["new_primary_key_id"] != float64(v.App.Keyring.PrimaryKeyID()) {
+				t.Errorf("report %v: new_primary_key_id is not the new primary %d", rep, v.App.Keyring.PrimaryKeyID())
+			}
+			for k := range rep {
+				if strings.ToLower(k) != k {
+					t.Errorf("report field %q is not snake_case", k)
+				}
+			}
 			break
 		}
 		if st["status"] == "failed" || time.Now().After(deadline) {

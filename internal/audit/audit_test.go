@@ -3,15 +3,18 @@ package audit_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"github.com/credvault/credvault/internal/audit"
+	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
@@ -94,7 +97,7 @@ func TestVerify(t *testing.T) {
 							t.Fatalf("tamper: %v", err)
 						}
 					}
-					rep, err := audit.Verify(context.Background(), db)
+					rep, err := audit.Verify(context.Background(), db, audit.VerifyOptions{})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -139,13 +142,189 @@ func TestGroupCommitChains(t *testing.T) {
 			wg.Wait()
 			a.Close()
 			b.Close()
-			rep, err := audit.Verify(context.Background(), db)
+			rep, err := audit.Verify(context.Background(), db, audit.VerifyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !rep.OK() || rep.Records != 200 {
 				t.Fatalf("records=%d problems=%v", rep.Records, rep.Problems)
 			}
+		})
+	}
+}
+
+func newKeys(t *testing.T) *crypto.Keyring {
+	t.Helper()
+	h, err := crypto.NewKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := crypto.NewKeyring(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// TestHeadTruncation cuts the newest records off the trail and moves the
+// head row back to the new last record — consistent, so the hash chain
+// alone cannot tell — and checks that the head's MAC (a key derived from
+// the master key) gives it away, that no appender extends such a head, and
+// what a rollback to a genuine older head needs (an anchor).
+func TestHeadTruncation(t *testing.T) {
+	for _, engine := range vaulttest.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			q := func(s string) string {
+				if engine != sqlstore.Postgres {
+					return s
+				}
+				for i := 1; strings.Contains(s, "?"); i++ {
+					s = strings.Replace(s, "?", fmt.Sprintf("$%d", i), 1)
+				}
+				return s
+			}
+			setup := func(t *testing.T) (*sqlstore.DB, *sql.DB, *audit.Trail, *crypto.Keyring) {
+				db, raw, _ := open(t, engine)
+				kr := newKeys(t)
+				tr := audit.New(db, nil)
+				tr.SetKeys(kr)
+				appendN(t, tr, 20)
+				return db, raw, tr, kr
+			}
+			truncate := func(t *testing.T, raw *sql.DB, to int64) {
+				t.Helper()
+				var hash []byte
+				if err := raw.QueryRow(q(`SELECT hash FROM audit_log WHERE seq = ?`), to).Scan(&hash); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := raw.Exec(q(`DELETE FROM audit_log WHERE seq > ?`), to); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := raw.Exec(q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), to, hash); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			t.Run("tail-cut", func(t *testing.T) {
+				db, raw, tr, kr := setup(t)
+				defer tr.Close()
+				truncate(t, raw, 17)
+				// The chain alone is consistent (what verify saw before).
+				if rep, err := audit.Verify(ctx, db, audit.VerifyOptions{}); err != nil || !rep.OK() {
+					t.Fatalf("chain-only verify: %v %v", err, rep.Problems)
+				}
+				rep, err := audit.Verify(ctx, db, audit.VerifyOptions{Keys: kr})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.OK() || rep.HeadAuthenticated || !strings.Contains(strings.Join(rep.Problems, "\n"), "MAC does not verify") {
+					t.Fatalf("truncated tail not detected: %+v", rep)
+				}
+				// No append launders the forged head.
+				err = tr.Append(ctx, vault.AuditEvent{Action: "credential.decrypt", Outcome: "success"})
+				if !errors.Is(err, audit.ErrHeadUnauthenticated) {
+					t.Fatalf("append on a forged head: %v", err)
+				}
+				if rep, _ := audit.Verify(ctx, db, audit.VerifyOptions{Keys: kr}); rep.OK() || rep.Records != 17 {
+					t.Fatalf("after the refused append: records %d, ok %v", rep.Records, rep.OK())
+				}
+			})
+
+			t.Run("mac-removed", func(t *testing.T) {
+				db, raw, tr, kr := setup(t)
+				defer tr.Close()
+				truncate(t, raw, 17)
+				if _, err := raw.Exec(`UPDATE audit_head SET mac = NULL`); err != nil {
+					t.Fatal(err)
+				}
+				rep, _ := audit.Verify(ctx, db, audit.VerifyOptions{Keys: kr})
+				if rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "not authenticated") {
+					t.Fatalf("removed MAC not detected: %+v", rep)
+				}
+				if err := tr.Append(ctx, vault.AuditEvent{Action: "x"}); !errors.Is(err, audit.ErrHeadUnauthenticated) {
+					t.Fatalf("append on an unauthenticated head: %v", err)
+				}
+				// The operator adopts it deliberately (audit seal-head).
+				if err := tr.SealHead(ctx, vault.AuditEvent{Action: "audit.seal_head", Outcome: "success"}); err != nil {
+					t.Fatal(err)
+				}
+				if rep, _ := audit.Verify(ctx, db, audit.VerifyOptions{Keys: kr}); !rep.OK() || !rep.HeadAuthenticated || rep.Records != 18 {
+					t.Fatalf("after seal-head: %+v", rep)
+				}
+			})
+
+			t.Run("another-master-key", func(t *testing.T) {
+				db, _, tr, _ := setup(t)
+				tr.Close()
+				rep, _ := audit.Verify(ctx, db, audit.VerifyOptions{Keys: newKeys(t)})
+				if rep.OK() {
+					t.Fatal("a head authenticated under another master key verified")
+				}
+			})
+
+			t.Run("rollback-needs-an-anchor", func(t *testing.T) {
+				db, raw, tr, kr := setup(t)
+				defer tr.Close()
+				// Someone with database access keeps the head row of seq 12 ...
+				old, err := db.AuditHead(ctx)
+				if err != nil || old.Seq != 20 {
+					t.Fatalf("head: %+v %v", old, err)
+				}
+				var hash12 []byte
+				if err := raw.QueryRow(`SELECT hash FROM audit_log WHERE seq = 12`).Scan(&hash12); err != nil {
+					t.Fatal(err)
+				}
+				cp, err := tr.Checkpoint(ctx, time.Now())
+				if err != nil || cp.Seq != 20 {
+					t.Fatalf("checkpoint: %+v %v", cp, err)
+				}
+				if err := audit.VerifyCheckpoint(kr, cp); err != nil {
+					t.Fatalf("checkpoint MAC: %v", err)
+				}
+				edited := cp
+				edited.Seq = 12
+				if audit.VerifyCheckpoint(kr, edited) == nil {
+					t.Fatal("an edited checkpoint verified")
+				}
+				// ... and later rolls the trail back to an earlier genuine
+				// state: here, records after 20 are appended and then cut off
+				// with the head row of 20 put back.
+				appendN(t, tr, 5)
+				var mac []byte
+				if err := raw.QueryRow(`SELECT mac FROM audit_head WHERE id = 1`).Scan(&mac); err != nil {
+					t.Fatal(err)
+				}
+				cp25, err := tr.Checkpoint(ctx, time.Now())
+				if err != nil || cp25.Seq != 25 {
+					t.Fatalf("checkpoint: %+v %v", cp25, err)
+				}
+				if _, err := raw.Exec(`DELETE FROM audit_log WHERE seq > 20`); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := raw.Exec(q(`UPDATE audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1`), old.Seq, old.Hash, old.MAC); err != nil {
+					t.Fatal(err)
+				}
+				// The head authenticates (it is genuine, only old): the MAC
+				// alone cannot see a rollback ...
+				rep, _ := audit.Verify(ctx, db, audit.VerifyOptions{Keys: kr})
+				if !rep.OK() {
+					t.Fatalf("a genuine older head did not verify: %v", rep.Problems)
+				}
+				// ... an anchor recorded outside the database does.
+				a25, err := cp25.Anchor()
+				if err != nil {
+					t.Fatal(err)
+				}
+				a12, err := audit.ParseAnchor(fmt.Sprintf("12:%x", hash12))
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep, _ = audit.Verify(ctx, db, audit.VerifyOptions{Keys: kr, Anchors: []audit.Anchor{a12, a25}})
+				if rep.OK() || rep.AnchorsChecked != 2 || !strings.Contains(strings.Join(rep.Problems, "\n"), "names record 25, but the trail ends at 20") {
+					t.Fatalf("rollback not detected against the anchor: %+v", rep)
+				}
+			})
 		})
 	}
 }

@@ -29,7 +29,8 @@ import (
 //   - the backup file holds no payload plaintext (gunzipped and searched);
 //   - a restore into a non-empty database is refused and changes nothing;
 //   - a truncated backup (cut mid-stream, or at a line boundary without its
-//     trailer) restores nothing.
+//     trailer) restores nothing (edited backups: cmd/credvault's
+//     TestBackupIsAuthenticated).
 func TestBackupRestore(t *testing.T) {
 	for _, tc := range []struct{ from, to string }{
 		{"sqlite", "sqlite"},
@@ -245,13 +246,22 @@ func runBackupRestore(t *testing.T, from, to string) {
 			t.Errorf("%s: restore succeeded", what)
 			continue
 		}
+		// The backup is verified before the database is even created, so
+		// there is either no table at all or an empty one.
 		for _, table := range []string{"accounts", "credentials", "api_keys"} {
-			if n, err := countRows(u, table); err != nil || n != 0 {
+			if n, err := countRows(u, table); (err != nil && !isNoSuchTable(err)) || n != 0 {
 				t.Errorf("%s: %s has %d rows after the failed restore (%v); want none", what, table, n, err)
 			}
 		}
 		t.Logf("%s: refused: %s", what, strings.TrimSpace(errOut))
 	}
+}
+
+// isNoSuchTable reports whether err says the table does not exist (SQLite
+// or PostgreSQL).
+func isNoSuchTable(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "no such table") || strings.Contains(s, "does not exist") || strings.Contains(s, "unable to open database file")
 }
 
 func gunzip(t *testing.T, b []byte) []byte {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,7 +25,11 @@ import (
 //     never half-applied (the payload is one of the two candidates; a
 //     create is there with its payload or not at all);
 //   - nothing is there that no client wrote;
-//   - the database passes its integrity check after every kill.
+//   - the database passes its integrity check after every kill;
+//   - every stored credential has the audit record of its create and of
+//     each committed update, every deleted one that of its delete, and no
+//     record claims a change that is not there (the change and its record
+//     commit in one transaction), and the trail verifies.
 const (
 	crashRounds     = 24
 	crashMinRounds  = 20
@@ -142,6 +147,11 @@ func runCrash(t *testing.T, engine string) {
 		}
 		if out, errOut, code := runCLI(t, time.Minute, nil, "audit", "verify", "--data-dir", dataDir, "--database-url", dbURL); code != 0 {
 			t.Fatalf("round %d: credvault audit verify after SIGKILL: exit %d\n%s%s", round, code, out, errOut)
+		}
+		if n, err := checkAudited(dbURL); err != nil {
+			t.Fatalf("round %d: after SIGKILL: %v", round, err)
+		} else if round == 1 || round%6 == 0 {
+			t.Logf("round %d: all %d stored credentials (live and deleted) have their audit records", round, n)
 		}
 		if round == 1 || round%6 == 0 {
 			check := "PRAGMA integrity_check"
@@ -377,6 +387,74 @@ func verifyCrashState(t *testing.T, c *client, clients [][]*cred, deleted []*cre
 		}
 	}
 	return newlyDeleted
+}
+
+// checkAudited checks, on the database directly, that the audit trail and
+// the credentials agree: every live credential has one success record of
+// its create and one of each committed update (the crash load sends a
+// payload with every update, so version-1 of them), every deleted one
+// (tombstone) a record of its delete, and every create record names a
+// credential that exists or was deleted. It returns the credentials checked.
+func checkAudited(dbURL string) (int, error) {
+	db, _, err := openDirect(dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	type key struct{ id, action string }
+	recs := map[key]int64{}
+	rows, err := db.QueryContext(ctx, `SELECT object_id, action, COUNT(*) FROM audit_log
+		WHERE object_type = 'credential' AND outcome = 'success' GROUP BY object_id, action`)
+	if err != nil {
+		return 0, fmt.Errorf("read the audit trail: %w", err)
+	}
+	for rows.Next() {
+		var k key
+		var n int64
+		if err := rows.Scan(&k.id, &k.action, &n); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		recs[k] = n
+	}
+	rows.Close()
+	var problems []string
+	stored := map[string]bool{}
+	rows, err = db.QueryContext(ctx, `SELECT id, version, 0 FROM credentials UNION ALL SELECT id, 0, 1 FROM credential_tombstones`)
+	if err != nil {
+		return 0, err
+	}
+	for rows.Next() {
+		var id string
+		var version, deleted int64
+		if err := rows.Scan(&id, &version, &deleted); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		stored[id] = true
+		if n := recs[key{id, "credential.create"}]; n != 1 {
+			problems = append(problems, fmt.Sprintf("credential %s has %d create records, want 1", id, n))
+		}
+		if deleted == 1 {
+			if n := recs[key{id, "credential.delete"}]; n != 1 {
+				problems = append(problems, fmt.Sprintf("deleted credential %s has %d delete records, want 1", id, n))
+			}
+		} else if n := recs[key{id, "credential.update"}]; n != version-1 {
+			problems = append(problems, fmt.Sprintf("credential %s is at version %d but has %d update records, want %d", id, version, n, version-1))
+		}
+	}
+	rows.Close()
+	for k := range recs {
+		if k.action == "credential.create" && !stored[k.id] {
+			problems = append(problems, fmt.Sprintf("a create of credential %s is recorded, but it was never stored", k.id))
+		}
+	}
+	if len(problems) > 0 {
+		return len(stored), fmt.Errorf("audit trail and credentials disagree (%d problems): %s", len(problems), strings.Join(problems[:min(len(problems), 10)], "; "))
+	}
+	return len(stored), nil
 }
 
 // secretOrStatus decrypts a credential; a non-200 answer is returned as its

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -62,8 +64,10 @@ func SetIdentity(ctx context.Context, id *vault.Identity) {
 	i.PrincipalID, i.AccountID = id.Principal.ID, id.AccountID
 }
 
-// ReadBody reads the whole request body, at most limit bytes. A larger body
-// is a TooLarge error; nothing of it is kept.
+// ReadBody reads the whole request body, at most limit bytes, as both
+// dialects' JSON bodies are read. A larger body is a TooLarge error; nothing
+// of it is kept. A body that is not text exactly as sent is Invalid (see
+// CheckText).
 func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, vault.Errorf(vault.KindTooLarge, "request body exceeds the limit of %d bytes", limit)
@@ -79,7 +83,74 @@ func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 	if int64(len(b)) > limit {
 		return nil, vault.Errorf(vault.KindTooLarge, "request body exceeds the limit of %d bytes", limit)
 	}
+	if err := CheckText(b); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// CheckText refuses a JSON body that encoding/json would silently change
+// while decoding: bytes that are not valid UTF-8 (each becomes U+FFFD) and
+// \u escapes of unpaired UTF-16 surrogates (likewise). Checking the raw
+// bytes before decoding is the only place this can be seen; afterwards the
+// replacement characters are indistinguishable from ones the client sent.
+// A stored secret is thus byte for byte what was sent, or refused.
+func CheckText(body []byte) error {
+	if !utf8.Valid(body) {
+		return vault.Errorf(vault.KindInvalid, "the request body must be valid UTF-8")
+	}
+	inString := false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString:
+			if i+1 < len(body) && body[i+1] == 'u' {
+				r, ok := hex4(body, i+2)
+				switch {
+				case !ok: // malformed escape: the JSON parser refuses it
+				case utf16.IsSurrogate(r) && r < 0xdc00:
+					low, lok := rune(0), false
+					if i+7 < len(body) && body[i+6] == '\\' && body[i+7] == 'u' {
+						low, lok = hex4(body, i+8)
+					}
+					if !lok || low < 0xdc00 || low > 0xdfff {
+						return errSurrogate
+					}
+					i += 11
+					continue
+				case utf16.IsSurrogate(r):
+					return errSurrogate
+				}
+			}
+			i++ // skip the escaped character
+		}
+	}
+	return nil
+}
+
+var errSurrogate = vault.Errorf(vault.KindInvalid, "strings in the request body must not contain unpaired UTF-16 surrogate escapes (\\ud800-\\udfff)")
+
+// hex4 parses the four hex digits at b[i:i+4].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // WriteJSON writes v as a JSON response with the given status.
@@ -100,7 +171,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func LogError(ctx context.Context, logger *slog.Logger, err error) {
 	kind := vault.KindOf(err)
 	level := slog.LevelDebug
-	if kind == vault.KindInternal || kind == vault.KindUnavailable {
+	if kind == vault.KindInternal || kind == vault.KindUnavailable || kind == vault.KindIntegrity {
 		level = slog.LevelError
 	}
 	logger.Log(ctx, level, "request failed", "request_id", RequestID(ctx), "kind", kind.String(), "err", err.Error())

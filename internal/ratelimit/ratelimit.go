@@ -85,24 +85,3 @@ func (k *Keyed) Allow(key string) (bool, time.Duration) {
 	}
 	return true, 0
 }
-
-// Blocked reports whether key has no token left, without taking one.
-func (k *Keyed) Blocked(key string) (bool, time.Duration) {
-	if k == nil || key == "" || k.limit <= 0 {
-		return false, 0
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	e, ok := k.buckets[key]
-	if !ok {
-		return false, 0
-	}
-	now := k.now()
-	if e.lim.TokensAt(now) >= 1 {
-		return false, 0
-	}
-	r := e.lim.ReserveN(now, 1)
-	d := r.DelayFrom(now)
-	r.CancelAt(now)
-	return true, d
-}

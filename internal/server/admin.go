@@ -72,6 +72,7 @@ func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
 		vault.KindUnauthenticated: http.StatusUnauthorized, vault.KindPermissionDenied: http.StatusForbidden,
 		vault.KindRateLimited: http.StatusTooManyRequests, vault.KindConflict: http.StatusConflict,
 		vault.KindUnavailable: http.StatusServiceUnavailable, vault.KindInvalid: http.StatusBadRequest,
+		vault.KindIntegrity: http.StatusConflict,
 	}[vault.KindOf(err)]
 	if status == 0 {
 		status = http.StatusInternalServerError
@@ -99,9 +100,14 @@ func (s *Server) handleRekeyStart() http.Handler {
 			s.adminError(w, r, vault.Errorf(vault.KindConflict, "a master-key rotation is already running"))
 			return
 		}
+		// Fail closed: a rotation nobody can see in the audit trail does not start.
+		if err := s.svc.Audit(r.Context(), id, "master_key.rotate", "master_key", "", nil); err != nil {
+			j.mu.Unlock()
+			s.adminError(w, r, err)
+			return
+		}
 		j.state, j.started, j.finished, j.report, j.err = "running", time.Now(), time.Time{}, nil, ""
 		j.mu.Unlock()
-		_ = s.svc.Audit(r.Context(), id, "master_key.rotate", "master_key", "", nil)
 		go func() {
 			rep, err := j.run(context.Background())
 			j.mu.Lock()

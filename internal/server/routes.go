@@ -14,7 +14,9 @@ import (
 func (s *Server) routes() {
 	s.mux.Handle("GET /healthz", s.handleHealthz())
 	s.mux.Handle("GET /readyz", s.handleReadyz())
-	s.mux.Handle("GET /metrics", s.metricsHandler())
+	if !s.cfg.MetricsElsewhere {
+		s.mux.Handle("GET /metrics", s.MetricsHandler())
+	}
 	s.mux.Handle("POST /admin/v1/rekey", s.handleRekeyStart())
 	s.mux.Handle("GET /admin/v1/rekey", s.handleRekeyStatus())
 	s.mux.Handle("GET /openapi/sgp-v5-credentials.openapi.yaml", staticDoc("application/yaml", api.SGPOpenAPI))
@@ -23,19 +25,41 @@ func (s *Server) routes() {
 	sgp.Register(s.mux, sgp.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 	dsm.Register(s.mux, dsm.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 
-	// Anything else is 404 in the shape of the dialect the path belongs to:
-	// DSM errors are plain text, everything else FastAPI-style JSON.
-	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/sys/") || strings.HasPrefix(r.URL.Path, "/crypto/") {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusNotFound)
-			_, _ = w.Write([]byte("not found: no endpoint matches this method and path\n"))
-			return
+	// Anything else is 405 (a known path, another method) or 404, in the
+	// shape of the dialect the path belongs to: DSM errors are plain text,
+	// everything else FastAPI-style JSON.
+	s.mux.Handle("/", http.HandlerFunc(s.unmatched))
+}
+
+// routeMethods are the methods tried to build a 405's Allow header.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// unmatched answers a request no route took. The catch-all "/" matches
+// every method, so the mux's own 405 never fires: the methods that do have
+// a route for this path are found by asking the mux once per method.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range routeMethods {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, p := s.mux.Handler(probe); p != "" && p != "/" {
+			allow = append(allow, m)
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"detail":"Not Found"}`))
-	}))
+	}
+	dsm := strings.HasPrefix(r.URL.Path, "/sys/") || strings.HasPrefix(r.URL.Path, "/crypto/")
+	status, text, detail := http.StatusNotFound, "not found: no endpoint matches this method and path\n", `{"detail":"Not Found"}`
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		status, text, detail = http.StatusMethodNotAllowed, "method not allowed: this path accepts "+strings.Join(allow, ", ")+"\n", `{"detail":"Method Not Allowed"}`
+	}
+	if dsm {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(text))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(detail))
 }
 
 func staticDoc(contentType string, b []byte) http.Handler {

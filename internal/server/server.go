@@ -7,13 +7,17 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +35,14 @@ type Config struct {
 	Registry     *prometheus.Registry
 	// Rekey, if set, runs an online master-key rotation for the admin API.
 	Rekey func(ctx context.Context) (any, error)
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// is believed (see clientAddr); empty: the header is ignored.
+	TrustedProxies []netip.Prefix
+	// MetricsToken, if set, is the bearer token GET /metrics requires.
+	MetricsToken string
+	// MetricsElsewhere removes /metrics from this handler: it is served
+	// only by MetricsHandler, mounted on a separate listener.
+	MetricsElsewhere bool
 }
 
 // Server is credvault's HTTP handler.
@@ -63,8 +75,26 @@ func New(svc *vault.Service, cfg Config) *Server {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
+// MetricsHandler serves the Prometheus metrics, behind the bearer token
+// if one is configured. The metrics carry no secrets and no user-supplied
+// values, but they do show traffic and error rates per route; keep them
+// off the public listener (Config.MetricsElsewhere) or behind a token.
+func (s *Server) MetricsHandler() http.Handler {
+	h := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
+	if s.cfg.MetricsToken == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte(s.cfg.MetricsToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="credvault-metrics"`)
+			httpx.WriteJSON(w, http.StatusUnauthorized, map[string]string{"detail": "a valid metrics bearer token is required"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) handleHealthz() http.Handler {
@@ -136,7 +166,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			rid = newRequestID()
 		}
 		ctx := httpx.WithRequestID(r.Context(), rid)
-		ctx = vault.WithRequestMeta(ctx, vault.RequestMeta{RequestID: rid, ClientAddr: clientAddr(r)})
+		client := s.clientAddr(r)
+		ctx = vault.WithRequestMeta(ctx, vault.RequestMeta{RequestID: rid, ClientAddr: client})
 		ctx, info := httpx.WithInfo(ctx)
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", rid)
@@ -170,6 +201,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				slog.Int("bytes", sw.bytes),
 				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 				slog.String("remote", r.RemoteAddr),
+				slog.String("client", client),
 				slog.String("principal", info.PrincipalID),
 				slog.String("account", info.AccountID),
 			)
@@ -223,12 +255,53 @@ func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
 
-// clientAddr is the client's IP address (without port). X-Forwarded-For is
-// not trusted: credvault does not know which proxies are in front of it.
-func clientAddr(r *http.Request) string {
+// clientAddr is the client's IP address (without port): the peer's,
+// unless the peer is one of the configured trusted proxies. Then it is the
+// right-most address in X-Forwarded-For that is not itself a trusted proxy:
+// each proxy appends the address it received the request from, so entries
+// to the right of it were written by trusted proxies and entries to the
+// left by the client, who may write anything there.
+func (s *Server) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !s.trusted(peer) {
+		return host
+	}
+	return ForwardedClient(r.Header.Values("X-Forwarded-For"), peer, s.trusted).String()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ForwardedClient walks the X-Forwarded-For values (one or more header
+// lines of comma-separated addresses) from the right, starting from the
+// trusted peer, and returns the first address that is not trusted. A
+// malformed entry stops the walk: the last trusted hop is returned, since
+// nothing left of it can be believed.
+func ForwardedClient(xff []string, peer netip.Addr, trusted func(netip.Addr) bool) netip.Addr {
+	client := peer.Unmap()
+	for i := len(xff) - 1; i >= 0; i-- {
+		parts := strings.Split(xff[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return client
+			}
+			client = a.Unmap().WithZone("")
+			if !trusted(client) {
+				return client
+			}
+		}
+	}
+	return client
 }

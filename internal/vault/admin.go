@@ -2,9 +2,54 @@ package vault
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"strings"
 	"time"
 )
+
+// PrincipalOperator is the kind of an operator acting outside the API
+// (the CLI's admin commands, bootstrap at start-up): not a principal stored
+// in the vault, only a name in the audit trail.
+const PrincipalOperator PrincipalKind = "operator"
+
+// OperatorIdentity is the identity of an operator acting outside the API,
+// recorded in the audit trail as principal "operator:<name>" of kind
+// operator. The CLI uses "cli:<OS user>"; bootstrap at start-up "bootstrap".
+func OperatorIdentity(name string) *Identity {
+	return &Identity{Principal: Principal{ID: "operator:" + name, Kind: PrincipalOperator, Name: name}}
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx naming who performs the administrative changes
+// (accounts, principals, memberships, API keys) made with it: the audit
+// trail records that identity.
+func WithActor(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, actorKey{}, id)
+}
+
+// actor returns a copy of the acting identity of ctx (an unnamed operator
+// if none was given), to be recorded in accountID.
+func actor(ctx context.Context, accountID string) *Identity {
+	id, _ := ctx.Value(actorKey{}).(*Identity)
+	if id == nil {
+		id = OperatorIdentity("unnamed")
+	}
+	cp := *id
+	cp.AccountID = accountID
+	return &cp
+}
+
+// auditAdmin records the outcome of an administrative change. The change's
+// own record was written with it (auditing); this records failures, and
+// fails closed if a successful change could not be recorded otherwise.
+func (s *Service) auditAdmin(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) error {
+	if aerr := s.Audit(ctx, id, action, objectType, objectID, opErr); aerr != nil && opErr == nil {
+		return aerr
+	}
+	return opErr
+}
 
 // BootstrapResult is what Bootstrap created. APIKey is the only copy of the
 // key in plaintext; it must be shown once and forgotten.
@@ -16,10 +61,12 @@ type BootstrapResult struct {
 }
 
 // Bootstrap creates the default account, an admin principal and one API key
-// if the store is empty. suppliedKey, if not empty, is used as that key
-// instead of a generated one. It returns nil, nil when the store already has
-// an account.
-func (s *Service) Bootstrap(ctx context.Context, suppliedKey string) (*BootstrapResult, error) {
+// if the store is empty, in one transaction with its audit record: a crash
+// leaves either an empty store or a usable one. suppliedKey, if not empty,
+// is used as that key instead of a generated one; it must have the form of
+// a generated key (CheckSuppliedAPIKey). It returns nil, nil when the store
+// already has an account.
+func (s *Service) Bootstrap(ctx context.Context, suppliedKey string) (res *BootstrapResult, err error) {
 	empty, err := s.store.IsEmpty(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
@@ -27,55 +74,105 @@ func (s *Service) Bootstrap(ctx context.Context, suppliedKey string) (*Bootstrap
 	if !empty {
 		return nil, nil
 	}
-	if suppliedKey != "" && len(suppliedKey) < MinAPIKeyLength {
-		return nil, Errorf(KindInvalid, "the supplied bootstrap API key must be at least %d characters", MinAPIKeyLength)
-	}
-	now := s.Now()
-	acct := Account{ID: NewID(), Name: "default", CreatedAt: now}
-	if err := s.store.CreateAccount(ctx, &acct); err != nil {
-		return nil, fmt.Errorf("bootstrap: create account: %w", err)
-	}
-	if _, err := s.store.PutMeta(ctx, systemAccountMeta, []byte(acct.ID)); err != nil {
-		return nil, fmt.Errorf("bootstrap: record system account: %w", err)
-	}
-	p := Principal{ID: NewID(), Kind: PrincipalUser, Name: "admin", DefaultAccountID: acct.ID, CreatedAt: now}
-	if err := s.store.CreatePrincipal(ctx, &p, []Membership{{PrincipalID: p.ID, AccountID: acct.ID, Role: RoleAdmin}}); err != nil {
-		return nil, fmt.Errorf("bootstrap: create principal: %w", err)
-	}
 	keyID, key := NewID(), suppliedKey
 	if key == "" {
 		key = NewAPIKeySecret(keyID)
-	} else if id, ok := APIKeyID(key); ok {
-		keyID = id
+	} else {
+		if keyID, err = CheckSuppliedAPIKey(key); err != nil {
+			return nil, err
+		}
 	}
+	now := s.Now()
+	acct := Account{ID: NewID(), Name: "default", CreatedAt: now}
+	p := Principal{ID: NewID(), Kind: PrincipalUser, Name: "admin", DefaultAccountID: acct.ID, CreatedAt: now}
 	k := APIKey{ID: keyID, PrincipalID: p.ID, Name: "bootstrap", Hash: HashAPIKey(key), CreatedAt: now}
-	if err := s.store.CreateAPIKey(ctx, &k); err != nil {
-		return nil, fmt.Errorf("bootstrap: create key: %w", err)
+	if _, ok := ctx.Value(actorKey{}).(*Identity); !ok {
+		ctx = WithActor(ctx, OperatorIdentity("bootstrap"))
+	}
+	id := actor(ctx, acct.ID)
+	ctx = s.auditing(ctx, id, "vault.bootstrap", "account", func() string { return acct.ID })
+	defer func() {
+		if res != nil || err != nil { // nothing to record when another process bootstrapped first
+			err = s.auditAdmin(ctx, id, "vault.bootstrap", "account", acct.ID, err)
+		}
+	}()
+	err = s.store.ApplyAccountChanges(ctx, AccountChanges{
+		RequireEmpty: true,
+		Accounts:     []Account{acct},
+		Principals:   []Principal{p},
+		Memberships:  []Membership{{PrincipalID: p.ID, AccountID: acct.ID, Role: RoleAdmin}},
+		APIKeys:      []APIKey{k},
+		Meta:         map[string][]byte{systemAccountMeta: []byte(acct.ID)},
+	})
+	if KindOf(err) == KindConflict {
+		return nil, nil // another process bootstrapped it first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	return &BootstrapResult{Account: acct, Principal: p, KeyID: keyID, APIKey: key}, nil
 }
 
+// CheckSuppliedAPIKey checks a key supplied from outside (the bootstrap key
+// of $CREDVAULT_BOOTSTRAP_API_KEY) and returns its key id. Keys are stored
+// as a fast hash, which is safe only for random keys, so it must have the
+// form NewAPIKeySecret generates: base64 of "<uuid>:<secret>" where the
+// secret is base64url of at least 32 random bytes (256 bits); secrets with
+// visibly little entropy (few distinct bytes, e.g. "aaaa…") are refused.
+func CheckSuppliedAPIKey(key string) (string, error) {
+	bad := Errorf(KindInvalid, "the supplied bootstrap API key must have the form of a generated key: base64 of \"<uuid>:<secret>\" with a secret of at least 256 random bits (base64url; see the README), or let bootstrap generate the key")
+	keyID, ok := APIKeyID(key)
+	if !ok {
+		return "", bad
+	}
+	raw, _ := base64.StdEncoding.DecodeString(key)
+	_, secretText, _ := strings.Cut(string(raw), ":")
+	secret, err := base64.RawURLEncoding.DecodeString(secretText)
+	if err != nil || len(secret) < 32 {
+		return "", bad
+	}
+	distinct := map[byte]bool{}
+	for _, b := range secret {
+		distinct[b] = true
+	}
+	// 32 random bytes have about 30 distinct values; fewer than half the
+	// length means a pattern, not randomness.
+	if len(distinct) < len(secret)/2 {
+		return "", Errorf(KindInvalid, "the supplied bootstrap API key's secret has too little entropy (too few distinct bytes); use a randomly generated key")
+	}
+	return keyID, nil
+}
+
 // CreateAccount creates an account and makes the given principal (if any)
-// its admin.
-func (s *Service) CreateAccount(ctx context.Context, name, adminPrincipalID string) (*Account, error) {
+// its admin, in one transaction with its audit record.
+func (s *Service) CreateAccount(ctx context.Context, name, adminPrincipalID string) (a *Account, err error) {
+	acct := Account{ID: NewID(), Name: name, CreatedAt: s.Now()}
+	id := actor(ctx, acct.ID)
+	ctx = s.auditing(ctx, id, "account.create", "account", func() string { return acct.ID })
+	defer func() { err = s.auditAdmin(ctx, id, "account.create", "account", acct.ID, err) }()
 	if name == "" {
 		return nil, FieldError("name", "account name must not be empty")
 	}
-	a := Account{ID: NewID(), Name: name, CreatedAt: s.Now()}
-	if err := s.store.CreateAccount(ctx, &a); err != nil {
+	ch := AccountChanges{Accounts: []Account{acct}}
+	if adminPrincipalID != "" {
+		if _, err := s.store.GetPrincipal(ctx, adminPrincipalID); err != nil {
+			return nil, fmt.Errorf("create account: admin principal %s: %w", adminPrincipalID, err)
+		}
+		ch.Memberships = []Membership{{PrincipalID: adminPrincipalID, AccountID: acct.ID, Role: RoleAdmin}}
+	}
+	if err := s.store.ApplyAccountChanges(ctx, ch); err != nil {
 		return nil, fmt.Errorf("create account: %w", err)
 	}
-	if adminPrincipalID != "" {
-		if err := s.store.PutMembership(ctx, Membership{PrincipalID: adminPrincipalID, AccountID: a.ID, Role: RoleAdmin}); err != nil {
-			return nil, fmt.Errorf("create account: add admin: %w", err)
-		}
-	}
-	return &a, nil
+	return &acct, nil
 }
 
 // CreatePrincipal creates a user or service account with the given role in
 // its default account.
-func (s *Service) CreatePrincipal(ctx context.Context, kind PrincipalKind, name, accountID string, role Role) (*Principal, error) {
+func (s *Service) CreatePrincipal(ctx context.Context, kind PrincipalKind, name, accountID string, role Role) (p *Principal, err error) {
+	pr := Principal{ID: NewID(), Kind: kind, Name: name, DefaultAccountID: accountID, CreatedAt: s.Now()}
+	id := actor(ctx, accountID)
+	ctx = s.auditing(ctx, id, "principal.create", "principal", func() string { return pr.ID })
+	defer func() { err = s.auditAdmin(ctx, id, "principal.create", "principal", pr.ID, err) }()
 	if kind != PrincipalUser && kind != PrincipalServiceAccount {
 		return nil, FieldError("kind", "principal kind must be user or service_account")
 	}
@@ -88,15 +185,17 @@ func (s *Service) CreatePrincipal(ctx context.Context, kind PrincipalKind, name,
 	if _, err := s.store.GetAccount(ctx, accountID); err != nil {
 		return nil, fmt.Errorf("create principal: account %s: %w", accountID, err)
 	}
-	p := Principal{ID: NewID(), Kind: kind, Name: name, DefaultAccountID: accountID, CreatedAt: s.Now()}
-	if err := s.store.CreatePrincipal(ctx, &p, []Membership{{PrincipalID: p.ID, AccountID: accountID, Role: role}}); err != nil {
+	if err := s.store.CreatePrincipal(ctx, &pr, []Membership{{PrincipalID: pr.ID, AccountID: accountID, Role: role}}); err != nil {
 		return nil, fmt.Errorf("create principal: %w", err)
 	}
-	return &p, nil
+	return &pr, nil
 }
 
 // AddMembership grants principalID role in accountID (replacing any role it had).
-func (s *Service) AddMembership(ctx context.Context, principalID, accountID string, role Role) error {
+func (s *Service) AddMembership(ctx context.Context, principalID, accountID string, role Role) (err error) {
+	id := actor(ctx, accountID)
+	ctx = s.auditing(ctx, id, "membership.put", "principal", func() string { return principalID })
+	defer func() { err = s.auditAdmin(ctx, id, "membership.put", "principal", principalID, err) }()
 	if _, ok := ParseRole(string(role)); !ok {
 		return FieldError("role", "unknown role %q", role)
 	}
@@ -111,13 +210,22 @@ func (s *Service) AddMembership(ctx context.Context, principalID, accountID stri
 
 // CreateAPIKey creates a new API key for a principal and returns it with its
 // plaintext, which exists only in this return value. ttl 0 means no expiry.
-func (s *Service) CreateAPIKey(ctx context.Context, principalID, name string, ttl time.Duration) (*APIKey, string, error) {
-	if _, err := s.store.GetPrincipal(ctx, principalID); err != nil {
-		return nil, "", fmt.Errorf("create api key: principal %s: %w", principalID, err)
-	}
+func (s *Service) CreateAPIKey(ctx context.Context, principalID, name string, ttl time.Duration) (key *APIKey, secret string, err error) {
 	now := s.Now()
 	k := APIKey{ID: NewID(), PrincipalID: principalID, Name: name, CreatedAt: now}
-	secret := NewAPIKeySecret(k.ID)
+	id := actor(ctx, "")
+	ctx = s.auditing(ctx, id, "api_key.create", "api_key", func() string { return k.ID })
+	defer func() {
+		if err = s.auditAdmin(ctx, id, "api_key.create", "api_key", k.ID, err); err != nil {
+			key, secret = nil, ""
+		}
+	}()
+	p, err := s.store.GetPrincipal(ctx, principalID)
+	if err != nil {
+		return nil, "", fmt.Errorf("create api key: principal %s: %w", principalID, err)
+	}
+	id.AccountID = p.DefaultAccountID
+	secret = NewAPIKeySecret(k.ID)
 	k.Hash = HashAPIKey(secret)
 	if ttl > 0 {
 		exp := now.Add(ttl)
@@ -130,7 +238,10 @@ func (s *Service) CreateAPIKey(ctx context.Context, principalID, name string, tt
 }
 
 // RevokeAPIKey revokes a key; it stops working at once.
-func (s *Service) RevokeAPIKey(ctx context.Context, keyID string) error {
+func (s *Service) RevokeAPIKey(ctx context.Context, keyID string) (err error) {
+	id := actor(ctx, "")
+	ctx = s.auditing(ctx, id, "api_key.revoke", "api_key", func() string { return keyID })
+	defer func() { err = s.auditAdmin(ctx, id, "api_key.revoke", "api_key", keyID, err) }()
 	if err := s.store.RevokeAPIKey(ctx, keyID, s.Now()); err != nil {
 		return fmt.Errorf("revoke api key: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,17 +52,32 @@ type Auditor interface {
 	Append(ctx context.Context, ev AuditEvent) error
 }
 
-// SetAuditor installs the audit trail. Without one, events are dropped.
-func (s *Service) SetAuditor(a Auditor) { s.auditor = a }
+// AuditChain chains events after the trail's head: it numbers them, links
+// each to the previous record's hash and authenticates the new head. It
+// refuses to extend a head that does not authenticate. internal/audit's
+// Trail implements it; a store calls it inside the transaction that writes
+// the records (see TxAudit).
+type AuditChain interface {
+	Chain(head AuditHead, evs []AuditEvent) ([]AuditRecord, AuditHead, error)
+}
 
-// Audit records that id performed action on an object, with the outcome
-// given by opErr (nil = success). It returns an error only when the record
-// could not be written; for secret accesses the caller must then refuse to
-// return the secret.
-func (s *Service) Audit(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) error {
-	if s.auditor == nil {
-		return nil
-	}
+// SetAuditor installs the audit trail. Without one, events are dropped. If a
+// is also an AuditChain, the record of every change is written in the same
+// transaction as the change (see TxAudit).
+func (s *Service) SetAuditor(a Auditor) {
+	s.auditor = a
+	s.chain, _ = a.(AuditChain)
+}
+
+// auditRefused is the message of every refusal caused by an audit record
+// that could not be written.
+const auditRefused = "the audit trail cannot be written; the operation was refused"
+
+// AuditWriteError wraps the failure to write an audit record: Unavailable,
+// with a message that says the operation was refused.
+func AuditWriteError(err error) error { return Wrap(KindUnavailable, err, auditRefused) }
+
+func (s *Service) event(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) AuditEvent {
 	meta := RequestMetaFrom(ctx)
 	ev := AuditEvent{
 		Time:       s.Now(),
@@ -78,10 +94,86 @@ func (s *Service) Audit(ctx context.Context, id *Identity, action, objectType, o
 	if opErr != nil {
 		ev.Outcome = KindOf(opErr).String()
 	}
-	if err := s.auditor.Append(ctx, ev); err != nil {
-		return Wrap(KindUnavailable, err, "the audit trail cannot be written; the operation was refused")
+	return ev
+}
+
+// Audit records that id performed action on an object, with the outcome
+// given by opErr (nil = success). It returns an error only when the record
+// could not be written; for secret accesses the caller must then refuse to
+// return the secret.
+//
+// When ctx comes from Service.auditing for the same action and the change
+// committed with its record (opErr nil), Audit has nothing left to do. A
+// failed change rolled its record back, so the failure is recorded here.
+func (s *Service) Audit(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) error {
+	if s.auditor == nil {
+		return nil
+	}
+	if a, _ := ctx.Value(txAuditKey{}).(*TxAudit); a != nil && a.action == action && opErr == nil && a.committed.Load() {
+		return nil
+	}
+	if err := s.auditor.Append(ctx, s.event(ctx, id, action, objectType, objectID, opErr)); err != nil {
+		return AuditWriteError(err)
 	}
 	return nil
+}
+
+// TxAudit is the audit record of a change, carried by the context from the
+// service into the store. The store writes it in the transaction that
+// makes the change, so that a change is committed if and only if its
+// record is: a failure to write the record rolls the change back, and a
+// crash cannot separate them. Secret reads do not use it: their record is
+// committed before the plaintext leaves (fail closed), through Audit.
+type TxAudit struct {
+	chain     AuditChain
+	action    string
+	event     func() AuditEvent
+	committed atomic.Bool
+}
+
+type txAuditKey struct{}
+
+// TxAuditFrom returns the audit record a store must write in its next
+// write transaction on ctx, or nil when there is none or it was written.
+func TxAuditFrom(ctx context.Context) *TxAudit {
+	a, _ := ctx.Value(txAuditKey{}).(*TxAudit)
+	if a == nil || a.committed.Load() {
+		return nil
+	}
+	return a
+}
+
+// Records returns the records to insert after head, and the new head. It
+// runs inside the store's transaction, so a panic (an object id read before
+// the object exists) becomes an error that rolls the change back rather
+// than leaving the transaction open.
+func (a *TxAudit) Records(head AuditHead) (recs []AuditRecord, next AuditHead, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("audit record of %s: %v", a.action, r)
+		}
+	}()
+	return a.chain.Chain(head, []AuditEvent{a.event()})
+}
+
+// Committed tells a that the transaction holding its record committed.
+func (a *TxAudit) Committed() { a.committed.Store(true) }
+
+// auditing returns ctx carrying the record of a successful action by id,
+// for the store to write with the change (see TxAudit). objectID is called
+// inside that transaction, so a create can name the object it generated
+// just before storing it. Use it at the top of a mutating method whose
+// deferred Audit call records the outcome:
+//
+//	ctx = s.auditing(ctx, id, "group.delete", "group", func() string { return groupID })
+//	defer func() { err = s.auditDSM(ctx, id, "group.delete", "group", groupID, err) }()
+func (s *Service) auditing(ctx context.Context, id *Identity, action, objectType string, objectID func() string) context.Context {
+	if s.chain == nil {
+		return ctx
+	}
+	a := &TxAudit{chain: s.chain, action: action}
+	a.event = func() AuditEvent { return s.event(ctx, id, action, objectType, objectID(), nil) }
+	return context.WithValue(ctx, txAuditKey{}, a)
 }
 
 // AuditRecord is an AuditEvent as stored: numbered and chained.
@@ -108,16 +200,26 @@ type AuditQuery struct {
 // AuditStore holds the audit trail.
 type AuditStore interface {
 	// AppendAudit appends records in one transaction. build receives the
-	// sequence number and hash of the newest record (0 and nil for an empty
-	// trail), read under a lock that serialises appenders across processes,
-	// and returns the chained records to insert.
-	AppendAudit(ctx context.Context, build func(headSeq int64, headHash []byte) ([]AuditRecord, error)) error
+	// head (seq 0 and no hash for an empty trail), read under a lock that
+	// serialises appenders across processes, and returns the chained
+	// records to insert and the new head.
+	AppendAudit(ctx context.Context, build func(head AuditHead) ([]AuditRecord, AuditHead, error)) error
 	// ListAudit returns records matching q, newest first.
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
 	// ScanAudit calls fn for every record in sequence order.
 	ScanAudit(ctx context.Context, fn func(AuditRecord) error) error
-	// AuditHead returns the newest (seq, hash) as recorded in the head row.
-	AuditHead(ctx context.Context) (int64, []byte, error)
+	// AuditHead returns the head row (seq 0 when the trail is empty).
+	AuditHead(ctx context.Context) (AuditHead, error)
+}
+
+// AuditHead is the head row of the trail: the newest record's sequence
+// number and hash, and a MAC over both under a key derived from the master
+// key (empty for an empty trail, or when no key is configured), so that
+// the head cannot be moved back without the master key.
+type AuditHead struct {
+	Seq  int64
+	Hash []byte
+	MAC  []byte
 }
 
 // AuditRecordID is the id of the record with sequence number seq: a UUID (the

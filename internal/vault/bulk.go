@@ -24,6 +24,7 @@ type BulkCredentialStore interface {
 // store implements BulkCredentialStore. Either all credentials are created or
 // none (with a bulk store). One audit event records the whole batch.
 func (s *Service) BulkCreateCredentials(ctx context.Context, id *Identity, ins []CredentialInput) (cs []*Credential, err error) {
+	ctx = s.auditing(ctx, id, "credential.bulk_create", "credential", func() string { return "" })
 	defer func() {
 		if aerr := s.Audit(ctx, id, "credential.bulk_create", "credential", "", err); aerr != nil && err == nil {
 			cs, err = nil, aerr

@@ -70,8 +70,10 @@ func checkName(name string) error {
 		return FieldError("name", "name must be at most %d bytes", MaxNameLength)
 	case !storable(name):
 		return FieldError("name", "name must be valid UTF-8 without NUL characters")
+	case !pathSafeName(name):
+		return FieldError("name", `name must not be "." or "..", contain such a segment between slashes, start with "/" or contain "//" (it could not be used in a URL path)`)
 	}
-	return nil
+	return CheckNameText("name", name)
 }
 
 func checkType(typ string) error {
@@ -102,11 +104,15 @@ func normalizeMetadata(m json.RawMessage) (json.RawMessage, error) {
 	if err := json.Compact(&buf, m); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
 		return nil, FieldError("credential_metadata", "credential_metadata must be a JSON object")
 	}
+	if err := checkMetadataShape(buf.Bytes()); err != nil {
+		return nil, err
+	}
 	return buf.Bytes(), nil
 }
 
 // CreateCredential seals the payload and stores a new credential.
 func (s *Service) CreateCredential(ctx context.Context, id *Identity, in CredentialInput) (c *Credential, err error) {
+	ctx = s.auditing(ctx, id, "credential.create", "credential", func() string { return c.ID })
 	defer func() { err = s.auditResult(ctx, id, "credential.create", c, "", err) }()
 	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
@@ -228,7 +234,7 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 	}
 	pt, err := s.sealer.Open(c.Ciphertext, credentialAD(c.AccountID, c.ID, c.Version))
 	if err != nil {
-		return nil, nil, Wrap(KindInternal, fmt.Errorf("decrypt credential %s: %w", c.ID, err), "credential cannot be decrypted")
+		return nil, nil, IntegrityError("credential", fmt.Errorf("decrypt credential %s: %w", c.ID, err))
 	}
 	s.SecretAccessed("credential.decrypt")
 	return c, pt, nil
@@ -237,6 +243,7 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 // UpdateCredential applies a partial update. A new payload is sealed under a
 // new version.
 func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID string, p CredentialPatch) (c *Credential, err error) {
+	ctx = s.auditing(ctx, id, "credential.update", "credential", func() string { return credID })
 	defer func() { err = s.auditResult(ctx, id, "credential.update", nil, credID, err) }()
 	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
@@ -302,7 +309,7 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 			// Changing the type to json requires the stored payload to be JSON.
 			pt, err := s.sealer.Open(c.Ciphertext, credentialAD(c.AccountID, c.ID, c.Version))
 			if err != nil {
-				return fmt.Errorf("open: %w", err)
+				return IntegrityError("credential", fmt.Errorf("open credential %s: %w", c.ID, err))
 			}
 			if !json.Valid(pt) {
 				return FieldError("type", "the stored payload is not valid JSON, so the type cannot become json without a new payload")
@@ -327,6 +334,7 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 
 // DeleteCredential deletes a credential.
 func (s *Service) DeleteCredential(ctx context.Context, id *Identity, credID string) (err error) {
+	ctx = s.auditing(ctx, id, "credential.delete", "credential", func() string { return credID })
 	defer func() { err = s.auditResult(ctx, id, "credential.delete", nil, credID, err) }()
 	if err := id.requireAccountWide(ActWrite); err != nil {
 		return err

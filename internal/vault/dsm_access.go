@@ -35,9 +35,6 @@ func (s *Service) AuthenticateDSM(ctx context.Context, authorization string) (*I
 	case strings.EqualFold(scheme, "Bearer") && cred != "":
 		id, err = s.authenticateSession(ctx, cred)
 	default:
-		if err := s.checkAuthThrottle(ctx, ""); err != nil {
-			return nil, err
-		}
 		return nil, s.authFailed(ctx, "", nil, Errorf(KindUnauthenticated, "missing or malformed Authorization header; use Basic <api key> or Bearer <session token>"))
 	}
 	if err != nil {
@@ -61,9 +58,6 @@ func (s *Service) AuthenticateDSM(ctx context.Context, authorization string) (*I
 func hashToken(token string) []byte { return HashAPIKey("dsm-session\x00" + token) }
 
 func (s *Service) authenticateSession(ctx context.Context, token string) (*Identity, error) {
-	if err := s.checkAuthThrottle(ctx, ""); err != nil {
-		return nil, err
-	}
 	h := hashToken(token)
 	rec, err := s.store.LookupSession(ctx, h)
 	if err != nil {
@@ -87,6 +81,7 @@ func (s *Service) authenticateSession(ctx context.Context, token string) (*Ident
 // CreateSession opens a session for an authenticated identity and returns
 // its bearer token, which exists only in this return value.
 func (s *Service) CreateSession(ctx context.Context, id *Identity) (token string, sess *Session, err error) {
+	ctx = s.auditing(ctx, id, "session.create", "session", func() string { return sess.ID })
 	defer func() {
 		oid := ""
 		if sess != nil {
@@ -126,6 +121,7 @@ func (s *Service) RefreshSession(ctx context.Context, id *Identity) error {
 
 // TerminateSession ends the caller's session.
 func (s *Service) TerminateSession(ctx context.Context, id *Identity) (err error) {
+	ctx = s.auditing(ctx, id, "session.terminate", "session", func() string { return id.SessionID })
 	defer func() { err = s.auditDSM(ctx, id, "session.terminate", "session", id.SessionID, err) }()
 	if id.SessionID == "" {
 		return Errorf(KindInvalid, "this request did not use a session (Authorization: Bearer); there is nothing to terminate")
@@ -191,15 +187,16 @@ func creatorOf(id *Identity) Creator { return Creator{Kind: id.Principal.Kind, I
 const MaxDSMNameLength = 4096
 
 // checkDSMName enforces the contract's name rule: at most 4096 characters,
-// no line breaks, at least one non-space character.
+// no line breaks or other control characters (CheckNameText), at least one
+// non-space character.
 func checkDSMName(field, name string) error {
 	switch {
 	case !utf8.ValidString(name):
 		return FieldError(field, "%s must be valid UTF-8", field)
 	case utf8.RuneCountInString(name) > MaxDSMNameLength:
 		return FieldError(field, "%s must be at most %d characters", field, MaxDSMNameLength)
-	case strings.ContainsAny(name, "\n"):
-		return FieldError(field, "%s must not contain line breaks", field)
+	case CheckNameText(field, name) != nil:
+		return CheckNameText(field, name)
 	case strings.IndexFunc(name, func(r rune) bool { return !unicode.IsSpace(r) }) < 0:
 		return FieldError(field, "%s must contain a non-space character", field)
 	}

@@ -102,6 +102,7 @@ func (s *Service) auditCred(ctx context.Context, id *Identity, action, credID st
 
 // CreateIntegrationCredential creates a credential in a group the caller reaches.
 func (s *Service) CreateIntegrationCredential(ctx context.Context, id *Identity, in IntegrationCredentialInput) (c *IntegrationCredential, err error) {
+	ctx = s.auditing(ctx, id, "integration_credential.create", "credential", func() string { return c.ID })
 	defer func() {
 		oid := ""
 		if c != nil {
@@ -340,6 +341,7 @@ func (s *Service) ListIntegrationCredentials(ctx context.Context, id *Identity, 
 // UpdateIntegrationCredential changes name, description or details. New
 // details are checked like on create.
 func (s *Service) UpdateIntegrationCredential(ctx context.Context, id *Identity, credID string, in IntegrationCredentialInput) (c *IntegrationCredential, err error) {
+	ctx = s.auditing(ctx, id, "integration_credential.update", "credential", func() string { return credID })
 	defer func() { err = s.auditCred(ctx, id, "integration_credential.update", credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
@@ -389,6 +391,7 @@ func (s *Service) UpdateIntegrationCredential(ctx context.Context, id *Identity,
 
 // DeleteIntegrationCredential deletes a credential (not the objects it references).
 func (s *Service) DeleteIntegrationCredential(ctx context.Context, id *Identity, credID string) (err error) {
+	ctx = s.auditing(ctx, id, "integration_credential.delete", "credential", func() string { return credID })
 	defer func() { err = s.auditCred(ctx, id, "integration_credential.delete", credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return err
@@ -416,6 +419,7 @@ const RotationGenerate = "Generate"
 // issue (Azure client secrets and certificates) is refused, with nothing
 // changed.
 func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity, credID, method string) (c *IntegrationCredential, err error) {
+	ctx = s.auditing(ctx, id, "integration_credential.rotate", "credential", func() string { return credID })
 	defer func() { err = s.auditCred(ctx, id, "integration_credential.rotate", credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err

@@ -29,6 +29,7 @@ func conflictName(err error, what string) error {
 
 // CreateGroup creates a group. An app that creates a group becomes its member.
 func (s *Service) CreateGroup(ctx context.Context, id *Identity, in GroupInput) (g *Group, err error) {
+	ctx = s.auditing(ctx, id, "group.create", "group", func() string { return g.ID })
 	defer func() {
 		oid := ""
 		if g != nil {
@@ -116,6 +117,7 @@ func (s *Service) getGroup(ctx context.Context, id *Identity, sc *dsmScope, grou
 
 // UpdateGroup changes a group's name, description or custom metadata.
 func (s *Service) UpdateGroup(ctx context.Context, id *Identity, groupID string, in GroupInput) (g *Group, err error) {
+	ctx = s.auditing(ctx, id, "group.update", "group", func() string { return groupID })
 	defer func() { err = s.auditDSM(ctx, id, "group.update", "group", groupID, err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
@@ -154,6 +156,7 @@ func (s *Service) UpdateGroup(ctx context.Context, id *Identity, groupID string,
 
 // DeleteGroup deletes an empty group.
 func (s *Service) DeleteGroup(ctx context.Context, id *Identity, groupID string) (err error) {
+	ctx = s.auditing(ctx, id, "group.delete", "group", func() string { return groupID })
 	defer func() { err = s.auditDSM(ctx, id, "group.delete", "group", groupID, err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return err
@@ -303,6 +306,7 @@ func (in *AppInput) apply(a *App) error {
 // CreateApp creates an app with no secret; the first GetAppCredential
 // issues it.
 func (s *Service) CreateApp(ctx context.Context, id *Identity, in AppInput) (a *App, err error) {
+	ctx = s.auditing(ctx, id, "app.create", "app", func() string { return a.ID })
 	defer func() {
 		oid := ""
 		if a != nil {
@@ -415,6 +419,7 @@ func (s *Service) getApp(ctx context.Context, id *Identity, sc *dsmScope, appID 
 
 // UpdateApp changes an app.
 func (s *Service) UpdateApp(ctx context.Context, id *Identity, appID string, in AppInput) (a *App, err error) {
+	ctx = s.auditing(ctx, id, "app.update", "app", func() string { return appID })
 	defer func() { err = s.auditDSM(ctx, id, "app.update", "app", appID, err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
@@ -452,6 +457,7 @@ func (s *Service) UpdateApp(ctx context.Context, id *Identity, appID string, in 
 
 // DeleteApp deletes an app, its key and its sessions.
 func (s *Service) DeleteApp(ctx context.Context, id *Identity, appID string) (err error) {
+	ctx = s.auditing(ctx, id, "app.delete", "app", func() string { return appID })
 	defer func() { err = s.auditDSM(ctx, id, "app.delete", "app", appID, err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return err
@@ -482,6 +488,7 @@ var ErrSecretIssued = Errorf(KindConflict, "the app's secret was already issued 
 // returns it. It works once per secret: the key is stored only as a hash,
 // so later calls are ErrSecretIssued until ResetAppSecret.
 func (s *Service) GetAppCredential(ctx context.Context, id *Identity, appID string) (key string, err error) {
+	ctx = s.auditing(ctx, id, "app.credential", "app", func() string { return appID })
 	defer func() {
 		if aerr := s.Audit(ctx, id, "app.credential", "app", appID, err); aerr != nil && err == nil {
 			key, err = "", aerr // fail closed: no record, no secret
@@ -523,6 +530,7 @@ func (s *Service) GetAppCredential(ctx context.Context, id *Identity, appID stri
 // ResetAppSecret invalidates the app's secret and sessions; the next
 // GetAppCredential issues a new secret.
 func (s *Service) ResetAppSecret(ctx context.Context, id *Identity, appID string) (a *App, err error) {
+	ctx = s.auditing(ctx, id, "app.reset_secret", "app", func() string { return appID })
 	defer func() { err = s.auditDSM(ctx, id, "app.reset_secret", "app", appID, err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err

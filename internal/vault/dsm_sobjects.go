@@ -227,6 +227,7 @@ func checkSobjectInput(in *SobjectInput, create bool) error {
 
 // CreateSobject generates a new AES, RSA, EC or HMAC object.
 func (s *Service) CreateSobject(ctx context.Context, id *Identity, in SobjectInput) (o *Sobject, err error) {
+	ctx = s.auditing(ctx, id, "sobject.create", "sobject", func() string { return o.KID })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.create", o, "", err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
@@ -279,6 +280,7 @@ func (s *Service) CreateSobject(ctx context.Context, id *Identity, in SobjectInp
 
 // ImportSobject imports key material given in in.Value.
 func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInput) (o *Sobject, err error) {
+	ctx = s.auditing(ctx, id, "sobject.import", "sobject", func() string { return o.KID })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.import", o, "", err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
@@ -462,6 +464,7 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 // UpdateSobject changes an object's name, description, enabled state,
 // key_ops, custom metadata, allow_credential_use or deactivation date.
 func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, in SobjectInput) (o *Sobject, err error) {
+	ctx = s.auditing(ctx, id, "sobject.update", "sobject", func() string { return kid })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.update", nil, kid, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
@@ -540,6 +543,7 @@ func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, i
 
 // DeleteSobject deletes an object that no credential references.
 func (s *Service) DeleteSobject(ctx context.Context, id *Identity, kid string) (err error) {
+	ctx = s.auditing(ctx, id, "sobject.delete", "sobject", func() string { return kid })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.delete", nil, kid, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return err
@@ -583,7 +587,7 @@ func (s *Service) ExportSobject(ctx context.Context, id *Identity, d SobjectDesc
 	}
 	value, err := s.sealer.Open(o.Ciphertext, sobjectAD(o.AccountID, o.KID, o.Version))
 	if err != nil {
-		return nil, nil, Wrap(KindInternal, fmt.Errorf("open sobject %s: %w", o.KID, err), "key material cannot be decrypted")
+		return nil, nil, IntegrityError("key material", fmt.Errorf("open sobject %s: %w", o.KID, err))
 	}
 	s.SecretAccessed("sobject.export")
 	o.Ciphertext = nil
@@ -657,6 +661,7 @@ func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactiv
 // the new one (links.replacement / links.replaced), and deactivated if
 // asked; the new object takes the original name.
 func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) (o *Sobject, err error) {
+	ctx = s.auditing(ctx, id, "sobject.rekey", "sobject", func() string { return o.KID })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.rekey", o, "", err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
@@ -689,6 +694,7 @@ func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) 
 	if err != nil {
 		return nil, err
 	}
+	o = st.New // named by the audit record written with the change
 	if err := s.store.Rekey(ctx, id.AccountID, RekeyPlan{At: at, Steps: []RekeyStep{*st}, Hook: s.rekeyHook}); err != nil {
 		return nil, mapStoreErr(conflictName(err, "security object"), "security object", "rekey sobject")
 	}
@@ -791,7 +797,7 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 	}
 	secret, err := s.sealer.Open(o.Ciphertext, sobjectAD(o.AccountID, o.KID, o.Version))
 	if err != nil {
-		return kid, nil, Wrap(KindInternal, fmt.Errorf("open sobject %s: %w", o.KID, err), "key material cannot be decrypted")
+		return kid, nil, IntegrityError("key material", fmt.Errorf("open sobject %s: %w", o.KID, err))
 	}
 	defer clear(secret)
 	sig, err = keymat.Sign(o.ObjType, secret, h, d, pad)

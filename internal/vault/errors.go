@@ -23,6 +23,7 @@ const (
 	KindTooLarge                     // a body or payload exceeds its limit
 	KindUnavailable                  // a dependency (the database) is unavailable; retrying later may help
 	KindRateLimited                  // too many requests or failed attempts
+	KindIntegrity                    // stored data failed its integrity check (a ciphertext does not open); retrying cannot help
 )
 
 func (k Kind) String() string {
@@ -43,6 +44,8 @@ func (k Kind) String() string {
 		return "unavailable"
 	case KindRateLimited:
 		return "rate_limited"
+	case KindIntegrity:
+		return "integrity"
 	default:
 		return "internal"
 	}
@@ -101,6 +104,13 @@ func Message(err error) string {
 		return e.Msg
 	}
 	return "internal error"
+}
+
+// IntegrityError reports that a stored ciphertext of what (e.g. "credential")
+// does not open: it was changed or moved outside credvault, or sealed under
+// a master key this process does not hold. cause is kept for the log.
+func IntegrityError(what string, cause error) *Error {
+	return Wrap(KindIntegrity, cause, "the stored "+what+" failed its integrity check (its ciphertext does not open under this vault's master key: it was changed outside credvault, or the master key is not the one it was sealed with); restore it from a backup")
 }
 
 // ErrNotFound is returned by Store methods when a row does not exist.

@@ -35,6 +35,7 @@ type Service struct {
 	now        func() time.Time
 	maxPayload int
 	auditor    Auditor
+	chain      AuditChain // the auditor, when it can chain records into a store transaction
 
 	failedByAddr *ratelimit.Keyed // failed authentications per client address
 	failedByKey  *ratelimit.Keyed // failed authentications per API key id
@@ -102,13 +103,18 @@ func rateLimited(after time.Duration, msg string) error {
 	return &RateLimitError{Err: &Error{Kind: KindRateLimited, Msg: msg}, After: after}
 }
 
-// checkAuthThrottle refuses an authentication attempt from a client
-// address or for a key id that failed too often recently.
-func (s *Service) checkAuthThrottle(ctx context.Context, keyID string) error {
-	if blocked, d := s.failedByAddr.Blocked(RequestMetaFrom(ctx).ClientAddr); blocked {
+// throttleFailure counts one failed authentication against the client
+// address and the key id it named, and returns a RateLimited error if either
+// has failed too often recently. It is consulted only after a credential
+// was verified and found wrong: a correct credential is never refused by
+// it, however many wrong ones were sent for the same key id or from the
+// same address (key ids are not secret, and behind a proxy or NAT one
+// address is many clients).
+func (s *Service) throttleFailure(ctx context.Context, keyID string) error {
+	if ok, d := s.failedByAddr.Allow(RequestMetaFrom(ctx).ClientAddr); !ok {
 		return rateLimited(d, "too many failed authentication attempts from this address; retry later")
 	}
-	if blocked, d := s.failedByKey.Blocked(keyID); blocked {
+	if ok, d := s.failedByKey.Allow(keyID); !ok {
 		return rateLimited(d, "too many failed authentication attempts for this key; retry later")
 	}
 	return nil
@@ -174,8 +180,9 @@ func APIKeyID(key string) (id string, ok bool) {
 	return id, true
 }
 
-// MinAPIKeyLength is the shortest API key accepted from outside (e.g. a
-// bootstrap key supplied through the environment).
+// MinAPIKeyLength is a lower bound on the length of any API key credvault
+// accepts. A key supplied from outside (the bootstrap key) must moreover
+// have the generated form: see CheckSuppliedAPIKey.
 const MinAPIKeyLength = 32
 
 var errBadKey = Errorf(KindUnauthenticated, "invalid or missing API key")
@@ -186,9 +193,6 @@ var errBadKey = Errorf(KindUnauthenticated, "invalid or missing API key")
 // PermissionDenied.
 func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Identity, error) {
 	keyID, _ := APIKeyID(key)
-	if err := s.checkAuthThrottle(ctx, keyID); err != nil {
-		return nil, err
-	}
 	if key == "" {
 		return nil, s.authFailed(ctx, "", nil, errBadKey)
 	}
@@ -231,6 +235,24 @@ const keyCheckMeta = "master_key_check"
 
 var keyCheckAD = []byte("credvault/master-key-check/v1")
 
+// MasterKeyCheckMeta is the meta key under which a database keeps its
+// master-key check value (see CheckMasterKey). Backups carry it so that a
+// restore can verify the master key before writing anything.
+const MasterKeyCheckMeta = keyCheckMeta
+
+// ErrWrongMasterKey is returned when a master key cannot open a database's
+// (or a backup's) key check value.
+var ErrWrongMasterKey = errors.New("the master key does not match this database (it cannot open the database's key check value)")
+
+// OpenMasterKeyCheck verifies, without writing anything, that sealer opens
+// the key check value ct. It returns ErrWrongMasterKey if not.
+func OpenMasterKeyCheck(sealer Sealer, ct []byte) error {
+	if _, err := sealer.Open(ct, keyCheckAD); err != nil {
+		return ErrWrongMasterKey
+	}
+	return nil
+}
+
 // CheckMasterKey verifies that the sealer's master key is the one this
 // database was written with, by opening a check value sealed on first use.
 // It refuses to serve with the wrong key rather than failing on every
@@ -250,21 +272,23 @@ func (s *Service) CheckMasterKey(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("master key check: %w", err)
 	}
-	if _, err := s.sealer.Open(ct, keyCheckAD); err != nil {
-		return errors.New("the master key does not match this database (it cannot open the database's key check value)")
-	}
-	return nil
+	return OpenMasterKeyCheck(s.sealer, ct)
 }
 
 // authFailed records a failed authentication in the audit trail (with the
 // key id when the key has credvault's format — never the key itself) and
 // returns err. A failure to write that record does not change the answer:
-// the request is refused either way.
+// the request is refused either way. Once the client address or key id has
+// failed too often (throttleFailure), the answer is RateLimited instead and
+// nothing is written: a throttled failure costs the one lookup that found
+// the credential wrong, so a flood of wrong keys cannot flood the audit
+// trail. It is still counted by the OnAuthFailure callback.
 func (s *Service) authFailed(ctx context.Context, keyID string, id *Identity, err error) error {
-	s.failedByAddr.Allow(RequestMetaFrom(ctx).ClientAddr)
-	s.failedByKey.Allow(keyID)
 	if s.onAuthFailure != nil {
 		s.onAuthFailure()
+	}
+	if rl := s.throttleFailure(ctx, keyID); rl != nil {
+		return rl
 	}
 	_ = s.Audit(ctx, id, "auth.failure", "api_key", keyID, err)
 	return err

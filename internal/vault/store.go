@@ -47,6 +47,9 @@ type AccountStore interface {
 	PutMembership(ctx context.Context, m Membership) error
 	ListMemberships(ctx context.Context, principalID string) ([]Membership, error)
 	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// ApplyAccountChanges stores ch in one transaction (all or nothing).
+	// With RequireEmpty it fails with ErrConflict if any account exists.
+	ApplyAccountChanges(ctx context.Context, ch AccountChanges) error
 	// LookupAPIKey finds the key whose hash is hash and resolves the role of
 	// its principal in accountID ("" = the principal's default account).
 	// ErrNotFound if no key has that hash.
@@ -55,6 +58,17 @@ type AccountStore interface {
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 	// TouchAPIKey records that key id was used at t.
 	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+}
+
+// AccountChanges are changes to accounts, principals, memberships, API keys
+// and meta values made together (bootstrap; an account with its admin).
+type AccountChanges struct {
+	RequireEmpty bool // refuse (ErrConflict) if any account exists
+	Accounts     []Account
+	Principals   []Principal
+	Memberships  []Membership // added or replaced
+	APIKeys      []APIKey
+	Meta         map[string][]byte // set if unset
 }
 
 // CredentialStore holds SGP credentials.
@@ -67,7 +81,7 @@ type CredentialStore interface {
 	// all in one transaction. fn may not do I/O. ErrConflict on a name clash.
 	UpdateCredential(ctx context.Context, accountID, id string, fn func(*Credential) error) (*Credential, error)
 	// DeleteCredential removes it, leaving a tombstone so that its id keeps
-	// working as a pagination cursor.
+	// working as a pagination cursor for the cursor horizon (30 days).
 	DeleteCredential(ctx context.Context, accountID, id string) error
 	// ListCredentials returns one page with keyset pagination. An unknown
 	// cursor is KindInvalid with Field "starting_after"/"ending_before".

@@ -31,6 +31,12 @@ func (e *validationError) Error() string {
 	return "validation failed: " + strings.Join(parts, "; ")
 }
 
+// Unwrap makes a validation error an Invalid one for vault.KindOf, so that
+// the edge logs it as the client's mistake, not as a fault of ours.
+func (e *validationError) Unwrap() error { return errValidation }
+
+var errValidation = vault.Errorf(vault.KindInvalid, "request validation failed")
+
 func (e *validationError) add(msg, typ string, loc ...any) {
 	e.items = append(e.items, validationItem{Loc: loc, Msg: msg, Type: typ})
 }

@@ -92,7 +92,8 @@ func (r *rawDB) setCiphertext(t *testing.T, id string, ct []byte) {
 }
 
 // wantUndecryptable checks that decrypting c by id and by name fails with a
-// 500 that reveals none of the given plaintexts.
+// 409 integrity error (never a bare 500) that reveals none of the given
+// plaintexts.
 func wantUndecryptable(t *testing.T, a api, c credential, plaintexts ...string) {
 	t.Helper()
 	for _, path := range []string{
@@ -100,9 +101,11 @@ func wantUndecryptable(t *testing.T, a api, c credential, plaintexts ...string) 
 		"/v5/credentials/name/" + pathName(c.Name) + "/secret",
 	} {
 		r := a.do(t, "POST", path, nil)
-		wantDetail(t, r, 500)
+		if d := wantDetail(t, r, 409); !strings.Contains(d, "integrity check") {
+			t.Errorf("POST %s: detail %q does not name the integrity failure", path, d)
+		}
 		for _, p := range plaintexts {
-			notContains(t, "500 body", r.Body, p)
+			notContains(t, "409 body", r.Body, p)
 		}
 	}
 }
@@ -139,6 +142,10 @@ func TestCiphertextBinding(t *testing.T) {
 			logs := []byte(v.Logs())
 			notContains(t, "server log", logs, px)
 			notContains(t, "server log", logs, py)
+			// An integrity failure is ours to fix, not the client's: ERROR.
+			if !bytes.Contains(logs, []byte(`"level":"ERROR","msg":"request failed"`)) || !bytes.Contains(logs, []byte(`"kind":"integrity"`)) {
+				t.Errorf("the integrity failure was not logged at ERROR with kind integrity:\n%s", logs)
+			}
 		})
 
 		t.Run("err/moved-to-another-account", func(t *testing.T) {

@@ -245,6 +245,8 @@ func statusOf(k vault.Kind) int {
 		return http.StatusServiceUnavailable
 	case vault.KindRateLimited:
 		return http.StatusTooManyRequests
+	case vault.KindIntegrity:
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }

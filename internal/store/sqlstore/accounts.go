@@ -18,7 +18,7 @@ func (db *DB) IsEmpty(ctx context.Context) (bool, error) {
 }
 
 func (db *DB) CreateAccount(ctx context.Context, a *vault.Account) error {
-	_, err := db.w.ExecContext(ctx, db.q(`INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`), a.ID, a.Name, ts(a.CreatedAt))
+	_, err := db.write(ctx, `INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`, a.ID, a.Name, ts(a.CreatedAt))
 	return db.translate(err)
 }
 
@@ -68,6 +68,53 @@ func (db *DB) CreatePrincipal(ctx context.Context, p *vault.Principal, ms []vaul
 	})
 }
 
+func (db *DB) ApplyAccountChanges(ctx context.Context, ch vault.AccountChanges) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		exec := func(query string, args ...any) error {
+			_, err := tx.ExecContext(ctx, db.q(query), args...)
+			return err
+		}
+		if ch.RequireEmpty {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts`).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return &vault.Error{Kind: vault.KindConflict, Msg: "the vault is not empty"}
+			}
+		}
+		for _, a := range ch.Accounts {
+			if err := exec(`INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`, a.ID, a.Name, ts(a.CreatedAt)); err != nil {
+				return err
+			}
+		}
+		for _, p := range ch.Principals {
+			if err := exec(`INSERT INTO principals (id, kind, name, default_account_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+				p.ID, string(p.Kind), p.Name, p.DefaultAccountID, ts(p.CreatedAt)); err != nil {
+				return err
+			}
+		}
+		for _, m := range ch.Memberships {
+			if err := exec(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)
+				ON CONFLICT (principal_id, account_id) DO UPDATE SET role = excluded.role`, m.PrincipalID, m.AccountID, string(m.Role)); err != nil {
+				return err
+			}
+		}
+		for _, k := range ch.APIKeys {
+			if err := exec(`INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				k.ID, k.PrincipalID, k.Name, k.Hash, ts(k.CreatedAt), tsPtr(k.ExpiresAt)); err != nil {
+				return err
+			}
+		}
+		for key, v := range ch.Meta {
+			if err := exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 const principalCols = `id, kind, name, default_account_id, created_at`
 
 func scanPrincipal(row interface{ Scan(...any) error }) (*vault.Principal, error) {
@@ -105,8 +152,8 @@ func (db *DB) ListPrincipals(ctx context.Context) ([]vault.Principal, error) {
 }
 
 func (db *DB) PutMembership(ctx context.Context, m vault.Membership) error {
-	_, err := db.w.ExecContext(ctx, db.q(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)
-		ON CONFLICT (principal_id, account_id) DO UPDATE SET role = excluded.role`), m.PrincipalID, m.AccountID, string(m.Role))
+	_, err := db.write(ctx, `INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)
+		ON CONFLICT (principal_id, account_id) DO UPDATE SET role = excluded.role`, m.PrincipalID, m.AccountID, string(m.Role))
 	return db.translate(err)
 }
 
@@ -130,7 +177,7 @@ func (db *DB) ListMemberships(ctx context.Context, principalID string) ([]vault.
 }
 
 func (db *DB) CreateAPIKey(ctx context.Context, k *vault.APIKey) error {
-	_, err := db.w.ExecContext(ctx, db.q(`INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+	_, err := db.write(ctx, `INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		k.ID, k.PrincipalID, k.Name, k.Hash, ts(k.CreatedAt), tsPtr(k.ExpiresAt))
 	return db.translate(err)
 }
@@ -182,7 +229,7 @@ func (db *DB) ListAPIKeys(ctx context.Context, principalID string) ([]vault.APIK
 }
 
 func (db *DB) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
-	res, err := db.w.ExecContext(ctx, db.q(`UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`), ts(at), id)
+	res, err := db.write(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ts(at), id)
 	if err != nil {
 		return db.translate(err)
 	}

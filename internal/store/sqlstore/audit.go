@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -22,66 +23,89 @@ func scanAudit(row interface{ Scan(...any) error }) (vault.AuditRecord, error) {
 	return r, err
 }
 
-func (db *DB) AppendAudit(ctx context.Context, build func(int64, []byte) ([]vault.AuditRecord, error)) error {
-	// Make sure the head row exists (once per process, remembered only once
-	// it succeeded: a failure — the database briefly away, a cancelled
-	// request — must not make every later append fail).
-	if !db.auditHeadReady.Load() {
-		if _, err := db.w.ExecContext(ctx, db.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING`), []byte{}); err != nil {
-			return db.translate(fmt.Errorf("audit head: %w", err))
-		}
-		db.auditHeadReady.Store(true)
-	}
-	headSel, err := db.prepared(ctx, db.w, `SELECT seq, hash FROM audit_head WHERE id = 1`+db.d.forUpdate())
+// AppendAudit appends records in a transaction of their own (the group
+// commit of secret reads and failure records). The record of a change is
+// written by tx instead, in the change's own transaction (vault.TxAudit).
+func (db *DB) AppendAudit(ctx context.Context, build func(vault.AuditHead) ([]vault.AuditRecord, vault.AuditHead, error)) error {
+	st, err := db.auditStmts(ctx)
 	if err != nil {
 		return db.translate(fmt.Errorf("audit head: %w", err))
 	}
-	headUpd, err := db.prepared(ctx, db.w, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`)
+	return db.tx(ctx, func(tx *sql.Tx) error { return db.appendAudit(ctx, tx, st, build) })
+}
+
+// auditStatements are the head row's statements, prepared on the write pool
+// before a transaction begins (preparing inside one would wait for the one
+// SQLite write connection the transaction holds).
+type auditStatements struct{ sel, upd *sql.Stmt }
+
+func (db *DB) auditStmts(ctx context.Context) (auditStatements, error) {
+	sel, err := db.prepared(ctx, db.w, `SELECT seq, hash, mac FROM audit_head WHERE id = 1`+db.d.forUpdate())
 	if err != nil {
-		return db.translate(fmt.Errorf("audit head: %w", err))
+		return auditStatements{}, err
 	}
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		// Lock the head row (PostgreSQL: row lock; SQLite: the IMMEDIATE
-		// transaction already excludes other writers).
-		var seq int64
-		var hash []byte
-		if err := tx.StmtContext(ctx, headSel).QueryRowContext(ctx).Scan(&seq, &hash); err != nil {
+	upd, err := db.prepared(ctx, db.w, `UPDATE audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1`)
+	if err != nil {
+		return auditStatements{}, err
+	}
+	return auditStatements{sel, upd}, nil
+}
+
+// appendAudit locks the head row (PostgreSQL: row lock, held to the commit,
+// so appenders are serialised; SQLite: the write transaction already
+// excludes other writers), chains build's records after it, inserts them and
+// moves the head, all in tx.
+func (db *DB) appendAudit(ctx context.Context, tx *sql.Tx, st auditStatements, build func(vault.AuditHead) ([]vault.AuditRecord, vault.AuditHead, error)) error {
+	var head vault.AuditHead
+	err := tx.StmtContext(ctx, st.sel).QueryRowContext(ctx).Scan(&head.Seq, &head.Hash, &head.MAC)
+	if errors.Is(err, sql.ErrNoRows) {
+		// First append ever (or after a restore without a head row).
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING`), []byte{}); err != nil {
 			return fmt.Errorf("audit head: %w", err)
 		}
-		if len(hash) == 0 {
-			hash = nil
-		}
-		recs, err := build(seq, hash)
-		if err != nil {
-			return err
-		}
-		if len(recs) == 0 {
-			return nil
-		}
-		// One multi-row INSERT per chunk: far cheaper than a statement per
-		// record, and a group-committed batch can hold hundreds of records.
-		const perStmt = 64
-		for start := 0; start < len(recs); start += perStmt {
-			chunk := recs[start:min(start+perStmt, len(recs))]
-			var sb strings.Builder
-			sb.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
-			args := make([]any, 0, len(chunk)*14)
-			for i, r := range chunk {
-				if i > 0 {
-					sb.WriteString(", ")
-				}
-				sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-				args = append(args, r.Seq, r.ID, ts(r.Time), r.AccountID, r.PrincipalID, string(r.PrincipalKind), r.Action,
-					r.ObjectType, r.ObjectID, r.Outcome, r.RequestID, r.ClientAddr, r.PrevHash, r.Hash)
-			}
-			if _, err := tx.ExecContext(ctx, db.q(sb.String()), args...); err != nil {
-				return fmt.Errorf("audit insert: %w", err)
-			}
-		}
-		last := recs[len(recs)-1]
-		_, err = tx.StmtContext(ctx, headUpd).ExecContext(ctx, last.Seq, last.Hash)
+		err = tx.StmtContext(ctx, st.sel).QueryRowContext(ctx).Scan(&head.Seq, &head.Hash, &head.MAC)
+	}
+	if err != nil {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	if len(head.Hash) == 0 {
+		head.Hash = nil
+	}
+	recs, next, err := build(head)
+	if err != nil {
 		return err
-	})
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	// One multi-row INSERT per chunk: far cheaper than a statement per
+	// record, and a group-committed batch can hold hundreds of records.
+	const perStmt = 64
+	for start := 0; start < len(recs); start += perStmt {
+		chunk := recs[start:min(start+perStmt, len(recs))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
+		args := make([]any, 0, len(chunk)*14)
+		for i, r := range chunk {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, r.Seq, r.ID, ts(r.Time), r.AccountID, r.PrincipalID, string(r.PrincipalKind), r.Action,
+				r.ObjectType, r.ObjectID, r.Outcome, r.RequestID, r.ClientAddr, r.PrevHash, r.Hash)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(sb.String()), args...); err != nil {
+			return fmt.Errorf("audit insert: %w", err)
+		}
+	}
+	var mac any
+	if len(next.MAC) > 0 {
+		mac = next.MAC
+	}
+	if _, err := tx.StmtContext(ctx, st.upd).ExecContext(ctx, next.Seq, next.Hash, mac); err != nil {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	return nil
 }
 
 func (db *DB) ListAudit(ctx context.Context, q vault.AuditQuery) ([]vault.AuditRecord, error) {
@@ -142,12 +166,11 @@ func (db *DB) ScanAudit(ctx context.Context, fn func(vault.AuditRecord) error) e
 	return db.translate(rows.Err())
 }
 
-func (db *DB) AuditHead(ctx context.Context) (int64, []byte, error) {
-	var seq int64
-	var hash []byte
-	err := db.r.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash)
+func (db *DB) AuditHead(ctx context.Context) (vault.AuditHead, error) {
+	var h vault.AuditHead
+	err := db.r.QueryRowContext(ctx, `SELECT seq, hash, mac FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash, &h.MAC)
 	if err == sql.ErrNoRows {
-		return 0, nil, nil
+		return vault.AuditHead{}, nil
 	}
-	return seq, hash, db.translate(err)
+	return h, db.translate(err)
 }

@@ -14,9 +14,10 @@ import (
 // must work again.
 func TestAuditHeadInitFailureIsNotSticky(t *testing.T) {
 	openEach(t, func(t *testing.T, db *DB) {
-		build := func(seq int64, prev []byte) ([]vault.AuditRecord, error) {
+		build := func(head vault.AuditHead) ([]vault.AuditRecord, vault.AuditHead, error) {
+			seq := head.Seq
 			r := vault.AuditRecord{AuditEvent: vault.AuditEvent{Action: "test"}, Seq: seq + 1, ID: vault.AuditRecordID(seq + 1), PrevHash: []byte{}, Hash: []byte{1}}
-			return []vault.AuditRecord{r}, nil
+			return []vault.AuditRecord{r}, vault.AuditHead{Seq: r.Seq, Hash: r.Hash}, nil
 		}
 		dead, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -26,8 +27,8 @@ func TestAuditHeadInitFailureIsNotSticky(t *testing.T) {
 		if err := db.AppendAudit(context.Background(), build); err != nil {
 			t.Fatalf("append after the database answers again: %v", err)
 		}
-		if seq, _, err := db.AuditHead(context.Background()); err != nil || seq != 1 {
-			t.Fatalf("head = %d, %v; want 1", seq, err)
+		if h, err := db.AuditHead(context.Background()); err != nil || h.Seq != 1 {
+			t.Fatalf("head = %d, %v; want 1", h.Seq, err)
 		}
 	})
 }

@@ -4,14 +4,20 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // Backups are logical: every table, in creation order, read in one
@@ -22,15 +28,27 @@ import (
 // format is engine-neutral, a SQLite backup restores into PostgreSQL and
 // back.
 //
-//	{"format":"credvault-backup","version":1,"engine":"sqlite","schema_version":2,"created_at":"…"}
+//	{"format":"credvault-backup","version":2,"engine":"sqlite","schema_version":2,"created_at":"…",
+//	 "mac":"hmac-sha256","mac_key_id":123,"key_check":"<base64>"}
 //	{"table":"accounts","columns":["id","name","created_at"]}
 //	{"r":["…","default",1763790000000000]}
 //	…
-//	{"end":true,"tables":9,"rows":1234}
+//	{"end":true,"tables":9,"rows":1234,"mac":"<hex>"}
 //
-// Byte values are {"b64":"…"}; the trailer detects a truncated file.
+// Byte values are {"b64":"…"}. The backup is authenticated: the trailer's
+// mac is HMAC-SHA256, under a key derived from the master key (the header
+// names which master key), over every byte of the uncompressed stream before
+// the trailer and then "end <tables> <rows>". An edited, reordered,
+// truncated or extended backup is therefore refused, and so is one made
+// under another master key; key_check (the database's master-key check
+// value) lets a restore tell "wrong master key" from "tampered" before it
+// reads on. Expired tombstones are left out (see TombstoneTTL).
 
-const backupFormat = "credvault-backup"
+const (
+	backupFormat  = "credvault-backup"
+	backupVersion = 2
+	backupMACAlg  = "hmac-sha256"
+)
 
 // BackupStats summarises a backup or restore.
 type BackupStats struct {
@@ -38,13 +56,36 @@ type BackupStats struct {
 	Rows   int64
 }
 
-type backupHeader struct {
+// BackupHeader is the first line of a backup.
+type BackupHeader struct {
 	Format        string `json:"format"`
 	Version       int    `json:"version"`
 	Engine        string `json:"engine"`
 	SchemaVersion int    `json:"schema_version"`
 	CreatedAt     string `json:"created_at"`
+	MAC           string `json:"mac,omitempty"`
+	// MACKeyID is the id of the master key the MAC key was derived from.
+	MACKeyID uint32 `json:"mac_key_id,omitempty"`
+	// KeyCheck is the database's master-key check value (sealed, never a
+	// secret), absent if the database had none.
+	KeyCheck []byte `json:"key_check,omitempty"`
 }
+
+// BackupOptions authenticate a backup.
+type BackupOptions struct {
+	// MACKey is the HMAC-SHA256 key (derived from the master key) and
+	// MACKeyID the id of the master key it was derived from.
+	MACKey   []byte
+	MACKeyID uint32
+}
+
+// BackupKeyFunc returns the MAC key of a backup given its header. It is
+// called before anything is written, and should refuse (with a clear
+// error) a header whose key check the master key cannot open.
+type BackupKeyFunc func(BackupHeader) ([]byte, error)
+
+// ErrBackupMAC is returned when a backup's MAC does not verify.
+var ErrBackupMAC = errors.New("the backup failed its integrity check (its MAC does not verify): it was changed after it was made, or it was made under another master key; nothing was restored")
 
 type backupLine struct {
 	Table   string            `json:"table,omitempty"`
@@ -53,6 +94,13 @@ type backupLine struct {
 	End     bool              `json:"end,omitempty"`
 	Tables  int               `json:"tables,omitempty"`
 	Rows    int64             `json:"rows,omitempty"`
+	MAC     string            `json:"mac,omitempty"`
+}
+
+// trailerMACInput is what the MAC covers after the body: the counts the
+// trailer states.
+func trailerMACInput(tables int, rows int64) []byte {
+	return fmt.Appendf(nil, "end %d %d", tables, rows)
 }
 
 // tables lists the application tables in creation order (so that a table
@@ -91,14 +139,18 @@ func (db *DB) schemaVersion(ctx context.Context, q interface {
 	return v, err
 }
 
-// Backup writes a consistent snapshot of the whole database to w.
-func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
+// Backup writes a consistent, authenticated snapshot of the whole database
+// to w. Expired tombstones are left out.
+func (db *DB) Backup(ctx context.Context, w io.Writer, opts BackupOptions) (BackupStats, error) {
 	var st BackupStats
-	opts := &sql.TxOptions{ReadOnly: true}
-	if db.d.name == Postgres {
-		opts.Isolation = sql.LevelRepeatableRead
+	if len(opts.MACKey) < 16 {
+		return st, errors.New("backup: no MAC key")
 	}
-	tx, err := db.r.BeginTx(ctx, opts)
+	readOpts := &sql.TxOptions{ReadOnly: true}
+	if db.d.name == Postgres {
+		readOpts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.r.BeginTx(ctx, readOpts)
 	if err != nil {
 		return st, db.translate(fmt.Errorf("backup: begin: %w", err))
 	}
@@ -111,20 +163,34 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 	if err != nil {
 		return st, db.translate(fmt.Errorf("backup: list tables: %w", err))
 	}
+	var keyCheck []byte
+	err = tx.QueryRowContext(ctx, db.q(`SELECT value FROM meta WHERE key = ?`), vault.MasterKeyCheckMeta).Scan(&keyCheck)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, db.translate(fmt.Errorf("backup: key check: %w", err))
+	}
 	zw := gzip.NewWriter(w)
-	enc := json.NewEncoder(zw)
-	if err := enc.Encode(backupHeader{Format: backupFormat, Version: 1, Engine: db.d.name, SchemaVersion: ver, CreatedAt: time.Now().UTC().Format(time.RFC3339)}); err != nil {
+	mac := hmac.New(sha256.New, opts.MACKey)
+	enc := json.NewEncoder(io.MultiWriter(zw, mac))
+	hdr := BackupHeader{
+		Format: backupFormat, Version: backupVersion, Engine: db.d.name, SchemaVersion: ver,
+		CreatedAt: db.now().UTC().Format(time.RFC3339),
+		MAC:       backupMACAlg, MACKeyID: opts.MACKeyID, KeyCheck: keyCheck,
+	}
+	if err := enc.Encode(hdr); err != nil {
 		return st, fmt.Errorf("backup: %w", err)
 	}
+	horizon := db.tombstoneHorizon()
 	for _, t := range tables {
-		n, err := db.backupTable(ctx, tx, enc, t)
+		n, err := db.backupTable(ctx, tx, enc, t, horizon)
 		if err != nil {
 			return st, err
 		}
 		st.Tables++
 		st.Rows += n
 	}
-	if err := enc.Encode(backupLine{End: true, Tables: st.Tables, Rows: st.Rows}); err != nil {
+	mac.Write(trailerMACInput(st.Tables, st.Rows))
+	trailer := backupLine{End: true, Tables: st.Tables, Rows: st.Rows, MAC: hex.EncodeToString(mac.Sum(nil))}
+	if err := json.NewEncoder(zw).Encode(trailer); err != nil {
 		return st, fmt.Errorf("backup: %w", err)
 	}
 	if err := zw.Close(); err != nil {
@@ -133,8 +199,12 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 	return st, nil
 }
 
-func (db *DB) backupTable(ctx context.Context, tx *sql.Tx, enc *json.Encoder, table string) (int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT * FROM `+quoteIdent(table))
+func (db *DB) backupTable(ctx context.Context, tx *sql.Tx, enc *json.Encoder, table string, tombstoneHorizon int64) (int64, error) {
+	query, args := `SELECT * FROM `+quoteIdent(table), []any(nil)
+	if table == "credential_tombstones" {
+		query, args = db.q(query+` WHERE deleted_at >= ?`), []any{tombstoneHorizon}
+	}
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, db.translate(fmt.Errorf("backup: %s: %w", table, err))
 	}
@@ -221,30 +291,139 @@ func decodeCell(raw json.RawMessage, colType string) (any, error) {
 // ErrNotEmpty is returned by Restore when the target database holds data.
 var ErrNotEmpty = errors.New("restore: the target database is not empty; restore only into a new, empty database")
 
-// Restore loads a backup into this database, which must be empty (migrated,
-// never served). Everything is written in one transaction: a failed or
-// truncated restore leaves the database empty.
-func (db *DB) Restore(ctx context.Context, r io.Reader) (BackupStats, error) {
-	var st BackupStats
+// backupReader reads a backup line by line, checking its structure and
+// computing its MAC as it goes; the trailer is verified when it is reached.
+type backupReader struct {
+	sc    *bufio.Scanner
+	hdr   BackupHeader
+	mac   hash.Hash
+	st    BackupStats
+	cols  int // width of the current table, 0 before the first table
+	ended bool
+}
+
+// openBackup reads the header of a backup and gets its MAC key from key.
+// Nothing is written.
+func openBackup(r io.Reader, key BackupKeyFunc) (*backupReader, error) {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return st, fmt.Errorf("restore: not a credvault backup: %w", err)
+		return nil, fmt.Errorf("restore: not a credvault backup: %w", err)
 	}
 	sc := bufio.NewScanner(zr)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	if !sc.Scan() {
-		return st, errors.New("restore: empty backup")
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("restore: read: %w", err)
+		}
+		return nil, errors.New("restore: empty backup")
 	}
-	var hdr backupHeader
+	var hdr BackupHeader
 	if err := json.Unmarshal(sc.Bytes(), &hdr); err != nil || hdr.Format != backupFormat {
-		return st, errors.New("restore: not a credvault backup")
+		return nil, errors.New("restore: not a credvault backup")
+	}
+	if hdr.Version != backupVersion || hdr.MAC != backupMACAlg {
+		return nil, fmt.Errorf("restore: backup format version %d is not supported (this binary reads version %d, which is authenticated); take a new backup with this version", hdr.Version, backupVersion)
+	}
+	k, err := key(hdr)
+	if err != nil {
+		return nil, err
+	}
+	if len(k) < 16 {
+		return nil, errors.New("restore: no MAC key")
+	}
+	br := &backupReader{sc: sc, hdr: hdr, mac: hmac.New(sha256.New, k)}
+	br.hash(sc.Bytes())
+	return br, nil
+}
+
+func (br *backupReader) hash(line []byte) {
+	br.mac.Write(line)
+	br.mac.Write([]byte{'\n'})
+}
+
+// next returns the next table or row line; io.EOF after a verified trailer.
+func (br *backupReader) next() (*backupLine, error) {
+	if !br.sc.Scan() {
+		if err := br.sc.Err(); err != nil {
+			return nil, fmt.Errorf("restore: read: %w", err)
+		}
+		if !br.ended {
+			return nil, errors.New("restore: the backup is truncated (no trailer); nothing was restored")
+		}
+		return nil, io.EOF
+	}
+	if br.ended {
+		return nil, errors.New("restore: corrupt backup: data after the trailer; nothing was restored")
+	}
+	raw := br.sc.Bytes()
+	var l backupLine
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, fmt.Errorf("restore: corrupt line: %w", err)
+	}
+	switch {
+	case l.End:
+		br.mac.Write(trailerMACInput(l.Tables, l.Rows))
+		want, err := hex.DecodeString(l.MAC)
+		if err != nil || !hmac.Equal(want, br.mac.Sum(nil)) {
+			return nil, ErrBackupMAC
+		}
+		if l.Rows != br.st.Rows || l.Tables != br.st.Tables {
+			return nil, fmt.Errorf("restore: trailer says %d tables/%d rows, read %d/%d", l.Tables, l.Rows, br.st.Tables, br.st.Rows)
+		}
+		br.ended = true
+		return br.next()
+	case l.Table != "":
+		if len(l.Columns) == 0 {
+			return nil, fmt.Errorf("restore: corrupt backup: table %q without columns", l.Table)
+		}
+		br.cols = len(l.Columns)
+		br.st.Tables++
+	case l.Row != nil:
+		if br.cols == 0 || len(l.Row) != br.cols {
+			return nil, errors.New("restore: corrupt backup: row outside a table or with the wrong width")
+		}
+		br.st.Rows++
+	default:
+		return nil, errors.New("restore: corrupt backup: unknown line")
+	}
+	br.hash(raw)
+	return &l, nil
+}
+
+// VerifyBackup reads a whole backup and checks its structure, its key (via
+// key) and its MAC, writing nothing. A restore that can read its input
+// twice runs it first, so that a tampered backup is refused before a
+// database is even opened.
+func VerifyBackup(r io.Reader, key BackupKeyFunc) (BackupHeader, BackupStats, error) {
+	br, err := openBackup(r, key)
+	if err != nil {
+		return BackupHeader{}, BackupStats{}, err
+	}
+	for {
+		if _, err := br.next(); err == io.EOF {
+			return br.hdr, br.st, nil
+		} else if err != nil {
+			return br.hdr, BackupStats{}, err
+		}
+	}
+}
+
+// Restore loads a backup into this database, which must be empty (migrated,
+// never served). The backup's key and MAC are checked (see BackupKeyFunc)
+// and everything is written in one transaction that commits only after the
+// trailer's MAC has verified: a failed, tampered or truncated restore leaves
+// the database empty.
+func (db *DB) Restore(ctx context.Context, r io.Reader, key BackupKeyFunc) (BackupStats, error) {
+	br, err := openBackup(r, key)
+	if err != nil {
+		return BackupStats{}, err
 	}
 	myVer, err := db.schemaVersion(ctx, db.w)
 	if err != nil {
-		return st, db.translate(fmt.Errorf("restore: %w", err))
+		return BackupStats{}, db.translate(fmt.Errorf("restore: %w", err))
 	}
-	if hdr.SchemaVersion != myVer {
-		return st, fmt.Errorf("restore: backup has schema version %d, this binary %d; use the credvault version that made it", hdr.SchemaVersion, myVer)
+	if br.hdr.SchemaVersion != myVer {
+		return BackupStats{}, fmt.Errorf("restore: backup has schema version %d, this binary %d; use the credvault version that made it", br.hdr.SchemaVersion, myVer)
 	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		tables, err := db.tables(ctx, tx)
@@ -269,24 +448,21 @@ func (db *DB) Restore(ctx context.Context, r io.Reader) (BackupStats, error) {
 			stmt  *sql.Stmt
 			types []string
 			table string
-			ended bool
 		)
 		defer func() {
 			if stmt != nil {
 				stmt.Close()
 			}
 		}()
-		for sc.Scan() {
-			var l backupLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				return fmt.Errorf("restore: corrupt line: %w", err)
+		for {
+			l, err := br.next()
+			if err == io.EOF {
+				return nil // the trailer verified: commit
+			}
+			if err != nil {
+				return err
 			}
 			switch {
-			case l.End:
-				if l.Rows != st.Rows || l.Tables != st.Tables {
-					return fmt.Errorf("restore: trailer says %d tables/%d rows, read %d/%d", l.Tables, l.Rows, st.Tables, st.Rows)
-				}
-				ended = true
 			case l.Table != "":
 				if !known[l.Table] {
 					return fmt.Errorf("restore: backup has unknown table %q", l.Table)
@@ -308,11 +484,7 @@ func (db *DB) Restore(ctx context.Context, r io.Reader) (BackupStats, error) {
 				if err != nil {
 					return fmt.Errorf("restore: %s: %w", table, err)
 				}
-				st.Tables++
 			case l.Row != nil:
-				if stmt == nil || len(l.Row) != len(types) {
-					return errors.New("restore: corrupt backup: row outside a table or with the wrong width")
-				}
 				args := make([]any, len(l.Row))
 				for i, c := range l.Row {
 					if args[i], err = decodeCell(c, types[i]); err != nil {
@@ -322,21 +494,13 @@ func (db *DB) Restore(ctx context.Context, r io.Reader) (BackupStats, error) {
 				if _, err := stmt.ExecContext(ctx, args...); err != nil {
 					return fmt.Errorf("restore: %s: %w", table, err)
 				}
-				st.Rows++
 			}
 		}
-		if err := sc.Err(); err != nil {
-			return fmt.Errorf("restore: read: %w", err)
-		}
-		if !ended {
-			return errors.New("restore: the backup is truncated (no trailer); nothing was restored")
-		}
-		return nil
 	})
 	if err != nil {
 		return BackupStats{}, err
 	}
-	return st, nil
+	return br.st, nil
 }
 
 func columnTypes(ctx context.Context, tx *sql.Tx, table string, cols []string) ([]string, error) {

@@ -117,7 +117,7 @@ func (db *DB) DeleteCredential(ctx context.Context, accountID, id string) error 
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO credential_tombstones (account_id, id, name, type, created_at, updated_at, deleted_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, id) DO NOTHING`), accountID, id, name, typ, created, updated, ts(nowFunc())); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, id) DO NOTHING`), accountID, id, name, typ, created, updated, ts(db.now())); err != nil {
 			return err
 		}
 		return db.bumpCount(ctx, tx, accountID, -1)
@@ -137,7 +137,7 @@ func sortColumn(field string) (col string, unique bool, err error) {
 }
 
 // ListCredentials implements keyset pagination: the cursor's sort key is
-// looked up by id (in the live rows, then in tombstones), and the page is
+// looked up by id (in the live rows, then in unexpired tombstones), and the page is
 // read with a range condition on the (sort column, id) index, so a page deep
 // in the list costs the same as the first.
 func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.CredentialQuery) (*vault.CredentialPage, error) {
@@ -164,8 +164,10 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 		err := db.r.QueryRowContext(ctx, db.q(cq), accountID, cursor).Scan(&key)
 		tombstone := false
 		if err == sql.ErrNoRows {
-			tq := `SELECT ` + col + ` FROM credential_tombstones WHERE account_id = ? AND id = ?`
-			err = db.r.QueryRowContext(ctx, db.q(tq), accountID, cursor).Scan(&key)
+			// Tombstones older than the cursor horizon are expired: the
+			// cursor is refused like an unknown id (see TombstoneTTL).
+			tq := `SELECT ` + col + ` FROM credential_tombstones WHERE account_id = ? AND id = ? AND deleted_at >= ?`
+			err = db.r.QueryRowContext(ctx, db.q(tq), accountID, cursor, db.tombstoneHorizon()).Scan(&key)
 			tombstone = true
 		}
 		if err == sql.ErrNoRows {

@@ -259,7 +259,7 @@ func openSQLite(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxLifetime(0)
-	return &DB{w: w, r: r, d: sqliteDialect}, nil
+	return &DB{w: w, r: r, d: sqliteDialect, log: opts.logger()}, nil
 }
 
 // sqliteAppID is credvault's SQLite application_id ("crdv"), written into
@@ -379,7 +379,7 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres: cannot connect to %s: %s", redactDSN(dsn), pgErrText(err))
 	}
-	return &DB{w: db, r: db, d: postgresDialect}, nil
+	return &DB{w: db, r: db, d: postgresDialect, log: opts.logger()}, nil
 }
 
 // pgErrText returns a one-line description of a connection error without

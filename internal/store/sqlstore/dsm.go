@@ -48,7 +48,7 @@ func scanGroup(row scanner) (*vault.Group, error) {
 }
 
 func (db *DB) CreateGroup(ctx context.Context, g *vault.Group) error {
-	_, err := db.w.ExecContext(ctx, db.q(`INSERT INTO dsm_groups (`+groupCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := db.write(ctx, `INSERT INTO dsm_groups (`+groupCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		g.AccountID, g.ID, g.Name, g.Description, jsonText(g.CustomMetadata), string(g.Creator.Kind), g.Creator.ID, ts(g.CreatedAt), ts(g.UpdatedAt))
 	return db.translate(err)
 }
@@ -409,7 +409,7 @@ func (db *DB) ExtendSession(ctx context.Context, id string, expiresAt time.Time)
 }
 
 func (db *DB) DeleteSession(ctx context.Context, id string) error {
-	_, err := db.w.ExecContext(ctx, db.q(`DELETE FROM dsm_sessions WHERE id = ?`), id)
+	_, err := db.write(ctx, `DELETE FROM dsm_sessions WHERE id = ?`, id)
 	return db.translate(err)
 }
 

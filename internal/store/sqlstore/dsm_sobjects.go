@@ -63,7 +63,7 @@ func (db *DB) updateSobject(ctx context.Context, x execer, o *vault.Sobject) err
 }
 
 func (db *DB) CreateSobject(ctx context.Context, o *vault.Sobject) error {
-	return db.translate(db.insertSobject(ctx, db.w, o))
+	return db.tx(ctx, func(tx *sql.Tx) error { return db.insertSobject(ctx, tx, o) })
 }
 
 func (db *DB) GetSobject(ctx context.Context, accountID, kid string) (*vault.Sobject, error) {

@@ -34,7 +34,7 @@ type DB struct {
 	rebound sync.Map // query text → dialect text
 	stmts   sync.Map // stmtKey → *sql.Stmt
 
-	auditHeadReady atomic.Bool // the audit_head row is known to exist
+	clock atomic.Pointer[func() time.Time] // see SetClock; time.Now if unset
 
 	log           *slog.Logger
 	damaged       atomic.Pointer[error] // set once corruption is seen: writes are refused
@@ -83,6 +83,13 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
 // Open opens the database at dsn, applies pending migrations and returns
 // the store.
 func Open(ctx context.Context, dsn string) (*DB, error) {
@@ -102,10 +109,6 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	if err != nil {
 		return nil, err
-	}
-	db.log = opts.Logger
-	if db.log == nil {
-		db.log = slog.New(slog.DiscardHandler)
 	}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
@@ -277,10 +280,21 @@ func (db *DB) q(query string) string {
 	return b.String()
 }
 
-// tx runs fn in a write transaction, committing if it returns nil.
+// tx runs fn in a write transaction, committing if it returns nil. If ctx
+// carries the audit record of the change (vault.TxAudit), it is appended in
+// the same transaction, last (so that the head row's lock is held only
+// until the commit): the change commits with its record or not at all.
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := db.refuseWrites(); err != nil {
 		return err
+	}
+	ta := vault.TxAuditFrom(ctx)
+	var st auditStatements
+	if ta != nil {
+		var err error
+		if st, err = db.auditStmts(ctx); err != nil {
+			return vault.AuditWriteError(db.translate(fmt.Errorf("audit head: %w", err)))
+		}
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -290,10 +304,31 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		_ = tx.Rollback()
 		return db.translate(err)
 	}
+	if ta != nil {
+		if err := db.appendAudit(ctx, tx, st, ta.Records); err != nil {
+			_ = tx.Rollback()
+			return vault.AuditWriteError(db.translate(err))
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return db.translate(fmt.Errorf("commit: %w", err))
 	}
+	if ta != nil {
+		ta.Committed()
+	}
 	return nil
+}
+
+// write runs one statement as a transaction through tx, so that the audit
+// record a context carries is written with it.
+func (db *DB) write(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, db.q(query), args...)
+		return err
+	})
+	return res, err
 }
 
 // translate maps driver errors to vault errors: no rows → NotFound,
@@ -353,10 +388,6 @@ func redactDSN(dsn string) string {
 	}
 	return u.String()
 }
-
-// nowFunc is the clock for bookkeeping columns the core does not set
-// (tombstone times).
-var nowFunc = time.Now
 
 // stmtKey identifies a prepared statement of one pool.
 type stmtKey struct {

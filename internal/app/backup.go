@@ -1,0 +1,134 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// ErrNoMasterKey is returned by commands that need the master key of an
+// existing vault when none is configured (and so none may be generated).
+var ErrNoMasterKey = errors.New("no master key configured: supply the vault's master key with --master-key-file or $CREDVAULT_MASTER_KEY (a development vault keeps it in <data-dir>/master-key.json)")
+
+// OpenExistingStore opens (and migrates) a database that already exists;
+// it never creates one (see sqlstore.OpenExisting). Every command but
+// serve, restore and load uses it.
+func OpenExistingStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
+	db, err := sqlstore.OpenExisting(ctx, cfg.databaseURL())
+	if errors.Is(err, sqlstore.ErrNoDatabase) {
+		return nil, fmt.Errorf("%w; run this command where `credvault serve` ran, or give it the same --data-dir or --database-url (only serve and restore create a database)", err)
+	}
+	return db, err
+}
+
+// existingKeyring loads the configured master key without ever generating
+// one: a command acting on an existing vault (or its backup) needs that
+// vault's key, and a new key would only hide the mistake.
+func existingKeyring(ctx context.Context, cfg Config) (*crypto.Keyring, error) {
+	prov := cfg.KeyProvider()
+	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Generate {
+		fp.Generate = false
+		if _, err := os.Stat(fp.Path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w (%s does not exist)", ErrNoMasterKey, fp.Path)
+		}
+	}
+	h, err := prov.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return crypto.NewKeyring(h)
+}
+
+// verifyKey checks, reading only, that kr opens db's master-key check value.
+// A database without one (never served) has nothing sealed to check.
+func verifyKey(ctx context.Context, db *sqlstore.DB, kr *crypto.Keyring) error {
+	ct, err := db.GetMeta(ctx, vault.MasterKeyCheckMeta)
+	if vault.KindOf(err) == vault.KindNotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("master key check: %w", err)
+	}
+	return vault.OpenMasterKeyCheck(kr, ct)
+}
+
+// Backup writes an authenticated backup of the configured (existing)
+// database to w: the MAC key is derived from the current primary master
+// key, which must be the database's (checked first).
+func Backup(ctx context.Context, cfg Config, w io.Writer) (sqlstore.BackupStats, error) {
+	db, err := OpenExistingStore(ctx, cfg)
+	if err != nil {
+		return sqlstore.BackupStats{}, err
+	}
+	defer db.Close()
+	return BackupStore(ctx, cfg, db, w)
+}
+
+// BackupStore is Backup on an open store.
+func BackupStore(ctx context.Context, cfg Config, db *sqlstore.DB, w io.Writer) (sqlstore.BackupStats, error) {
+	kr, err := existingKeyring(ctx, cfg)
+	if err != nil {
+		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
+	}
+	if err := verifyKey(ctx, db, kr); err != nil {
+		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
+	}
+	id, key, err := kr.DeriveKey(0, crypto.LabelBackupMAC)
+	if err != nil {
+		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
+	}
+	return db.Backup(ctx, w, sqlstore.BackupOptions{MACKey: key, MACKeyID: id})
+}
+
+// backupKey returns the BackupKeyFunc of a restore under kr: the backup's
+// key check must open, and its MAC key is derived from the master key it
+// names.
+func backupKey(kr *crypto.Keyring) sqlstore.BackupKeyFunc {
+	return func(hdr sqlstore.BackupHeader) ([]byte, error) {
+		if len(hdr.KeyCheck) > 0 {
+			if err := vault.OpenMasterKeyCheck(kr, hdr.KeyCheck); err != nil {
+				return nil, errors.New("restore: the master key is not the one of the vault this backup was taken from (it cannot open the backup's key check value); nothing was restored")
+			}
+		}
+		_, key, err := kr.DeriveKey(hdr.MACKeyID, crypto.LabelBackupMAC)
+		if errors.Is(err, crypto.ErrNoSuchKey) {
+			return nil, fmt.Errorf("restore: the master key is not the one this backup was made under (it lacks master key id %d); nothing was restored", hdr.MACKeyID)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		return key, nil
+	}
+}
+
+// Restore restores the backup in r into the configured database, which it
+// creates if needed and which must be empty. Before anything is written —
+// before the database is even opened — the master key is checked against
+// the backup's key check value and the whole backup is read once to verify
+// its MAC; the restore itself verifies it again before it commits.
+func Restore(ctx context.Context, cfg Config, r io.ReadSeeker) (sqlstore.BackupStats, error) {
+	kr, err := existingKeyring(ctx, cfg)
+	if err != nil {
+		return sqlstore.BackupStats{}, fmt.Errorf("restore: %w", err)
+	}
+	key := backupKey(kr)
+	if _, _, err := sqlstore.VerifyBackup(r, key); err != nil {
+		return sqlstore.BackupStats{}, err
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return sqlstore.BackupStats{}, fmt.Errorf("restore: %w", err)
+	}
+	db, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return sqlstore.BackupStats{}, err
+	}
+	defer db.Close()
+	return db.Restore(ctx, r, key)
+}

@@ -1,0 +1,41 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/credvault/credvault/internal/store/sqlstore"
+)
+
+// tombstonePurgeInterval is how often a server purges expired tombstones
+// (see sqlstore.TombstoneTTL). Expired tombstones are invisible at once;
+// the purge only frees their rows.
+const tombstonePurgeInterval = time.Hour
+
+// purgeTombstones purges expired tombstones now and then every interval
+// until stop is called. Failures are logged and retried at the next tick.
+func purgeTombstones(db *sqlstore.DB, log *slog.Logger, interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if n, err := db.PurgeTombstones(ctx); err != nil {
+				if ctx.Err() == nil {
+					log.Warn("purging expired tombstones failed; retrying later", "err", err.Error())
+				}
+			} else if n > 0 {
+				log.Info("purged expired tombstones of deleted credentials", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-stopped }
+}
