@@ -222,13 +222,12 @@ func newAPIKey(t *testing.T, dbURL, dataDir string) string {
 	if code != 0 {
 		t.Fatalf("apikey create: exit %d: %s", code, stderr)
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if k, ok := strings.CutPrefix(line, "api key: "); ok {
-			return strings.TrimSpace(k)
-		}
+	// stdout holds the key alone (details go to stderr).
+	k := strings.TrimSpace(out)
+	if k == "" || strings.ContainsAny(k, " \n") {
+		t.Fatalf("apikey create: want the key alone on stdout, got\n%s", out)
 	}
-	t.Fatalf("apikey create: no key in\n%s", out)
-	return ""
+	return k
 }
 
 // fillVolume writes path until the file system holding it is full.
