@@ -88,6 +88,12 @@ var ops = []opSpec{
 	{name: "sign-ec-p256", desc: "POST /crypto/v1/sign, EC NistP256, SHA-256 over 32 bytes of data", status: 200, setup: func(e *env) (builder, error) {
 		return e.dsmSign(`"name":"bench-ec-` + e.runID + `","obj_type":"EC","elliptic_curve":"NistP256","key_ops":["SIGN","VERIFY"]`)
 	}},
+	{name: "encrypt-aes256-gcm", desc: "POST /crypto/v1/encrypt, AES-256-GCM (128-bit tag), 1 KiB of plaintext, server-generated IV", status: 200, setup: func(e *env) (builder, error) {
+		return e.dsmCrypt(false)
+	}},
+	{name: "decrypt-aes256-gcm", desc: "POST /crypto/v1/decrypt, AES-256-GCM (128-bit tag), 1 KiB of ciphertext", status: 200, setup: func(e *env) (builder, error) {
+		return e.dsmCrypt(true)
+	}},
 	{name: "dsm-cred-get", desc: "GET /sys/v1/credentials/{id} (an OCI integration credential)", status: 200, setup: func(e *env) (builder, error) {
 		return e.dsmCredentialGet()
 	}},
@@ -219,6 +225,48 @@ func (e *env) dsmSign(keyFields string) (builder, error) {
 	data := base64.StdEncoding.EncodeToString([]byte("credvault-bench: 32 bytes to sig"))
 	return e.dsm(http.MethodPost, fixed("/crypto/v1/sign"),
 		constBody(`{"key":{"kid":"`+key.Kid+`"},"hash_alg":"SHA256","data":"`+data+`"}`)), nil
+}
+
+// dsmCrypt creates an AES-256 key in the run's group and returns a builder
+// that encrypts 1 KiB with it in GCM mode, or (decrypt) one that decrypts
+// a 1 KiB ciphertext made once during setup.
+func (e *env) dsmCrypt(decrypt bool) (builder, error) {
+	g, err := e.dsmGroup()
+	if err != nil {
+		return nil, err
+	}
+	name := "bench-aes-encrypt-"
+	if decrypt {
+		name = "bench-aes-decrypt-"
+	}
+	var key struct {
+		Kid string `json:"kid"`
+	}
+	keyReq := `{"name":"` + name + e.runID + `","obj_type":"AES","key_size":256,"key_ops":["ENCRYPT","DECRYPT"],"group_id":"` + g + `"}`
+	if err := e.call(e.dsm(http.MethodPost, fixed("/crypto/v1/keys"), constBody(keyReq)), &key); err != nil {
+		return nil, err
+	}
+	if key.Kid == "" {
+		return nil, errors.New("key creation returned no kid")
+	}
+	plain := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("credvault-bench!"), 64)) // 1 KiB
+	encReq := `{"key":{"kid":"` + key.Kid + `"},"alg":"AES","mode":"GCM","tag_len":128,"plain":"` + plain + `"}`
+	if !decrypt {
+		return e.dsm(http.MethodPost, fixed("/crypto/v1/encrypt"), constBody(encReq)), nil
+	}
+	var enc struct {
+		Cipher, IV, Tag []byte
+	}
+	if err := e.call(e.dsm(http.MethodPost, fixed("/crypto/v1/encrypt"), constBody(encReq)), &enc); err != nil {
+		return nil, err
+	}
+	if len(enc.Cipher) != 1024 || len(enc.IV) == 0 || len(enc.Tag) == 0 {
+		return nil, errors.New("encrypt returned an unexpected ciphertext, iv or tag")
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	decReq := `{"key":{"kid":"` + key.Kid + `"},"alg":"AES","mode":"GCM","tag_len":128,"cipher":"` + b64(enc.Cipher) +
+		`","iv":"` + b64(enc.IV) + `","tag":"` + b64(enc.Tag) + `"}`
+	return e.dsm(http.MethodPost, fixed("/crypto/v1/decrypt"), constBody(decReq)), nil
 }
 
 // dsmCredentialGet creates a group, an EC signing key usable by credentials

@@ -201,13 +201,17 @@ func TestCanaries(t *testing.T) {
 		group := must(root, 200, "POST", "/sys/v1/groups", map[string]any{"name": "canary-group"})["group_id"].(string)
 		appID := must(root, 200, "POST", "/sys/v1/apps", map[string]any{"name": "canary-app", "role": "crypto", "add_groups": map[string]any{group: []string{"SIGN", "EXPORT"}}})["app_id"].(string)
 		// The app secret: a secret response (not kept).
-		appKey := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
-		cs.addKey("app secret", appKey)
+		appSecret := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
+		appKey := vault.AppAPIKey(appID, appSecret)
+		cs.add("app secret", []byte(appSecret))
+		cs.addKey("app key", appKey)
 		app := newCaller(v, "app", appKey)
 		// Reset, and a second secret: the first stays a canary too.
 		must(root, 200, "POST", "/sys/v1/apps/"+appID+"/reset_secret", map[string]any{})
-		appKey2 := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
-		cs.addKey("app secret after reset", appKey2)
+		appSecret2 := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
+		appKey2 := vault.AppAPIKey(appID, appSecret2)
+		cs.add("app secret after reset", []byte(appSecret2))
+		cs.addKey("app key after reset", appKey2)
 		app = newCaller(v, "app", appKey2)
 		// Session tokens: secret responses.
 		sessTok := root.must(t, 200, "POST", "/sys/v1/session/auth", nil)["access_token"].(string)
@@ -296,8 +300,29 @@ func TestCanaries(t *testing.T) {
 				must(c, 200, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"name": name}, "hash_alg": "SHA256", "data": b64([]byte("canary message")), "signature": sig})
 			}
 		}
+		// Encrypt a canary plaintext (kept: the response holds only
+		// ciphertext) and decrypt it (a secret response, not kept).
+		encPlain := []byte(canaryText(t, "encrypt-plaintext"))
+		cs.add("encrypted plaintext", encPlain)
+		for _, c := range []*caller{app, appSess} {
+			enc := must(c, 200, "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"kid": kids["canary-aes"]}, "alg": "AES", "mode": "GCM",
+				"tag_len": 128, "ad": b64([]byte("ad")), "plain": b64(encPlain)})
+			dec := c.must(t, 200, "POST", "/crypto/v1/decrypt", map[string]any{"key": map[string]any{"kid": kids["canary-aes"]}, "mode": "GCM", "tag_len": 128,
+				"ad": b64([]byte("ad")), "cipher": enc["cipher"], "iv": enc["iv"], "tag": enc["tag"]})
+			if !bytes.Equal(unb64(t, dec["plain"]), encPlain) {
+				t.Errorf("decrypt: %v", dec)
+			}
+		}
 		for name, kid := range kids {
 			for _, c := range []*caller{root, reader, app} {
+				if name == "canary-opaque" && c != reader {
+					// DSM returns OPAQUE values with the metadata: a secret
+					// response for callers allowed to read secrets (not kept).
+					if got := c.must(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid}); !bytes.Equal(unb64(t, got["value"]), opaqueVal) {
+						t.Errorf("OPAQUE info: value %v", got["value"])
+					}
+					continue
+				}
 				must(c, 200, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
 				must(c, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": name, "show_pub_key": true})
 			}
@@ -378,7 +403,10 @@ func TestCanaries(t *testing.T) {
 		fail(root, 400, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "canary-gen-rsa", "value": b64(rsaDER)})
 		fail(root, 400, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": kids["canary-aes"]}, "hash_alg": "SHA256", "hash": b64(digest[:])})
 		fail(reader, 403, "PUT", "/crypto/v1/keys", map[string]any{"name": "canary-x", "obj_type": "SECRET", "value": b64(secretVal), "group_id": group})
-		fail(root, 409, "GET", "/sys/v1/apps/"+appID+"/credential", nil)
+		// Read again the DSM way (a secret response, not kept): the same secret.
+		if again := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"]; again != appSecret2 {
+			t.Errorf("the second credential read returned another secret")
+		}
 		// Authentication with near-miss and revoked secrets.
 		bogus := base64.StdEncoding.EncodeToString([]byte(vault.NewID() + ":" + canaryText(t, "bogus-key-secret")))
 		cs.addKey("bogus API key", bogus)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // caller is one principal speaking both dialects: SGP with x-api-key and
@@ -60,7 +61,7 @@ func (c *caller) app(t testing.TB, name, role string, groups ...string) (*caller
 	a := c.must(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs})
 	id := a["app_id"].(string)
 	cred := c.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
-	key := cred["credential"].(map[string]any)["secret"].(string)
+	key := vault.AppAPIKey(id, cred["credential"].(map[string]any)["secret"].(string))
 	return newCaller(c.v, name, key), id
 }
 

@@ -78,6 +78,9 @@ type fixture struct {
 	icID, icDelID  string
 	icRotID        string
 	ociKID         string
+	aesKID         string         // AES-256 with ENCRYPT and DECRYPT
+	aesEnc         map[string]any // cipher, iv and tag of plainText under aesKID
+	plainText      string
 	appID          string   // a crypto app without a secret yet
 	secrets        []string // values no non-secret response may contain
 	secretMaterial [][]byte
@@ -110,7 +113,12 @@ func newFixture(t *testing.T, root *caller, group, p string) *fixture {
 	}
 	f.icID, f.icDelID, f.icRotID = ic(p+"-ic", f.ociKID), ic(p+"-ic-del", f.ociKID), ic(p+"-ic-rot", rotKID)
 	f.appID = root.must(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": p + "-fxapp", "role": "crypto", "add_groups": map[string]any{group: []string{"SIGN"}}})["app_id"].(string)
-	f.secrets = []string{f.payload}
+	f.aesKID = root.must(t, 200, "POST", "/crypto/v1/keys", map[string]any{"name": p + "-aes", "obj_type": "AES", "key_size": 256, "group_id": group,
+		"key_ops": []string{"ENCRYPT", "DECRYPT"}})["kid"].(string)
+	f.plainText = "role-matrix-plaintext-" + p + "-" + vault.NewID()
+	f.aesEnc = root.must(t, 200, "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"kid": f.aesKID}, "alg": "AES", "mode": "GCM", "tag_len": 128,
+		"plain": b64([]byte(f.plainText))})
+	f.secrets = []string{f.payload, f.plainText, b64([]byte(f.plainText))}
 	f.secretMaterial = [][]byte{f.material}
 	return f
 }
@@ -214,6 +222,17 @@ func matrixOps() []matrixOp {
 			r := c.dsm(t, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": f.signKID}, "hash_alg": "SHA256", "hash": b64(f.digest), "signature": f.signature})
 			if r.Status == 200 && r.Object(t)["result"] != true {
 				t.Errorf("verify of the admin's signature: %s", r.Body)
+			}
+			return r
+		}},
+		{name: "dsm/encrypt", want: writeOps, do: func(t *testing.T, c *caller, f *fixture) *vaulttest.Response {
+			return c.dsm(t, "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"kid": f.aesKID}, "alg": "AES", "mode": "CTR", "plain": b64([]byte("x"))})
+		}},
+		{name: "dsm/decrypt", want: writeOps, secret: true, do: func(t *testing.T, c *caller, f *fixture) *vaulttest.Response {
+			r := c.dsm(t, "POST", "/crypto/v1/decrypt", map[string]any{"key": map[string]any{"kid": f.aesKID}, "mode": "GCM", "tag_len": 128,
+				"cipher": f.aesEnc["cipher"], "iv": f.aesEnc["iv"], "tag": f.aesEnc["tag"]})
+			if r.Status == 200 && string(unb64(t, r.Object(t)["plain"])) != f.plainText {
+				t.Errorf("decrypt returned another plaintext")
 			}
 			return r
 		}},

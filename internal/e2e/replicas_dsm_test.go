@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // dsmClient speaks the DSM dialect to one replica with one Authorization
@@ -132,9 +134,11 @@ func TestReplicasDSM(t *testing.T) {
 		app := a.must(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "rep-app", "role": "crypto", "add_groups": map[string]any{g: []string{"SIGN", "VERIFY"}}})
 		id := app["app_id"].(string)
 		cred := a.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
-		key := cred["credential"].(map[string]any)["secret"].(string)
-		// The secret is shown once, on either replica.
-		b.must(t, 409, "GET", "/sys/v1/apps/"+id+"/credential", nil)
+		key := vault.AppAPIKey(id, cred["credential"].(map[string]any)["secret"].(string))
+		// The same secret on either replica.
+		if again := b.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil); vault.AppAPIKey(id, again["credential"].(map[string]any)["secret"].(string)) != key {
+			t.Fatal("B returned another secret")
+		}
 
 		appB := b.with("Basic " + key)
 		if l := appB.must(t, 200, "POST", "/sys/v1/session/auth", nil); l["entity_id"] != id {
@@ -153,7 +157,7 @@ func TestReplicasDSM(t *testing.T) {
 		appB.must(t, 401, "GET", "/sys/v1/groups", nil)
 		b.with(bearer).must(t, 401, "GET", "/sys/v1/groups", nil)
 		// Disabled on B after a fresh secret: refused on A.
-		key2 := b.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
+		key2 := vault.AppAPIKey(id, b.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)["credential"].(map[string]any)["secret"].(string))
 		a.with("Basic "+key2).must(t, 200, "GET", "/sys/v1/groups", nil)
 		b.must(t, 200, "PATCH", "/sys/v1/apps/"+id, map[string]any{"enabled": false})
 		a.with("Basic "+key2).must(t, 401, "GET", "/sys/v1/groups", nil)

@@ -252,7 +252,8 @@ func Hash(name string) (crypto.Hash, error) {
 	case "SHA512":
 		return crypto.SHA512, nil
 	}
-	return 0, errorf("hash_alg %q is not supported (use SHA1, SHA224, SHA256, SHA384 or SHA512)", name)
+	// The name is not echoed: error messages never repeat request values.
+	return 0, errorf("unsupported hash algorithm (use SHA1, SHA224, SHA256, SHA384 or SHA512)")
 }
 
 // Padding selects the RSA signature scheme.
@@ -264,8 +265,8 @@ const (
 )
 
 // Sign signs digest (already hashed with h) with the PKCS#8 private key
-// in secret.
-func Sign(objType string, secret []byte, h crypto.Hash, digest []byte, pad Padding) ([]byte, error) {
+// in secret. For PSS, mgf is the MGF1 hash (0: h), which may differ from h.
+func Sign(objType string, secret []byte, h crypto.Hash, digest []byte, pad Padding, mgf crypto.Hash) ([]byte, error) {
 	if len(digest) != h.Size() {
 		return nil, errorf("hash must be %d bytes for %v", h.Size(), h)
 	}
@@ -276,6 +277,9 @@ func Sign(objType string, secret []byte, h crypto.Hash, digest []byte, pad Paddi
 	switch key := k.(type) {
 	case *rsa.PrivateKey:
 		if pad == PSS {
+			if mgf != 0 && mgf != h {
+				return signPSSMGF(key, h, digest, mgf)
+			}
 			return rsa.SignPSS(rand.Reader, key, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h})
 		}
 		return rsa.SignPKCS1v15(rand.Reader, key, h, digest)
@@ -285,8 +289,9 @@ func Sign(objType string, secret []byte, h crypto.Hash, digest []byte, pad Paddi
 	return nil, errors.New("stored private key has an unsupported type")
 }
 
-// Verify checks sig over digest with the PKIX public key pub.
-func Verify(pub []byte, h crypto.Hash, digest, sig []byte, pad Padding) (bool, error) {
+// Verify checks sig over digest with the PKIX public key pub. For PSS,
+// mgf is the MGF1 hash (0: h).
+func Verify(pub []byte, h crypto.Hash, digest, sig []byte, pad Padding, mgf crypto.Hash) (bool, error) {
 	if len(digest) != h.Size() {
 		return false, errorf("hash must be %d bytes for %v", h.Size(), h)
 	}
@@ -297,6 +302,9 @@ func Verify(pub []byte, h crypto.Hash, digest, sig []byte, pad Padding) (bool, e
 	switch key := k.(type) {
 	case *rsa.PublicKey:
 		if pad == PSS {
+			if mgf != 0 && mgf != h {
+				return verifyPSSMGF(key, h, digest, sig, mgf), nil
+			}
 			return rsa.VerifyPSS(key, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: h}) == nil, nil
 		}
 		return rsa.VerifyPKCS1v15(key, h, digest, sig) == nil, nil

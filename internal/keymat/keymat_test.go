@@ -25,15 +25,15 @@ func TestGenerateSignVerify(t *testing.T) {
 		if _, err := x509.ParsePKCS8PrivateKey(m.Secret); err != nil || m.PublicOnly || m.PubKey == nil {
 			t.Fatalf("%s: material %v", c.typ, err)
 		}
-		sig, err := keymat.Sign(c.typ, m.Secret, crypto.SHA256, d[:], c.pad)
+		sig, err := keymat.Sign(c.typ, m.Secret, crypto.SHA256, d[:], c.pad, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := keymat.Verify(m.PubKey, crypto.SHA256, d[:], sig, c.pad); !ok || err != nil {
+		if ok, err := keymat.Verify(m.PubKey, crypto.SHA256, d[:], sig, c.pad, 0); !ok || err != nil {
 			t.Fatalf("%s: verify %v %v", c.typ, ok, err)
 		}
 		sig[len(sig)-1] ^= 1
-		if ok, _ := keymat.Verify(m.PubKey, crypto.SHA256, d[:], sig, c.pad); ok {
+		if ok, _ := keymat.Verify(m.PubKey, crypto.SHA256, d[:], sig, c.pad, 0); ok {
 			t.Fatalf("%s: corrupted signature verified", c.typ)
 		}
 		// Re-import round trip keeps the key.

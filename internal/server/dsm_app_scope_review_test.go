@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // An admin app reaches only its own groups. It may see an app that shares
@@ -37,7 +38,7 @@ func TestAdminAppCannotTakeOverAppsReachingOtherGroups(t *testing.T) {
 				gs[g] = []string{"SIGN", "EXPORT"}
 			}
 			id := do(basic, 200, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs})["app_id"].(string)
-			key := do(basic, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
+			key := vault.AppAPIKey(id, do(basic, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)["credential"].(map[string]any)["secret"].(string))
 			return id, "Basic " + key
 		}
 		_, attacker := newApp("scoped-admin", "admin", shared)

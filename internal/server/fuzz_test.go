@@ -138,7 +138,7 @@ func dsmFixture(f *testing.F, h http.Handler, key string) map[string]string {
 	ids := map[string]string{}
 	ids["group"] = do("POST", "/sys/v1/groups", `{"name":"fuzz"}`)["group_id"].(string)
 	ids["rsa"] = do("POST", "/crypto/v1/keys", `{"name":"fuzz-rsa","obj_type":"RSA","key_size":2048,"group_id":"`+ids["group"]+`","allow_credential_use":true}`)["kid"].(string)
-	ids["aes"] = do("POST", "/crypto/v1/keys", `{"name":"fuzz-aes","obj_type":"AES","key_size":256,"group_id":"`+ids["group"]+`","key_ops":["ENCRYPT","EXPORT"]}`)["kid"].(string)
+	ids["aes"] = do("POST", "/crypto/v1/keys", `{"name":"fuzz-aes","obj_type":"AES","key_size":256,"group_id":"`+ids["group"]+`","key_ops":["ENCRYPT","DECRYPT","EXPORT"]}`)["kid"].(string)
 	ids["cred"] = do("POST", "/sys/v1/credentials", `{"name":"fuzz-cred","group_id":"`+ids["group"]+`","credential_details":{"$type":"Oci","body":{"$type":"ApiKey","user_ocid":"u","tenant_ocid":"t","signing_key":"`+ids["rsa"]+`"}}}`)["credential_id"].(string)
 	return ids
 }
@@ -156,6 +156,7 @@ func FuzzDSMBodies(f *testing.F) {
 		{"POST", "/crypto/v1/sign"}, {"POST", "/crypto/v1/verify"},
 		{"POST", "/sys/v1/credentials"}, {"PATCH", "/sys/v1/credentials/" + ids["cred"]},
 		{"POST", "/sys/v1/credentials/" + ids["cred"] + "/rotate"}, {"POST", "/sys/v1/session/auth"},
+		{"POST", "/crypto/v1/encrypt"}, {"POST", "/crypto/v1/decrypt"}, {"POST", "/sys/v1/session/select_account"},
 	}
 	for _, s := range []string{
 		`{"name":"k","obj_type":"EC","elliptic_curve":"NistP256","group_id":"` + ids["group"] + `"}`,
@@ -164,6 +165,10 @@ func FuzzDSMBodies(f *testing.F) {
 		`{"key":{"kid":"` + ids["rsa"] + `"},"hash_alg":"SHA256","hash":"AAAA","signature":"AAAA"}`,
 		`{"kid":"` + ids["aes"] + `"}`, `{"name":"fuzz-rsa"}`, `{"method":{"$type":"Generate"}}`,
 		`{"credential_details":{"$type":"Azure","body":{"$type":"Certificate"}}}`, `{"$type":"x"}`,
+		`{"key":{"kid":"` + ids["aes"] + `"},"alg":"AES","mode":"GCM","tag_len":128,"plain":"aGVsbG8=","ad":"AA=="}`,
+		`{"key":{"kid":"` + ids["aes"] + `"},"mode":"CBC","iv":"AAAAAAAAAAAAAAAAAAAAAA==","cipher":"AAAAAAAAAAAAAAAAAAAAAA=="}`,
+		`{"key":{"kid":"` + ids["rsa"] + `"},"alg":"RSA","mode":{"OAEP":{"mgf":{"mgf1":{"hash":"SHA1"}}}},"plain":"aGVsbG8="}`,
+		`{"key":{"name":"fuzz-rsa"},"mode":{"PKCS1_V15":{}},"cipher":"AAAA"}`, `{"acct_id":"00000000-0000-0000-0000-000000000000"}`,
 		`{"key_ops":["SIGN"],"enabled":false}`, `{"obj_type":"RSA","key_size":99999}`, `[]`, `null`, `{`, ``,
 	} {
 		f.Add(uint8(0), s)

@@ -195,6 +195,18 @@ type AuditQuery struct {
 	BeforeSeq   int64 // only records with seq < BeforeSeq (0 = no bound)
 	Offset      int
 	Limit       int
+	// Reach, if set, keeps only the records a group-scoped DSM caller may
+	// see (see AuditReach).
+	Reach *AuditReach
+}
+
+// AuditReach is the part of an account's audit trail a group-scoped DSM
+// caller sees: records performed by ActorID, and records about one of
+// Groups or about a security object, integration credential or app that
+// is currently in one of them.
+type AuditReach struct {
+	Groups  []string
+	ActorID string
 }
 
 // AuditStore holds the audit trail.

@@ -81,6 +81,25 @@ func (a *App) GroupIDs() []string {
 	return out
 }
 
+// AppSecret is an app's current secret as stored: sealed, with the hash
+// of the API key (base64 of app_id:secret) it belongs to.
+type AppSecret struct {
+	AppID      string
+	KeyHash    []byte
+	CreatedAt  time.Time
+	Ciphertext []byte
+}
+
+// AppKeyReset is what ResetAppKey writes.
+type AppKeyReset struct {
+	New    *APIKey
+	Sealed []byte
+	// PreviousKeyID, if set, is the new id of the previous key, which keeps
+	// working (with its sessions) until PreviousUntil.
+	PreviousKeyID string
+	PreviousUntil time.Time
+}
+
 // Session is a DSM bearer session. Only the token's SHA-256 hash is kept.
 type Session struct {
 	ID          string
@@ -316,16 +335,24 @@ type DSMStore interface {
 	UpdateApp(ctx context.Context, accountID, id string, fn func(*App) error) (*App, error)
 	// DeleteApp removes the app, its principal, key and sessions.
 	DeleteApp(ctx context.Context, accountID, id string) error
-	// IssueAppKey stores the app's API key (k.ID must equal the app id);
-	// ErrConflict if a key was already issued.
-	IssueAppKey(ctx context.Context, accountID string, k *APIKey) error
-	// ResetAppKey removes the app's key and sessions.
-	ResetAppKey(ctx context.Context, accountID, appID string) error
+	// IssueAppKey stores the app's API key (k.ID must equal the app id)
+	// and its sealed secret; ErrConflict if a key was already issued.
+	IssueAppKey(ctx context.Context, accountID string, k *APIKey, sealed []byte) error
+	// GetAppSecret returns the app's current sealed secret and the hash of
+	// the key it belongs to; ErrNotFound if none was issued.
+	GetAppSecret(ctx context.Context, accountID, appID string) (*AppSecret, error)
+	// ResetAppKey replaces the app's key and secret by r.New and r.Sealed
+	// in one transaction: the previous key and its sessions are removed,
+	// or, if r.PreviousKeyID is set, kept under that id until
+	// r.PreviousUntil.
+	ResetAppKey(ctx context.Context, accountID, appID string, r AppKeyReset) error
 
 	// CreateSession stores s and drops expired sessions.
 	CreateSession(ctx context.Context, s *Session) error
 	LookupSession(ctx context.Context, tokenHash []byte) (*SessionRecord, error)
 	ExtendSession(ctx context.Context, id string, expiresAt time.Time) error
+	// SetSessionAccount moves a session to another account.
+	SetSessionAccount(ctx context.Context, id, accountID string) error
 	DeleteSession(ctx context.Context, id string) error
 
 	CreateSobject(ctx context.Context, o *Sobject) error

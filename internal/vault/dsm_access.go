@@ -66,7 +66,8 @@ func (s *Service) authenticateSession(ctx context.Context, token string) (*Ident
 		}
 		return nil, fmt.Errorf("authenticate session: %w", err)
 	}
-	id := &Identity{Principal: rec.Principal, AccountID: rec.Session.AccountID, Role: rec.Role, KeyID: rec.Session.KeyID, SessionID: rec.Session.ID}
+	id := &Identity{Principal: rec.Principal, AccountID: rec.Session.AccountID, Role: rec.Role, KeyID: rec.Session.KeyID, SessionID: rec.Session.ID,
+		KeyExpiresAt: rec.KeyExpiresAt}
 	now := s.now()
 	keyDead := !rec.KeyFound || rec.KeyRevokedAt != nil || (rec.KeyExpiresAt != nil && !now.Before(*rec.KeyExpiresAt))
 	if subtle.ConstantTimeCompare(rec.Session.TokenHash, h) != 1 || !now.Before(rec.Session.ExpiresAt) || rec.Role == "" || keyDead {
@@ -98,11 +99,21 @@ func (s *Service) CreateSession(ctx context.Context, id *Identity) (token string
 	token = base64.RawURLEncoding.EncodeToString(b[:])
 	now := s.Now()
 	sess = &Session{ID: NewID(), TokenHash: hashToken(token), PrincipalID: id.Principal.ID, AccountID: id.AccountID, KeyID: id.KeyID,
-		CreatedAt: now, ExpiresAt: now.Add(DefaultSessionTTL)}
+		CreatedAt: now, ExpiresAt: sessionEnd(id, now)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return "", nil, fmt.Errorf("create session: %w", err)
 	}
 	return token, sess, nil
+}
+
+// sessionEnd is when a session opened or refreshed at now ends:
+// DefaultSessionTTL later, but never after the API key behind it expires.
+func sessionEnd(id *Identity, now time.Time) time.Time {
+	end := now.Add(DefaultSessionTTL)
+	if id.KeyExpiresAt != nil && id.KeyExpiresAt.Before(end) {
+		end = id.KeyExpiresAt.UTC().Truncate(time.Microsecond)
+	}
+	return end
 }
 
 // RefreshSession extends the caller's session by DefaultSessionTTL.
@@ -110,7 +121,7 @@ func (s *Service) RefreshSession(ctx context.Context, id *Identity) error {
 	if id.SessionID == "" {
 		return Errorf(KindInvalid, "this request did not use a session (Authorization: Bearer); there is nothing to refresh")
 	}
-	if err := s.store.ExtendSession(ctx, id.SessionID, s.Now().Add(DefaultSessionTTL)); err != nil {
+	if err := s.store.ExtendSession(ctx, id.SessionID, sessionEnd(id, s.Now())); err != nil {
 		if KindOf(err) == KindNotFound {
 			return errBadSession
 		}
@@ -128,6 +139,39 @@ func (s *Service) TerminateSession(ctx context.Context, id *Identity) (err error
 	}
 	if err := s.store.DeleteSession(ctx, id.SessionID); err != nil {
 		return fmt.Errorf("terminate session: %w", err)
+	}
+	return nil
+}
+
+// SelectAccount is DSM's select_account: the caller's account is accepted
+// as is; a session may move to another account its principal is a member
+// of; any other account is refused, with the same answer whether it
+// exists or not.
+func (s *Service) SelectAccount(ctx context.Context, id *Identity, accountID string) (err error) {
+	ctx = s.auditing(ctx, id, "session.select_account", "account", func() string { return accountID })
+	defer func() { err = s.auditDSM(ctx, id, "session.select_account", "account", accountID, err) }()
+	if accountID == id.AccountID {
+		return nil
+	}
+	ms, err := s.store.ListMemberships(ctx, id.Principal.ID)
+	if err != nil {
+		return fmt.Errorf("select account: %w", err)
+	}
+	member := false
+	for _, m := range ms {
+		member = member || m.AccountID == accountID
+	}
+	if !member {
+		return Errorf(KindPermissionDenied, "the caller is not a member of that account")
+	}
+	if id.SessionID == "" {
+		return Errorf(KindInvalid, "switching accounts needs a session (Authorization: Bearer); an API key acts in its own account")
+	}
+	if err := s.store.SetSessionAccount(ctx, id.SessionID, accountID); err != nil {
+		if KindOf(err) == KindNotFound {
+			return errBadSession
+		}
+		return fmt.Errorf("select account: %w", err)
 	}
 	return nil
 }

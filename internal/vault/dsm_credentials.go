@@ -64,32 +64,32 @@ func checkRefs(get SobjectGetter, sc *dsmScope, groupID string, d *CredentialDet
 		o, err := get(r.KID)
 		if err != nil {
 			if KindOf(err) == KindNotFound {
-				return FieldError("credential_details", "%s: security object %s not found", where, r.KID)
+				return FieldError("credential_details", "%s: the referenced security object was not found", where)
 			}
 			return err
 		}
 		if o.GroupID != groupID {
 			if !sc.has(o.GroupID) {
-				return FieldError("credential_details", "%s: security object %s not found", where, r.KID)
+				return FieldError("credential_details", "%s: the referenced security object was not found", where)
 			}
-			return FieldError("credential_details", "%s: security object %s is in another group; a credential may only reference objects of its own group", where, r.KID)
+			return FieldError("credential_details", "%s: the referenced security object is in another group; a credential may only reference objects of its own group", where)
 		}
 		if !o.AllowCredentialUse {
-			return FieldError("credential_details", "%s: security object %s does not have allow_credential_use set", where, r.KID)
+			return FieldError("credential_details", "%s: the referenced security object does not have allow_credential_use set", where)
 		}
 		switch r.Field {
 		case "signing_key", "client_key":
 			if (o.ObjType != ObjRSA && o.ObjType != ObjEC) || o.PublicOnly {
-				return FieldError("credential_details", "%s: security object %s must be an RSA or EC private key, not %s%s", where, r.KID, o.ObjType,
+				return FieldError("credential_details", "%s: the referenced security object must be an RSA or EC private key, not %s%s", where, o.ObjType,
 					map[bool]string{true: " (public only)"}[o.PublicOnly])
 			}
 		case "client_secret":
 			if o.ObjType != ObjSecret {
-				return FieldError("credential_details", "%s: security object %s must be a SECRET, not %s", where, r.KID, o.ObjType)
+				return FieldError("credential_details", "%s: the referenced security object must be a SECRET, not %s", where, o.ObjType)
 			}
 		case "client_cert":
 			if o.ObjType != ObjCertificate {
-				return FieldError("credential_details", "%s: security object %s must be a CERTIFICATE, not %s", where, r.KID, o.ObjType)
+				return FieldError("credential_details", "%s: the referenced security object must be a CERTIFICATE, not %s", where, o.ObjType)
 			}
 		}
 	}
@@ -425,7 +425,7 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 		return nil, err
 	}
 	if method != RotationGenerate {
-		return nil, FieldError("method", "unknown rotation method %q (supported: Generate)", method)
+		return nil, FieldError("method", "unknown rotation method (supported: Generate)")
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {

@@ -3,9 +3,11 @@ package vault
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // DSM groups and apps.
@@ -203,14 +205,14 @@ type AppInput struct {
 func checkAppGroups(field string, sc *dsmScope, gs []AppGroup) error {
 	for _, g := range gs {
 		if !ValidUUID(g.GroupID) {
-			return FieldError(field, "%s: %q is not a group id (UUID)", field, g.GroupID)
+			return FieldError(field, "%s: every group id must be a UUID", field)
 		}
 		if !sc.has(g.GroupID) {
-			return FieldError(field, "%s: group %s not found", field, g.GroupID)
+			return FieldError(field, "%s names a group that was not found", field)
 		}
 		for _, p := range g.Permissions {
 			if !slices.Contains(AppGroupPermissions, p) {
-				return FieldError(field, "%s: unknown permission %q", field, p)
+				return FieldError(field, "%s: unknown group permission", field)
 			}
 		}
 	}
@@ -234,7 +236,7 @@ func (in *AppInput) validate(sc *dsmScope) error {
 	}
 	for _, g := range in.DelGroups {
 		if !ValidUUID(g) || !sc.has(g) {
-			return FieldError("del_groups", "del_groups: group %s not found", g)
+			return FieldError("del_groups", "del_groups names a group that was not found")
 		}
 	}
 	if in.DefaultGroup != nil && *in.DefaultGroup != "" && !ValidUUID(*in.DefaultGroup) {
@@ -276,7 +278,7 @@ func (in *AppInput) apply(a *App) error {
 	for _, g := range in.ModGroups {
 		i := idx(g.GroupID)
 		if i < 0 {
-			return FieldError("mod_groups", "mod_groups: the app is not a member of group %s", g.GroupID)
+			return FieldError("mod_groups", "mod_groups names a group the app is not a member of")
 		}
 		if g.Permissions == nil {
 			g.Permissions = []string{}
@@ -299,6 +301,11 @@ func (in *AppInput) apply(a *App) error {
 			return FieldError("default_group", "default_group must be one of the app's groups")
 		}
 		a.DefaultGroup = ""
+	}
+	if a.DefaultGroup == "" {
+		// As in DSM, an app always has a default group: where objects it
+		// creates without group_id go.
+		a.DefaultGroup = a.Groups[0].GroupID
 	}
 	return nil
 }
@@ -479,19 +486,54 @@ func (s *Service) DeleteApp(ctx context.Context, id *Identity, appID string) (er
 	return nil
 }
 
-// ErrSecretIssued is returned by GetAppCredential once the app's secret
-// has been shown.
-var ErrSecretIssued = Errorf(KindConflict, "the app's secret was already issued and credvault stores only its hash, so it cannot be shown again; "+
-	"call POST /sys/v1/apps/{app_id}/reset_secret and then GET /sys/v1/apps/{app_id}/credential to obtain a new secret")
+// ErrLegacySecret is returned by GetAppCredential for an app whose secret
+// was issued by a credvault version that kept only its hash.
+var ErrLegacySecret = Errorf(KindConflict, "this app's secret was issued before credvault kept app secrets and cannot be shown again; "+
+	"call POST /sys/v1/apps/{app_id}/reset_secret to issue one that can")
 
-// GetAppCredential issues the app's API key (base64 of app_id:secret) and
-// returns it. It works once per secret: the key is stored only as a hash,
-// so later calls are ErrSecretIssued until ResetAppSecret.
-func (s *Service) GetAppCredential(ctx context.Context, id *Identity, appID string) (key string, err error) {
+// MaxCredentialMigrationPeriod bounds reset_secret's
+// credential_migration_period (seconds).
+const MaxCredentialMigrationPeriod = 365 * 24 * 3600
+
+// appSecretAD binds a sealed app secret to its account, app and the hash
+// of the API key it forms, so that a sealed secret copied to another app
+// or left over from an earlier key fails to open.
+func appSecretAD(accountID, appID string, keyHash []byte) []byte {
+	return []byte(fmt.Sprintf("credvault/dsm-app-secret/v1\x00%s\x00%s\x00%x", accountID, appID, keyHash))
+}
+
+// AppAPIKey is the API key a DSM client builds from an app's id and
+// secret: base64(app_id ":" secret).
+func AppAPIKey(appID, secret string) string {
+	return base64.StdEncoding.EncodeToString([]byte(appID + ":" + secret))
+}
+
+// newAppKey mints a secret for appID and returns the key row and the
+// sealed secret.
+func (s *Service) newAppKey(accountID, appID string) (*APIKey, []byte, error) {
+	var b [48]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, nil, fmt.Errorf("app secret: %w", err)
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b[:])
+	k := &APIKey{ID: appID, PrincipalID: appID, Name: "dsm-app", Hash: HashAPIKey(AppAPIKey(appID, secret)), CreatedAt: s.Now()}
+	sealed, err := s.sealer.Seal([]byte(secret), appSecretAD(accountID, appID, k.Hash))
+	if err != nil {
+		return nil, nil, fmt.Errorf("seal app secret: %w", err)
+	}
+	return k, sealed, nil
+}
+
+// GetAppCredential returns the app's secret, issuing it on first use. As
+// in DSM, every call returns the same secret until reset_secret; the
+// client builds the API key as base64(app_id:secret) (AppAPIKey). The
+// secret is stored sealed and authentication compares only the key's
+// hash. Every call is audited, and without a record there is no secret.
+func (s *Service) GetAppCredential(ctx context.Context, id *Identity, appID string) (secret string, err error) {
 	ctx = s.auditing(ctx, id, "app.credential", "app", func() string { return appID })
 	defer func() {
 		if aerr := s.Audit(ctx, id, "app.credential", "app", appID, err); aerr != nil && err == nil {
-			key, err = "", aerr // fail closed: no record, no secret
+			secret, err = "", aerr // fail closed: no record, no secret
 		}
 	}()
 	if err := id.Require(ActAdmin); err != nil {
@@ -508,32 +550,51 @@ func (s *Service) GetAppCredential(ctx context.Context, id *Identity, appID stri
 	if err := manageableApp(sc, a); err != nil {
 		return "", err
 	}
-	if a.SecretIssued {
-		return "", ErrSecretIssued
-	}
-	var b [48]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("app secret: %w", err)
-	}
-	key = base64.StdEncoding.EncodeToString([]byte(appID + ":" + base64.RawURLEncoding.EncodeToString(b[:])))
-	k := &APIKey{ID: appID, PrincipalID: appID, Name: "dsm-app", Hash: HashAPIKey(key), CreatedAt: s.Now()}
-	if err := s.store.IssueAppKey(ctx, id.AccountID, k); err != nil {
-		if KindOf(err) == KindConflict {
-			return "", ErrSecretIssued
+	sec, err := s.store.GetAppSecret(ctx, id.AccountID, appID)
+	if KindOf(err) == KindNotFound {
+		if a.SecretIssued {
+			return "", ErrLegacySecret
 		}
-		return "", mapStoreErr(err, "app", "issue app key")
+		k, sealed, kerr := s.newAppKey(id.AccountID, appID)
+		if kerr != nil {
+			return "", kerr
+		}
+		if err := s.store.IssueAppKey(ctx, id.AccountID, k, sealed); err != nil && KindOf(err) != KindConflict {
+			return "", mapStoreErr(err, "app", "issue app key")
+		}
+		// Issued now, or by a concurrent caller: read what won.
+		sec, err = s.store.GetAppSecret(ctx, id.AccountID, appID)
+		if KindOf(err) == KindNotFound {
+			return "", ErrLegacySecret
+		}
+	}
+	if err != nil {
+		return "", mapStoreErr(err, "app", "get app secret")
+	}
+	plain, err := s.sealer.Open(sec.Ciphertext, appSecretAD(id.AccountID, appID, sec.KeyHash))
+	if err != nil {
+		return "", Wrap(KindInternal, fmt.Errorf("open app secret %s: %w", appID, err), "the app secret cannot be decrypted")
+	}
+	secret = string(plain)
+	clear(plain)
+	if subtle.ConstantTimeCompare(HashAPIKey(AppAPIKey(appID, secret)), sec.KeyHash) != 1 {
+		return "", Wrap(KindInternal, fmt.Errorf("app secret %s does not match its key hash", appID), "the app secret cannot be decrypted")
 	}
 	s.SecretAccessed("app.credential")
-	return key, nil
+	return secret, nil
 }
 
-// ResetAppSecret invalidates the app's secret and sessions; the next
-// GetAppCredential issues a new secret.
-func (s *Service) ResetAppSecret(ctx context.Context, id *Identity, appID string) (a *App, err error) {
+// ResetAppSecret issues a new secret for the app. The previous secret and
+// its sessions stop working at once, or, with a migration period > 0,
+// keep working for that long.
+func (s *Service) ResetAppSecret(ctx context.Context, id *Identity, appID string, migrationPeriod time.Duration) (a *App, err error) {
 	ctx = s.auditing(ctx, id, "app.reset_secret", "app", func() string { return appID })
 	defer func() { err = s.auditDSM(ctx, id, "app.reset_secret", "app", appID, err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
+	}
+	if migrationPeriod < 0 || migrationPeriod > MaxCredentialMigrationPeriod*time.Second {
+		return nil, FieldError("credential_migration_period", "credential_migration_period must be between 0 and %d seconds", MaxCredentialMigrationPeriod)
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
@@ -546,7 +607,15 @@ func (s *Service) ResetAppSecret(ctx context.Context, id *Identity, appID string
 	if err := manageableApp(sc, cur); err != nil {
 		return nil, err
 	}
-	if err := s.store.ResetAppKey(ctx, id.AccountID, appID); err != nil {
+	k, sealed, err := s.newAppKey(id.AccountID, appID)
+	if err != nil {
+		return nil, err
+	}
+	r := AppKeyReset{New: k, Sealed: sealed}
+	if migrationPeriod > 0 {
+		r.PreviousKeyID, r.PreviousUntil = NewID(), k.CreatedAt.Add(migrationPeriod)
+	}
+	if err := s.store.ResetAppKey(ctx, id.AccountID, appID, r); err != nil {
 		return nil, mapStoreErr(err, "app", "reset app secret")
 	}
 	a, err = s.store.GetApp(ctx, id.AccountID, appID)

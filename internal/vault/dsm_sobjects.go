@@ -65,14 +65,14 @@ func checkKeyOps(objType string, publicOnly bool, ops []string) ([]string, error
 	out := []string{}
 	for _, op := range ops {
 		if !slices.Contains(KeyOperations, op) {
-			return nil, FieldError("key_ops", "unknown key operation %q", op)
+			return nil, FieldError("key_ops", "unknown key operation in key_ops")
 		}
 		if op == "HIGHVOLUME" {
 			out = append(out, op)
 			continue
 		}
 		if !slices.Contains(impl, op) {
-			return nil, FieldError("key_ops", "key operation %s is not available for %s objects", op, objType)
+			return nil, FieldError("key_ops", "key_ops names an operation that %s objects do not implement", objType)
 		}
 		if !slices.Contains(out, op) {
 			out = append(out, op)
@@ -140,8 +140,15 @@ func (s *Service) pickGroup(ctx context.Context, id *Identity, sc *dsmScope, req
 		}
 		return g, nil
 	}
-	if sc.app != nil && sc.app.DefaultGroup != "" {
-		return sc.app.DefaultGroup, nil
+	if sc.app != nil {
+		// An app's default group; an app stored without one (its default
+		// group was deleted) uses its first group.
+		if sc.app.DefaultGroup != "" {
+			return sc.app.DefaultGroup, nil
+		}
+		if len(sc.app.Groups) > 0 {
+			return sc.app.Groups[0].GroupID, nil
+		}
 	}
 	var groups []string
 	if sc.all {
@@ -308,10 +315,10 @@ func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInp
 	}
 	defer clear(m.Secret)
 	if in.KeySize != nil && *in.KeySize != m.KeySize && m.ObjType != ObjEC {
-		return nil, FieldError("key_size", "key_size %d does not match the imported key (%d bits)", *in.KeySize, m.KeySize)
+		return nil, FieldError("key_size", "key_size does not match the imported key (%d bits)", m.KeySize)
 	}
 	if in.EllipticCurve != nil && m.Curve != "" && *in.EllipticCurve != m.Curve {
-		return nil, FieldError("elliptic_curve", "elliptic_curve %s does not match the imported key (%s)", *in.EllipticCurve, m.Curve)
+		return nil, FieldError("elliptic_curve", "elliptic_curve does not match the imported key (%s)", m.Curve)
 	}
 	o, err = s.newSobject(id, in, groupID, m, false)
 	if err != nil {
@@ -357,21 +364,46 @@ func (s *Service) findSobject(ctx context.Context, id *Identity, sc *dsmScope, d
 	return o, nil
 }
 
-// GetSobject looks an object up (metadata and public key only).
-func (s *Service) GetSobject(ctx context.Context, id *Identity, d SobjectDescriptor) (*Sobject, error) {
+// ValueInInfo reports whether DSM returns an object's value with its
+// metadata (POST /crypto/v1/keys/info) rather than only through export:
+// for the types DSM treats as not sensitive, OPAQUE and CERTIFICATE.
+// Never for SECRET, AES, HMAC or private keys.
+func ValueInInfo(objType string) bool { return objType == ObjOpaque || objType == ObjCertificate }
+
+// GetSobject looks an object up: metadata and public key, and for the
+// types of ValueInInfo also the value. A certificate is public; an OPAQUE
+// value is shown only to callers allowed to read secrets (for others it is
+// left out), and each such read is audited like an export, fail closed.
+func (s *Service) GetSobject(ctx context.Context, id *Identity, d SobjectDescriptor) (o *Sobject, value []byte, err error) {
 	if err := id.Require(ActRead); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	o, err := s.findSobject(ctx, id, sc, d)
+	o, err = s.findSobject(ctx, id, sc, d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	ct := o.Ciphertext
 	o.Ciphertext = nil
-	return o, nil
+	if !ValueInInfo(o.ObjType) || (o.ObjType == ObjOpaque && !id.Role.Allows(ActReadSecret)) {
+		return o, nil, nil
+	}
+	if o.ObjType == ObjOpaque {
+		if err := s.auditSobject(ctx, id, "sobject.read_value", o, "", nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	value, err = s.sealer.Open(ct, sobjectAD(o.AccountID, o.KID, o.Version))
+	if err != nil {
+		return nil, nil, Wrap(KindInternal, fmt.Errorf("open sobject %s: %w", o.KID, err), "the security object's value cannot be decrypted")
+	}
+	if o.ObjType == ObjOpaque {
+		s.SecretAccessed("sobject.read_value")
+	}
+	return o, value, nil
 }
 
 // SobjectListQuery is GET /crypto/v1/keys.
@@ -383,7 +415,7 @@ type SobjectListQuery struct {
 	CustomMetadata map[string]string
 	SortBy         string // "kid" (default) or "name"
 	Desc           bool
-	Start          string // first kid or name to return (inclusive)
+	Start          string // return only objects after this kid or name in the sort order (exclusive)
 	Limit          int
 	Offset         int
 }
@@ -445,11 +477,13 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 		return key(&match[i]) < key(&match[j])
 	})
 	if q.Start != "" {
+		// Exclusive, as DSM's clients page: start is the last kid (or
+		// name) of the previous page, and an empty page ends the loop.
 		i := sort.Search(len(match), func(i int) bool {
 			if q.Desc {
-				return key(&match[i]) <= q.Start
+				return key(&match[i]) < q.Start
 			}
-			return key(&match[i]) >= q.Start
+			return key(&match[i]) > q.Start
 		})
 		match = match[i:]
 	}
@@ -731,20 +765,20 @@ type SignInput struct {
 	Hash      []byte // exactly one of Hash and Data
 	Data      []byte
 	PSS       bool
-	MGFHash   string // PSS: MGF1 hash; must equal HashAlg
+	MGFHash   string // PSS: MGF1 hash ("" = HashAlg); may differ from HashAlg
 	Signature []byte // verify only
 }
 
-func (in *SignInput) digest() (crypto.Hash, []byte, keymat.Padding, error) {
+func (in *SignInput) digest() (crypto.Hash, []byte, keymat.Padding, crypto.Hash, error) {
 	h, err := keymat.Hash(in.HashAlg)
 	if err != nil {
-		return 0, nil, 0, FieldError("hash_alg", "%s", err.Error())
+		return 0, nil, 0, 0, FieldError("hash_alg", "hash_alg: %s", err.Error())
 	}
 	switch {
 	case in.Hash != nil && in.Data != nil:
-		return 0, nil, 0, FieldError("hash", "give either hash or data, not both")
+		return 0, nil, 0, 0, FieldError("hash", "give either hash or data, not both")
 	case in.Hash == nil && in.Data == nil:
-		return 0, nil, 0, FieldError("hash", "hash or data is required")
+		return 0, nil, 0, 0, FieldError("hash", "hash or data is required")
 	}
 	d := in.Hash
 	if in.Data != nil {
@@ -752,16 +786,18 @@ func (in *SignInput) digest() (crypto.Hash, []byte, keymat.Padding, error) {
 		hh.Write(in.Data)
 		d = hh.Sum(nil)
 	} else if len(d) != h.Size() {
-		return 0, nil, 0, FieldError("hash", "hash must be %d bytes for %s", h.Size(), in.HashAlg)
+		return 0, nil, 0, 0, FieldError("hash", "hash must be %d bytes for this hash_alg", h.Size())
 	}
-	pad := keymat.PKCS1v15
+	pad, mgf := keymat.PKCS1v15, crypto.Hash(0)
 	if in.PSS {
-		pad = keymat.PSS
-		if in.MGFHash != "" && in.MGFHash != in.HashAlg {
-			return 0, nil, 0, FieldError("mode", "the MGF1 hash must equal hash_alg")
+		pad, mgf = keymat.PSS, h
+		if in.MGFHash != "" {
+			if mgf, err = keymat.Hash(in.MGFHash); err != nil {
+				return 0, nil, 0, 0, FieldError("mode", "mode.PSS.mgf.mgf1.hash: %s", err.Error())
+			}
 		}
 	}
-	return h, d, pad, nil
+	return h, d, pad, mgf, nil
 }
 
 // Sign signs with an RSA or EC private key that has SIGN in key_ops.
@@ -770,7 +806,7 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 	if err := id.Require(ActWrite); err != nil {
 		return "", nil, err
 	}
-	h, d, pad, err := in.digest()
+	h, d, pad, mgf, err := in.digest()
 	if err != nil {
 		return "", nil, err
 	}
@@ -800,7 +836,7 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 		return kid, nil, IntegrityError("key material", fmt.Errorf("open sobject %s: %w", o.KID, err))
 	}
 	defer clear(secret)
-	sig, err = keymat.Sign(o.ObjType, secret, h, d, pad)
+	sig, err = keymat.Sign(o.ObjType, secret, h, d, pad, mgf)
 	if err != nil {
 		return kid, nil, keymatErr(err)
 	}
@@ -808,12 +844,14 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 }
 
 // Verify checks a signature with an object's public key; the object needs
-// VERIFY in key_ops. A deactivated key still verifies.
+// VERIFY in key_ops. A deactivated key still verifies. Every verification
+// is audited, like a signature.
 func (s *Service) Verify(ctx context.Context, id *Identity, in SignInput) (kid string, ok bool, err error) {
+	defer func() { err = s.auditSobject(ctx, id, "sobject.verify", nil, kid, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return "", false, err
 	}
-	h, d, pad, err := in.digest()
+	h, d, pad, mgf, err := in.digest()
 	if err != nil {
 		return "", false, err
 	}
@@ -837,7 +875,7 @@ func (s *Service) Verify(ctx context.Context, id *Identity, in SignInput) (kid s
 	if !o.Enabled {
 		return o.KID, false, FieldError("key", "the security object is disabled")
 	}
-	ok, err = keymat.Verify(o.PubKey, h, d, in.Signature, pad)
+	ok, err = keymat.Verify(o.PubKey, h, d, in.Signature, pad, mgf)
 	if err != nil {
 		return o.KID, false, keymatErr(err)
 	}

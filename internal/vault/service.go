@@ -224,7 +224,7 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 		// reports such failures through its readiness check.
 		_ = s.store.TouchAPIKey(ctx, rec.Key.ID, now)
 	}
-	id := &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID}
+	id := &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID, KeyExpiresAt: rec.Key.ExpiresAt}
 	if err := s.Throttle(id); err != nil {
 		return nil, err
 	}

@@ -59,7 +59,10 @@ type Identity struct {
 	AccountID string
 	Role      Role
 	KeyID     string // the API key used, if any
-	SessionID string // the DSM session used, if any
+	// KeyExpiresAt is when that key expires (nil: never); a DSM session
+	// opened with it must not outlive it.
+	KeyExpiresAt *time.Time
+	SessionID    string // the DSM session used, if any
 }
 
 // Credential is an SGP credential. Its payload is stored only as Ciphertext,

@@ -308,15 +308,16 @@ func (q *query) uuid(name string) string {
 	return strings.ToLower(s)
 }
 
-// sort parses "field:asc|desc" for the allowed fields.
+// sort parses "field", "field:asc" or "field:desc" for the allowed
+// fields; a bare field is ascending (DSM's Go client sends sort=kid).
 func (q *query) sort(name string, fields ...string) (field string, desc bool) {
 	s := q.v.Get(name)
 	if s == "" || q.err != nil {
 		return "", false
 	}
-	f, dir, ok := strings.Cut(s, ":")
-	if !ok || !slices.Contains(fields, f) || (dir != "asc" && dir != "desc") {
-		q.err = invalid("%s must be one of %s followed by :asc or :desc", name, strings.Join(fields, ", "))
+	f, dir, hasDir := strings.Cut(s, ":")
+	if !slices.Contains(fields, f) || (hasDir && dir != "asc" && dir != "desc") {
+		q.err = invalid("%s must be one of %s, optionally followed by :asc or :desc", name, strings.Join(fields, ", "))
 		return "", false
 	}
 	return f, dir == "desc"
@@ -412,6 +413,130 @@ func (q *credentialRequest) input() (vault.IntegrationCredentialInput, error) {
 			return in, err
 		}
 		in.Details = d
+	}
+	return in, nil
+}
+
+// ---- encrypt / decrypt ----
+
+// cryptRequest is DSM's EncryptRequest and DecryptRequest.
+type cryptRequest struct {
+	Key    *descriptor `json:"key"`
+	Alg    *string     `json:"alg"`
+	Plain  *[]byte     `json:"plain"`
+	Cipher *[]byte     `json:"cipher"`
+	Mode   rawJSON     `json:"mode"`
+	IV     *[]byte     `json:"iv"`
+	AD     *[]byte     `json:"ad"`
+	Tag    *[]byte     `json:"tag"`
+	TagLen *int        `json:"tag_len"`
+	Label  *[]byte     `json:"label"`
+	Masked *bool       `json:"masked"`
+}
+
+var cipherModes = []string{"ECB", "CBC", "CBCNOPAD", "CFB", "OFB", "CTR", "GCM", "CCM", "KW", "KWP", "FF1"}
+
+// cryptMode decodes DSM's CryptMode: a CipherMode string, or an
+// RsaEncryptionPadding object ({"OAEP": {"mgf": {"mgf1": {"hash": …}}}},
+// {"PKCS1_V15": {}}).
+func cryptMode(raw rawJSON, in *vault.CryptInput) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if !slices.Contains(cipherModes, s) {
+			return invalid("unknown mode")
+		}
+		in.Mode = s
+		return nil
+	}
+	var pad struct {
+		OAEP *struct {
+			Mgf *struct {
+				Mgf1 *struct {
+					Hash string `json:"hash"`
+				} `json:"mgf1"`
+			} `json:"mgf"`
+		} `json:"OAEP"`
+		PKCS1      *struct{} `json:"PKCS1_V15"`
+		RawDecrypt *struct{} `json:"RAW_DECRYPT"`
+	}
+	if err := decodeJSON(raw, &pad); err != nil {
+		return invalid("mode must be a cipher mode or an RSA padding object")
+	}
+	switch {
+	case (pad.OAEP != nil) == (pad.PKCS1 != nil) && pad.RawDecrypt == nil:
+		return invalid("mode must name exactly one RSA padding (OAEP or PKCS1_V15)")
+	case pad.RawDecrypt != nil:
+		return invalid("RAW_DECRYPT is not supported (use OAEP or PKCS1_V15)")
+	case pad.PKCS1 != nil:
+		in.Mode = "PKCS1_V15"
+	default:
+		if pad.OAEP.Mgf == nil || pad.OAEP.Mgf.Mgf1 == nil {
+			return invalid("mode.OAEP.mgf.mgf1.hash is required")
+		}
+		in.Mode, in.MGFHash = "OAEP", pad.OAEP.Mgf.Mgf1.Hash
+	}
+	return nil
+}
+
+func (q *cryptRequest) input(decrypt bool) (vault.CryptInput, error) {
+	var in vault.CryptInput
+	if q.Key == nil {
+		return in, invalid("key is required (transient keys are not supported)")
+	}
+	d, err := q.Key.resolve("key")
+	if err != nil {
+		return in, err
+	}
+	in.Key = d
+	if q.Alg != nil {
+		in.Alg = *q.Alg
+	}
+	if !decrypt && in.Alg == "" {
+		return in, invalid("alg is required")
+	}
+	if in.Alg != "" && in.Alg != "AES" && in.Alg != "RSA" {
+		return in, invalid("unsupported alg (credvault encrypts with AES and RSA)")
+	}
+	if decrypt {
+		if q.Cipher == nil {
+			return in, invalid("cipher is required")
+		}
+		in.Data = orEmpty(*q.Cipher)
+		if q.Masked != nil && *q.Masked {
+			return in, invalid("masked applies to format-preserving decryption, which is not supported")
+		}
+	} else {
+		if q.Plain == nil {
+			return in, invalid("plain is required")
+		}
+		in.Data = orEmpty(*q.Plain)
+		if q.Tag != nil {
+			return in, invalid("tag is an output of encryption")
+		}
+	}
+	if err := cryptMode(q.Mode, &in); err != nil {
+		return in, err
+	}
+	if q.IV != nil {
+		in.IV = orEmpty(*q.IV)
+	}
+	if q.AD != nil {
+		in.AD = orEmpty(*q.AD)
+	}
+	if q.Tag != nil {
+		in.Tag = orEmpty(*q.Tag)
+	}
+	if q.TagLen != nil {
+		if *q.TagLen <= 0 {
+			return in, invalid("tag_len must be 96, 104, 112, 120 or 128 bits")
+		}
+		in.TagLen = *q.TagLen
+	}
+	if q.Label != nil {
+		in.Label = orEmpty(*q.Label)
 	}
 	return in, nil
 }

@@ -41,6 +41,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /sys/v1/session/refresh", h.auth(h.sessionRefresh))
 	mux.Handle("POST /sys/v1/session/reauth", h.auth(h.sessionReauth))
 	mux.Handle("POST /sys/v1/session/terminate", h.auth(h.sessionTerminate))
+	mux.Handle("POST /sys/v1/session/select_account", h.auth(h.selectAccount))
 
 	mux.Handle("GET /sys/v1/groups", h.auth(h.listGroups))
 	mux.Handle("POST /sys/v1/groups", h.auth(h.createGroup))
@@ -66,6 +67,8 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("DELETE /crypto/v1/keys/{key_id}", h.auth(h.deleteSobject))
 	mux.Handle("POST /crypto/v1/sign", h.auth(h.sign))
 	mux.Handle("POST /crypto/v1/verify", h.auth(h.verify))
+	mux.Handle("POST /crypto/v1/encrypt", h.auth(h.encrypt))
+	mux.Handle("POST /crypto/v1/decrypt", h.auth(h.decrypt))
 
 	mux.Handle("GET /sys/v1/credentials", h.auth(h.listCredentials))
 	mux.Handle("POST /sys/v1/credentials", h.auth(h.createCredential))

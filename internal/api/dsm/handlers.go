@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +51,9 @@ func (h *handlers) newSession(w http.ResponseWriter, r *http.Request, id *vault.
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, authResponse{TokenType: "Bearer", ExpiresIn: int(time.Until(sess.ExpiresAt).Round(time.Second).Seconds()), AccessToken: token,
+	// Rounded down: a client must never believe the session outlives the
+	// API key behind it.
+	writeJSON(w, authResponse{TokenType: "Bearer", ExpiresIn: int(sess.ExpiresAt.Sub(sess.CreatedAt) / time.Second), AccessToken: token,
 		EntityID: id.Principal.ID})
 	return nil
 }
@@ -74,6 +77,30 @@ func (h *handlers) sessionTerminate(w http.ResponseWriter, r *http.Request, id *
 		return err
 	}
 	noContent(w)
+	return nil
+}
+
+// selectAccount is DSM's POST /sys/v1/session/select_account: the
+// caller's own account is accepted (what DSM clients call right after
+// auth), a session may move to another account of its principal, and any
+// other account is refused (the rules are in vault.SelectAccount).
+func (h *handlers) selectAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q struct {
+		AcctID *string `json:"acct_id"`
+	}
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	if q.AcctID == nil {
+		return invalid("acct_id is required")
+	}
+	if !vault.ValidUUID(*q.AcctID) {
+		return invalid("acct_id must be a UUID")
+	}
+	if err := h.svc.SelectAccount(r.Context(), id, strings.ToLower(*q.AcctID)); err != nil {
+		return err
+	}
+	writeJSON(w, map[string]any{})
 	return nil
 }
 
@@ -250,6 +277,9 @@ func appGroups(field string, raw json.RawMessage) ([]vault.AppGroup, error) {
 		}
 		out = append(out, vault.AppGroup{GroupID: strings.ToLower(g), Permissions: p})
 	}
+	// A JSON object has no order; sort so that the first group (the
+	// default group when none is named) does not depend on map order.
+	slices.SortFunc(out, func(a, b vault.AppGroup) int { return strings.Compare(a.GroupID, b.GroupID) })
 	return out, nil
 }
 
@@ -420,12 +450,14 @@ func (h *handlers) getAppCredential(w http.ResponseWriter, r *http.Request, id *
 	if err != nil {
 		return err
 	}
-	key, err := h.svc.GetAppCredential(r.Context(), id, aid)
+	secret, err := h.svc.GetAppCredential(r.Context(), id, aid)
 	if err != nil {
 		return err
 	}
+	// As DSM: the secret alone; clients build the API key themselves as
+	// base64(app_id:secret).
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, map[string]any{"app_id": aid, "credential": map[string]string{"secret": key}})
+	writeJSON(w, map[string]any{"app_id": aid, "credential": map[string]string{"secret": secret}})
 	return nil
 }
 
@@ -441,10 +473,14 @@ func (h *handlers) resetAppSecret(w http.ResponseWriter, r *http.Request, id *va
 	if _, err := h.readJSON(r, &q, false); err != nil {
 		return err
 	}
-	if q.CredentialMigrationPeriod != nil && *q.CredentialMigrationPeriod > 0 {
-		return invalid("credential_migration_period is not supported: the old secret stops working at once")
+	var period time.Duration
+	if p := q.CredentialMigrationPeriod; p != nil {
+		if *p < 0 || *p > vault.MaxCredentialMigrationPeriod {
+			return invalid("credential_migration_period must be between 0 and %d seconds", vault.MaxCredentialMigrationPeriod)
+		}
+		period = time.Duration(*p) * time.Second
 	}
-	a, err := h.svc.ResetAppSecret(r.Context(), id, aid)
+	a, err := h.svc.ResetAppSecret(r.Context(), id, aid, period)
 	if err != nil {
 		return err
 	}
@@ -510,11 +546,18 @@ func (h *handlers) getSobject(w http.ResponseWriter, r *http.Request, id *vault.
 	if err != nil {
 		return err
 	}
-	o, err := h.svc.GetSobject(r.Context(), id, d)
+	o, value, err := h.svc.GetSobject(r.Context(), id, d)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, toSobject(o, showPub))
+	wire := toSobject(o, showPub)
+	if value != nil {
+		// OPAQUE and CERTIFICATE values come with the metadata, as in DSM.
+		wire.Value = orEmpty(value)
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	writeJSON(w, wire)
+	clear(value)
 	return nil
 }
 
@@ -540,6 +583,9 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	lq := vault.SobjectListQuery{GroupID: q.uuid("group_id"), Creator: q.uuid("creator"), Name: q.v.Get("name"), ObjType: q.v.Get("obj_type"),
 		Limit: q.int("limit"), Offset: q.int("offset"), Start: q.v.Get("start")}
 	lq.SortBy, lq.Desc = q.sort("sort", "kid", "name")
+	if lq.SortBy != "name" {
+		lq.Start = strings.ToLower(lq.Start) // kids are lowercase
+	}
 	withMeta := q.bool("with_metadata")
 	showPub := q.bool("show_pub_key")
 	q.bool("show_value")
@@ -655,6 +701,49 @@ func (h *handlers) verify(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		return err
 	}
 	writeJSON(w, map[string]any{"kid": kid, "result": ok})
+	return nil
+}
+
+func (h *handlers) encrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q cryptRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	in, err := q.input(false)
+	if err != nil {
+		return err
+	}
+	out, err := h.svc.Encrypt(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{"kid": out.KID, "cipher": out.Cipher}
+	if out.IV != nil {
+		resp["iv"] = out.IV
+	}
+	if out.Tag != nil {
+		resp["tag"] = out.Tag
+	}
+	writeJSON(w, resp)
+	return nil
+}
+
+func (h *handlers) decrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	var q cryptRequest
+	if _, err := h.readJSON(r, &q, true); err != nil {
+		return err
+	}
+	in, err := q.input(true)
+	if err != nil {
+		return err
+	}
+	kid, plain, err := h.svc.Decrypt(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, map[string]any{"kid": kid, "plain": orEmpty(plain)})
+	clear(plain)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -89,7 +90,7 @@ func (c client) app(t *testing.T, name, role string, groups ...string) (client, 
 	a := c.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs})
 	id := a["app_id"].(string)
 	cred := c.ok(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
-	key := cred["credential"].(map[string]any)["secret"].(string)
+	key := vault.AppAPIKey(id, cred["credential"].(map[string]any)["secret"].(string))
 	return client{v: c.v, auth: "Basic " + key}, id
 }
 

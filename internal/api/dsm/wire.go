@@ -118,7 +118,7 @@ type sobjectWire struct {
 	DeactivationDate   string            `json:"deactivation_date,omitempty"`
 	Links              *linksWire        `json:"links,omitempty"`
 	PubKey             []byte            `json:"pub_key,omitempty"`
-	Value              []byte            `json:"value,omitempty"` // export only
+	Value              []byte            `json:"value,omitempty"` // export, and info for OPAQUE and CERTIFICATE
 }
 
 func toSobject(o *vault.Sobject, showPubKey bool) sobjectWire {

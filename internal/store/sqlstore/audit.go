@@ -131,6 +131,9 @@ func (db *DB) ListAudit(ctx context.Context, q vault.AuditQuery) ([]vault.AuditR
 		query += ` AND seq < ?`
 		args = append(args, q.BeforeSeq)
 	}
+	if q.Reach != nil {
+		query, args = reachClause(query, args, q.AccountID, q.Reach)
+	}
 	query += fmt.Sprintf(` ORDER BY seq DESC LIMIT %d OFFSET %d`, max(q.Limit, 1), max(q.Offset, 0))
 	rows, err := db.r.QueryContext(ctx, db.q(query), args...)
 	if err != nil {

@@ -210,7 +210,7 @@ func (db *DB) writeAppGroups(ctx context.Context, tx *sql.Tx, a *vault.App) erro
 			return err
 		}
 		if n == 0 {
-			return vault.FieldError("add_groups", "group %s does not exist in this account", g.GroupID)
+			return vault.FieldError("add_groups", "add_groups names a group that does not exist in this account")
 		}
 		perms := g.Permissions
 		if perms == nil {
@@ -312,6 +312,7 @@ func (db *DB) DeleteApp(ctx context.Context, accountID, id string) error {
 			return vault.ErrNotFound
 		}
 		for _, q := range []string{
+			`DELETE FROM dsm_app_secrets WHERE app_id = ?`,
 			`DELETE FROM dsm_sessions WHERE principal_id = ?`,
 			`DELETE FROM api_keys WHERE principal_id = ?`,
 			`DELETE FROM memberships WHERE principal_id = ?`,
@@ -325,36 +326,79 @@ func (db *DB) DeleteApp(ctx context.Context, accountID, id string) error {
 	})
 }
 
-func (db *DB) IssueAppKey(ctx context.Context, accountID string, k *vault.APIKey) error {
+func appExists(ctx context.Context, db *DB, tx *sql.Tx, accountID, appID string) error {
+	var id string
+	err := tx.QueryRowContext(ctx, db.q(`SELECT id FROM dsm_apps WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, appID).Scan(&id)
+	if err == sql.ErrNoRows {
+		return vault.ErrNotFound
+	}
+	return err
+}
+
+func (db *DB) insertAppKey(ctx context.Context, tx *sql.Tx, accountID string, k *vault.APIKey, sealed []byte) error {
+	// The primary keys on api_keys.id and dsm_app_secrets.app_id make
+	// exactly one concurrent issuer win.
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+		k.ID, k.PrincipalID, k.Name, k.Hash, ts(k.CreatedAt), tsPtr(k.ExpiresAt)); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO dsm_app_secrets (app_id, account_id, created_at, ciphertext) VALUES (?, ?, ?, ?)`),
+		k.ID, accountID, ts(k.CreatedAt), sealed)
+	return err
+}
+
+func (db *DB) IssueAppKey(ctx context.Context, accountID string, k *vault.APIKey, sealed []byte) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM dsm_apps WHERE account_id = ? AND id = ?`), accountID, k.ID).Scan(&n); err != nil {
+		if err := appExists(ctx, db, tx, accountID, k.ID); err != nil {
 			return err
 		}
-		if n == 0 {
-			return vault.ErrNotFound
-		}
-		// The primary key on api_keys.id makes exactly one concurrent issuer win.
-		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
-			k.ID, k.PrincipalID, k.Name, k.Hash, ts(k.CreatedAt), tsPtr(k.ExpiresAt))
-		return err
+		return db.insertAppKey(ctx, tx, accountID, k, sealed)
 	})
 }
 
-func (db *DB) ResetAppKey(ctx context.Context, accountID, appID string) error {
+func (db *DB) GetAppSecret(ctx context.Context, accountID, appID string) (*vault.AppSecret, error) {
+	var sec vault.AppSecret
+	var created int64
+	err := db.readRow(ctx, `SELECT s.app_id, k.hash, s.created_at, s.ciphertext FROM dsm_app_secrets s
+		JOIN api_keys k ON k.id = s.app_id AND k.principal_id = s.app_id AND k.revoked_at IS NULL
+		WHERE s.account_id = ? AND s.app_id = ?`, accountID, appID).Scan(&sec.AppID, &sec.KeyHash, &created, &sec.Ciphertext)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	sec.CreatedAt = fromTS(created)
+	return &sec, nil
+}
+
+func (db *DB) ResetAppKey(ctx context.Context, accountID, appID string, r vault.AppKeyReset) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM dsm_apps WHERE account_id = ? AND id = ?`), accountID, appID).Scan(&n); err != nil {
+		if err := appExists(ctx, db, tx, accountID, appID); err != nil {
 			return err
 		}
-		if n == 0 {
-			return vault.ErrNotFound
+		if r.PreviousKeyID != "" {
+			// The previous key (and the sessions it opened) keeps working
+			// under a new id until PreviousUntil; the new key takes the
+			// app's id.
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE api_keys SET id = ?, expires_at = ? WHERE id = ? AND principal_id = ?`),
+				r.PreviousKeyID, ts(r.PreviousUntil), appID, appID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_sessions SET key_id = ? WHERE key_id = ? AND principal_id = ?`), r.PreviousKeyID, appID, appID); err != nil {
+				return err
+			}
+		} else {
+			// Every key of the app (including previous ones still in their
+			// migration period) and every session end now.
+			if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_sessions WHERE principal_id = ?`), appID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM api_keys WHERE principal_id = ?`), appID); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_sessions WHERE principal_id = ?`), appID); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_app_secrets WHERE app_id = ?`), appID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM api_keys WHERE id = ? AND principal_id = ?`), appID, appID)
-		return err
+		return db.insertAppKey(ctx, tx, accountID, r.New, r.Sealed)
 	})
 }
 
@@ -408,6 +452,17 @@ func (db *DB) ExtendSession(ctx context.Context, id string, expiresAt time.Time)
 	return nil
 }
 
+func (db *DB) SetSessionAccount(ctx context.Context, id, accountID string) error {
+	res, err := db.write(ctx, `UPDATE dsm_sessions SET account_id = ? WHERE id = ?`, accountID, id)
+	if err != nil {
+		return db.translate(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return vault.ErrNotFound
+	}
+	return nil
+}
+
 func (db *DB) DeleteSession(ctx context.Context, id string) error {
 	_, err := db.write(ctx, `DELETE FROM dsm_sessions WHERE id = ?`, id)
 	return db.translate(err)
@@ -432,4 +487,29 @@ func forUpdateOf(d *dialect, t string) string {
 func (db *DB) ExpireDSMSessionsForTest(at time.Time) error {
 	_, err := db.w.Exec(db.q(`UPDATE dsm_sessions SET expires_at = ?`), ts(at))
 	return db.translate(err)
+}
+
+// reachClause restricts an audit query to what a group-scoped DSM caller
+// reaches (vault.AuditReach): its own actions, and records about its
+// groups and about the objects, credentials and apps now in them.
+func reachClause(query string, args []any, accountID string, r *vault.AuditReach) (string, []any) {
+	query += ` AND (principal_id = ?`
+	args = append(args, r.ActorID)
+	if n := len(r.Groups); n > 0 {
+		in := inClause(n)
+		query += ` OR object_id IN ` + in +
+			` OR object_id IN (SELECT kid FROM dsm_sobjects WHERE account_id = ? AND group_id IN ` + in + `)` +
+			` OR object_id IN (SELECT id FROM dsm_credentials WHERE account_id = ? AND group_id IN ` + in + `)` +
+			` OR object_id IN (SELECT app_id FROM dsm_app_groups WHERE account_id = ? AND group_id IN ` + in + `)`
+		for _, g := range r.Groups {
+			args = append(args, g)
+		}
+		for range 3 {
+			args = append(args, accountID)
+			for _, g := range r.Groups {
+				args = append(args, g)
+			}
+		}
+	}
+	return query + `)`, args
 }

@@ -23,6 +23,7 @@ var sealedColumns = []sealedColumn{
 	{table: "meta", keys: []string{"key"}, col: "value"},
 	{table: "credentials", keys: []string{"account_id", "id"}, col: "ciphertext"},
 	{table: "dsm_sobjects", keys: []string{"account_id", "kid"}, col: "ciphertext"},
+	{table: "dsm_app_secrets", keys: []string{"app_id"}, col: "ciphertext"},
 }
 
 // RewrapStats counts the work of RewrapAll.

@@ -1,0 +1,174 @@
+package dsm_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credvault/credvault/internal/testutil/vaulttest"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// logMessages returns the messages of the audit records about objectID,
+// newest first, as an account admin reads them.
+func logMessages(t *testing.T, c client, objectID string) []string {
+	t.Helper()
+	var out []string
+	for _, h := range c.ok(t, 200, "GET", "/sys/v1/logs?object_id="+objectID, nil)["hits"].([]any) {
+		out = append(out, h.(map[string]any)["_source"].(map[string]any)["message"].(string))
+	}
+	return out
+}
+
+func count(msgs []string, prefix string) int {
+	n := 0
+	for _, m := range msgs {
+		if strings.HasPrefix(m, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// pollStatus repeats a request until it answers want or the deadline
+// passes (used where a time-based expiry must be seen from outside).
+func pollStatus(t *testing.T, c client, want int, method, path string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := c.do(t, method, path, nil)
+		if r.Status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s: still %d after the deadline, want %d", method, path, r.Status, want)
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval, not a wait for an outcome
+	}
+}
+
+// The app-credential flow exactly as Fortanix's Terraform provider does it:
+// create the app, read its credential, build the API key as
+// base64(app_id:secret), authenticate and select the account, read the
+// credential again on refresh (same secret), reset it, and see the old key
+// refused once the migration period is over.
+func TestAppCredential_TerraformFlow(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "tf-group")
+		// resource_app.go's body: name, default_group, app_Type, description, add_groups.
+		app := adm.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "tf-app", "default_group": g, "app_Type": "default", "description": "",
+			"add_groups": map[string]any{g: []string{"SIGN", "VERIFY", "ENCRYPT", "DECRYPT", "EXPORT"}}})
+		id, acct := app["app_id"].(string), app["acct_id"].(string)
+
+		cred := adm.ok(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
+		secret := cred["credential"].(map[string]any)["secret"].(string)
+		if cred["app_id"] != id || secret == "" {
+			t.Fatalf("credential: %v", cred)
+		}
+		key := vault.AppAPIKey(id, secret) // base64(app_id + ":" + secret), as the provider builds it
+		// The secret alone is not a key.
+		(client{v: v, auth: "Basic " + secret}).fail(t, 401, "GET", "/sys/v1/groups", nil)
+
+		// Provider login: session/auth with Basic, then select_account.
+		basic := client{v: v, auth: "Basic " + key}
+		sess := basic.ok(t, 200, "POST", "/sys/v1/session/auth", nil)
+		if sess["entity_id"] != id {
+			t.Fatalf("session: %v", sess)
+		}
+		bearer := client{v: v, auth: "Bearer " + sess["access_token"].(string)}
+		bearer.ok(t, 200, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": acct})
+		bearer.ok(t, 200, "GET", "/sys/v1/apps/"+id, nil)
+
+		// terraform plan: read again — same secret, no 409.
+		for i := 0; i < 2; i++ {
+			again := adm.ok(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
+			if again["credential"].(map[string]any)["secret"] != secret {
+				t.Fatalf("read %d returned another secret", i+2)
+			}
+		}
+		if n := count(logMessages(t, adm, id), "app.credential app: success"); n != 3 {
+			t.Errorf("credential reads audited: %d, want 3", n)
+		}
+
+		// Reset with a migration period: the old key and its session keep
+		// working for that long, next to the new key.
+		reset := adm.ok(t, 200, "POST", "/sys/v1/apps/"+id+"/reset_secret", map[string]any{"credential_migration_period": 1})
+		if reset["app_id"] != id {
+			t.Fatalf("reset: %v", reset)
+		}
+		secret2 := adm.ok(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
+		if secret2 == secret {
+			t.Fatal("reset returned the same secret")
+		}
+		basic2 := client{v: v, auth: "Basic " + vault.AppAPIKey(id, secret2)}
+		basic2.ok(t, 200, "GET", "/sys/v1/groups/"+g, nil)
+		// Then the old key and its session are refused; the new key is not.
+		pollStatus(t, basic, 401, "GET", "/sys/v1/groups/"+g)
+		bearer.fail(t, 401, "GET", "/sys/v1/groups/"+g, nil)
+		basic2.ok(t, 200, "GET", "/sys/v1/groups/"+g, nil)
+
+		// Reset without a period: the key stops at once.
+		adm.ok(t, 200, "POST", "/sys/v1/apps/"+id+"/reset_secret", map[string]any{})
+		basic2.fail(t, 401, "GET", "/sys/v1/groups/"+g, nil)
+		adm.fail(t, 400, "POST", "/sys/v1/apps/"+id+"/reset_secret", map[string]any{"credential_migration_period": -1})
+	})
+}
+
+// A session opened with a key that expires sooner than the session TTL
+// reports (and has) the key's remaining life, not 600 s.
+func TestSession_ExpiresInNeverExceedsTheKey(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "g")
+		appc, id := adm.app(t, "short", "crypto", g)
+		if s := appc.ok(t, 200, "POST", "/sys/v1/session/auth", nil); s["expires_in"].(float64) != 600 {
+			t.Fatalf("a key without expiry: expires_in %v, want 600", s["expires_in"])
+		}
+		// The previous key lives 100 s more after a reset with a migration period.
+		adm.ok(t, 200, "POST", "/sys/v1/apps/"+id+"/reset_secret", map[string]any{"credential_migration_period": 100})
+		s := appc.ok(t, 200, "POST", "/sys/v1/session/auth", nil)
+		if e := s["expires_in"].(float64); e > 100 || e < 90 {
+			t.Fatalf("expires_in %v for a key with 100 s left", e)
+		}
+		bearer := client{v: v, auth: "Bearer " + s["access_token"].(string)}
+		if r := bearer.ok(t, 200, "POST", "/sys/v1/session/reauth", nil); r["expires_in"].(float64) > 100 {
+			t.Fatalf("reauth: expires_in %v", r["expires_in"])
+		}
+		bearer.ok(t, 204, "POST", "/sys/v1/session/refresh", nil)
+	})
+}
+
+// select_account accepts the caller's account, moves a session to another
+// account its principal is a member of, and refuses any other account.
+func TestSelectAccount(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		adm.ok(t, 200, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": v.AccountID})
+		sess := adm.session(t)
+		sess.ok(t, 200, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": strings.ToUpper(v.AccountID)})
+
+		other := v.NewTenant(t, "other", vault.RoleAdmin)
+		for _, c := range []client{adm, sess} {
+			msg := c.fail(t, 403, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": other.AccountID})
+			if strings.Contains(msg, other.AccountID) {
+				t.Errorf("error echoes the account id: %s", msg)
+			}
+			c.fail(t, 403, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": vault.NewID()})
+			c.fail(t, 400, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": "not-a-uuid"})
+			c.fail(t, 400, "POST", "/sys/v1/session/select_account", map[string]any{})
+		}
+		(client{v: v}).fail(t, 401, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": v.AccountID})
+
+		// A member of both accounts moves its session; the session then acts there.
+		g := adm.group(t, "home-group")
+		if err := v.App.Service.Store().PutMembership(t.Context(), vault.Membership{PrincipalID: v.PrincipalID, AccountID: other.AccountID, Role: vault.RoleAdmin}); err != nil {
+			t.Fatal(err)
+		}
+		adm.fail(t, 400, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": other.AccountID}) // an API key cannot switch
+		sess.ok(t, 200, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": other.AccountID})
+		sess.fail(t, 404, "GET", "/sys/v1/groups/"+g, nil)
+		sess.ok(t, 200, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": v.AccountID})
+		sess.ok(t, 200, "GET", "/sys/v1/groups/"+g, nil)
+	})
+}

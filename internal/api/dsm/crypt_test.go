@@ -1,0 +1,288 @@
+package dsm_test
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+	"hash"
+	"strings"
+	"testing"
+
+	"github.com/credvault/credvault/internal/testutil/vaulttest"
+)
+
+func pkcs7(b []byte) []byte {
+	n := aes.BlockSize - len(b)%aes.BlockSize
+	return append(append([]byte(nil), b...), bytes.Repeat([]byte{byte(n)}, n)...)
+}
+
+// Encrypt and decrypt round trips for every supported AES size and mode,
+// each ciphertext checked independently with Go's crypto in both
+// directions (what the server encrypted, Go decrypts with the key; what Go
+// encrypted, the server decrypts).
+func TestCrypt_AES(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "crypt")
+		app, _ := adm.app(t, "crypt-app", "crypto", g)
+		plain := bytes.Repeat([]byte("credvault round trip "), 5)
+		ad := []byte("associated data")
+		for _, bits := range []int{128, 192, 256} {
+			key := make([]byte, bits/8)
+			_, _ = rand.Read(key)
+			name := fmt.Sprintf("aes-%d", bits)
+			kid := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": name, "obj_type": "AES", "value": b64(key)})["kid"].(string)
+			block, _ := aes.NewCipher(key)
+			for _, tc := range []struct {
+				mode   string
+				tagLen int
+			}{{"GCM", 128}, {"GCM", 96}, {"CBC", 0}, {"CTR", 0}} {
+				t.Run(fmt.Sprintf("%s/%s-%d", name, tc.mode, tc.tagLen), func(t *testing.T) {
+					req := map[string]any{"key": map[string]any{"kid": kid}, "alg": "AES", "mode": tc.mode, "plain": b64(plain)}
+					if tc.tagLen > 0 {
+						req["tag_len"], req["ad"] = tc.tagLen, b64(ad)
+					}
+					enc := app.ok(t, 200, "POST", "/crypto/v1/encrypt", req)
+					if enc["kid"] != kid {
+						t.Errorf("kid %v", enc["kid"])
+					}
+					ct, iv := unb64(t, enc["cipher"]), unb64(t, enc["iv"])
+					// Server → Go.
+					var got []byte
+					switch tc.mode {
+					case "GCM":
+						tag := unb64(t, enc["tag"])
+						if len(tag) != tc.tagLen/8 || len(iv) != 12 {
+							t.Fatalf("tag %d bytes, iv %d bytes", len(tag), len(iv))
+						}
+						aead, _ := cipher.NewGCMWithTagSize(block, tc.tagLen/8)
+						var err error
+						if got, err = aead.Open(nil, iv, append(append([]byte(nil), ct...), tag...), ad); err != nil {
+							t.Fatalf("Go cannot open the server's GCM ciphertext: %v", err)
+						}
+					case "CBC":
+						got = make([]byte, len(ct))
+						cipher.NewCBCDecrypter(block, iv).CryptBlocks(got, ct)
+						if !bytes.Equal(got, pkcs7(plain)) {
+							t.Fatal("CBC padding is not PKCS#7")
+						}
+						got = got[:len(plain)]
+					case "CTR":
+						got = make([]byte, len(ct))
+						cipher.NewCTR(block, iv).XORKeyStream(got, ct)
+					}
+					if !bytes.Equal(got, plain) {
+						t.Fatal("Go decrypted something else")
+					}
+					// The same through the server.
+					dreq := map[string]any{"key": map[string]any{"name": name}, "mode": tc.mode, "cipher": enc["cipher"], "iv": enc["iv"]}
+					if tc.tagLen > 0 {
+						dreq["tag_len"], dreq["ad"], dreq["tag"] = tc.tagLen, b64(ad), enc["tag"]
+					}
+					if dec := app.ok(t, 200, "POST", "/crypto/v1/decrypt", dreq); !bytes.Equal(unb64(t, dec["plain"]), plain) {
+						t.Fatal("server round trip")
+					}
+					// Go → server, with an IV of Go's choosing (used as given).
+					myIV := make([]byte, len(iv))
+					_, _ = rand.Read(myIV)
+					var goCT []byte
+					dreq = map[string]any{"key": map[string]any{"kid": kid}, "alg": "AES", "mode": tc.mode, "iv": b64(myIV)}
+					switch tc.mode {
+					case "GCM":
+						aead, _ := cipher.NewGCMWithTagSize(block, tc.tagLen/8)
+						sealed := aead.Seal(nil, myIV, plain, ad)
+						n := len(sealed) - tc.tagLen/8
+						goCT = sealed[:n]
+						dreq["tag"], dreq["tag_len"], dreq["ad"] = b64(sealed[n:]), tc.tagLen, b64(ad)
+					case "CBC":
+						goCT = pkcs7(plain)
+						cipher.NewCBCEncrypter(block, myIV).CryptBlocks(goCT, goCT)
+					case "CTR":
+						goCT = make([]byte, len(plain))
+						cipher.NewCTR(block, myIV).XORKeyStream(goCT, plain)
+					}
+					dreq["cipher"] = b64(goCT)
+					if dec := app.ok(t, 200, "POST", "/crypto/v1/decrypt", dreq); !bytes.Equal(unb64(t, dec["plain"]), plain) {
+						t.Fatal("the server did not decrypt Go's ciphertext")
+					}
+					// A given IV is used: encrypting with myIV yields Go's ciphertext.
+					req["iv"] = b64(myIV)
+					if enc := app.ok(t, 200, "POST", "/crypto/v1/encrypt", req); !bytes.Equal(unb64(t, enc["cipher"]), goCT) || !bytes.Equal(unb64(t, enc["iv"]), myIV) {
+						t.Fatal("the given IV was not used")
+					}
+				})
+			}
+		}
+	})
+}
+
+// RSA encryption with OAEP (MGF1 SHA-1 and SHA-256) and PKCS#1 v1.5,
+// checked with Go's crypto both ways; the session example's flow (a key
+// named "RSA Key", a session, OAEP with MGF1-SHA-1, decrypt without alg).
+func TestCrypt_RSA(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "rsa")
+		app, _ := adm.app(t, "rsa-app", "crypto", g)
+		priv, _ := rsa.GenerateKey(rand.Reader, 2048)
+		der, _ := x509.MarshalPKCS8PrivateKey(priv)
+		kid := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA Key", "obj_type": "RSA", "value": b64(der)})["kid"].(string)
+		sess := app.session(t)
+		plain := []byte("hello, world!")
+		oaep := func(h string) map[string]any {
+			return map[string]any{"OAEP": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": h}}}}
+		}
+		for _, tc := range []struct {
+			name string
+			mode any
+			hash func() hash.Hash
+		}{
+			{"OAEP-SHA1", oaep("SHA1"), sha1.New},
+			{"OAEP-SHA256", oaep("SHA256"), sha256.New},
+			{"PKCS1_V15", map[string]any{"PKCS1_V15": map[string]any{}}, nil},
+			{"default", nil, sha256.New}, // no mode: OAEP with SHA-256
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				req := map[string]any{"key": map[string]any{"name": "RSA Key"}, "alg": "RSA", "plain": b64(plain)}
+				if tc.mode != nil {
+					req["mode"] = tc.mode
+				}
+				enc := sess.ok(t, 200, "POST", "/crypto/v1/encrypt", req)
+				if enc["kid"] != kid || enc["iv"] != nil || enc["tag"] != nil {
+					t.Fatalf("encrypt: %v", enc)
+				}
+				ct := unb64(t, enc["cipher"])
+				var got []byte
+				var err error
+				if tc.hash == nil {
+					got, err = rsa.DecryptPKCS1v15(nil, priv, ct)
+				} else {
+					got, err = rsa.DecryptOAEP(tc.hash(), nil, priv, ct, nil)
+				}
+				if err != nil || !bytes.Equal(got, plain) {
+					t.Fatalf("Go cannot decrypt the server's ciphertext: %v", err)
+				}
+				// Go → server; decrypt without alg, as the session example does.
+				var goCT []byte
+				if tc.hash == nil {
+					goCT, _ = rsa.EncryptPKCS1v15(rand.Reader, &priv.PublicKey, plain)
+				} else {
+					goCT, _ = rsa.EncryptOAEP(tc.hash(), rand.Reader, &priv.PublicKey, plain, nil)
+				}
+				dreq := map[string]any{"key": map[string]any{"name": "RSA Key"}, "cipher": b64(goCT)}
+				if tc.mode != nil {
+					dreq["mode"] = tc.mode
+				}
+				if dec := sess.ok(t, 200, "POST", "/crypto/v1/decrypt", dreq); !bytes.Equal(unb64(t, dec["plain"]), plain) || dec["kid"] != kid {
+					t.Fatalf("decrypt: %v", dec)
+				}
+			})
+		}
+		// An RSA public key (imported public-only) encrypts; it cannot decrypt.
+		pubDER, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA public", "obj_type": "RSA", "value": b64(pubDER)})
+		enc := app.ok(t, 200, "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"name": "RSA public"}, "alg": "RSA", "mode": oaep("SHA256"), "plain": b64(plain)})
+		if got, err := rsa.DecryptOAEP(sha256.New(), nil, priv, unb64(t, enc["cipher"]), nil); err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("public-only encrypt: %v", err)
+		}
+		app.fail(t, 400, "POST", "/crypto/v1/decrypt", map[string]any{"key": map[string]any{"name": "RSA public"}, "cipher": enc["cipher"]})
+		sess.ok(t, 204, "POST", "/sys/v1/session/terminate", nil)
+	})
+}
+
+// Wrong key operations, wrong key types and tampered ciphertexts are
+// DSM-shaped 4xx errors that say nothing about the plaintext; every
+// encryption and decryption is audited like a signature.
+func TestCrypt_Errors(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "errs")
+		app, _ := adm.app(t, "errs-app", "crypto", g)
+		key := bytes.Repeat([]byte{3}, 32)
+		kid := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "aes", "obj_type": "AES", "value": b64(key)})["kid"].(string)
+		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "enc-only", "obj_type": "AES", "value": b64(key), "key_ops": []string{"ENCRYPT"}})
+		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "dec-only", "obj_type": "AES", "value": b64(key), "key_ops": []string{"DECRYPT"}})
+		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "opaque", "obj_type": "OPAQUE", "value": b64([]byte("o"))})
+		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "secret", "obj_type": "SECRET", "value": b64([]byte("s"))})
+		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "hmac", "obj_type": "HMAC", "value": b64(key)})
+		app.key(t, map[string]any{"name": "ec", "obj_type": "EC", "elliptic_curve": "NistP256"})
+		secretPlain := "plaintext-canary-7f3a"
+		gcm := func(name string) map[string]any {
+			return map[string]any{"key": map[string]any{"name": name}, "alg": "AES", "mode": "GCM", "tag_len": 128, "plain": b64([]byte(secretPlain))}
+		}
+		enc := app.ok(t, 200, "POST", "/crypto/v1/encrypt", gcm("aes"))
+		dec := func(mut func(map[string]any)) map[string]any {
+			d := map[string]any{"key": map[string]any{"name": "aes"}, "mode": "GCM", "tag_len": 128, "cipher": enc["cipher"], "iv": enc["iv"], "tag": enc["tag"]}
+			mut(d)
+			return d
+		}
+		flip := func(field string) func(map[string]any) {
+			return func(d map[string]any) {
+				b := unb64(t, d[field])
+				b[0] ^= 1
+				d[field] = b64(b)
+			}
+		}
+		app.ok(t, 200, "POST", "/crypto/v1/decrypt", dec(func(map[string]any) {}))
+		for _, c := range []struct {
+			name   string
+			status int
+			path   string
+			body   map[string]any
+		}{
+			{"tampered tag", 400, "decrypt", dec(flip("tag"))},
+			{"tampered cipher", 400, "decrypt", dec(flip("cipher"))},
+			{"tampered iv", 400, "decrypt", dec(flip("iv"))},
+			{"wrong ad", 400, "decrypt", dec(func(d map[string]any) { d["ad"] = b64([]byte("x")) })},
+			{"short tag", 400, "decrypt", dec(func(d map[string]any) { d["tag"] = b64(unb64(t, d["tag"])[:8]) })},
+			{"no iv", 400, "decrypt", dec(func(d map[string]any) { delete(d, "iv") })},
+			{"no tag_len", 400, "decrypt", dec(func(d map[string]any) { delete(d, "tag_len") })},
+			{"bad tag_len", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["tag_len"] = 64; return r }()},
+			{"bad iv length", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["iv"] = b64([]byte("short")); return r }()},
+			{"no mode", 400, "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "mode"); return r }()},
+			{"ECB", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["mode"] = "ECB"; return r }()},
+			{"unknown mode", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["mode"] = "XTS"; return r }()},
+			{"alg mismatch", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["alg"] = "RSA"; return r }()},
+			{"no alg", 400, "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "alg"); return r }()},
+			{"no key", 400, "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "key"); return r }()},
+			{"no ENCRYPT op", 403, "encrypt", gcm("dec-only")},
+			{"no DECRYPT op", 403, "decrypt", dec(func(d map[string]any) { d["key"] = map[string]any{"name": "enc-only"} })},
+			{"OPAQUE", 400, "encrypt", gcm("opaque")},
+			{"SECRET", 400, "encrypt", gcm("secret")},
+			{"HMAC", 400, "encrypt", gcm("hmac")},
+			{"EC", 400, "encrypt", gcm("ec")},
+			{"EC decrypt", 400, "decrypt", dec(func(d map[string]any) { d["key"] = map[string]any{"name": "ec"} })},
+			{"unknown key", 404, "encrypt", gcm("missing")},
+			{"CBC bad padding", 400, "decrypt", map[string]any{"key": map[string]any{"name": "aes"}, "mode": "CBC", "iv": b64(make([]byte, 16)), "cipher": b64(make([]byte, 32))}},
+			{"RSA padding for AES", 400, "encrypt", func() map[string]any {
+				r := gcm("aes")
+				r["mode"] = map[string]any{"PKCS1_V15": map[string]any{}}
+				return r
+			}()},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				msg := app.fail(t, c.status, "POST", "/crypto/v1/"+c.path, c.body)
+				if strings.Contains(msg, secretPlain) || strings.Contains(msg, b64([]byte(secretPlain))) {
+					t.Errorf("error echoes the plaintext: %s", msg)
+				}
+			})
+		}
+		// A reader may not use keys.
+		reader := v.NewMember(t, v.AccountID, "reader", "reader")
+		(client{v: v, auth: "Basic " + reader.Key}).fail(t, 403, "POST", "/crypto/v1/encrypt", gcm("aes"))
+
+		msgs := logMessages(t, adm, kid)
+		if count(msgs, "sobject.encrypt sobject: success") < 1 || count(msgs, "sobject.decrypt sobject: success") < 1 || count(msgs, "sobject.decrypt sobject: invalid") < 5 {
+			t.Errorf("encrypt/decrypt not audited: %v", msgs)
+		}
+		if strings.Contains(v.Logs(), secretPlain) {
+			t.Error("plaintext in the logs")
+		}
+	})
+}
