@@ -116,6 +116,7 @@ Every flag can also be set through the environment variable named in its help.`,
 	root.AddCommand(newAuditCmd(o, stdout))
 	root.AddCommand(newRekeyCmd(o, stdout))
 	root.AddCommand(newRestoreCmd(o, stdout))
+	addClientCommands(root, o, stdout, stderr) // credential, run, export, import, login (remote.go)
 	return root
 }
 
