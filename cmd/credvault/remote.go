@@ -249,6 +249,8 @@ func (r *remote) explain(err error) error {
 		return fmt.Errorf("permission denied (403: %s; request id %s): ask an admin for a role that allows this, or choose another account with --account", ae.Detail, ae.RequestID)
 	case errors.Is(err, context.Canceled):
 		return errors.New("interrupted")
+	case errors.As(err, &ae):
+		return errors.New(strings.TrimPrefix(ae.Error(), "credvault: ")) // main adds the prefix
 	}
 	return err
 }
