@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -314,6 +315,20 @@ func TestSecretRedacts(t *testing.T) {
 	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %+v %#v %s %q", p, p, p, s, s), b.String()} {
 		if strings.Contains(out, "canary") {
 			t.Errorf("secret shown: %s", out)
+		}
+	}
+}
+
+// TestSDKImportsNoInternalPackage: the SDK is importable by other modules,
+// so it must not depend on the module's internal packages.
+func TestSDKImportsNoInternalPackage(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.Contains(p, "/internal/") && strings.HasPrefix(p, "github.com/credvault/") {
+			t.Errorf("the SDK depends on %s", p)
 		}
 	}
 }
