@@ -255,7 +255,7 @@ func TestRetries(t *testing.T) {
 			t.Fatalf("Get: err %v after %d requests; want 4 attempts", err, n)
 		}
 	})
-	t.Run("connection-refused-retried", func(t *testing.T) {
+	t.Run("connection-refused", func(t *testing.T) {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		addr := ln.Addr().String()
 		ln.Close()
@@ -264,6 +264,14 @@ func TestRetries(t *testing.T) {
 		var ce *client.ConnectionError
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "cannot reach") {
 			t.Fatalf("err = %v; want a ConnectionError", err)
+		}
+	})
+	t.Run("retry-after-too-long", func(t *testing.T) {
+		r := newRecorder(t, func(n int, w http.ResponseWriter) { unavailable(w, "Retry-After", "120") })
+		c, _ := client.New(r.srv.URL, "k", fast)
+		start := time.Now()
+		if _, err := c.Credentials.Get(ctx, "x"); !errors.Is(err, client.ErrUnavailable) || r.count() != 1 || time.Since(start) > 10*time.Second {
+			t.Fatalf("err %v after %d requests; want the 503 at once", err, r.count())
 		}
 	})
 	t.Run("context", func(t *testing.T) {

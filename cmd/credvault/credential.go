@@ -103,9 +103,10 @@ func newCredentialCreateCmd(o *options, rf *remoteFlags, stdout, stderr io.Write
 	cmd := &cobra.Command{
 		Use:   "create NAME [--type key|json] [--description D] [--metadata k=v]… [--payload-file F]",
 		Short: "Create a credential; the payload comes from stdin or --payload-file",
-		Long: `Create a credential. The payload is read from stdin (without echo after a
-prompt on a terminal) or from --payload-file, byte for byte: a trailing
-newline is part of it, so pipe it with printf '%s', not echo.
+		Long: `Create a credential. The payload is read from stdin or from --payload-file,
+byte for byte: a trailing newline is part of it, so pipe it with
+printf '%s', not echo. On a terminal, stdin is one line typed without echo
+after a prompt (use --payload-file for several lines).
 Prints the new credential's id alone on stdout (-o json: the credential).`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
