@@ -24,6 +24,8 @@ type Secret string
 
 const redacted = "[REDACTED]"
 
+// String, GoString, LogValue, MarshalJSON and MarshalText show
+// "[REDACTED]", never the payload.
 func (Secret) String() string               { return redacted }
 func (Secret) GoString() string             { return redacted }
 func (Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
