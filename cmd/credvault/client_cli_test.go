@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,6 +227,13 @@ func TestLogin(t *testing.T) {
 		_, _, err = cliIn(t, env, "", "credential", "list")
 		wantErr(t, err, 1, "refused the API key")
 		delete(env, "CREDVAULT_API_KEY")
+		// The saved key is never sent to another server.
+		elsewhere := newRecorderURL(t)
+		_, _, err = cliIn(t, env, "", "credential", "list", "--url", elsewhere.url)
+		wantErr(t, err, 2, "no API key for "+elsewhere.url)
+		if elsewhere.hits() != 0 {
+			t.Error("a request went to the other server")
+		}
 		_, _, err = cliIn(t, env, "", "credential", "list", "--profile", "staging")
 		wantErr(t, err, 2, `no profile "staging"`)
 		// Another profile next to the first.
@@ -344,4 +354,23 @@ func TestDotenv(t *testing.T) {
 	if got := envName("9lives.db-prod/x"); got != "_9LIVES_DB_PROD_X" {
 		t.Errorf("envName = %s", got)
 	}
+}
+
+// otherServer counts the requests it gets.
+type otherServer struct {
+	url string
+	n   atomic.Int32
+}
+
+func (o *otherServer) hits() int { return int(o.n.Load()) }
+
+func newRecorderURL(t *testing.T) *otherServer {
+	o := &otherServer{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.n.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	o.url = srv.URL
+	return o
 }

@@ -197,14 +197,19 @@ func (o *options) connect(rf *remoteFlags) (*remote, error) {
 		return nil, usageError{fmt.Errorf("no profile %q in %s: create it with `credvault login --profile %s`", name, path, name)}
 	}
 	url := first(rf.url, o.getenv("CREDVAULT_URL"), p.URL)
-	key := first(rf.apiKey, o.getenv("CREDVAULT_API_KEY"), p.APIKey)
-	account := first(rf.account, o.getenv("CREDVAULT_ACCOUNT"), p.Account)
-	caFile := first(rf.caFile, o.getenv("CREDVAULT_CA_FILE"), p.CAFile)
 	if url == "" {
 		return nil, usageError{errors.New("no server URL: set CREDVAULT_URL, pass --url, or run `credvault login --url URL`")}
 	}
+	// The profile's key (and account) are sent only to the profile's
+	// server, never to another URL given by a flag or the environment.
+	if saved && strings.TrimRight(url, "/") != strings.TrimRight(p.URL, "/") {
+		p = profile{CAFile: p.CAFile}
+	}
+	key := first(rf.apiKey, o.getenv("CREDVAULT_API_KEY"), p.APIKey)
+	account := first(rf.account, o.getenv("CREDVAULT_ACCOUNT"), p.Account)
+	caFile := first(rf.caFile, o.getenv("CREDVAULT_CA_FILE"), p.CAFile)
 	if key == "" {
-		return nil, usageError{errors.New("no API key: set CREDVAULT_API_KEY, or run `credvault login`")}
+		return nil, usageError{fmt.Errorf("no API key for %s: set CREDVAULT_API_KEY, or run `credvault login --url %s`", url, url)}
 	}
 	opts := []client.Option{client.WithUserAgent("credvault-cli/" + client.Version())}
 	if account != "" {
