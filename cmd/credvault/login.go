@@ -21,7 +21,8 @@ the server, and save URL, key, account and CA file as a profile (default
 "default") in <user config dir>/credvault/profiles.json (mode 0600; the
 directory: $CREDVAULT_CONFIG_DIR). The client commands use the profile for
 whatever the flags and CREDVAULT_URL, CREDVAULT_API_KEY, CREDVAULT_ACCOUNT,
-CREDVAULT_CA_FILE do not give. The URL defaults to CREDVAULT_URL, then to the
+CREDVAULT_CA_FILE do not give; the saved key and account are used only with
+the profile's own URL, never sent to another server. The URL defaults to CREDVAULT_URL, then to the
 profile's.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
