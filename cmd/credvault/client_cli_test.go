@@ -374,3 +374,18 @@ func newRecorderURL(t *testing.T) *otherServer {
 	o.url = srv.URL
 	return o
 }
+
+// TestUsageExitStatus: usage errors of every command, client or admin,
+// exit with status 2; other errors with 1.
+func TestUsageExitStatus(t *testing.T) {
+	for _, args := range [][]string{{"no-such-command"}, {"account", "create"}, {"serve", "--no-such-flag"}, {"credential", "reveal"}, {"export", "--format", "yaml"}, {"keygen", "--out"}} {
+		_, _, err := cliIn(t, map[string]string{"CREDVAULT_CONFIG_DIR": t.TempDir()}, "", args...)
+		if code := exitCode(err); code != 2 {
+			t.Errorf("%v: exit %d (%v); want 2", args, code, err)
+		}
+	}
+	_, _, err := cliIn(t, map[string]string{"CREDVAULT_CONFIG_DIR": t.TempDir()}, "", "account", "list", "--data-dir", t.TempDir())
+	if code := exitCode(err); code != 1 {
+		t.Errorf("account list on a missing database: exit %d (%v); want 1", code, err)
+	}
+}

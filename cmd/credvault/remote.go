@@ -78,7 +78,7 @@ func exitCode(err error) int {
 	}
 	// cobra's own untyped usage errors.
 	msg := err.Error()
-	for _, p := range []string{"unknown command ", "unknown flag", "unknown shorthand flag", "required flag", "invalid argument ", "flag needs an argument"} {
+	for _, p := range []string{"unknown command ", "unknown flag", "unknown shorthand flag", "required flag", "invalid argument ", "flag needs an argument", "accepts ", "requires at least "} {
 		if strings.HasPrefix(msg, p) {
 			return exitUsage
 		}
