@@ -31,7 +31,30 @@ func OpenExistingStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
 // existingKeyring loads the configured master key without ever generating
 // one: a command acting on an existing vault (or its backup) needs that
 // vault's key, and a new key would only hide the mistake.
-func existingKeyring(ctx context.Context, cfg Config) (*crypto.Keyring, error) {
+//
+// With a root key (cfg.MasterKeyURI) the keyset is the one stored in db,
+// which must then be given.
+func existingKeyring(ctx context.Context, cfg Config, db *sqlstore.DB) (*crypto.Keyring, error) {
+	if cfg.MasterKeyURI != "" {
+		if db == nil {
+			return nil, errors.New("restoring the backup of a vault whose keyset is under a root key (--master-key-uri) is not supported yet: restore needs the keyset before it reads the backup")
+		}
+		root, _, err := openRootKey(ctx, cfg, false)
+		if err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		h, err := (&dbKeys{db: db, root: root}).load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return crypto.NewKeyring(h)
+	}
+	if db != nil {
+		if err := refuseFileKeyForRootVault(ctx, db); err != nil {
+			return nil, err
+		}
+	}
 	prov := cfg.KeyProvider()
 	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Generate {
 		fp.Generate = false
@@ -73,7 +96,7 @@ func Backup(ctx context.Context, cfg Config, w io.Writer) (sqlstore.BackupStats,
 
 // BackupStore is Backup on an open store.
 func BackupStore(ctx context.Context, cfg Config, db *sqlstore.DB, w io.Writer) (sqlstore.BackupStats, error) {
-	kr, err := existingKeyring(ctx, cfg)
+	kr, err := existingKeyring(ctx, cfg, db)
 	if err != nil {
 		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
 	}
@@ -114,7 +137,7 @@ func backupKey(kr *crypto.Keyring) sqlstore.BackupKeyFunc {
 // the backup's key check value and the whole backup is read once to verify
 // its MAC; the restore itself verifies it again before it commits.
 func Restore(ctx context.Context, cfg Config, r io.ReadSeeker) (sqlstore.BackupStats, error) {
-	kr, err := existingKeyring(ctx, cfg)
+	kr, err := existingKeyring(ctx, cfg, nil)
 	if err != nil {
 		return sqlstore.BackupStats{}, fmt.Errorf("restore: %w", err)
 	}

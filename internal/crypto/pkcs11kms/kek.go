@@ -37,6 +37,7 @@ type KEK struct {
 	gen       uint64
 	pool      []session
 	generated bool
+	closed    bool
 }
 
 type session struct {
@@ -413,6 +414,11 @@ func (k *KEK) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
 // other KEK uses it).
 func (k *KEK) Close() error {
 	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return nil
+	}
+	k.closed = true
 	for _, s := range k.pool {
 		_ = k.mod.ctx.CloseSession(s.h)
 	}
