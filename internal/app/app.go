@@ -37,13 +37,14 @@ type Config struct {
 	// generated if missing (development only).
 	MasterKey     string
 	MasterKeyFile string
+	MaxPayload    int
+	MaxBodyBytes  int64
+	Logger        *slog.Logger
+
 	// MasterKeyURI names a root key outside the process (an HSM key:
 	// pkcs11:…). With it the data-key keyset is kept in the database,
 	// encrypted under that key, and no key file is used (see rootkey.go).
 	MasterKeyURI string
-	MaxPayload    int
-	MaxBodyBytes  int64
-	Logger        *slog.Logger
 
 	// Abuse limits (see vault.Options).
 	FailedAuthPerMinute float64
