@@ -27,6 +27,7 @@ import (
 	"github.com/credvault/credvault/internal/crypto/pkcs11kms"
 	"github.com/credvault/credvault/internal/crypto/pkcs11kms/softhsmtest"
 	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -199,6 +200,41 @@ func TestRootKey_Lifecycle(t *testing.T) {
 				}
 			}
 			noPlaintextKeys(t, v, v.App.Store)
+
+			// Backup and restore: the backup carries the keyset encrypted
+			// under the root key (and its MAC key is derived from the data
+			// keyset); a restore needs the root key, a key file is refused.
+			var buf bytes.Buffer
+			if _, err := app.Backup(ctx, v.Config, &buf); err != nil {
+				t.Fatalf("backup: %v", err)
+			}
+			for _, k := range aesKeys(t, v.App.Keyring.Handle()) {
+				if bytes.Contains(buf.Bytes(), k) {
+					t.Fatal("the backup contains a data key in the clear")
+				}
+			}
+			rcfg := cfg
+			rcfg.DataDir = t.TempDir()
+			rcfg.DatabaseURL = filepath.Join(rcfg.DataDir, "restored.db")
+			if engine == sqlstore.Postgres {
+				rcfg.DatabaseURL = pgtest.URL(t)
+			}
+			fcfg := rcfg
+			fcfg.MasterKeyURI = ""
+			fcfg.MasterKeyFile = filepath.Join(t.TempDir(), "some.json")
+			if h, err := crypto.NewKEK(); err != nil || (&crypto.FileProvider{Path: fcfg.MasterKeyFile}).Save(h) != nil {
+				t.Fatal(err)
+			}
+			if _, err := app.Restore(ctx, fcfg, bytes.NewReader(buf.Bytes())); err == nil || !strings.Contains(err.Error(), "restore with --master-key-uri") {
+				t.Fatalf("restore with a key file: %v", err)
+			}
+			if _, err := app.Restore(ctx, rcfg, bytes.NewReader(buf.Bytes())); err != nil {
+				t.Fatalf("restore: %v", err)
+			}
+			restored := replica(t, v, rcfg)
+			if got, err := decrypt(t, restored, id2); err != nil || got != "payload-two" {
+				t.Fatalf("after restore: %q %v", got, err)
+			}
 
 			// Restart: a new server reads the rotated keyset.
 			r2 := replica(t, v, cfg)
