@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/crypto/pkcs11kms"
 	"github.com/credvault/credvault/internal/crypto/pkcs11kms/softhsmtest"
@@ -458,6 +459,22 @@ func TestRootKey_MigrateUnderLoad(t *testing.T) {
 				if got, err := decrypt(t, f, id); err != nil || got != want {
 					t.Fatalf("after moving back: %q %v", got, err)
 				}
+			}
+
+			// Every change of the key hierarchy is in the audit trail.
+			var events []string
+			err = f.App.Store.ScanAudit(ctx, func(r vault.AuditRecord) error {
+				if r.ObjectType == "master_key" {
+					events = append(events, r.Action+" "+r.ObjectID)
+				}
+				return nil
+			})
+			want := []string{"master_key.migrate " + crypto.RootKeyName(uri), "master_key.rotate master-key-uri:" + crypto.RootKeyName(uri), "master_key.migrate file"}
+			if err != nil || strings.Join(events, "|") != strings.Join(want, "|") {
+				t.Fatalf("key events in the audit trail: %q (%v), want %q", events, err, want)
+			}
+			if rep, err := audit.Verify(ctx, f.App.Store); err != nil || !rep.OK() {
+				t.Fatalf("audit trail verify: %+v %v", rep, err)
 			}
 		})
 	}
