@@ -75,8 +75,10 @@ func (k *dbKeys) save(ctx context.Context, h *keyset.Handle) error {
 }
 
 // openRootKey opens cfg's root key. A missing key is generated only for a
-// vault that has no keys yet (no database, or one never served): for an
-// existing vault a missing key is an error, never a new key.
+// vault that has no keys yet (a new or never-served database): for an
+// existing vault a missing key is an error, never a new key. Generation
+// runs under the database's start-up lock, so that replicas starting at
+// once on a new PostgreSQL database make one key, not one each.
 func openRootKey(ctx context.Context, cfg Config, mayGenerate bool) (crypto.RootKey, bool, error) {
 	root, gen, err := crypto.OpenRootKey(ctx, cfg.MasterKeyURI, crypto.RootKeyOptions{})
 	if err == nil || !errors.Is(err, pkcs11kms.ErrKeyNotFound) || !mayGenerate {
@@ -85,14 +87,23 @@ func openRootKey(ctx context.Context, cfg Config, mayGenerate bool) (crypto.Root
 		}
 		return root, gen, err
 	}
-	fresh, ferr := newVault(ctx, cfg)
-	if ferr != nil {
-		return nil, false, ferr
-	}
-	if !fresh {
+	if fresh, ferr := newVault(ctx, cfg); ferr != nil || !fresh {
+		if ferr != nil {
+			return nil, false, ferr
+		}
 		return nil, false, fmt.Errorf("%w; the database already holds a vault, so no new key is generated; nothing was written", err)
 	}
-	return crypto.OpenRootKey(ctx, cfg.MasterKeyURI, crypto.RootKeyOptions{Generate: true})
+	db, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, false, err
+	}
+	defer db.Close()
+	err = db.Exclusive(ctx, func() error {
+		var err error
+		root, gen, err = crypto.OpenRootKey(ctx, cfg.MasterKeyURI, crypto.RootKeyOptions{Generate: true})
+		return err
+	})
+	return root, gen, err
 }
 
 // newVault reports whether cfg's database does not exist or holds no keys.

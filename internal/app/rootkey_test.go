@@ -479,3 +479,45 @@ func TestRootKey_MigrateUnderLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestRootKey_ConcurrentFirstStart: replicas starting at once on a new
+// PostgreSQL database with no key in the token make exactly one root key and
+// one data keyset, and all serve with it.
+func TestRootKey_ConcurrentFirstStart(t *testing.T) {
+	ctx := context.Background()
+	tk := softhsmtest.New(t, "cv-race")
+	cfg := app.Config{DataDir: t.TempDir(), DatabaseURL: pgtest.URL(t), MasterKeyURI: tk.URI("root")}
+	const n = 4
+	apps := make([]*app.App, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { apps[i], errs[i] = app.Open(ctx, cfg) })
+	}
+	wg.Wait()
+	generated := 0
+	for i, a := range apps {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		defer a.Close()
+		if a.RootKeyGenerated {
+			generated++
+		}
+		if a.Keyring.PrimaryKeyID() != apps[0].Keyring.PrimaryKeyID() {
+			t.Fatalf("replica %d has another data keyset", i)
+		}
+	}
+	if generated != 1 {
+		t.Fatalf("%d replicas generated a root key, want 1", generated)
+	}
+	// One key with the label: a later start finds it unambiguously.
+	for _, a := range apps {
+		a.Close()
+	}
+	a, err := app.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	a.Close()
+}
