@@ -17,6 +17,7 @@ package pkcs11kms
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -39,6 +40,11 @@ type URI struct {
 func (u URI) String() string {
 	return "pkcs11:token=" + escape(u.Token) + ";object=" + escape(u.Object)
 }
+
+// GoString and LogValue redact like String, so that %#v and slog never
+// print an inline PIN.
+func (u URI) GoString() string     { return u.String() }
+func (u URI) LogValue() slog.Value { return slog.StringValue(u.String()) }
 
 func escape(s string) string { return strings.ReplaceAll(url.PathEscape(s), ";", "%3B") }
 

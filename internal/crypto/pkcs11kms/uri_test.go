@@ -1,6 +1,9 @@
 package pkcs11kms
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,8 +36,12 @@ func TestParseURI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(u.String(), "canary") {
-			t.Fatalf("String() leaks the PIN: %s", u.String())
+		var logs bytes.Buffer
+		slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "uri", u)
+		for _, s := range []string{u.String(), fmt.Sprintf("%v %+v %#v %s", u, u, u, u), logs.String()} {
+			if strings.Contains(s, "canary") {
+				t.Fatalf("the PIN leaks: %s", s)
+			}
 		}
 	})
 	for name, uri := range map[string]string{
