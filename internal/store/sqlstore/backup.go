@@ -69,6 +69,12 @@ type BackupHeader struct {
 	// KeyCheck is the database's master-key check value (sealed, never a
 	// secret), absent if the database had none.
 	KeyCheck []byte `json:"key_check,omitempty"`
+	// RootKey and MasterKeyset are the database's data keyset, encrypted
+	// under the root key named RootKey (see master_keyset.go), absent when
+	// the vault's keyset is a key file: a restore needs them (and the root
+	// key) before it can verify anything else.
+	RootKey      string `json:"root_key,omitempty"`
+	MasterKeyset []byte `json:"master_keyset,omitempty"`
 }
 
 // BackupOptions authenticate a backup.
@@ -168,6 +174,12 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, opts BackupOptions) (Back
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return st, db.translate(fmt.Errorf("backup: key check: %w", err))
 	}
+	var rootKey string
+	var masterKeyset []byte
+	err = tx.QueryRowContext(ctx, `SELECT root_key, keyset FROM master_keyset WHERE id = 1`).Scan(&rootKey, &masterKeyset)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, db.translate(fmt.Errorf("backup: master keyset: %w", err))
+	}
 	zw := gzip.NewWriter(w)
 	mac := hmac.New(sha256.New, opts.MACKey)
 	enc := json.NewEncoder(io.MultiWriter(zw, mac))
@@ -175,6 +187,7 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, opts BackupOptions) (Back
 		Format: backupFormat, Version: backupVersion, Engine: db.d.name, SchemaVersion: ver,
 		CreatedAt: db.now().UTC().Format(time.RFC3339),
 		MAC:       backupMACAlg, MACKeyID: opts.MACKeyID, KeyCheck: keyCheck,
+		RootKey: rootKey, MasterKeyset: masterKeyset,
 	}
 	if err := enc.Encode(hdr); err != nil {
 		return st, fmt.Errorf("backup: %w", err)
