@@ -15,7 +15,8 @@
 //     token, so it is tied to the session and needs no storage. The sign-in
 //     form, which has no session yet, is checked by Origin/Sec-Fetch-Site.
 //   - A strict Content-Security-Policy with no inline script or style,
-//     X-Frame-Options DENY, Referrer-Policy no-referrer and
+//     X-Frame-Options DENY, Referrer-Policy same-origin (no URL leaves
+//     the site; no-referrer would make browsers send Origin: null) and
 //     Cache-Control: no-store on every response.
 //   - Secrets never appear in a URL: a payload is revealed by a POST made
 //     by fetch and shown in the page only; it is never rendered into HTML.
@@ -156,7 +157,7 @@ func (c *console) headers(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", CSP)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if c.sessions == nil && !strings.HasPrefix(r.URL.Path, "/ui/static/") {
@@ -239,8 +240,8 @@ func (c *console) auth(fn pageFunc) http.Handler {
 // Sec-Fetch-Site or Origin on POSTs; a client that sends neither is not a
 // browser a cross-site page could drive.
 func sameOrigin(r *http.Request) bool {
-	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" && sfs != "none" {
-		return false
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" {
+		return sfs == "same-origin" || sfs == "none"
 	}
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)

@@ -109,7 +109,7 @@ func TestConsole_SecurityHeaders(t *testing.T) {
 				"X-Frame-Options":         "DENY",
 				"Cache-Control":           "no-store",
 				"X-Content-Type-Options":  "nosniff",
-				"Referrer-Policy":         "no-referrer",
+				"Referrer-Policy":         "same-origin",
 			} {
 				if got := p.header.Get(h); got != want {
 					t.Errorf("%s: %s = %q, want %q", path, h, got, want)
