@@ -11,6 +11,9 @@
 #   3. makes sure SoftHSM2 (Debian's `softhsm2`) and a C compiler exist for
 #      the PKCS#11 tests (installs them when root), and then requires those
 #      tests to run (CREDVAULT_REQUIRE_SOFTHSM=1: they fail instead of skip),
+#   3b. makes sure Chromium (Debian's `chromium`) exists for the web console's
+#      browser tests (installs it when root), and then requires those tests
+#      to run (CREDVAULT_REQUIRE_CHROMIUM=1: they fail instead of skip),
 #   4. runs go vet ./... and go test -count=1 -timeout 60m "$@" ./...,
 #      and checks that a pure-Go build (CGO_ENABLED=0) still compiles,
 #   5. runs every fuzz target (func FuzzXxx in *_test.go) for a short while.
@@ -24,6 +27,8 @@
 #   CREDVAULT_FUZZTIME           time per fuzz target (default 10s; 0 skips fuzzing)
 #   CREDVAULT_TEST_SKIP_POSTGRES=1  no PostgreSQL: database tests skip themselves
 #   CREDVAULT_TEST_SKIP_SOFTHSM=1   do not install SoftHSM2: PKCS#11 tests skip
+#                                   (except under CI=true, where they fail)
+#   CREDVAULT_TEST_SKIP_CHROMIUM=1  do not install Chromium: browser tests skip
 #                                   (except under CI=true, where they fail)
 set -euo pipefail
 
@@ -235,6 +240,25 @@ else
 	have_softhsm || die "SoftHSM2 still not found after installing softhsm2"
 	export CREDVAULT_REQUIRE_SOFTHSM=1 CGO_ENABLED=1
 	log "SoftHSM2 present: PKCS#11 tests are required to run"
+fi
+
+# The web console's browser tests (internal/console TestBrowser_*) drive
+# Debian's headless Chromium; once it is here they must run.
+have_chromium() { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }
+if [[ ${CREDVAULT_TEST_SKIP_CHROMIUM:-} == 1 ]]; then
+	log "CREDVAULT_TEST_SKIP_CHROMIUM=1: browser tests will skip (fail under CI=true)"
+else
+	if ! have_chromium; then
+		[[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null ||
+			die "Chromium is missing and cannot be installed (not root or no apt-get): 'sudo apt-get install -y chromium', or CREDVAULT_TEST_SKIP_CHROMIUM=1"
+		log "installing Chromium (apt-get install chromium)"
+		DEBIAN_FRONTEND=noninteractive apt-get update -q
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium ||
+			die "apt-get install chromium failed"
+	fi
+	have_chromium || die "Chromium still not found after installing chromium"
+	export CREDVAULT_REQUIRE_CHROMIUM=1
+	log "Chromium present: browser tests are required to run"
 fi
 
 # ---------------------------------------------------------------- Go

@@ -38,6 +38,9 @@ func parseFormTime(field, v string) (*time.Time, error) {
 	}
 	t, err := time.ParseInLocation(formTime, v, time.UTC)
 	if err != nil {
+		t, err = time.ParseInLocation(formTime+":05", v, time.UTC)
+	}
+	if err != nil {
 		return nil, vault.FieldError(field, "%s must be a date and time like 2026-12-01T09:30 (UTC)", field)
 	}
 	return &t, nil
