@@ -79,3 +79,55 @@ func TestConsole_AccountSwitch(t *testing.T) {
 		expectStatus(t, b.post("/ui/credentials", url.Values{"name": {"nope"}, "type": {"secret"}, "payload": {"p"}}), http.StatusForbidden)
 	})
 }
+
+func TestConsole_DSMPage(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		ctx := context.Background()
+		admin := &vault.Identity{Principal: vault.Principal{ID: v.PrincipalID, Kind: vault.PrincipalUser, Name: "admin"}, AccountID: v.AccountID, Role: vault.RoleAdmin}
+		g, err := v.App.Service.CreateGroup(ctx, admin, vault.GroupInput{Name: ptr("payments")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, yes := 2048, true
+		o, err := v.App.Service.CreateSobject(ctx, admin, vault.SobjectInput{Name: ptr("oci-signing"), GroupID: &g.ID, ObjType: ptr("RSA"), KeySize: &size, AllowCredentialUse: &yes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ic, err := v.App.Service.CreateIntegrationCredential(ctx, admin, vault.IntegrationCredentialInput{Name: ptr("oci-prod"), GroupID: &g.ID,
+			Details: &vault.CredentialDetails{Provider: vault.ProviderOCI, Auth: vault.AuthOCIAPIKey, UserOCID: "ocid1.user.oc1..u", TenantOCID: "ocid1.tenancy.oc1..t", SigningKey: o.KID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBrowser(t, v)
+		b.signIn(v.AdminKey)
+		p := b.get("/ui/dsm")
+		expectStatus(t, p, http.StatusOK)
+		for _, want := range []string{"payments", "oci-signing", "oci-prod", "signing_key", o.KID} {
+			if !strings.Contains(p.body, want) {
+				t.Errorf("DSM page lacks %q", want)
+			}
+		}
+		if strings.Contains(p.body, "PRIVATE KEY") || strings.Contains(p.body, "BEGIN") {
+			t.Fatal("the DSM page shows key material")
+		}
+		expectStatus(t, b.post("/ui/dsm/credentials/"+ic.ID+"/rotate", nil), http.StatusSeeOther)
+		after, err := v.App.Service.GetIntegrationCredential(ctx, admin, ic.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Details.SigningKey == o.KID {
+			t.Fatal("rotation did not replace the signing key")
+		}
+		if p := b.get("/ui/dsm?notice=rotated"); !strings.Contains(p.body, after.Details.SigningKey) || !strings.Contains(p.body, "was rotated") {
+			t.Fatal("the DSM page does not show the new reference")
+		}
+		// A reader sees the page without the rotate button; the server refuses anyway.
+		r := v.NewMember(t, v.AccountID, "viewer", vault.RoleReader)
+		rb := newBrowser(t, v)
+		rb.signIn(r.Key)
+		if p := rb.get("/ui/dsm"); p.status != http.StatusOK || strings.Contains(p.body, "/rotate") {
+			t.Fatalf("reader DSM page: %d, rotate button shown: %v", p.status, strings.Contains(p.body, "/rotate"))
+		}
+		expectStatus(t, rb.post("/ui/dsm/credentials/"+ic.ID+"/rotate", nil), http.StatusForbidden)
+	})
+}
