@@ -408,12 +408,19 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = c.svc.Audit(ctx, id, "console.sign_in", "principal", id.Principal.ID, nil)
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: tok, Path: "/ui/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, Expires: exp})
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: tok, Path: "/ui/", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, Expires: exp})
 	http.Redirect(w, r, "/ui/credentials", http.StatusSeeOther)
 }
 
+// secure reports whether the cookie gets the Secure attribute: over TLS,
+// or behind a proxy that says it terminated TLS. Believing that header from
+// anyone is safe: it can only make the cookie stricter.
+func secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
 func clearCookie(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/ui/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/ui/", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: -1})
 }
 
 func (c *console) logout(w http.ResponseWriter, r *http.Request, s *session) error {

@@ -185,6 +185,11 @@ func TestConsole_Sessions(t *testing.T) {
 		if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/ui/" || ck.Secure {
 			t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/ui/, not Secure over plain HTTP", ck)
 		}
+		// Behind a TLS-terminating proxy the cookie is Secure.
+		pp := newBrowser(t, v).do(http.MethodPost, "/ui/login", url.Values{"api_key": {v.AdminKey}}, "X-Forwarded-Proto", "https")
+		if !strings.Contains(pp.header.Get("Set-Cookie"), "Secure") {
+			t.Fatalf("cookie behind a TLS proxy: %q", pp.header.Get("Set-Cookie"))
+		}
 		db := v.App.Store.Pools()["write"]
 		if db == nil {
 			for _, d := range v.App.Store.Pools() {
@@ -193,7 +198,7 @@ func TestConsole_Sessions(t *testing.T) {
 		}
 		// Stored hashed: the token itself is nowhere in the table.
 		var n int
-		if err := db.QueryRow(`SELECT COUNT(*) FROM console_sessions`).Scan(&n); err != nil || n != 1 {
+		if err := db.QueryRow(`SELECT COUNT(*) FROM console_sessions`).Scan(&n); err != nil || n != 2 {
 			t.Fatalf("sessions stored: %d, %v", n, err)
 		}
 		rows, err := db.Query(`SELECT token_hash, principal_id, account_id, key_id FROM console_sessions`)

@@ -3,10 +3,12 @@ package console_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/credvault/credvault/internal/console"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -129,5 +131,50 @@ func TestConsole_DSMPage(t *testing.T) {
 			t.Fatalf("reader DSM page: %d, rotate button shown: %v", p.status, strings.Contains(p.body, "/rotate"))
 		}
 		expectStatus(t, rb.post("/ui/dsm/credentials/"+ic.ID+"/rotate", nil), http.StatusForbidden)
+	})
+}
+
+// passwords stands in for the management plane's password login (issue
+// 12, wired by the server once merged): one user, whose identity it takes
+// from an API key through the real Authenticate.
+type passwords struct {
+	v   *vaulttest.Vault
+	key string
+}
+
+func (p passwords) LoginPassword(ctx context.Context, email, password string) (*vault.Identity, error) {
+	if email != "ada@example.com" || password != "correct horse battery staple" {
+		return nil, vault.Errorf(vault.KindUnauthenticated, "wrong email or password")
+	}
+	id, err := p.v.App.Service.Authenticate(ctx, p.key, "")
+	if err != nil {
+		return nil, err
+	}
+	id.KeyID, id.KeyExpiresAt = "", nil // a password session has no key
+	return id, nil
+}
+
+func TestConsole_PasswordSignIn(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		mux := http.NewServeMux()
+		console.Register(mux, console.Deps{Service: v.App.Service, Passwords: passwords{v: v, key: v.AdminKey}})
+		srv := httptest.NewServer(mux)
+		defer srv.Close()
+		vv := *v
+		vv.URL = srv.URL
+		b := newBrowser(t, &vv)
+		if p := b.get("/ui/login"); strings.Contains(p.body, `id="pw-off"`) {
+			t.Fatal("password sign-in shown as not configured")
+		}
+		expectStatus(t, b.do(http.MethodPost, "/ui/login", url.Values{"email": {"ada@example.com"}, "password": {"wrong"}}), http.StatusUnauthorized)
+		p := b.do(http.MethodPost, "/ui/login", url.Values{"email": {"ada@example.com"}, "password": {"correct horse battery staple"}})
+		if p.status != http.StatusSeeOther {
+			t.Fatalf("password sign-in: %d %s", p.status, p.body)
+		}
+		expectStatus(t, b.get("/ui/credentials"), http.StatusOK)
+		expectStatus(t, b.post("/ui/logout", nil), http.StatusSeeOther)
+		if p := b.get("/ui/credentials"); p.status != http.StatusSeeOther {
+			t.Fatalf("signed out, still in: %d", p.status)
+		}
 	})
 }
