@@ -206,12 +206,11 @@ func TestConsole_Sessions(t *testing.T) {
 			t.Fatal(err)
 		}
 		for rows.Next() {
-			var h []byte
-			var a, b2, c string
+			var h, a, b2, c string
 			if err := rows.Scan(&h, &a, &b2, &c); err != nil {
 				t.Fatal(err)
 			}
-			if strings.Contains(string(h)+a+b2+c, ck.Value) || len(h) != 32 {
+			if strings.Contains(h+a+b2+c, ck.Value) || len(h) != 64 {
 				t.Fatalf("the session token is stored in the clear")
 			}
 		}

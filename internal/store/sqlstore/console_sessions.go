@@ -2,13 +2,14 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/hex"
 	"time"
 
 	"github.com/credvault/credvault/internal/vault"
 )
 
 // ConsoleSession is a web console session as stored: the SHA-256 hash of
-// its token, never the token.
+// its token (kept in hex), never the token.
 type ConsoleSession struct {
 	TokenHash   []byte
 	PrincipalID string
@@ -22,7 +23,7 @@ type ConsoleSession struct {
 // CreateConsoleSession stores s.
 func (db *DB) CreateConsoleSession(ctx context.Context, s *ConsoleSession) error {
 	_, err := db.write(ctx, `INSERT INTO console_sessions (token_hash, principal_id, account_id, key_id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		s.TokenHash, s.PrincipalID, s.AccountID, s.KeyID, ts(s.CreatedAt), ts(s.LastSeenAt), ts(s.ExpiresAt))
+		hex.EncodeToString(s.TokenHash), s.PrincipalID, s.AccountID, s.KeyID, ts(s.CreatedAt), ts(s.LastSeenAt), ts(s.ExpiresAt))
 	return err
 }
 
@@ -31,7 +32,7 @@ func (db *DB) CreateConsoleSession(ctx context.Context, s *ConsoleSession) error
 func (db *DB) GetConsoleSession(ctx context.Context, hash []byte) (*ConsoleSession, error) {
 	s := ConsoleSession{TokenHash: hash}
 	var created, seen, exp int64
-	err := db.w.QueryRowContext(ctx, db.q(`SELECT principal_id, account_id, key_id, created_at, last_seen_at, expires_at FROM console_sessions WHERE token_hash = ?`), hash).
+	err := db.w.QueryRowContext(ctx, db.q(`SELECT principal_id, account_id, key_id, created_at, last_seen_at, expires_at FROM console_sessions WHERE token_hash = ?`), hex.EncodeToString(hash)).
 		Scan(&s.PrincipalID, &s.AccountID, &s.KeyID, &created, &seen, &exp)
 	if err != nil {
 		return nil, db.translate(err)
@@ -43,7 +44,7 @@ func (db *DB) GetConsoleSession(ctx context.Context, hash []byte) (*ConsoleSessi
 // TouchConsoleSession records activity on a session at t and moves it to
 // accountID; vault.ErrNotFound if the session is gone.
 func (db *DB) TouchConsoleSession(ctx context.Context, hash []byte, accountID string, t time.Time) error {
-	res, err := db.write(ctx, `UPDATE console_sessions SET last_seen_at = ?, account_id = ? WHERE token_hash = ?`, ts(t), accountID, hash)
+	res, err := db.write(ctx, `UPDATE console_sessions SET last_seen_at = ?, account_id = ? WHERE token_hash = ?`, ts(t), accountID, hex.EncodeToString(hash))
 	if err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func (db *DB) TouchConsoleSession(ctx context.Context, hash []byte, accountID st
 // DeleteConsoleSession removes a session (sign out). Removing a missing
 // session is not an error.
 func (db *DB) DeleteConsoleSession(ctx context.Context, hash []byte) error {
-	_, err := db.write(ctx, `DELETE FROM console_sessions WHERE token_hash = ?`, hash)
+	_, err := db.write(ctx, `DELETE FROM console_sessions WHERE token_hash = ?`, hex.EncodeToString(hash))
 	return err
 }
 
