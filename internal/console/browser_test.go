@@ -281,6 +281,23 @@ func TestBrowser_Console(t *testing.T) {
 		waitText("#secret-value", "hunter3-rotated"),
 	)
 
+	// The payload hides itself after the delay the page sets (30 s); the
+	// test shortens the attribute to 1 s rather than wait 30 s.
+	if v, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("reveal"), "data-hide-after")); err != nil || v.Value != "30" {
+		t.Fatalf("data-hide-after = %+v (%v), want 30", v, err)
+	}
+	do(t, ctx, "auto-hide",
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.ID("reveal")),
+		chromedp.SetAttributeValue(chromedp.ID("reveal"), "data-hide-after", "1"),
+		chromedp.Click(chromedp.ID("reveal")),
+		waitText("#secret-value", "hunter3-rotated"),
+		chromedp.WaitNotVisible(chromedp.ID("secret")),
+	)
+	if txt, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("secret-value").textContent`)); txt != "" {
+		t.Fatalf("auto-hidden payload still in the page: %q", txt)
+	}
+
 	do(t, ctx, "audit page", chromedp.Navigate(u+"/ui/audit"), waitText("#verify", "Verified"), waitText("#audit-table", "credential.decrypt"))
 	screenshot(t, ctx, dir, "audit")
 	do(t, ctx, "audit filter", chromedp.Navigate(u+"/ui/audit?action=credential.update"), waitText("#audit-table", "credential.update"))

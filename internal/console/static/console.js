@@ -1,12 +1,10 @@
 // credvault web console: the only script of the console (no inline script;
 // the Content-Security-Policy forbids it). It reveals a payload on an
 // explicit click through a POST made by fetch (never a URL), hides it again
-// after 30 seconds, copies to the clipboard and auto-submits the account
-// switcher.
+// after 30 seconds and copies to the clipboard.
 "use strict";
 
 (function () {
-  var HIDE_AFTER_MS = 30000;
 
   function csrf() {
     var m = document.querySelector('meta[name="csrf-token"]');
@@ -64,7 +62,7 @@
         value.textContent = res.body.payload;
         box.hidden = false;
         btn.hidden = true;
-        var left = HIDE_AFTER_MS / 1000;
+        var left = parseInt(btn.getAttribute("data-hide-after"), 10) || 30;
         status.textContent = "Hides in " + left + " s.";
         timer = setInterval(function () {
           left -= 1;
@@ -89,11 +87,6 @@
         var status = b.parentNode.querySelector('[role="status"]');
         copyText(document.getElementById(b.getAttribute("data-copy")), status);
       });
-    });
-    document.querySelectorAll("select[data-autosubmit]").forEach(function (s) {
-      s.addEventListener("change", function () { s.form.submit(); });
-      var btn = s.form.querySelector('button[type="submit"]');
-      if (btn) { btn.classList.add("sr-only"); }
     });
   });
 })();
