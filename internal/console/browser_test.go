@@ -21,21 +21,61 @@ import (
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// chromiumPath finds Chromium. Without it the browser tests skip, except
-// under CI=true or CREDVAULT_REQUIRE_CHROMIUM=1 (set by scripts/test.sh),
-// where a missing browser is a failure.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
+// findChromium looks Chromium up and says whether the browser tests are
+// required: under CI=true or CREDVAULT_REQUIRE_CHROMIUM=1 (set by
+// scripts/test.sh) a missing browser is a failure, else a skip.
+func findChromium(lookPath func(string) (string, error), getenv func(string) string) (path string, required bool) {
+	required = getenv("CI") == "true" || getenv("CREDVAULT_REQUIRE_CHROMIUM") == "1"
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
+		if p, err := lookPath(name); err == nil {
+			return p, required
 		}
 	}
-	if os.Getenv("CI") == "true" || os.Getenv("CREDVAULT_REQUIRE_CHROMIUM") == "1" {
+	return "", required
+}
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	path, required := findChromium(exec.LookPath, os.Getenv)
+	switch {
+	case path != "":
+		return path
+	case required:
 		t.Fatal("chromium not found, and CI=true or CREDVAULT_REQUIRE_CHROMIUM=1 requires the browser tests: apt-get install -y chromium")
 	}
 	t.Skip("chromium not found (apt-get install -y chromium); set CREDVAULT_REQUIRE_CHROMIUM=1 to make this a failure")
 	return ""
+}
+
+func TestFindChromium(t *testing.T) {
+	missing := func(string) (string, error) { return "", exec.ErrNotFound }
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		getenv   func(string) string
+		required bool
+	}{
+		{"ci", env("CI", "true"), true},
+		{"test.sh", env("CREDVAULT_REQUIRE_CHROMIUM", "1"), true},
+		{"local", env(), false},
+	} {
+		if p, req := findChromium(missing, tc.getenv); p != "" || req != tc.required {
+			t.Errorf("%s: path %q required %v, want required %v", tc.name, p, req, tc.required)
+		}
+	}
+	found := func(name string) (string, error) { return "/usr/bin/" + name, nil }
+	if p, _ := findChromium(found, env()); p != "/usr/bin/chromium" {
+		t.Errorf("found %q", p)
+	}
 }
 
 // startBrowser starts headless Chromium with a fresh profile and returns a
