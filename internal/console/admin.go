@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,9 +26,10 @@ type auditData struct {
 	Problems []string
 	// Full is the result of a whole-trail verify (operators only, on request).
 	Full       *audit.Report
-	CanVerify  bool
-	Names      map[string]string
-	FilterNote string
+	CanVerify bool
+	Names     map[string]string
+	// Older is the query string of the next (older) page, "" if none.
+	Older string
 }
 
 const formTime = "2006-01-02T15:04"
@@ -58,6 +60,11 @@ func (c *console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 		Credential: strings.TrimSpace(q.Get("credential")), Since: q.Get("since"), Until: q.Get("until"), Names: map[string]string{}}
 	aq := vault.AuditQuery{PrincipalID: d.Actor, Limit: vault.MaxAuditQueryLimit}
 	var err error
+	if b := q.Get("before"); b != "" {
+		if aq.BeforeSeq, err = strconv.ParseInt(b, 10, 64); err != nil || aq.BeforeSeq < 1 {
+			return vault.FieldError("before", "before must be a record number")
+		}
+	}
 	if aq.Since, err = parseFormTime("since", d.Since); err != nil {
 		return err
 	}
@@ -82,6 +89,15 @@ func (c *console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 		if len(d.Records) == auditShown {
 			break
 		}
+	}
+	if len(d.Records) == auditShown || (len(recs) == vault.MaxAuditQueryLimit && len(d.Records) > 0) {
+		next := url.Values{}
+		for k, v := range q {
+			next[k] = v
+		}
+		next.Set("before", strconv.FormatInt(d.Records[len(d.Records)-1].Seq, 10))
+		next.Del("verify")
+		d.Older = "?" + next.Encode()
 	}
 	d.Verified, d.Problems = verifyShown(d.Records)
 	for _, rec := range d.Records {
@@ -132,6 +148,9 @@ type member struct {
 	// administers, so that a key made here reaches nothing more).
 	Manageable bool
 	Self       bool
+	// Memberships lists every account the principal is in, shown only
+	// when Manageable (all of them are accounts this admin administers).
+	Memberships []accountChoice
 }
 
 type accessData struct {
@@ -141,6 +160,8 @@ type accessData struct {
 	NewKey  string
 	KeyFor  string
 	Notice  string
+	// SessionKey is the API key of the viewer's own session.
+	SessionKey string
 }
 
 // manageable reports whether s may manage principal p's keys and role.
@@ -172,7 +193,7 @@ func (c *console) accessData(r *http.Request, s *session) (*accessData, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &accessData{Title: "Access", Roles: []vault.Role{vault.RoleReader, vault.RoleSecretReader, vault.RoleWriter, vault.RoleAdmin}}
+	d := &accessData{Title: "Access", SessionKey: s.id.KeyID, Roles: []vault.Role{vault.RoleReader, vault.RoleSecretReader, vault.RoleWriter, vault.RoleAdmin}}
 	for i := range ps {
 		p := &ps[i]
 		ms, err := c.store.ListMemberships(ctx, p.ID)
@@ -190,6 +211,15 @@ func (c *console) accessData(r *http.Request, s *session) (*accessData, error) {
 		}
 		if m.Manageable, _, err = c.manageable(r, s, p); err != nil {
 			return nil, err
+		}
+		if m.Manageable {
+			names := map[string]string{}
+			for _, a := range s.accounts {
+				names[a.ID] = a.Name
+			}
+			for _, x := range ms {
+				m.Memberships = append(m.Memberships, accountChoice{ID: x.AccountID, Name: names[x.AccountID], Role: x.Role, Current: x.AccountID == s.id.AccountID})
+			}
 		}
 		if m.Keys, err = c.store.ListAPIKeys(ctx, p.ID); err != nil {
 			return nil, err
@@ -307,6 +337,9 @@ func (c *console) accessRevokeKey(w http.ResponseWriter, r *http.Request, s *ses
 	p, err := c.target(r, s, r.PostFormValue("principal"))
 	if err != nil {
 		return err
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		return vault.FieldError("confirm", "tick the confirmation box to revoke the key")
 	}
 	keys, err := c.store.ListAPIKeys(r.Context(), p.ID)
 	if err != nil {

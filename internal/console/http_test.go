@@ -330,7 +330,7 @@ func TestConsole_AccessScope(t *testing.T) {
 		ob.signIn(other.Key)
 		expectStatus(t, ob.post("/ui/access/keys", url.Values{"principal": {v.PrincipalID}, "name": {"x"}, "ttl_days": {"1"}}), http.StatusForbidden)
 		keyID, _ := vault.APIKeyID(v.AdminKey)
-		expectStatus(t, ob.post("/ui/access/keys/"+keyID+"/revoke", url.Values{"principal": {v.PrincipalID}}), http.StatusForbidden)
+		expectStatus(t, ob.post("/ui/access/keys/"+keyID+"/revoke", url.Values{"principal": {v.PrincipalID}, "confirm": {"yes"}}), http.StatusForbidden)
 		if r := v.SGP(t, v.AdminKey, "", "GET", "/v5/credentials", nil); r.Status != http.StatusOK {
 			t.Fatalf("the admin key stopped working: %d", r.Status)
 		}
@@ -351,7 +351,11 @@ func TestConsole_AccessScope(t *testing.T) {
 			t.Fatal("the key is shown again")
 		}
 		newID, _ := vault.APIKeyID(key[1])
-		expectStatus(t, ab.post("/ui/access/keys/"+newID+"/revoke", url.Values{"principal": {m.PrincipalID}}), http.StatusSeeOther)
+		expectStatus(t, ab.post("/ui/access/keys/"+newID+"/revoke", url.Values{"principal": {m.PrincipalID}}), http.StatusBadRequest)
+		if r := v.SGP(t, key[1], "", "GET", "/v5/credentials", nil); r.Status != http.StatusOK {
+			t.Fatalf("an unconfirmed revoke revoked the key: %d", r.Status)
+		}
+		expectStatus(t, ab.post("/ui/access/keys/"+newID+"/revoke", url.Values{"principal": {m.PrincipalID}, "confirm": {"yes"}}), http.StatusSeeOther)
 		if r := v.SGP(t, key[1], "", "GET", "/v5/credentials", nil); r.Status != http.StatusUnauthorized {
 			t.Fatalf("revoked key still works: %d", r.Status)
 		}
