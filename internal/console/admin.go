@@ -25,7 +25,7 @@ type auditData struct {
 	Verified bool
 	Problems []string
 	// Full is the result of a whole-trail verify (operators only, on request).
-	Full       *audit.Report
+	Full      *audit.Report
 	CanVerify bool
 	Names     map[string]string
 	// Older is the query string of the next (older) page, "" if none.
