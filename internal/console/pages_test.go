@@ -184,3 +184,44 @@ func TestConsole_PasswordSignIn(t *testing.T) {
 		}
 	})
 }
+
+func TestConsole_CredentialForms(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		b := newBrowser(t, v)
+		b.signIn(v.AdminKey)
+		p := b.post("/ui/credentials", url.Values{"name": {"svc/token"}, "type": {"secret"}, "payload": {"first-canary"}})
+		expectStatus(t, p, http.StatusSeeOther)
+		credPath := strings.SplitN(p.header.Get("Location"), "?", 2)[0]
+		id := strings.TrimPrefix(credPath, "/ui/credentials/")
+
+		// A duplicate name shows the form again with the error, without the payload.
+		p = b.post("/ui/credentials", url.Values{"name": {"svc/token"}, "type": {"secret"}, "payload": {"second-canary"}, "description": {"dup"}})
+		expectStatus(t, p, http.StatusConflict)
+		if !strings.Contains(p.body, "already exists") || strings.Contains(p.body, "second-canary") || !strings.Contains(p.body, `value="dup"`) {
+			t.Fatalf("duplicate create form:\n%.2000s", p.body)
+		}
+		// Bad metadata is refused and changes nothing.
+		expectStatus(t, b.post(credPath+"/edit", url.Values{"description": {"changed"}, "metadata": {"{not json"}}), http.StatusBadRequest)
+		expectStatus(t, b.post(credPath+"/edit", url.Values{"description": {"changed"}, "metadata": {"[1]"}}), http.StatusBadRequest)
+		got := v.SGP(t, v.AdminKey, "", "GET", "/v5/credentials/"+id, nil).Object(t)
+		if got["description"] != "" {
+			t.Fatalf("a refused edit changed the description: %v", got["description"])
+		}
+		expectStatus(t, b.post(credPath+"/edit", url.Values{"description": {"rotated monthly"}, "metadata": {`{"owner": "platform"}`}}), http.StatusSeeOther)
+		got = v.SGP(t, v.AdminKey, "", "GET", "/v5/credentials/"+id, nil).Object(t)
+		if got["description"] != "rotated monthly" || got["credential_metadata"].(map[string]any)["owner"] != "platform" {
+			t.Fatalf("edit not applied: %v", got)
+		}
+		// Replacing the payload makes a new version with the new secret.
+		expectStatus(t, b.post(credPath+"/payload", url.Values{"payload": {""}}), http.StatusBadRequest)
+		expectStatus(t, b.post(credPath+"/payload", url.Values{"payload": {"second-secret"}}), http.StatusSeeOther)
+		sec := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials/"+id+"/secret", nil).Object(t)
+		if sec["result"] != "second-secret" {
+			t.Fatalf("payload after replace: %v", sec["result"])
+		}
+		// Deleting needs the exact name.
+		expectStatus(t, b.post(credPath+"/delete", url.Values{"confirm_name": {"svc/tok"}}), http.StatusBadRequest)
+		expectStatus(t, b.post(credPath+"/delete", url.Values{"confirm_name": {"svc/token"}}), http.StatusSeeOther)
+		expectStatus(t, b.get(credPath), http.StatusNotFound)
+	})
+}
