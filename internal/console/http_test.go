@@ -5,11 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/console"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
@@ -358,6 +360,32 @@ func TestConsole_AccessScope(t *testing.T) {
 		expectStatus(t, ab.post("/ui/access/keys/"+newID+"/revoke", url.Values{"principal": {m.PrincipalID}, "confirm": {"yes"}}), http.StatusSeeOther)
 		if r := v.SGP(t, key[1], "", "GET", "/v5/credentials", nil); r.Status != http.StatusUnauthorized {
 			t.Fatalf("revoked key still works: %d", r.Status)
+		}
+	})
+}
+
+// TestConsole_SessionsAcrossReplicas: a session opened on one replica works
+// on another process over the same database, and signing out on the second
+// ends it on the first (sessions live in the database, not in memory).
+func TestConsole_SessionsAcrossReplicas(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a2, err := app.Open(context.Background(), v.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv2 := httptest.NewServer(a2.Handler)
+		t.Cleanup(func() { srv2.Close(); a2.Close() })
+		b := newBrowser(t, v)
+		b.signIn(v.AdminKey)
+		v2 := *v
+		v2.URL = srv2.URL
+		b2 := newBrowser(t, &v2)
+		b2.c.Jar.SetCookies(mustURL(t, srv2.URL+"/ui/"), b.c.Jar.Cookies(mustURL(t, v.URL+"/ui/")))
+		p := b2.get("/ui/credentials")
+		expectStatus(t, p, http.StatusOK)
+		expectStatus(t, b2.post("/ui/logout", nil), http.StatusSeeOther)
+		if p := b.get("/ui/credentials"); p.status != http.StatusSeeOther {
+			t.Fatalf("signed out on replica 2, still signed in on replica 1: %d", p.status)
 		}
 	})
 }
