@@ -25,6 +25,7 @@ import (
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/server"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -75,7 +76,7 @@ type Config struct {
 
 // App is an assembled vault.
 type App struct {
-	Store    *sqlstore.DB
+	Store    store.Engine
 	Trail    *audit.Trail
 	Keyring  *crypto.Keyring
 	Service  *vault.Service
@@ -113,8 +114,12 @@ func (cfg Config) KeyProvider() crypto.Provider {
 }
 
 // OpenStore opens (and migrates) the database only.
-func OpenStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
-	return sqlstore.Open(ctx, cfg.databaseURL())
+func OpenStore(ctx context.Context, cfg Config) (store.Engine, error) {
+	db, err := sqlstore.Open(ctx, cfg.databaseURL())
+	if err != nil {
+		return nil, err // not a nil *sqlstore.DB in a non-nil interface
+	}
+	return db, nil
 }
 
 // Open builds the whole vault. The caller must Close it.
@@ -135,7 +140,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
-func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
+func build(ctx context.Context, cfg Config, db store.Engine) (*App, error) {
 	prov := cfg.KeyProvider()
 	if err := refuseNewKeyForExistingDB(ctx, prov, db); err != nil {
 		return nil, err
@@ -222,7 +227,7 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 // refuseNewKeyForExistingDB refuses to generate a development master key
 // for a database that already holds data sealed under another key: the new
 // key could open nothing, and writing it would leave a misleading file.
-func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db *sqlstore.DB) error {
+func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db vault.MetaStore) error {
 	fp, ok := prov.(*crypto.FileProvider)
 	if !ok || !fp.Generate {
 		return nil
@@ -354,7 +359,7 @@ func (a *App) Close() error {
 // audited — in the change's own transaction, fail closed — as a named
 // operator.
 type Admin struct {
-	Store   *sqlstore.DB
+	Store   store.Engine
 	Keyring *crypto.Keyring
 	Trail   *audit.Trail
 	Service *vault.Service
