@@ -88,6 +88,7 @@ type App struct {
 	KeySource    string
 	KeyGenerated bool
 
+	stopRekey       func()
 	stopWatch       func()
 	stopPurge       func()
 	stopCheckpoints func()
@@ -208,9 +209,9 @@ func build(ctx context.Context, cfg Config, db store.Engine) (*App, error) {
 	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
 		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere}
 	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Path != "" {
-		scfg.Rekey = func(ctx context.Context) (any, error) {
-			return Rekey(ctx, cfg, RekeyOptions{Grace: cfg.RekeyGrace, Keyring: kr, Log: func(msg string, args ...any) { cfg.Logger.Info(msg, args...) }})
-		}
+		jobs := newRekeyJobs(db, fp.Path, kr, cfg.RekeyGrace, cfg.Logger)
+		scfg.Rekey = jobs
+		a.stopRekey = jobs.stop
 	}
 	a.Handler = server.New(svc, scfg)
 	if fp, ok := prov.(*crypto.FileProvider); ok {
@@ -336,8 +337,13 @@ func postCheckpoint(ctx context.Context, url string, c audit.Checkpoint) error {
 	return nil
 }
 
-// Close releases the vault's resources.
+// Close releases the vault's resources. A master-key rotation running on
+// this server is canceled first and recorded as interrupted (see
+// rekeyJobs); Close waits for that.
 func (a *App) Close() error {
+	if a.stopRekey != nil {
+		a.stopRekey()
+	}
 	if a.stopWatch != nil {
 		a.stopWatch()
 	}

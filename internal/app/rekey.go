@@ -11,6 +11,7 @@ import (
 
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -30,6 +31,10 @@ type RekeyOptions struct {
 	// Actor is recorded in the audit trail as the operator who rotated the
 	// key (vault.OperatorIdentity("rekey") if nil).
 	Actor *vault.Identity
+	// OnKeyAdded, if set, is called once the new primary key is in the key
+	// file and the keyring, before anything is re-wrapped; an error stops
+	// the rotation (to be resumed).
+	OnKeyAdded func(ctx context.Context, keyID uint32) error
 }
 
 // RekeyReport says what a rotation did. GET /admin/v1/rekey serves it as
@@ -52,13 +57,9 @@ type RekeyReport struct {
 //  3. keys that no ciphertext depends on any more are removed from the file.
 //
 // Each step is idempotent; an interrupted rotation is finished with Resume.
+// Rekey opens the configured database itself (the CLI); a server rotates
+// on its own store through the admin API (see rekeyJobs).
 func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, error) {
-	if opts.Grace == 0 {
-		opts.Grace = 5 * time.Second
-	}
-	if opts.Log == nil {
-		opts.Log = func(string, ...any) {}
-	}
 	fp, ok := cfg.KeyProvider().(*crypto.FileProvider)
 	if !ok {
 		return nil, errors.New("rekey: the master key must come from a file (--master-key-file or the data directory's master-key.json); for a key in $CREDVAULT_MASTER_KEY, rotate with a file and then update the variable")
@@ -68,6 +69,17 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 		return nil, err
 	}
 	defer db.Close()
+	return rekeyStore(ctx, db, fp, opts)
+}
+
+// rekeyStore is Rekey on an open store, with the key file fp.
+func rekeyStore(ctx context.Context, db store.Engine, fp *crypto.FileProvider, opts RekeyOptions) (*RekeyReport, error) {
+	if opts.Grace == 0 {
+		opts.Grace = 5 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = func(string, ...any) {}
+	}
 	if _, err := os.Stat(fp.Path); err != nil {
 		return nil, fmt.Errorf("rekey: %w", err)
 	}
@@ -103,6 +115,11 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 		h = nh
 		if err := kr.Swap(h); err != nil {
 			return nil, err
+		}
+		if opts.OnKeyAdded != nil {
+			if err := opts.OnKeyAdded(ctx, id); err != nil {
+				return nil, fmt.Errorf("rekey: %w", err)
+			}
 		}
 		opts.Log("added a new primary master key; waiting for running servers to load it", "key_id", id, "grace", opts.Grace.String())
 		if err := sleep(ctx, opts.Grace); err != nil {
