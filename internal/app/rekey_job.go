@@ -107,7 +107,7 @@ func (j *rekeyJobs) Status(ctx context.Context) (server.RekeyStatus, error) {
 }
 
 func rekeyStatus(job *store.RekeyJob, staleBefore time.Time) server.RekeyStatus {
-	st := server.RekeyStatus{ID: job.ID, Status: job.State, Resume: job.Resume, Report: job.Report, Error: job.Error,
+	st := server.RekeyStatus{ID: job.ID, Status: job.State, Resume: job.Resume, NewPrimary: job.NewPrimary, Report: job.Report, Error: job.Error,
 		Started: job.StartedAt.Format(time.RFC3339)}
 	if !job.FinishedAt.IsZero() {
 		st.Finished = job.FinishedAt.Format(time.RFC3339)

@@ -25,13 +25,15 @@ type RekeyJobs interface {
 
 // RekeyStatus is the body of the rekey endpoints.
 type RekeyStatus struct {
-	ID       string          `json:"id,omitempty"`
-	Status   string          `json:"status"` // idle, running, done, failed, interrupted
-	Resume   bool            `json:"resume,omitempty"`
-	Started  string          `json:"started_at,omitempty"`
-	Finished string          `json:"finished_at,omitempty"`
-	Report   json.RawMessage `json:"report,omitempty"`
-	Error    string          `json:"error,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Status string `json:"status"` // idle, running, done, failed, interrupted
+	Resume bool   `json:"resume,omitempty"`
+	// NewPrimary is the new primary master key id once it was added.
+	NewPrimary uint32          `json:"new_primary_key_id,omitempty"`
+	Started    string          `json:"started_at,omitempty"`
+	Finished   string          `json:"finished_at,omitempty"`
+	Report     json.RawMessage `json:"report,omitempty"`
+	Error      string          `json:"error,omitempty"`
 }
 
 // adminAuth authenticates an admin API request (x-api-key, or
