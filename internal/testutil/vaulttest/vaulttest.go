@@ -72,9 +72,9 @@ type Vault struct {
 	AccountID   string
 	PrincipalID string
 
-	logs   *syncBuffer
-	server *httptest.Server
-	client *http.Client
+	logs      *syncBuffer
+	server    *httptest.Server
+	client    *http.Client
 	closeOnce *sync.Once
 	// NoValidate disables contract validation in Do (for tests that send
 	// deliberately broken requests to paths outside the contract).
