@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/keyset"
@@ -43,6 +44,11 @@ type Config struct {
 	MaxPayload    int
 	MaxBodyBytes  int64
 	Logger        *slog.Logger
+
+	// MasterKeyURI names a root key outside the process (an HSM key:
+	// pkcs11:…). With it the data-key keyset is kept in the database,
+	// encrypted under that key, and no key file is used (see rootkey.go).
+	MasterKeyURI string
 
 	// Abuse limits (see vault.Options).
 	FailedAuthPerMinute float64
@@ -87,11 +93,17 @@ type App struct {
 	// true when it was generated into the data directory just now.
 	KeySource    string
 	KeyGenerated bool
+	// RootKeyGenerated is true when the root key named by MasterKeyURI was
+	// generated inside the HSM just now (a new vault).
+	RootKeyGenerated bool
 
 	stopRekey       func()
 	stopWatch       func()
 	stopPurge       func()
 	stopCheckpoints func()
+	root            crypto.RootKey
+	closeOnce       sync.Once
+	closeErr        error
 }
 
 // DatabaseURL resolves the database URL of cfg.
@@ -128,27 +140,63 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// A root key is opened before the database, so that a missing token,
+	// a wrong PIN or a missing key fails before anything is written.
+	var root crypto.RootKey
+	var rootGenerated bool
+	if cfg.MasterKeyURI != "" {
+		if cfg.MasterKey != "" || cfg.MasterKeyFile != "" {
+			return nil, errors.New("master key: give either --master-key-uri or a key file/$CREDVAULT_MASTER_KEY, not both (to move a vault from one to the other, use `credvault rekey --to-master-key-uri`)")
+		}
+		var err error
+		if root, rootGenerated, err = openRootKey(ctx, cfg, true); err != nil {
+			return nil, err
+		}
+	}
 	// A server checks the SQLite file's pages before it serves from it.
 	db, err := sqlstore.OpenWith(ctx, cfg.databaseURL(), sqlstore.Options{Timeout: cfg.DBTimeout, QuickCheck: true, Logger: cfg.Logger})
 	if err != nil {
+		if root != nil {
+			root.Close()
+		}
 		return nil, err
 	}
-	a, err := build(ctx, cfg, db)
+	a, err := build(ctx, cfg, db, root)
 	if err != nil {
 		db.Close()
+		if root != nil {
+			root.Close()
+		}
 		return nil, err
 	}
+	a.RootKeyGenerated = rootGenerated
 	return a, nil
 }
 
-func build(ctx context.Context, cfg Config, db store.Engine) (*App, error) {
-	prov := cfg.KeyProvider()
-	if err := refuseNewKeyForExistingDB(ctx, prov, db); err != nil {
-		return nil, err
-	}
-	h, err := prov.Load(ctx)
-	if err != nil {
-		return nil, err
+func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey) (*App, error) {
+	var (
+		h      *keyset.Handle
+		keys   *dbKeys
+		source string
+		err    error
+		prov   = cfg.KeyProvider()
+	)
+	if root != nil {
+		if h, keys, err = rootKeyset(ctx, db, root); err != nil {
+			return nil, err
+		}
+		source = keys.name()
+	} else {
+		if err := refuseFileKeyForRootVault(ctx, db); err != nil {
+			return nil, err
+		}
+		if err := refuseNewKeyForExistingDB(ctx, prov, db); err != nil {
+			return nil, err
+		}
+		if h, err = prov.Load(ctx); err != nil {
+			return nil, err
+		}
+		source = prov.Name()
 	}
 	kr, err := crypto.NewKeyring(h)
 	if err != nil {
@@ -204,17 +252,24 @@ func build(ctx context.Context, cfg Config, db store.Engine) (*App, error) {
 		Keyring:   kr,
 		Service:   svc,
 		Registry:  reg,
-		KeySource: prov.Name(),
+		KeySource: source,
+		root:      root,
 	}
 	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
 		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere}
-	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Path != "" {
-		jobs := newRekeyJobs(db, fp.Path, kr, cfg.RekeyGrace, cfg.Logger)
+	if fp, ok := prov.(*crypto.FileProvider); root != nil || ok && fp.Path != "" {
+		newKeys := func() keyStore { return fileKeys{&crypto.FileProvider{Path: fp.Path}} }
+		if root != nil {
+			newKeys = func() keyStore { return &dbKeys{db: db, root: root} }
+		}
+		jobs := newRekeyJobs(db, newKeys, kr, cfg.RekeyGrace, cfg.Logger)
 		scfg.Rekey = jobs
 		a.stopRekey = jobs.stop
 	}
 	a.Handler = server.New(svc, scfg)
-	if fp, ok := prov.(*crypto.FileProvider); ok {
+	if root != nil {
+		a.stopWatch = watchRootKeyset(keys, kr, cfg.Logger)
+	} else if fp, ok := prov.(*crypto.FileProvider); ok {
 		a.KeyGenerated = fp.Generated
 		a.stopWatch = watchKeyFile(fp.Path, kr, cfg.Logger)
 	}
@@ -339,8 +394,13 @@ func postCheckpoint(ctx context.Context, url string, c audit.Checkpoint) error {
 
 // Close releases the vault's resources. A master-key rotation running on
 // this server is canceled first and recorded as interrupted (see
-// rekeyJobs); Close waits for that.
+// rekeyJobs); Close waits for that. Calls after the first do nothing.
 func (a *App) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.close() })
+	return a.closeErr
+}
+
+func (a *App) close() error {
 	if a.stopRekey != nil {
 		a.stopRekey()
 	}
@@ -354,7 +414,11 @@ func (a *App) Close() error {
 		a.stopCheckpoints()
 	}
 	a.Trail.Close()
-	if err := a.Store.Close(); err != nil {
+	err := a.Store.Close()
+	if a.root != nil {
+		a.root.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil

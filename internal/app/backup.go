@@ -35,7 +35,30 @@ func OpenExistingStore(ctx context.Context, cfg Config) (store.Engine, error) {
 // existingKeyring loads the configured master key without ever generating
 // one: a command acting on an existing vault (or its backup) needs that
 // vault's key, and a new key would only hide the mistake.
-func existingKeyring(ctx context.Context, cfg Config) (*crypto.Keyring, error) {
+//
+// With a root key (cfg.MasterKeyURI) the keyset is the one stored in db,
+// which must then be given.
+func existingKeyring(ctx context.Context, cfg Config, db store.Engine) (*crypto.Keyring, error) {
+	if cfg.MasterKeyURI != "" {
+		if db == nil {
+			return nil, errors.New("no database to read the data keyset from")
+		}
+		root, _, err := openRootKey(ctx, cfg, false)
+		if err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		h, err := (&dbKeys{db: db, root: root}).load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return crypto.NewKeyring(h)
+	}
+	if db != nil {
+		if err := refuseFileKeyForRootVault(ctx, db); err != nil {
+			return nil, err
+		}
+	}
 	prov := cfg.KeyProvider()
 	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Generate {
 		fp.Generate = false
@@ -77,7 +100,7 @@ func Backup(ctx context.Context, cfg Config, w io.Writer) (store.BackupStats, er
 
 // BackupStore is Backup on an open store.
 func BackupStore(ctx context.Context, cfg Config, db store.Engine, w io.Writer) (store.BackupStats, error) {
-	kr, err := existingKeyring(ctx, cfg)
+	kr, err := existingKeyring(ctx, cfg, db)
 	if err != nil {
 		return store.BackupStats{}, fmt.Errorf("backup: %w", err)
 	}
@@ -117,12 +140,47 @@ func backupKey(kr *crypto.Keyring) store.BackupKeyFunc {
 // before the database is even opened — the master key is checked against
 // the backup's key check value and the whole backup is read once to verify
 // its MAC; the restore itself verifies it again before it commits.
+//
+// With a root key (cfg.MasterKeyURI) the backup's own data keyset, stored
+// in its header encrypted under the root key, is decrypted with it.
 func Restore(ctx context.Context, cfg Config, r io.ReadSeeker) (store.BackupStats, error) {
-	kr, err := existingKeyring(ctx, cfg)
-	if err != nil {
-		return store.BackupStats{}, fmt.Errorf("restore: %w", err)
+	var key store.BackupKeyFunc
+	if cfg.MasterKeyURI != "" {
+		root, _, err := openRootKey(ctx, cfg, false)
+		if err != nil {
+			return store.BackupStats{}, fmt.Errorf("restore: %w", err)
+		}
+		defer root.Close()
+		key = func(hdr store.BackupHeader) ([]byte, error) {
+			if len(hdr.MasterKeyset) == 0 {
+				return nil, errors.New("restore: this backup's vault kept its keyset in a key file: restore it with that --master-key-file (then move it under the HSM with `credvault rekey --to-master-key-uri`); nothing was restored")
+			}
+			if hdr.RootKey != root.String() {
+				return nil, fmt.Errorf("restore: this backup's keyset is encrypted under %s, not %s; nothing was restored", hdr.RootKey, root.String())
+			}
+			h, err := crypto.DecryptKeyset(hdr.MasterKeyset, root)
+			if err != nil {
+				return nil, fmt.Errorf("restore: %w; nothing was restored", err)
+			}
+			kr, err := crypto.NewKeyring(h)
+			if err != nil {
+				return nil, err
+			}
+			return backupKey(kr)(hdr)
+		}
+	} else {
+		kr, err := existingKeyring(ctx, cfg, nil)
+		if err != nil {
+			return store.BackupStats{}, fmt.Errorf("restore: %w", err)
+		}
+		fileKey := backupKey(kr)
+		key = func(hdr store.BackupHeader) ([]byte, error) {
+			if len(hdr.MasterKeyset) > 0 {
+				return nil, fmt.Errorf("restore: this backup's vault keeps its keyset under the root key %s: restore with --master-key-uri; nothing was restored", hdr.RootKey)
+			}
+			return fileKey(hdr)
+		}
 	}
-	key := backupKey(kr)
 	if _, _, err := sqlstore.VerifyBackup(r, key); err != nil {
 		return store.BackupStats{}, err
 	}

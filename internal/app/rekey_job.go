@@ -34,7 +34,7 @@ const (
 // that is taken for interrupted once its heartbeat is rekeyStaleAfter old.
 type rekeyJobs struct {
 	db    store.Engine
-	path  string // the master key file
+	keys  func() keyStore // the keyset a rotation changes (a key file, or the database's under the root key)
 	kr    *crypto.Keyring
 	grace time.Duration
 	log   *slog.Logger
@@ -46,9 +46,9 @@ type rekeyJobs struct {
 	closed bool
 }
 
-func newRekeyJobs(db store.Engine, path string, kr *crypto.Keyring, grace time.Duration, log *slog.Logger) *rekeyJobs {
+func newRekeyJobs(db store.Engine, keys func() keyStore, kr *crypto.Keyring, grace time.Duration, log *slog.Logger) *rekeyJobs {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &rekeyJobs{db: db, path: path, kr: kr, grace: grace, log: log, ctx: ctx, cancel: cancel}
+	return &rekeyJobs{db: db, keys: keys, kr: kr, grace: grace, log: log, ctx: ctx, cancel: cancel}
 }
 
 func rekeyNow() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
@@ -147,7 +147,7 @@ func (j *rekeyJobs) run(job *store.RekeyJob) {
 			}
 		}
 	}()
-	rep, err := rekeyStore(ctx, j.db, &crypto.FileProvider{Path: j.path}, RekeyOptions{
+	rep, err := rekeyStore(ctx, j.db, j.keys(), RekeyOptions{
 		Resume:  job.Resume,
 		Grace:   j.grace,
 		Keyring: j.kr,

@@ -30,6 +30,7 @@ type Engine interface {
 	Analyzer
 	TombstonePurger
 	RekeyJobStore
+	MasterKeysetStore
 
 	// Engine names the engine ("sqlite", "postgres") for logs and reports.
 	Engine() string
@@ -69,6 +70,12 @@ type BackupHeader struct {
 	// KeyCheck is the database's master-key check value (sealed, never a
 	// secret), absent if the database had none.
 	KeyCheck []byte `json:"key_check,omitempty"`
+	// RootKey and MasterKeyset are the database's data keyset, encrypted
+	// under the root key named RootKey (see MasterKeysetStore), absent when
+	// the vault's keyset is a key file: a restore needs them (and the root
+	// key) before it can verify anything else.
+	RootKey      string `json:"root_key,omitempty"`
+	MasterKeyset []byte `json:"master_keyset,omitempty"`
 }
 
 // BackupOptions authenticate a backup.
@@ -120,6 +127,31 @@ type Analyzer interface {
 type TombstonePurger interface {
 	// PurgeTombstones deletes expired tombstones and returns how many.
 	PurgeTombstones(ctx context.Context) (int64, error)
+}
+
+// MasterKeyset is the stored data-key keyset: encrypted under the root key
+// named RootKey, never in the clear.
+type MasterKeyset struct {
+	RootKey   string
+	Keyset    []byte
+	Version   int64
+	UpdatedAt time.Time
+}
+
+// MasterKeysetStore keeps the data-key keyset of a vault whose master key
+// is a root key outside the process (an HSM key), encrypted under it.
+type MasterKeysetStore interface {
+	// GetMasterKeyset returns the stored keyset, ErrNotFound when the vault
+	// keeps its keyset in a file.
+	GetMasterKeyset(ctx context.Context) (*MasterKeyset, error)
+	// MasterKeysetVersion returns the stored keyset's version (0 if none).
+	MasterKeysetVersion(ctx context.Context) (int64, error)
+	// PutMasterKeyset stores m as version prev+1 if the stored version is
+	// still prev (0: none stored yet); KindConflict otherwise.
+	PutMasterKeyset(ctx context.Context, m MasterKeyset, prev int64) error
+	// DeleteMasterKeyset removes the stored keyset if its version is still
+	// prev; KindConflict otherwise.
+	DeleteMasterKeyset(ctx context.Context, prev int64) error
 }
 
 // Rekey job states.

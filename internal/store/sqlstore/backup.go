@@ -143,6 +143,12 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, opts BackupOptions) (Back
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return st, db.translate(fmt.Errorf("backup: key check: %w", err))
 	}
+	var rootKey string
+	var masterKeyset []byte
+	err = tx.QueryRowContext(ctx, `SELECT root_key, keyset FROM master_keyset WHERE id = 1`).Scan(&rootKey, &masterKeyset)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, db.translate(fmt.Errorf("backup: master keyset: %w", err))
+	}
 	zw := gzip.NewWriter(w)
 	mac := hmac.New(sha256.New, opts.MACKey)
 	enc := json.NewEncoder(io.MultiWriter(zw, mac))
@@ -150,6 +156,7 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, opts BackupOptions) (Back
 		Format: backupFormat, Version: backupVersion, Engine: db.d.name, SchemaVersion: ver,
 		CreatedAt: db.now().UTC().Format(time.RFC3339),
 		MAC:       backupMACAlg, MACKeyID: opts.MACKeyID, KeyCheck: keyCheck,
+		RootKey: rootKey, MasterKeyset: masterKeyset,
 	}
 	if err := enc.Encode(hdr); err != nil {
 		return st, fmt.Errorf("backup: %w", err)
