@@ -88,11 +88,17 @@ func openRootKey(ctx context.Context, cfg Config, mayGenerate bool) (crypto.Root
 		}
 		return root, gen, err
 	}
+	notFound := fmt.Errorf("%w; the database already holds a vault, so no new key is generated; nothing was written", err)
 	if fresh, ferr := newVault(ctx, cfg); ferr != nil || !fresh {
 		if ferr != nil {
 			return nil, false, ferr
 		}
-		return nil, false, fmt.Errorf("%w; the database already holds a vault, so no new key is generated; nothing was written", err)
+		// Another replica starting at once may have made the key and
+		// stored the vault's keyset under it since the first look.
+		if root, gen, err = crypto.OpenRootKey(ctx, cfg.MasterKeyURI, crypto.RootKeyOptions{}); err == nil {
+			return root, gen, nil
+		}
+		return nil, false, notFound
 	}
 	db, err := OpenStore(ctx, cfg)
 	if err != nil {
@@ -100,7 +106,17 @@ func openRootKey(ctx context.Context, cfg Config, mayGenerate bool) (crypto.Root
 	}
 	defer db.Close()
 	err = db.Exclusive(ctx, func() error {
+		// The same, while this replica waited for the lock.
 		var err error
+		if root, gen, err = crypto.OpenRootKey(ctx, cfg.MasterKeyURI, crypto.RootKeyOptions{}); err == nil || !errors.Is(err, pkcs11kms.ErrKeyNotFound) {
+			return err
+		}
+		if fresh, err := holdsNoKeys(ctx, db); err != nil || !fresh {
+			if err != nil {
+				return err
+			}
+			return notFound
+		}
 		root, gen, err = crypto.OpenRootKey(ctx, cfg.MasterKeyURI, crypto.RootKeyOptions{Generate: true})
 		return err
 	})
@@ -117,7 +133,13 @@ func newVault(ctx context.Context, cfg Config) (bool, error) {
 		return false, err
 	}
 	defer db.Close()
-	_, err = db.GetMasterKeyset(ctx)
+	return holdsNoKeys(ctx, db)
+}
+
+// holdsNoKeys reports whether db holds neither a keyset nor a master-key
+// check value.
+func holdsNoKeys(ctx context.Context, db store.Engine) (bool, error) {
+	_, err := db.GetMasterKeyset(ctx)
 	if vault.KindOf(err) != vault.KindNotFound {
 		return false, err
 	}
