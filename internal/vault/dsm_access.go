@@ -51,6 +51,7 @@ func (s *Service) AuthenticateDSM(ctx context.Context, authorization string) (*I
 		if !app.Enabled {
 			return nil, s.authFailed(ctx, id.KeyID, id, Errorf(KindUnauthenticated, "this app is disabled"))
 		}
+		id.App = app
 	}
 	return id, nil
 }
@@ -211,12 +212,15 @@ func (s *Service) scope(ctx context.Context, id *Identity) (*dsmScope, error) {
 	if id.Principal.Kind != PrincipalApp {
 		return &dsmScope{all: true}, nil
 	}
-	app, err := s.store.GetApp(ctx, id.AccountID, id.Principal.ID)
-	if err != nil {
-		if KindOf(err) == KindNotFound {
-			return nil, errBadKey
+	app := id.App
+	if app == nil || app.ID != id.Principal.ID || app.AccountID != id.AccountID {
+		var err error
+		if app, err = s.store.GetApp(ctx, id.AccountID, id.Principal.ID); err != nil {
+			if KindOf(err) == KindNotFound {
+				return nil, errBadKey
+			}
+			return nil, fmt.Errorf("app scope: %w", err)
 		}
-		return nil, fmt.Errorf("app scope: %w", err)
 	}
 	sc := &dsmScope{groups: map[string]bool{}, app: app}
 	for _, g := range app.Groups {

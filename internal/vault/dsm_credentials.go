@@ -2,9 +2,7 @@ package vault
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -175,13 +173,24 @@ func (s *Service) GetIntegrationCredential(ctx context.Context, id *Identity, cr
 	return s.findCredential(ctx, id, sc, credID)
 }
 
-// CredentialListQuery is GET /sys/v1/credentials.
+// CredentialListQuery selects one page of integration credentials.
 type CredentialListQuery struct {
 	Limit  int
 	Offset int
-	Filter string // JSON, see parseCredentialFilter
-	SortBy string // "credential_id" (default) or "credential_name"
+	Filter CredentialFilter
+	SortBy string // "id" (default) or "name"
 	Desc   bool
+}
+
+// CredentialFilter holds the conditions of a credential listing, all of
+// which must hold. A nil list is no condition; a credential matches a
+// non-nil list when its value is in it (so an empty list matches nothing).
+type CredentialFilter struct {
+	Names    []string
+	GroupIDs []string
+	IDs      []string
+	Types    []string // providers: ProviderOCI, ProviderAzure
+	Creators []string // creator principal ids
 }
 
 // CredentialListPage is one page of a listing.
@@ -194,95 +203,8 @@ type CredentialListPage struct {
 // MaxCredentialListLimit is the largest (and default) page.
 const MaxCredentialListLimit = 1000
 
-// credFilter is the parsed filter: field → accepted values.
-type credFilter map[string][]string
-
-var credFilterFields = []string{"name", "group_id", "credential_id", "type", "creator"}
-
-// parseCredentialFilter parses credvault's credential filter: a JSON
-// object whose keys are name, group_id, credential_id, type (Oci|Azure) or
-// creator, each mapped to a string, {"$eq": string} or {"$in": [string…]};
-// all conditions must hold.
-func parseCredentialFilter(s string) (credFilter, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	bad := func(format string, args ...any) error {
-		return FieldError("filter", "filter: "+format+` (expected a JSON object such as {"name": {"$in": ["a", "b"]}, "type": "Oci"}; fields: %s)`,
-			append(args, strings.Join(credFilterFields, ", "))...)
-	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(strings.NewReader(s))
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, bad("not a JSON object")
-	}
-	f := credFilter{}
-	for k, v := range raw {
-		if !contains(credFilterFields, k) {
-			return nil, bad("unknown field %q", k)
-		}
-		var str string
-		if json.Unmarshal(v, &str) == nil {
-			f[k] = []string{str}
-			continue
-		}
-		var op map[string]json.RawMessage
-		if json.Unmarshal(v, &op) != nil || len(op) != 1 {
-			return nil, bad("the condition on %q must be a string or one operator", k)
-		}
-		for name, arg := range op {
-			switch name {
-			case "$eq":
-				if json.Unmarshal(arg, &str) != nil {
-					return nil, bad("$eq takes a string")
-				}
-				f[k] = []string{str}
-			case "$in":
-				var list []string
-				if json.Unmarshal(arg, &list) != nil {
-					return nil, bad("$in takes an array of strings")
-				}
-				f[k] = list
-			default:
-				return nil, bad("unsupported operator %q", name)
-			}
-		}
-	}
-	return f, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (f credFilter) match(c *IntegrationCredential) bool {
-	for k, vals := range f {
-		var v string
-		switch k {
-		case "name":
-			v = c.Name
-		case "group_id":
-			v = c.GroupID
-		case "credential_id":
-			v = c.ID
-		case "type":
-			v = c.Details.Provider
-		case "creator":
-			v = c.Creator.ID
-		}
-		if !contains(vals, v) {
-			return false
-		}
-	}
-	return true
-}
-
-// ListIntegrationCredentials lists credentials in the caller's groups.
+// ListIntegrationCredentials lists credentials in the caller's groups; the
+// store filters, orders and pages.
 func (s *Service) ListIntegrationCredentials(ctx context.Context, id *Identity, q CredentialListQuery) (*CredentialListPage, error) {
 	if err := id.Require(ActRead); err != nil {
 		return nil, err
@@ -296,44 +218,16 @@ func (s *Service) ListIntegrationCredentials(ctx context.Context, id *Identity, 
 	if q.Offset < 0 {
 		return nil, FieldError("offset", "offset must not be negative")
 	}
-	f, err := parseCredentialFilter(q.Filter)
-	if err != nil {
-		return nil, err
+	if q.SortBy != "name" {
+		q.SortBy = "id"
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.store.ListIntegrationCredentials(ctx, id.AccountID, sc.list())
+	page, err := s.store.ListIntegrationCredentials(ctx, id.AccountID, sc.list(), q)
 	if err != nil {
 		return nil, fmt.Errorf("list integration credentials: %w", err)
-	}
-	page := &CredentialListPage{TotalCount: len(all), Items: []IntegrationCredential{}}
-	var match []IntegrationCredential
-	for i := range all {
-		if f.match(&all[i]) {
-			match = append(match, all[i])
-		}
-	}
-	less := func(a, b *IntegrationCredential) bool { return a.ID < b.ID }
-	if q.SortBy == "credential_name" {
-		less = func(a, b *IntegrationCredential) bool {
-			if a.Name != b.Name {
-				return a.Name < b.Name
-			}
-			return a.ID < b.ID
-		}
-	}
-	sort.SliceStable(match, func(i, j int) bool {
-		if q.Desc {
-			return less(&match[j], &match[i])
-		}
-		return less(&match[i], &match[j])
-	})
-	page.FilteredCount = len(match)
-	if q.Offset < len(match) {
-		match = match[q.Offset:]
-		page.Items = match[:min(len(match), q.Limit)]
 	}
 	return page, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -406,37 +405,45 @@ func (s *Service) GetSobject(ctx context.Context, id *Identity, d SobjectDescrip
 	return o, value, nil
 }
 
-// SobjectListQuery is GET /crypto/v1/keys.
+// SobjectListQuery selects one page of security objects: every non-empty
+// field is a condition that must hold.
 type SobjectListQuery struct {
 	GroupID        string
 	Creator        string
 	Name           string
 	ObjType        string
-	CustomMetadata map[string]string
-	SortBy         string // "kid" (default) or "name"
+	CustomMetadata map[string]string // key → value; "" also matches an absent key
+	SortBy         string            // "kid" (default) or "name"
 	Desc           bool
 	Start          string // return only objects after this kid or name in the sort order (exclusive)
 	Limit          int
 	Offset         int
+	Count          bool // also count the objects in reach and those matching
 }
 
 // SobjectPage is one page of a listing.
 type SobjectPage struct {
 	Items         []Sobject
-	TotalCount    int // objects in reach
-	FilteredCount int // objects matching the filters
+	TotalCount    int // objects in reach (with Count)
+	FilteredCount int // objects matching the filters (with Count)
 }
 
 // MaxSobjectListLimit is the largest page.
 const MaxSobjectListLimit = 1000
 
-// ListSobjects lists objects in the caller's groups.
+// ListSobjects lists objects in the caller's groups. The store filters,
+// orders and pages, so a page costs the same wherever it is in the list
+// (Offset aside, which the store must still skip over).
 func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQuery) (*SobjectPage, error) {
 	if err := id.Require(ActRead); err != nil {
 		return nil, err
 	}
 	if q.Limit <= 0 || q.Limit > MaxSobjectListLimit {
 		q.Limit = MaxSobjectListLimit
+	}
+	q.Offset = max(q.Offset, 0)
+	if q.SortBy != "name" {
+		q.SortBy = "kid"
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
@@ -447,50 +454,9 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 			return nil, err
 		}
 	}
-	all, err := s.store.ListSobjects(ctx, id.AccountID, SobjectQuery{Groups: sc.list()})
+	page, err := s.store.ListSobjects(ctx, id.AccountID, sc.list(), q)
 	if err != nil {
 		return nil, fmt.Errorf("list sobjects: %w", err)
-	}
-	page := &SobjectPage{TotalCount: len(all), Items: []Sobject{}}
-	var match []Sobject
-	for _, o := range all {
-		if (q.GroupID != "" && o.GroupID != q.GroupID) || (q.Name != "" && o.Name != q.Name) || (q.ObjType != "" && o.ObjType != q.ObjType) ||
-			(q.Creator != "" && o.Creator.ID != q.Creator) {
-			continue
-		}
-		ok := true
-		for k, v := range q.CustomMetadata {
-			ok = ok && o.CustomMetadata[k] == v
-		}
-		if ok {
-			match = append(match, o)
-		}
-	}
-	key := func(o *Sobject) string { return o.KID }
-	if q.SortBy == "name" {
-		key = func(o *Sobject) string { return o.Name }
-	}
-	sort.SliceStable(match, func(i, j int) bool {
-		if q.Desc {
-			return key(&match[i]) > key(&match[j])
-		}
-		return key(&match[i]) < key(&match[j])
-	})
-	if q.Start != "" {
-		// Exclusive, as DSM's clients page: start is the last kid (or
-		// name) of the previous page, and an empty page ends the loop.
-		i := sort.Search(len(match), func(i int) bool {
-			if q.Desc {
-				return key(&match[i]) < q.Start
-			}
-			return key(&match[i]) > q.Start
-		})
-		match = match[i:]
-	}
-	page.FilteredCount = len(match)
-	if q.Offset < len(match) {
-		match = match[q.Offset:]
-		page.Items = match[:min(len(match), q.Limit)]
 	}
 	return page, nil
 }

@@ -587,6 +587,7 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 		lq.Start = strings.ToLower(lq.Start) // kids are lowercase
 	}
 	withMeta := q.bool("with_metadata")
+	lq.Count = withMeta
 	showPub := q.bool("show_pub_key")
 	q.bool("show_value")
 	q.bool("show_deleted")
@@ -772,11 +773,17 @@ func (h *handlers) createCredential(w http.ResponseWriter, r *http.Request, id *
 
 func (h *handlers) listCredentials(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	q := &query{v: r.URL.Query()}
-	lq := vault.CredentialListQuery{Limit: q.int("limit"), Offset: q.int("offset"), Filter: q.v.Get("filter")}
-	lq.SortBy, lq.Desc = q.sort("sort_by", "credential_id", "credential_name")
+	lq := vault.CredentialListQuery{Limit: q.int("limit"), Offset: q.int("offset")}
+	sortBy, desc := q.sort("sort_by", "credential_id", "credential_name")
+	lq.SortBy, lq.Desc = strings.TrimPrefix(sortBy, "credential_"), desc
 	if q.err != nil {
 		return q.err
 	}
+	f, err := credentialFilter(q.v.Get("filter"))
+	if err != nil {
+		return err
+	}
+	lq.Filter = f
 	if q.v.Has("limit") && lq.Limit == 0 {
 		return invalid("limit must be between 1 and %d", vault.MaxCredentialListLimit)
 	}
