@@ -6,7 +6,12 @@ import (
 	"strings"
 )
 
-// DSM integration credentials: create, list, get, update, delete, rotate.
+// Integration credentials: create, list, get, update, delete, rotate.
+//
+// Errors about a credential's details name the field by its path in
+// domain terms, in Field and at the start of the message: "details" for
+// the whole, "details.<field>" (e.g. details.signing_key) for one of
+// them. A dialect renders the path in its own wire names.
 
 // IntegrationCredentialInput creates or updates a credential; nil fields
 // are absent. Description set to a pointer to "" clears it.
@@ -20,7 +25,7 @@ type IntegrationCredentialInput struct {
 func checkDetails(d *CredentialDetails) error {
 	req := func(field, v string) error {
 		if strings.TrimSpace(v) == "" {
-			return FieldError("credential_details", "credential_details.body.%s is required", field)
+			return FieldError("details."+field, "details.%s is required", field)
 		}
 		return nil
 	}
@@ -29,7 +34,7 @@ func checkDetails(d *CredentialDetails) error {
 			return err
 		}
 		if !ValidUUID(v) {
-			return FieldError("credential_details", "credential_details.body.%s must be a security object id (UUID)", field)
+			return FieldError("details."+field, "details.%s must be a security object id (UUID)", field)
 		}
 		return nil
 	}
@@ -42,7 +47,7 @@ func checkDetails(d *CredentialDetails) error {
 	case d.Provider == ProviderAzure && d.Auth == AuthAzureCertificate:
 		errs = append(errs, req("tenant_id", d.TenantID), req("client_id", d.ClientID), uuidRef("client_cert", d.ClientCert), uuidRef("client_key", d.ClientKey))
 	default:
-		return FieldError("credential_details", "unknown credential_details variant %s/%s", d.Provider, d.Auth)
+		return FieldError("details", "details: unknown variant %s/%s", d.Provider, d.Auth)
 	}
 	for _, err := range errs {
 		if err != nil {
@@ -58,36 +63,36 @@ func checkDetails(d *CredentialDetails) error {
 // reported exactly like missing ones.
 func checkRefs(get SobjectGetter, sc *dsmScope, groupID string, d *CredentialDetails) error {
 	for _, r := range d.Refs() {
-		where := "credential_details.body." + r.Field
+		where := "details." + r.Field
 		o, err := get(r.KID)
 		if err != nil {
 			if KindOf(err) == KindNotFound {
-				return FieldError("credential_details", "%s: the referenced security object was not found", where)
+				return FieldError(where, "%s: the referenced security object was not found", where)
 			}
 			return err
 		}
 		if o.GroupID != groupID {
 			if !sc.has(o.GroupID) {
-				return FieldError("credential_details", "%s: the referenced security object was not found", where)
+				return FieldError(where, "%s: the referenced security object was not found", where)
 			}
-			return FieldError("credential_details", "%s: the referenced security object is in another group; a credential may only reference objects of its own group", where)
+			return FieldError(where, "%s: the referenced security object is in another group; a credential may only reference objects of its own group", where)
 		}
 		if !o.AllowCredentialUse {
-			return FieldError("credential_details", "%s: the referenced security object does not have allow_credential_use set", where)
+			return FieldError(where, "%s: the referenced security object does not have allow_credential_use set", where)
 		}
 		switch r.Field {
 		case "signing_key", "client_key":
 			if (o.ObjType != ObjRSA && o.ObjType != ObjEC) || o.PublicOnly {
-				return FieldError("credential_details", "%s: the referenced security object must be an RSA or EC private key, not %s%s", where, o.ObjType,
+				return FieldError(where, "%s: the referenced security object must be an RSA or EC private key, not %s%s", where, o.ObjType,
 					map[bool]string{true: " (public only)"}[o.PublicOnly])
 			}
 		case "client_secret":
 			if o.ObjType != ObjSecret {
-				return FieldError("credential_details", "%s: the referenced security object must be a SECRET, not %s", where, o.ObjType)
+				return FieldError(where, "%s: the referenced security object must be a SECRET, not %s", where, o.ObjType)
 			}
 		case "client_cert":
 			if o.ObjType != ObjCertificate {
-				return FieldError("credential_details", "%s: the referenced security object must be a CERTIFICATE, not %s", where, o.ObjType)
+				return FieldError(where, "%s: the referenced security object must be a CERTIFICATE, not %s", where, o.ObjType)
 			}
 		}
 	}
@@ -117,7 +122,7 @@ func (s *Service) CreateIntegrationCredential(ctx context.Context, id *Identity,
 	case in.GroupID == nil:
 		return nil, FieldError("group_id", "group_id is required")
 	case in.Details == nil:
-		return nil, FieldError("credential_details", "credential_details is required")
+		return nil, FieldError("details", "details is required")
 	}
 	if err := checkDSMName("name", *in.Name); err != nil {
 		return nil, err
@@ -346,7 +351,7 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 			return nil, mapStoreErr(err, "security object "+r.KID, "rotate credential")
 		}
 		if old.ObjType != ObjRSA && old.ObjType != ObjEC {
-			return nil, FieldError("credential_details", "credential_details.body.%s: a %s object cannot be regenerated by credvault", r.Field, old.ObjType)
+			return nil, FieldError("details."+r.Field, "details.%s: a %s object cannot be regenerated by credvault", r.Field, old.ObjType)
 		}
 		if old.Replacement != "" {
 			return nil, Errorf(KindConflict, "security object %s was already rotated; PATCH the credential to reference its replacement", old.KID)

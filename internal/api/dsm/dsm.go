@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
@@ -158,7 +159,30 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(statusOf(kind))
-	_, _ = w.Write([]byte(vault.Message(err)))
+	_, _ = w.Write([]byte(wireMessage(err)))
+}
+
+// wireMessage is err's client-safe message with the core's field path at
+// its start (see vault.Error.Field) renamed to DSM's: the core calls an
+// integration credential's details "details", DSM credential_details with
+// their fields under body.
+func wireMessage(err error) string {
+	msg := vault.Message(err)
+	var ve *vault.Error
+	if !errors.As(err, &ve) || ve.Kind != vault.KindInvalid || ve.Field == "" {
+		return msg
+	}
+	rest, ok := strings.CutPrefix(msg, ve.Field)
+	if !ok || (rest != "" && rest[0] != ' ' && rest[0] != ':') {
+		return msg
+	}
+	if ve.Field == "details" {
+		return "credential_details" + rest
+	}
+	if f, ok := strings.CutPrefix(ve.Field, "details."); ok {
+		return "credential_details.body." + f + rest
+	}
+	return msg
 }
 
 // writeJSON writes a success body; secret-bearing responses add no-store.

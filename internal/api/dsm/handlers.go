@@ -3,6 +3,7 @@ package dsm
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -451,6 +452,10 @@ func (h *handlers) getAppCredential(w http.ResponseWriter, r *http.Request, id *
 		return err
 	}
 	secret, err := h.svc.GetAppCredential(r.Context(), id, aid)
+	if errors.Is(err, vault.ErrLegacySecret) {
+		return vault.Errorf(vault.KindConflict, "this app's secret was issued before credvault kept app secrets and cannot be shown again; "+
+			"call POST /sys/v1/apps/%s/reset_secret to issue one that can", aid)
+	}
 	if err != nil {
 		return err
 	}
