@@ -316,8 +316,8 @@ const RotationGenerate = "Generate"
 // renamed, linked and deactivated), and the credential points at the new
 // objects — all in one transaction. Material only the cloud provider can
 // issue (Azure client secrets and certificates) is refused, with nothing
-// changed.
-func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity, credID, method string) (c *IntegrationCredential, err error) {
+// changed. Replaced objects are renamed by retired (nil: RetiredNameRFC3339).
+func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity, credID, method string, retired RetiredName) (c *IntegrationCredential, err error) {
 	ctx = s.auditing(ctx, id, "integration_credential.rotate", "credential", func() string { return credID })
 	defer func() { err = s.auditCred(ctx, id, "integration_credential.rotate", credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
@@ -342,6 +342,9 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 		return nil, Errorf(KindInvalid, "Azure Certificate credentials cannot be rotated by credvault: the certificate must be registered with Azure (Entra ID). "+
 			"Create the new key and certificate, import them, register the certificate in Azure and PATCH the credential to reference them")
 	}
+	if retired == nil {
+		retired = RetiredNameRFC3339
+	}
 	at := s.Now()
 	plan := RekeyPlan{At: at, Credential: cur, Hook: s.rekeyHook}
 	details := cur.Details
@@ -356,7 +359,7 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 		if old.Replacement != "" {
 			return nil, Errorf(KindConflict, "security object %s was already rotated; PATCH the credential to reference its replacement", old.KID)
 		}
-		st, err := s.planRekey(id, old, SobjectInput{}, true, at)
+		st, err := s.planRekey(id, old, SobjectInput{}, true, at, retired)
 		if err != nil {
 			return nil, err
 		}

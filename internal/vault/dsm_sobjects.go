@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -242,7 +241,7 @@ func (s *Service) CreateSobject(ctx context.Context, id *Identity, in SobjectInp
 		return nil, err
 	}
 	if in.Value != nil {
-		return nil, FieldError("value", "value is only accepted by import (PUT /crypto/v1/keys)")
+		return nil, FieldError("value", "value is only accepted when importing an object; generating one creates its material")
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
@@ -364,7 +363,7 @@ func (s *Service) findSobject(ctx context.Context, id *Identity, sc *dsmScope, d
 }
 
 // ValueInInfo reports whether DSM returns an object's value with its
-// metadata (POST /crypto/v1/keys/info) rather than only through export:
+// metadata (a descriptor lookup) rather than only through export:
 // for the types DSM treats as not sensitive, OPAQUE and CERTIFICATE.
 // Never for SECRET, AES, HMAC or private keys.
 func ValueInInfo(objType string) bool { return objType == ObjOpaque || objType == ObjCertificate }
@@ -594,20 +593,27 @@ func (s *Service) ExportSobject(ctx context.Context, id *Identity, d SobjectDesc
 	return o, value, nil
 }
 
-// RekeyInput is POST /crypto/v1/keys/rekey: the object named by In.Name
-// gets a replacement; other fields override the copied properties.
+// RekeyInput asks for a replacement of the object named by In.Name; other
+// fields override the copied properties.
 type RekeyInput struct {
 	In         SobjectInput
 	Deactivate bool
+	// Retired names the replaced object (nil: RetiredNameRFC3339).
+	Retired RetiredName
 }
 
-func rotatedName(name string, at time.Time) string {
-	return name + " (rotated at " + at.UTC().Format("20060102T150405Z") + ")"
+// RetiredName is the name a replaced object takes when a rekey at at gives
+// its name to the replacement; each dialect may write the time its own way.
+type RetiredName func(name string, at time.Time) string
+
+// RetiredNameRFC3339 is "<name> (rotated at <RFC 3339 time>)".
+func RetiredNameRFC3339(name string, at time.Time) string {
+	return name + " (rotated at " + at.UTC().Format(time.RFC3339) + ")"
 }
 
 // planRekey generates the replacement of old (outside any transaction:
 // RSA generation can take a while).
-func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactivate bool, at time.Time) (*RekeyStep, error) {
+func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactivate bool, at time.Time, retired RetiredName) (*RekeyStep, error) {
 	if !keymat.Generatable(old.ObjType) {
 		return nil, FieldError("name", "security objects of type %s cannot be rekeyed by credvault (only AES, RSA, EC and HMAC material can be generated)", old.ObjType)
 	}
@@ -653,11 +659,11 @@ func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactiv
 	if old.NeverExportable && n.HasOp(OpExport) {
 		return nil, FieldError("key_ops", "EXPORT cannot be added to the replacement of an object that was never exportable")
 	}
-	return &RekeyStep{Old: old, OldNewName: rotatedName(old.Name, at), Deactivate: deactivate, New: n}, nil
+	return &RekeyStep{Old: old, OldNewName: retired(old.Name, at), Deactivate: deactivate, New: n}, nil
 }
 
 // RekeySobject replaces an object by a new one with new key material, as
-// DSM does: the old object is renamed "<name> (rotated at <ts>)", linked to
+// DSM does: the old object is renamed (RekeyInput.Retired), linked to
 // the new one (links.replacement / links.replaced), and deactivated if
 // asked; the new object takes the original name.
 func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) (o *Sobject, err error) {
@@ -690,7 +696,10 @@ func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) 
 		return nil, Errorf(KindConflict, "the security object was already rotated")
 	}
 	at := s.Now()
-	st, err := s.planRekey(id, old, r.In, r.Deactivate, at)
+	if r.Retired == nil {
+		r.Retired = RetiredNameRFC3339
+	}
+	st, err := s.planRekey(id, old, r.In, r.Deactivate, at, r.Retired)
 	if err != nil {
 		return nil, err
 	}
@@ -724,7 +733,7 @@ func (s *Service) rekeyHook(step int) error {
 	return nil
 }
 
-// SignInput is POST /crypto/v1/sign and /verify.
+// SignInput is a signing or verification request.
 type SignInput struct {
 	Key       SobjectDescriptor
 	HashAlg   string
@@ -846,13 +855,4 @@ func (s *Service) Verify(ctx context.Context, id *Identity, in SignInput) (kid s
 		return o.KID, false, keymatErr(err)
 	}
 	return o.KID, ok, nil
-}
-
-// ParseCompactTime parses DSM's YYYYMMDDTHHMMSSZ form.
-func ParseCompactTime(s string) (time.Time, error) {
-	t, err := time.Parse("20060102T150405Z0700", strings.TrimSpace(s))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("not a YYYYMMDDTHHMMSSZ time")
-	}
-	return t.UTC(), nil
 }

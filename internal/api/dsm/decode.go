@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
@@ -152,7 +154,7 @@ func (q *sobjectRequest) input() (vault.SobjectInput, error) {
 		return in, invalid("state must be Active or Deactivated")
 	}
 	if q.DeactivationDate != nil {
-		t, err := vault.ParseCompactTime(*q.DeactivationDate)
+		t, err := parseCompactTime(*q.DeactivationDate)
 		if err != nil {
 			return in, invalid("deactivation_date must be a YYYYMMDDTHHMMSSZ time")
 		}
@@ -596,4 +598,19 @@ func credentialFilter(s string) (vault.CredentialFilter, error) {
 		}
 	}
 	return f, nil
+}
+
+// parseCompactTime parses DSM's YYYYMMDDTHHMMSSZ form.
+func parseCompactTime(s string) (time.Time, error) {
+	t, err := time.Parse("20060102T150405Z0700", strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("not a YYYYMMDDTHHMMSSZ time")
+	}
+	return t.UTC(), nil
+}
+
+// retiredName is the name DSM gives an object replaced by a rekey:
+// "<name> (rotated at <compact time>)".
+func retiredName(name string, at time.Time) string {
+	return name + " (rotated at " + compact(at) + ")"
 }

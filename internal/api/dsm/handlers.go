@@ -664,7 +664,7 @@ func (h *handlers) rekeySobject(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	rk := vault.RekeyInput{In: in}
+	rk := vault.RekeyInput{In: in, Retired: retiredName}
 	if q.DeactivateRotatedKey != nil {
 		rk.Deactivate = *q.DeactivateRotatedKey
 	}
@@ -865,7 +865,7 @@ func (h *handlers) rotateCredential(w http.ResponseWriter, r *http.Request, id *
 	if *q.Method.Type != vault.RotationGenerate {
 		return invalid("unknown method.$type (supported: Generate)")
 	}
-	c, err := h.svc.RotateIntegrationCredential(r.Context(), id, cid, *q.Method.Type)
+	c, err := h.svc.RotateIntegrationCredential(r.Context(), id, cid, *q.Method.Type, retiredName)
 	if err != nil {
 		return err
 	}
