@@ -185,6 +185,7 @@ type CredentialListQuery struct {
 	Filter CredentialFilter
 	SortBy string // "id" (default) or "name"
 	Desc   bool
+	Start  string // return only credentials after this id or name in the sort order (exclusive)
 }
 
 // CredentialFilter holds the conditions of a credential listing, all of

@@ -778,9 +778,14 @@ func (h *handlers) createCredential(w http.ResponseWriter, r *http.Request, id *
 
 func (h *handlers) listCredentials(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	q := &query{v: r.URL.Query()}
-	lq := vault.CredentialListQuery{Limit: q.int("limit"), Offset: q.int("offset")}
+	// start (exclusive, in the sort order) is credvault's addition: a page
+	// after start costs the same wherever it is, unlike a deep offset.
+	lq := vault.CredentialListQuery{Limit: q.int("limit"), Offset: q.int("offset"), Start: q.v.Get("start")}
 	sortBy, desc := q.sort("sort_by", "credential_id", "credential_name")
 	lq.SortBy, lq.Desc = strings.TrimPrefix(sortBy, "credential_"), desc
+	if lq.SortBy != "credential_name" {
+		lq.Start = strings.ToLower(lq.Start) // ids are lowercase
+	}
 	if q.err != nil {
 		return q.err
 	}

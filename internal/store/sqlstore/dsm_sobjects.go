@@ -49,7 +49,36 @@ func (db *DB) insertSobject(ctx context.Context, x execer, o *vault.Sobject) err
 		o.AccountID, o.KID, o.GroupID, o.Name, o.Description, o.ObjType, o.KeySize, o.EllipticCurve, jsonText(o.KeyOps), jsonText(o.CustomMetadata),
 		o.Enabled, o.State, o.AllowCredentialUse, o.Origin, o.PublicOnly, o.NeverExportable, string(o.Creator.Kind), o.Creator.ID,
 		ts(o.CreatedAt), ts(o.UpdatedAt), ts(o.ActivationDate), tsPtr(o.DeactivationDate), o.Replaced, o.Replacement, pub, o.Version, o.Ciphertext)
+	if err != nil {
+		return err
+	}
+	return db.bumpGroupStat(ctx, x, o.AccountID, o.GroupID, 1, 0)
+}
+
+// bumpGroupStat adds to a group's counters of objects and credentials in
+// dsm_group_stats, in the transaction of the change.
+func (db *DB) bumpGroupStat(ctx context.Context, x execer, accountID, groupID string, sobjects, credentials int) error {
+	_, err := x.ExecContext(ctx, db.q(`INSERT INTO dsm_group_stats (account_id, group_id, sobjects, credentials) VALUES (?, ?, ?, ?)
+		ON CONFLICT (account_id, group_id) DO UPDATE SET sobjects = dsm_group_stats.sobjects + excluded.sobjects,
+		credentials = dsm_group_stats.credentials + excluded.credentials`), accountID, groupID, sobjects, credentials)
 	return err
+}
+
+// deleteCounted deletes the row of table (dsm_sobjects or dsm_credentials)
+// whose idCol is id and takes it off its group's counters.
+func (db *DB) deleteCounted(ctx context.Context, tx *sql.Tx, table, idCol, accountID, id string) error {
+	var groupID string
+	err := tx.QueryRowContext(ctx, db.q(`DELETE FROM `+table+` WHERE account_id = ? AND `+idCol+` = ? RETURNING group_id`), accountID, id).Scan(&groupID)
+	if err == sql.ErrNoRows {
+		return vault.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if table == "dsm_sobjects" {
+		return db.bumpGroupStat(ctx, tx, accountID, groupID, -1, 0)
+	}
+	return db.bumpGroupStat(ctx, tx, accountID, groupID, 0, -1)
 }
 
 // updateSobject writes the mutable columns of o (not its key material).
@@ -83,7 +112,7 @@ func (db *DB) ListSobjects(ctx context.Context, accountID string, groups []strin
 	page := &vault.SobjectPage{Items: []vault.Sobject{}}
 	var err error
 	if q.Count {
-		if page.TotalCount, err = l.count(ctx); err != nil {
+		if page.TotalCount, err = l.total(ctx, "sobjects"); err != nil {
 			return nil, db.translate(fmt.Errorf("list sobjects: %w", err))
 		}
 	}
@@ -95,7 +124,7 @@ func (db *DB) ListSobjects(ctx context.Context, accountID string, groups []strin
 		l.cond(`COALESCE(`+jsonKey(db.d, "custom_metadata")+`, '') = ?`, k, v)
 	}
 	if q.Count {
-		if page.FilteredCount, err = l.count(ctx); err != nil {
+		if page.FilteredCount, err = l.count(ctx, page.TotalCount); err != nil {
 			return nil, db.translate(fmt.Errorf("list sobjects: %w", err))
 		}
 	}
@@ -119,18 +148,21 @@ func (db *DB) ListSobjects(ctx context.Context, accountID string, groups []strin
 // the order of a column unique per account (kid, id or name), so that an
 // exclusive start is a range on that column's index.
 type listing struct {
-	db    *DB
-	table string
-	where string
-	args  []any
-	none  bool // a condition no row meets
+	db       *DB
+	table    string
+	groups   []string
+	where    string
+	args     []any
+	filtered bool // conditions beyond the groups in reach
+	none     bool // a condition no row meets
 }
 
 // listing starts a listing of table in accountID, limited to groups
 // unless groups is nil.
 func (db *DB) listing(table, accountID string, groups []string) *listing {
-	l := &listing{db: db, table: table, where: " WHERE account_id = ?", args: []any{accountID}}
+	l := &listing{db: db, table: table, groups: groups, where: " WHERE account_id = ?", args: []any{accountID}}
 	l.in("group_id", groups)
+	l.filtered = false
 	return l
 }
 
@@ -138,6 +170,7 @@ func (db *DB) listing(table, accountID string, groups []string) *listing {
 func (l *listing) cond(sql string, args ...any) {
 	l.where += " AND " + sql
 	l.args = append(l.args, args...)
+	l.filtered = true
 }
 
 // in adds expr IN vals; nil vals is no condition, an empty list matches nothing.
@@ -146,7 +179,7 @@ func (l *listing) in(expr string, vals []string, pre ...any) {
 	case vals == nil:
 		return
 	case len(vals) == 0:
-		l.none = true
+		l.none, l.filtered = true, true
 		return
 	}
 	args := pre
@@ -163,11 +196,33 @@ func (l *listing) eq(col, v string) {
 	}
 }
 
-func (l *listing) count(ctx context.Context) (int, error) {
+// total counts the rows in the groups in reach from their counters (col
+// of dsm_group_stats): a sum over groups, whatever their size.
+func (l *listing) total(ctx context.Context, col string) (int, error) {
 	n := 0
-	if l.none {
+	if l.groups != nil && len(l.groups) == 0 {
 		return 0, nil
 	}
+	q, args := `SELECT COALESCE(SUM(`+col+`), 0) FROM dsm_group_stats WHERE account_id = ?`, []any{l.args[0]}
+	if l.groups != nil {
+		q += ` AND group_id IN ` + inClause(len(l.groups))
+		args = append(args, l.args[1:1+len(l.groups)]...)
+	}
+	err := l.db.r.QueryRowContext(ctx, l.db.q(q), args...).Scan(&n)
+	return n, err
+}
+
+// count counts the rows that meet the conditions: total when there are
+// none beyond the groups, else a COUNT over the rows the conditions select
+// (by index where they name a name, id, group or creator).
+func (l *listing) count(ctx context.Context, total int) (int, error) {
+	switch {
+	case l.none:
+		return 0, nil
+	case !l.filtered:
+		return total, nil
+	}
+	n := 0
 	err := l.db.r.QueryRowContext(ctx, l.db.q(`SELECT COUNT(*) FROM `+l.table+l.where), l.args...).Scan(&n)
 	return n, err
 }
@@ -244,15 +299,8 @@ func (db *DB) DeleteSobject(ctx context.Context, accountID, kid string) error {
 		if n > 0 {
 			return vault.Errorf(vault.KindConflict, "the security object is referenced by %d integration credential(s); update or delete them first", n)
 		}
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_sobjects WHERE account_id = ? AND kid = ?`), accountID, kid)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return vault.ErrNotFound
-		}
 		// Links from other objects to this one stay: they name history.
-		return nil
+		return db.deleteCounted(ctx, tx, "dsm_sobjects", "kid", accountID, kid)
 	})
 }
 
@@ -388,6 +436,9 @@ func (db *DB) CreateIntegrationCredential(ctx context.Context, c *vault.Integrat
 			c.AccountID, c.ID, c.GroupID, c.Name, c.Description, detailsJSON(&c.Details), string(c.Creator.Kind), c.Creator.ID, ts(c.CreatedAt), ts(c.UpdatedAt)); err != nil {
 			return err
 		}
+		if err := db.bumpGroupStat(ctx, tx, c.AccountID, c.GroupID, 0, 1); err != nil {
+			return err
+		}
 		return db.writeRefs(ctx, tx, c.AccountID, c.ID, &c.Details)
 	})
 }
@@ -402,7 +453,7 @@ func (db *DB) ListIntegrationCredentials(ctx context.Context, accountID string, 
 	l := db.listing("dsm_credentials", accountID, groups)
 	page := &vault.CredentialListPage{Items: []vault.IntegrationCredential{}}
 	var err error
-	if page.TotalCount, err = l.count(ctx); err != nil {
+	if page.TotalCount, err = l.total(ctx, "credentials"); err != nil {
 		return nil, db.translate(fmt.Errorf("list integration credentials: %w", err))
 	}
 	f := q.Filter
@@ -411,10 +462,10 @@ func (db *DB) ListIntegrationCredentials(ctx context.Context, accountID string, 
 	l.in("id", f.IDs)
 	l.in(jsonKey(db.d, "details"), f.Types, "provider")
 	l.in("creator_id", f.Creators)
-	if page.FilteredCount, err = l.count(ctx); err != nil {
+	if page.FilteredCount, err = l.count(ctx, page.TotalCount); err != nil {
 		return nil, db.translate(fmt.Errorf("list integration credentials: %w", err))
 	}
-	err = l.page(ctx, credCols, q.SortBy, q.Desc, "", q.Offset, q.Limit, func(row scanner) error {
+	err = l.page(ctx, credCols, q.SortBy, q.Desc, q.Start, q.Offset, q.Limit, func(row scanner) error {
 		c, err := scanIntegrationCredential(row)
 		if err == nil {
 			page.Items = append(page.Items, *c)
@@ -455,13 +506,6 @@ func (db *DB) DeleteIntegrationCredential(ctx context.Context, accountID, id str
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_credential_refs WHERE account_id = ? AND credential_id = ?`), accountID, id); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_credentials WHERE account_id = ? AND id = ?`), accountID, id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return vault.ErrNotFound
-		}
-		return nil
+		return db.deleteCounted(ctx, tx, "dsm_credentials", "id", accountID, id)
 	})
 }
