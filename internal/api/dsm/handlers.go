@@ -783,7 +783,7 @@ func (h *handlers) listCredentials(w http.ResponseWriter, r *http.Request, id *v
 	lq := vault.CredentialListQuery{Limit: q.int("limit"), Offset: q.int("offset"), Start: q.v.Get("start")}
 	sortBy, desc := q.sort("sort_by", "credential_id", "credential_name")
 	lq.SortBy, lq.Desc = strings.TrimPrefix(sortBy, "credential_"), desc
-	if lq.SortBy != "credential_name" {
+	if lq.SortBy != "name" {
 		lq.Start = strings.ToLower(lq.Start) // ids are lowercase
 	}
 	if q.err != nil {
