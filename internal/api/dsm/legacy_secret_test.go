@@ -19,17 +19,8 @@ func TestAppCredential_LegacySecretNamesResetPath(t *testing.T) {
 		_, appID := adm.app(t, "legacy-app", "crypto", g)
 		adm.ok(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)
 
-		driver := "sqlite"
-		if v.Engine == sqlstore.Postgres {
-			driver = "pgx"
-		}
-		raw, err := sql.Open(driver, v.DatabaseURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
 		// The secret as an older credvault left it: issued, hash only.
-		if _, err := raw.Exec(`DELETE FROM dsm_app_secrets`); err != nil {
+		if _, err := rawDB(t, v).Exec(`DELETE FROM dsm_app_secrets`); err != nil {
 			t.Fatal(err)
 		}
 		msg := adm.fail(t, 409, "GET", "/sys/v1/apps/"+appID+"/credential", nil)
@@ -39,4 +30,21 @@ func TestAppCredential_LegacySecretNamesResetPath(t *testing.T) {
 		adm.ok(t, 200, "POST", "/sys/v1/apps/"+appID+"/reset_secret", map[string]any{})
 		adm.ok(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)
 	})
+}
+
+// rawDB opens the vault's database directly, beside the running server,
+// for a test that changes rows as only an outside hand (or an older
+// credvault) would.
+func rawDB(t *testing.T, v *vaulttest.Vault) *sql.DB {
+	t.Helper()
+	driver, dsn := "sqlite", "file:"+v.DatabaseURL+"?_pragma=busy_timeout(10000)"
+	if v.Engine == sqlstore.Postgres {
+		driver, dsn = "pgx", v.DatabaseURL
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
