@@ -1,7 +1,8 @@
 -- Per-group counters of security objects and integration credentials,
 -- kept in the same transaction as the rows they count, so that a DSM
 -- listing's total is a sum over the groups in reach instead of a COUNT over
--- the account (numbered 7 to stay clear of a concurrent 6).
+-- the account (numbered 9: main already holds 8, and 6 and 7 may be taken
+-- by branches in flight).
 CREATE TABLE dsm_group_stats (
     account_id  TEXT NOT NULL,
     group_id    TEXT NOT NULL,
