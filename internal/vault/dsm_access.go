@@ -19,23 +19,25 @@ const DefaultSessionTTL = 10 * time.Minute
 
 var errBadSession = Errorf(KindUnauthenticated, "invalid, expired or terminated session; authenticate again")
 
-// AuthenticateDSM resolves a DSM Authorization header: "Basic <api key>"
-// (an API key is base64 of id:secret, sent as is) or "Bearer <session
-// token>". Apps must be enabled. Failed attempts are audited.
-func (s *Service) AuthenticateDSM(ctx context.Context, authorization string) (*Identity, error) {
-	scheme, cred, _ := strings.Cut(strings.TrimSpace(authorization), " ")
-	cred = strings.TrimSpace(cred)
+// ErrNoCredential is the failure of a request that carries neither an
+// API key nor a session token; a dialect may say how its requests carry them.
+var ErrNoCredential = Errorf(KindUnauthenticated, "no API key or session token")
+
+// AuthenticateApp resolves an API key (base64 of id:secret for an app) or,
+// if apiKey is empty, a session token. Apps must be enabled. Failed
+// attempts are audited.
+func (s *Service) AuthenticateApp(ctx context.Context, apiKey, sessionToken string) (*Identity, error) {
 	var (
 		id  *Identity
 		err error
 	)
 	switch {
-	case strings.EqualFold(scheme, "Basic") && cred != "":
-		id, err = s.Authenticate(ctx, cred, "") // audits and throttles failures itself
-	case strings.EqualFold(scheme, "Bearer") && cred != "":
-		id, err = s.authenticateSession(ctx, cred)
+	case apiKey != "":
+		id, err = s.Authenticate(ctx, apiKey, "") // audits and throttles failures itself
+	case sessionToken != "":
+		id, err = s.authenticateSession(ctx, sessionToken)
 	default:
-		return nil, s.authFailed(ctx, "", nil, Errorf(KindUnauthenticated, "missing or malformed Authorization header; use Basic <api key> or Bearer <session token>"))
+		return nil, s.authFailed(ctx, "", nil, ErrNoCredential)
 	}
 	if err != nil {
 		return nil, err

@@ -93,7 +93,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity
 // session token), then runs fn and renders its error, if any.
 func (h *handlers) auth(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.svc.AuthenticateDSM(r.Context(), r.Header.Get("Authorization"))
+		id, err := h.authenticate(r)
 		if err == nil {
 			httpx.SetIdentity(r.Context(), id)
 			err = fn(w, r, id)
@@ -183,6 +183,24 @@ func wireMessage(err error) string {
 		return "credential_details.body." + f + rest
 	}
 	return msg
+}
+
+// authenticate resolves the Authorization header: "Basic <api key>" (an
+// API key is base64 of id:secret, sent as is) or "Bearer <session token>".
+func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	var key, token string
+	switch cred = strings.TrimSpace(cred); {
+	case strings.EqualFold(scheme, "Basic"):
+		key = cred
+	case strings.EqualFold(scheme, "Bearer"):
+		token = cred
+	}
+	id, err := h.svc.AuthenticateApp(r.Context(), key, token)
+	if errors.Is(err, vault.ErrNoCredential) {
+		return nil, vault.Errorf(vault.KindUnauthenticated, "missing or malformed Authorization header; use Basic <api key> or Bearer <session token>")
+	}
+	return id, err
 }
 
 // writeJSON writes a success body; secret-bearing responses add no-store.

@@ -32,7 +32,7 @@ func (h *handlers) sessionAuth(w http.ResponseWriter, r *http.Request) error {
 	if !strings.EqualFold(scheme, "Basic") {
 		return vault.Errorf(vault.KindUnauthenticated, "session/auth needs Authorization: Basic <api key>")
 	}
-	id, err := h.svc.AuthenticateDSM(r.Context(), r.Header.Get("Authorization"))
+	id, err := h.authenticate(r)
 	if err != nil {
 		return err
 	}

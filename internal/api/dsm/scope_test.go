@@ -1,6 +1,7 @@
 package dsm_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
@@ -28,6 +29,20 @@ func TestAppScope_ReadOncePerRequest(t *testing.T) {
 			c.fail(t, 404, "POST", "/crypto/v1/keys/info", info)
 			if n := len(c.list(t, "/crypto/v1/keys")); n != 0 {
 				t.Errorf("listing after leaving g1: %d objects, want 0", n)
+			}
+		}
+	})
+}
+
+// TestAuth_MalformedHeaderNamesDSMSchemes: the core knows API keys and
+// session tokens; the DSM dialect tells a client without either how its
+// header carries them.
+func TestAuth_MalformedHeaderNamesDSMSchemes(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		for _, auth := range []string{"", "Token abc", "Basic ", "Bearer"} {
+			msg := client{v: v, auth: auth}.fail(t, 401, "GET", "/sys/v1/groups", nil)
+			if !strings.Contains(msg, "use Basic <api key> or Bearer <session token>") {
+				t.Errorf("Authorization %q: message %q", auth, msg)
 			}
 		}
 	})
