@@ -23,10 +23,10 @@ var errBadSession = Errorf(KindUnauthenticated, "invalid, expired or terminated 
 // API key nor a session token; a dialect may say how its requests carry them.
 var ErrNoCredential = Errorf(KindUnauthenticated, "no API key or session token")
 
-// AuthenticateApp resolves an API key (base64 of id:secret for an app) or,
+// AuthenticateKeyOrSession resolves an API key (base64 of id:secret for an app) or,
 // if apiKey is empty, a session token. Apps must be enabled. Failed
 // attempts are audited.
-func (s *Service) AuthenticateApp(ctx context.Context, apiKey, sessionToken string) (*Identity, error) {
+func (s *Service) AuthenticateKeyOrSession(ctx context.Context, apiKey, sessionToken string) (*Identity, error) {
 	var (
 		id  *Identity
 		err error

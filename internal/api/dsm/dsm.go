@@ -196,7 +196,7 @@ func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
 	case strings.EqualFold(scheme, "Bearer"):
 		token = cred
 	}
-	id, err := h.svc.AuthenticateApp(r.Context(), key, token)
+	id, err := h.svc.AuthenticateKeyOrSession(r.Context(), key, token)
 	if errors.Is(err, vault.ErrNoCredential) {
 		return nil, vault.Errorf(vault.KindUnauthenticated, "missing or malformed Authorization header; use Basic <api key> or Bearer <session token>")
 	}
