@@ -110,7 +110,7 @@ type CredentialStore interface {
 	// working as a pagination cursor for the cursor horizon (30 days).
 	DeleteCredential(ctx context.Context, accountID, id string) error
 	// ListCredentials returns one page with keyset pagination. An unknown
-	// cursor is KindInvalid with Field "starting_after"/"ending_before".
+	// cursor is KindInvalid with Field "after" or "before" (the cursor used).
 	ListCredentials(ctx context.Context, accountID string, q CredentialQuery) (*CredentialPage, error)
 }
 
