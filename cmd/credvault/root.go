@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credvault/credvault/internal/app"
-	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/store"
 )
 
 // options are the settings shared by every subcommand. Each flag has an
@@ -65,7 +65,7 @@ func (o *options) envDuration(name string, def time.Duration) time.Duration {
 // The database must exist: only serve, restore (and load, which bootstraps
 // like serve) create one, so that a command run in the wrong directory or
 // with a mistyped --data-dir fails instead of starting an empty vault.
-func (o *options) openStore(ctx context.Context) (*sqlstore.DB, error) {
+func (o *options) openStore(ctx context.Context) (store.Engine, error) {
 	return app.OpenExistingStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
 }
 

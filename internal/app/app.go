@@ -26,6 +26,7 @@ import (
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/server"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -81,7 +82,7 @@ type Config struct {
 
 // App is an assembled vault.
 type App struct {
-	Store    *sqlstore.DB
+	Store    store.Engine
 	Trail    *audit.Trail
 	Keyring  *crypto.Keyring
 	Service  *vault.Service
@@ -96,6 +97,7 @@ type App struct {
 	// generated inside the HSM just now (a new vault).
 	RootKeyGenerated bool
 
+	stopRekey       func()
 	stopWatch       func()
 	stopPurge       func()
 	stopCheckpoints func()
@@ -125,8 +127,12 @@ func (cfg Config) KeyProvider() crypto.Provider {
 }
 
 // OpenStore opens (and migrates) the database only.
-func OpenStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
-	return sqlstore.Open(ctx, cfg.databaseURL())
+func OpenStore(ctx context.Context, cfg Config) (store.Engine, error) {
+	db, err := sqlstore.Open(ctx, cfg.databaseURL())
+	if err != nil {
+		return nil, err // not a nil *sqlstore.DB in a non-nil interface
+	}
+	return db, nil
 }
 
 // Open builds the whole vault. The caller must Close it.
@@ -167,7 +173,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
-func build(ctx context.Context, cfg Config, db *sqlstore.DB, root crypto.RootKey) (*App, error) {
+func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey) (*App, error) {
 	var (
 		h      *keyset.Handle
 		keys   *dbKeys
@@ -250,11 +256,15 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB, root crypto.RootKey
 		root:      root,
 	}
 	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
-		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere}
+		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere, Console: db}
 	if fp, ok := prov.(*crypto.FileProvider); root != nil || ok && fp.Path != "" {
-		scfg.Rekey = func(ctx context.Context) (any, error) {
-			return Rekey(ctx, cfg, RekeyOptions{Grace: cfg.RekeyGrace, Keyring: kr, Log: func(msg string, args ...any) { cfg.Logger.Info(msg, args...) }})
+		newKeys := func() keyStore { return fileKeys{&crypto.FileProvider{Path: fp.Path}} }
+		if root != nil {
+			newKeys = func() keyStore { return &dbKeys{db: db, root: root} }
 		}
+		jobs := newRekeyJobs(db, newKeys, kr, cfg.RekeyGrace, cfg.Logger)
+		scfg.Rekey = jobs
+		a.stopRekey = jobs.stop
 	}
 	a.Handler = server.New(svc, scfg)
 	if root != nil {
@@ -273,7 +283,7 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB, root crypto.RootKey
 // refuseNewKeyForExistingDB refuses to generate a development master key
 // for a database that already holds data sealed under another key: the new
 // key could open nothing, and writing it would leave a misleading file.
-func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db *sqlstore.DB) error {
+func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db vault.MetaStore) error {
 	fp, ok := prov.(*crypto.FileProvider)
 	if !ok || !fp.Generate {
 		return nil
@@ -382,13 +392,18 @@ func postCheckpoint(ctx context.Context, url string, c audit.Checkpoint) error {
 	return nil
 }
 
-// Close releases the vault's resources. Calls after the first do nothing.
+// Close releases the vault's resources. A master-key rotation running on
+// this server is canceled first and recorded as interrupted (see
+// rekeyJobs); Close waits for that. Calls after the first do nothing.
 func (a *App) Close() error {
 	a.closeOnce.Do(func() { a.closeErr = a.close() })
 	return a.closeErr
 }
 
 func (a *App) close() error {
+	if a.stopRekey != nil {
+		a.stopRekey()
+	}
 	if a.stopWatch != nil {
 		a.stopWatch()
 	}
@@ -414,7 +429,7 @@ func (a *App) close() error {
 // audited — in the change's own transaction, fail closed — as a named
 // operator.
 type Admin struct {
-	Store   *sqlstore.DB
+	Store   store.Engine
 	Keyring *crypto.Keyring
 	Trail   *audit.Trail
 	Service *vault.Service

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -20,12 +21,15 @@ var ErrNoMasterKey = errors.New("no master key configured: supply the vault's ma
 // OpenExistingStore opens (and migrates) a database that already exists;
 // it never creates one (see sqlstore.OpenExisting). Every command but
 // serve, restore and load uses it.
-func OpenExistingStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
+func OpenExistingStore(ctx context.Context, cfg Config) (store.Engine, error) {
 	db, err := sqlstore.OpenExisting(ctx, cfg.databaseURL())
 	if errors.Is(err, sqlstore.ErrNoDatabase) {
 		return nil, fmt.Errorf("%w; run this command where `credvault serve` ran, or give it the same --data-dir or --database-url (only serve and restore create a database)", err)
 	}
-	return db, err
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 // existingKeyring loads the configured master key without ever generating
@@ -34,7 +38,7 @@ func OpenExistingStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
 //
 // With a root key (cfg.MasterKeyURI) the keyset is the one stored in db,
 // which must then be given.
-func existingKeyring(ctx context.Context, cfg Config, db *sqlstore.DB) (*crypto.Keyring, error) {
+func existingKeyring(ctx context.Context, cfg Config, db store.Engine) (*crypto.Keyring, error) {
 	if cfg.MasterKeyURI != "" {
 		if db == nil {
 			return nil, errors.New("no database to read the data keyset from")
@@ -71,7 +75,7 @@ func existingKeyring(ctx context.Context, cfg Config, db *sqlstore.DB) (*crypto.
 
 // verifyKey checks, reading only, that kr opens db's master-key check value.
 // A database without one (never served) has nothing sealed to check.
-func verifyKey(ctx context.Context, db *sqlstore.DB, kr *crypto.Keyring) error {
+func verifyKey(ctx context.Context, db vault.MetaStore, kr *crypto.Keyring) error {
 	ct, err := db.GetMeta(ctx, vault.MasterKeyCheckMeta)
 	if vault.KindOf(err) == vault.KindNotFound {
 		return nil
@@ -85,36 +89,36 @@ func verifyKey(ctx context.Context, db *sqlstore.DB, kr *crypto.Keyring) error {
 // Backup writes an authenticated backup of the configured (existing)
 // database to w: the MAC key is derived from the current primary master
 // key, which must be the database's (checked first).
-func Backup(ctx context.Context, cfg Config, w io.Writer) (sqlstore.BackupStats, error) {
+func Backup(ctx context.Context, cfg Config, w io.Writer) (store.BackupStats, error) {
 	db, err := OpenExistingStore(ctx, cfg)
 	if err != nil {
-		return sqlstore.BackupStats{}, err
+		return store.BackupStats{}, err
 	}
 	defer db.Close()
 	return BackupStore(ctx, cfg, db, w)
 }
 
 // BackupStore is Backup on an open store.
-func BackupStore(ctx context.Context, cfg Config, db *sqlstore.DB, w io.Writer) (sqlstore.BackupStats, error) {
+func BackupStore(ctx context.Context, cfg Config, db store.Engine, w io.Writer) (store.BackupStats, error) {
 	kr, err := existingKeyring(ctx, cfg, db)
 	if err != nil {
-		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
+		return store.BackupStats{}, fmt.Errorf("backup: %w", err)
 	}
 	if err := verifyKey(ctx, db, kr); err != nil {
-		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
+		return store.BackupStats{}, fmt.Errorf("backup: %w", err)
 	}
 	id, key, err := kr.DeriveKey(0, crypto.LabelBackupMAC)
 	if err != nil {
-		return sqlstore.BackupStats{}, fmt.Errorf("backup: %w", err)
+		return store.BackupStats{}, fmt.Errorf("backup: %w", err)
 	}
-	return db.Backup(ctx, w, sqlstore.BackupOptions{MACKey: key, MACKeyID: id})
+	return db.Backup(ctx, w, store.BackupOptions{MACKey: key, MACKeyID: id})
 }
 
 // backupKey returns the BackupKeyFunc of a restore under kr: the backup's
 // key check must open, and its MAC key is derived from the master key it
 // names.
-func backupKey(kr *crypto.Keyring) sqlstore.BackupKeyFunc {
-	return func(hdr sqlstore.BackupHeader) ([]byte, error) {
+func backupKey(kr *crypto.Keyring) store.BackupKeyFunc {
+	return func(hdr store.BackupHeader) ([]byte, error) {
 		if len(hdr.KeyCheck) > 0 {
 			if err := vault.OpenMasterKeyCheck(kr, hdr.KeyCheck); err != nil {
 				return nil, errors.New("restore: the master key is not the one of the vault this backup was taken from (it cannot open the backup's key check value); nothing was restored")
@@ -139,15 +143,15 @@ func backupKey(kr *crypto.Keyring) sqlstore.BackupKeyFunc {
 //
 // With a root key (cfg.MasterKeyURI) the backup's own data keyset, stored
 // in its header encrypted under the root key, is decrypted with it.
-func Restore(ctx context.Context, cfg Config, r io.ReadSeeker) (sqlstore.BackupStats, error) {
-	var key sqlstore.BackupKeyFunc
+func Restore(ctx context.Context, cfg Config, r io.ReadSeeker) (store.BackupStats, error) {
+	var key store.BackupKeyFunc
 	if cfg.MasterKeyURI != "" {
 		root, _, err := openRootKey(ctx, cfg, false)
 		if err != nil {
-			return sqlstore.BackupStats{}, fmt.Errorf("restore: %w", err)
+			return store.BackupStats{}, fmt.Errorf("restore: %w", err)
 		}
 		defer root.Close()
-		key = func(hdr sqlstore.BackupHeader) ([]byte, error) {
+		key = func(hdr store.BackupHeader) ([]byte, error) {
 			if len(hdr.MasterKeyset) == 0 {
 				return nil, errors.New("restore: this backup's vault kept its keyset in a key file: restore it with that --master-key-file (then move it under the HSM with `credvault rekey --to-master-key-uri`); nothing was restored")
 			}
@@ -167,10 +171,10 @@ func Restore(ctx context.Context, cfg Config, r io.ReadSeeker) (sqlstore.BackupS
 	} else {
 		kr, err := existingKeyring(ctx, cfg, nil)
 		if err != nil {
-			return sqlstore.BackupStats{}, fmt.Errorf("restore: %w", err)
+			return store.BackupStats{}, fmt.Errorf("restore: %w", err)
 		}
 		fileKey := backupKey(kr)
-		key = func(hdr sqlstore.BackupHeader) ([]byte, error) {
+		key = func(hdr store.BackupHeader) ([]byte, error) {
 			if len(hdr.MasterKeyset) > 0 {
 				return nil, fmt.Errorf("restore: this backup's vault keeps its keyset under the root key %s: restore with --master-key-uri; nothing was restored", hdr.RootKey)
 			}
@@ -178,14 +182,14 @@ func Restore(ctx context.Context, cfg Config, r io.ReadSeeker) (sqlstore.BackupS
 		}
 	}
 	if _, _, err := sqlstore.VerifyBackup(r, key); err != nil {
-		return sqlstore.BackupStats{}, err
+		return store.BackupStats{}, err
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return sqlstore.BackupStats{}, fmt.Errorf("restore: %w", err)
+		return store.BackupStats{}, fmt.Errorf("restore: %w", err)
 	}
 	db, err := OpenStore(ctx, cfg)
 	if err != nil {
-		return sqlstore.BackupStats{}, err
+		return store.BackupStats{}, err
 	}
 	defer db.Close()
 	return db.Restore(ctx, r, key)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
-	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -21,7 +21,7 @@ import (
 // as the CLI's operator. keys authenticate the trail's head (see
 // audit.Trail.SetKeys). The change is made already when it is called, so a
 // failure cannot undo it: it is returned, and the command fails saying so.
-func auditKeyEvent(ctx context.Context, db *sqlstore.DB, keys audit.Keys, action, object string) error {
+func auditKeyEvent(ctx context.Context, db store.Engine, keys audit.Keys, action, object string) error {
 	trail := audit.New(db, nil)
 	trail.SetKeys(keys)
 	defer trail.Close()
@@ -109,7 +109,7 @@ func MigrateToRootKey(ctx context.Context, cfg Config, uri string, log func(stri
 
 // migrateResume handles a second run of a migration that already stored
 // the keyset under uri.
-func migrateResume(ctx context.Context, db *sqlstore.DB, uri string) (*MigrateReport, error) {
+func migrateResume(ctx context.Context, db store.Engine, uri string) (*MigrateReport, error) {
 	rec, err := db.GetMasterKeyset(ctx)
 	if err != nil {
 		return nil, err
@@ -165,7 +165,7 @@ func MigrateToFile(ctx context.Context, cfg Config, path string, log func(string
 	return &MigrateReport{From: root.String(), To: path}, nil
 }
 
-func verifyKeyset(ctx context.Context, db *sqlstore.DB, h *keyset.Handle) error {
+func verifyKeyset(ctx context.Context, db store.Engine, h *keyset.Handle) error {
 	kr, err := crypto.NewKeyring(h)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -32,6 +33,10 @@ type RekeyOptions struct {
 	// Actor is recorded in the audit trail as the operator who rotated the
 	// key (vault.OperatorIdentity("rekey") if nil).
 	Actor *vault.Identity
+	// OnKeyAdded, if set, is called once the new primary key is in the key
+	// file and the keyring, before anything is re-wrapped; an error stops
+	// the rotation (to be resumed).
+	OnKeyAdded func(ctx context.Context, keyID uint32) error
 }
 
 // RekeyReport says what a rotation did. GET /admin/v1/rekey serves it as
@@ -56,13 +61,9 @@ type RekeyReport struct {
 //  3. keys that no ciphertext depends on any more are removed from the keyset.
 //
 // Each step is idempotent; an interrupted rotation is finished with Resume.
+// Rekey opens the configured database itself (the CLI); a server rotates
+// on its own store through the admin API (see rekeyJobs).
 func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, error) {
-	if opts.Grace == 0 {
-		opts.Grace = 5 * time.Second
-	}
-	if opts.Log == nil {
-		opts.Log = func(string, ...any) {}
-	}
 	db, err := OpenExistingStore(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -81,14 +82,27 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 		if !ok {
 			return nil, errors.New("rekey: the master key must come from a file (--master-key-file or the data directory's master-key.json) or a root key (--master-key-uri); for a key in $CREDVAULT_MASTER_KEY, rotate with a file and then update the variable")
 		}
+		ks = fileKeys{fp}
+	}
+	return rekeyStore(ctx, db, ks, opts)
+}
+
+// rekeyStore is Rekey on an open store, rotating the keyset ks.
+func rekeyStore(ctx context.Context, db store.Engine, ks keyStore, opts RekeyOptions) (*RekeyReport, error) {
+	if opts.Grace == 0 {
+		opts.Grace = 5 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = func(string, ...any) {}
+	}
+	if fk, ok := ks.(fileKeys); ok {
 		if err := refuseFileKeyForRootVault(ctx, db); err != nil {
 			return nil, fmt.Errorf("rekey: %w", err)
 		}
-		if _, err := os.Stat(fp.Path); err != nil {
+		if _, err := os.Stat(fk.fp.Path); err != nil {
 			return nil, fmt.Errorf("rekey: %w", err)
 		}
-		fp.Generate = false
-		ks = fileKeys{fp}
+		fk.fp.Generate = false
 	}
 	h, err := ks.load(ctx)
 	if err != nil {
@@ -127,6 +141,11 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 		}
 		if err := kr.Swap(h); err != nil {
 			return nil, err
+		}
+		if opts.OnKeyAdded != nil {
+			if err := opts.OnKeyAdded(ctx, id); err != nil {
+				return nil, fmt.Errorf("rekey: %w", err)
+			}
 		}
 		opts.Log("added a new primary master key; waiting for running servers to load it", "key_id", id, "grace", opts.Grace.String())
 		if err := sleep(ctx, opts.Grace); err != nil {

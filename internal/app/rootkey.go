@@ -11,6 +11,7 @@ import (
 
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/crypto/pkcs11kms"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -31,7 +32,7 @@ var errKeysetInDatabase = errors.New("this vault's data keyset is stored in the 
 
 // dbKeys is the data-key keyset stored in db, encrypted under root.
 type dbKeys struct {
-	db      *sqlstore.DB
+	db      store.MasterKeysetStore
 	root    crypto.RootKey
 	version int64
 }
@@ -64,7 +65,7 @@ func (k *dbKeys) save(ctx context.Context, h *keyset.Handle) error {
 	if err != nil {
 		return err
 	}
-	if err := k.db.PutMasterKeyset(ctx, sqlstore.MasterKeyset{RootKey: k.root.String(), Keyset: enc, UpdatedAt: time.Now()}, k.version); err != nil {
+	if err := k.db.PutMasterKeyset(ctx, store.MasterKeyset{RootKey: k.root.String(), Keyset: enc, UpdatedAt: time.Now()}, k.version); err != nil {
 		if vault.KindOf(err) == vault.KindConflict {
 			return fmt.Errorf("master key: the data keyset was changed by someone else meanwhile (another rekey?); run again: %w", err)
 		}
@@ -87,11 +88,17 @@ func openRootKey(ctx context.Context, cfg Config, mayGenerate bool) (crypto.Root
 		}
 		return root, gen, err
 	}
+	notFound := fmt.Errorf("%w; the database already holds a vault, so no new key is generated; nothing was written", err)
 	if fresh, ferr := newVault(ctx, cfg); ferr != nil || !fresh {
 		if ferr != nil {
 			return nil, false, ferr
 		}
-		return nil, false, fmt.Errorf("%w; the database already holds a vault, so no new key is generated; nothing was written", err)
+		// Another replica starting at once may have made the key and
+		// stored the vault's keyset under it since the first look.
+		if root, gen, err = crypto.OpenRootKey(ctx, cfg.MasterKeyURI, crypto.RootKeyOptions{}); err == nil {
+			return root, gen, nil
+		}
+		return nil, false, notFound
 	}
 	db, err := OpenStore(ctx, cfg)
 	if err != nil {
@@ -99,7 +106,17 @@ func openRootKey(ctx context.Context, cfg Config, mayGenerate bool) (crypto.Root
 	}
 	defer db.Close()
 	err = db.Exclusive(ctx, func() error {
+		// The same, while this replica waited for the lock.
 		var err error
+		if root, gen, err = crypto.OpenRootKey(ctx, cfg.MasterKeyURI, crypto.RootKeyOptions{}); err == nil || !errors.Is(err, pkcs11kms.ErrKeyNotFound) {
+			return err
+		}
+		if fresh, err := holdsNoKeys(ctx, db); err != nil || !fresh {
+			if err != nil {
+				return err
+			}
+			return notFound
+		}
 		root, gen, err = crypto.OpenRootKey(ctx, cfg.MasterKeyURI, crypto.RootKeyOptions{Generate: true})
 		return err
 	})
@@ -116,7 +133,13 @@ func newVault(ctx context.Context, cfg Config) (bool, error) {
 		return false, err
 	}
 	defer db.Close()
-	_, err = db.GetMasterKeyset(ctx)
+	return holdsNoKeys(ctx, db)
+}
+
+// holdsNoKeys reports whether db holds neither a keyset nor a master-key
+// check value.
+func holdsNoKeys(ctx context.Context, db store.Engine) (bool, error) {
+	_, err := db.GetMasterKeyset(ctx)
 	if vault.KindOf(err) != vault.KindNotFound {
 		return false, err
 	}
@@ -130,7 +153,7 @@ func newVault(ctx context.Context, cfg Config) (bool, error) {
 // rootKeyset returns the data keyset of db under root, creating it on a
 // new vault (once, under the start-up lock, whichever replica comes
 // first).
-func rootKeyset(ctx context.Context, db *sqlstore.DB, root crypto.RootKey) (*keyset.Handle, *dbKeys, error) {
+func rootKeyset(ctx context.Context, db store.Engine, root crypto.RootKey) (*keyset.Handle, *dbKeys, error) {
 	k := &dbKeys{db: db, root: root}
 	var h *keyset.Handle
 	err := db.Exclusive(ctx, func() error {
@@ -162,7 +185,7 @@ func rootKeyset(ctx context.Context, db *sqlstore.DB, root crypto.RootKey) (*key
 
 // refuseFileKeyForRootVault refuses a key file or variable for a vault
 // whose keyset is in the database: that file is at best an old copy.
-func refuseFileKeyForRootVault(ctx context.Context, db *sqlstore.DB) error {
+func refuseFileKeyForRootVault(ctx context.Context, db store.Engine) error {
 	rec, err := db.GetMasterKeyset(ctx)
 	if vault.KindOf(err) == vault.KindNotFound {
 		return nil

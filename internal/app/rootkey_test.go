@@ -27,6 +27,7 @@ import (
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/crypto/pkcs11kms"
 	"github.com/credvault/credvault/internal/crypto/pkcs11kms/softhsmtest"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
@@ -86,7 +87,7 @@ func aesKeys(t *testing.T, h *keyset.Handle) [][]byte {
 
 // noPlaintextKeys checks the stored keyset and every file of the data
 // directory for the data keys in the clear.
-func noPlaintextKeys(t *testing.T, v *vaulttest.Vault, db *sqlstore.DB) {
+func noPlaintextKeys(t *testing.T, v *vaulttest.Vault, db store.Engine) {
 	t.Helper()
 	ctx := context.Background()
 	rec, err := db.GetMasterKeyset(ctx)
@@ -258,7 +259,7 @@ type snapshot struct {
 	data    []string // data directory files
 }
 
-func snap(t *testing.T, db *sqlstore.DB, tk *softhsmtest.Token, dataDir string) snapshot {
+func snap(t *testing.T, db store.Engine, tk *softhsmtest.Token, dataDir string) snapshot {
 	t.Helper()
 	ctx := context.Background()
 	var s snapshot

@@ -103,14 +103,14 @@ func (c *console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 	for _, rec := range d.Records {
 		if _, ok := d.Names[rec.PrincipalID]; !ok {
 			d.Names[rec.PrincipalID] = ""
-			if p, err := c.store.GetPrincipal(ctx, rec.PrincipalID); err == nil {
+			if p, err := c.dir.GetPrincipal(ctx, rec.PrincipalID); err == nil {
 				d.Names[rec.PrincipalID] = p.Name
 			}
 		}
 	}
 	d.CanVerify = c.svc.RequireOperator(ctx, s.id) == nil
 	if d.CanVerify && q.Get("verify") == "all" {
-		if d.Full, err = audit.Verify(ctx, c.store, audit.VerifyOptions{}); err != nil {
+		if d.Full, err = audit.Verify(ctx, c.trail, audit.VerifyOptions{}); err != nil {
 			return err
 		}
 	}
@@ -169,7 +169,7 @@ func (c *console) manageable(r *http.Request, s *session, p *vault.Principal) (b
 	if p.Kind != vault.PrincipalUser && p.Kind != vault.PrincipalServiceAccount {
 		return false, "", nil
 	}
-	ms, err := c.store.ListMemberships(r.Context(), p.ID)
+	ms, err := c.dir.ListMemberships(r.Context(), p.ID)
 	if err != nil {
 		return false, "", err
 	}
@@ -189,14 +189,14 @@ func (c *console) manageable(r *http.Request, s *session, p *vault.Principal) (b
 
 func (c *console) accessData(r *http.Request, s *session) (*accessData, error) {
 	ctx := r.Context()
-	ps, err := c.store.ListPrincipals(ctx)
+	ps, err := c.dir.ListPrincipals(ctx)
 	if err != nil {
 		return nil, err
 	}
 	d := &accessData{Title: "Access", SessionKey: s.id.KeyID, Roles: []vault.Role{vault.RoleReader, vault.RoleSecretReader, vault.RoleWriter, vault.RoleAdmin}}
 	for i := range ps {
 		p := &ps[i]
-		ms, err := c.store.ListMemberships(ctx, p.ID)
+		ms, err := c.dir.ListMemberships(ctx, p.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +221,7 @@ func (c *console) accessData(r *http.Request, s *session) (*accessData, error) {
 				m.Memberships = append(m.Memberships, accountChoice{ID: x.AccountID, Name: names[x.AccountID], Role: x.Role, Current: x.AccountID == s.id.AccountID})
 			}
 		}
-		if m.Keys, err = c.store.ListAPIKeys(ctx, p.ID); err != nil {
+		if m.Keys, err = c.dir.ListAPIKeys(ctx, p.ID); err != nil {
 			return nil, err
 		}
 		d.Members = append(d.Members, m)
@@ -248,7 +248,7 @@ func (c *console) target(r *http.Request, s *session, principalID string) (*vaul
 	if err := s.id.Require(vault.ActAdmin); err != nil {
 		return nil, err
 	}
-	p, err := c.store.GetPrincipal(r.Context(), principalID)
+	p, err := c.dir.GetPrincipal(r.Context(), principalID)
 	if err != nil {
 		if vault.KindOf(err) == vault.KindNotFound {
 			return nil, vault.Errorf(vault.KindNotFound, "principal not found")
@@ -341,7 +341,7 @@ func (c *console) accessRevokeKey(w http.ResponseWriter, r *http.Request, s *ses
 	if r.PostFormValue("confirm") != "yes" {
 		return vault.FieldError("confirm", "tick the confirmation box to revoke the key")
 	}
-	keys, err := c.store.ListAPIKeys(r.Context(), p.ID)
+	keys, err := c.dir.ListAPIKeys(r.Context(), p.ID)
 	if err != nil {
 		return err
 	}
@@ -413,9 +413,16 @@ func (c *console) dsmPage(w http.ResponseWriter, r *http.Request, s *session) er
 }
 
 func (c *console) dsmRotate(w http.ResponseWriter, r *http.Request, s *session) error {
-	if _, err := c.svc.RotateIntegrationCredential(r.Context(), s.id, r.PathValue("id"), vault.RotationGenerate); err != nil {
+	if _, err := c.svc.RotateIntegrationCredential(r.Context(), s.id, r.PathValue("id"), vault.RotationGenerate, dsmRetiredName); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/ui/dsm?notice=rotated#cred-"+url.PathEscape(r.PathValue("id")), http.StatusSeeOther)
 	return nil
+}
+
+// dsmRetiredName names a security object replaced by a rotation as the DSM
+// dialect does (internal/api/dsm's retiredName): the console's DSM page
+// acts on DSM's objects, which DSM clients then list by these names.
+func dsmRetiredName(name string, at time.Time) string {
+	return name + " (rotated at " + at.UTC().Format("20060102T150405Z") + ")"
 }

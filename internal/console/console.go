@@ -39,7 +39,7 @@ import (
 	"time"
 
 	"github.com/credvault/credvault/internal/httpx"
-	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -63,15 +63,38 @@ const CookieName = "credvault_console"
 // CSP is the Content-Security-Policy of every console response.
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
-// SessionStore keeps console sessions (implemented by sqlstore.DB).
-// Get returns an error of kind NotFound for an unknown hash; Touch too
-// for a session that is gone.
+// SessionStore keeps console sessions in the database, so that every
+// replica sees every session (store.ConsoleSessionStore; the storage
+// engine implements it). Get returns an error of kind NotFound for an
+// unknown hash; Touch too for a session that is gone.
 type SessionStore interface {
-	CreateConsoleSession(ctx context.Context, s *sqlstore.ConsoleSession) error
-	GetConsoleSession(ctx context.Context, hash []byte) (*sqlstore.ConsoleSession, error)
+	CreateConsoleSession(ctx context.Context, s *store.ConsoleSession) error
+	GetConsoleSession(ctx context.Context, hash []byte) (*store.ConsoleSession, error)
 	TouchConsoleSession(ctx context.Context, hash []byte, accountID string, at time.Time) error
 	DeleteConsoleSession(ctx context.Context, hash []byte) error
 	DeleteConsoleSessionsBefore(ctx context.Context, t, idleBefore time.Time) error
+}
+
+// Directory is what the console reads about accounts, principals,
+// memberships and API keys: to rebuild a session's identity on every
+// request (so that a revoked key or a removed membership takes effect at
+// once) and to show the access page. vault.AccountStore and
+// vault.APIKeyStore together implement it.
+type Directory interface {
+	GetAccount(ctx context.Context, id string) (*vault.Account, error)
+	GetPrincipal(ctx context.Context, id string) (*vault.Principal, error)
+	ListPrincipals(ctx context.Context) ([]vault.Principal, error)
+	ListMemberships(ctx context.Context, principalID string) ([]vault.Membership, error)
+	ListAPIKeys(ctx context.Context, principalID string) ([]vault.APIKey, error)
+}
+
+// Store is everything the console needs from the storage engine
+// (store.Engine implements it): sessions, the directory, and the audit
+// trail that the audit page verifies.
+type Store interface {
+	SessionStore
+	Directory
+	vault.AuditStore
 }
 
 // PasswordLogin signs a user in with email and password. It returns the
@@ -85,8 +108,13 @@ type PasswordLogin interface {
 type Deps struct {
 	Service *vault.Service
 	Logger  *slog.Logger
-	// Sessions stores sessions; nil: the service's store, if it is one.
-	Sessions SessionStore
+	// Sessions stores sessions, Directory is read for identities and the
+	// access page, Audit is the trail verified on the audit page: all the
+	// vault's database (see Store). Without all three the console answers
+	// 503.
+	Sessions  SessionStore
+	Directory Directory
+	Audit     vault.AuditStore
 	// Passwords, if set, enables sign-in with email and password.
 	Passwords PasswordLogin
 	// Now is the clock (nil: the service's).
@@ -95,7 +123,8 @@ type Deps struct {
 
 type console struct {
 	svc       *vault.Service
-	store     vault.Store
+	dir       Directory
+	trail     vault.AuditStore
 	log       *slog.Logger
 	sessions  SessionStore
 	passwords PasswordLogin
@@ -103,19 +132,19 @@ type console struct {
 	pages     map[string]*template.Template
 }
 
-// Register mounts the console under /ui/ on mux. Without a session store
-// (a store that is not sqlstore.DB and none given) the console answers
-// 503 with a short explanation.
+// Register mounts the console under /ui/ on mux. Without its stores
+// (Deps.Sessions, Directory and Audit) the console answers 503 with a
+// short explanation.
 func Register(mux *http.ServeMux, d Deps) {
-	c := &console{svc: d.Service, store: d.Service.Store(), log: d.Logger, sessions: d.Sessions, passwords: d.Passwords, now: d.Now}
+	c := &console{svc: d.Service, dir: d.Directory, trail: d.Audit, log: d.Logger, sessions: d.Sessions, passwords: d.Passwords, now: d.Now}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.now == nil {
 		c.now = d.Service.Now
 	}
-	if c.sessions == nil {
-		c.sessions, _ = c.store.(SessionStore)
+	if c.sessions == nil || c.dir == nil || c.trail == nil {
+		c.sessions = nil // one test for "not available" below
 	}
 	c.pages = parseTemplates()
 	static, _ := fs.Sub(staticFS, "static")
@@ -161,7 +190,7 @@ func (c *console) headers(next http.Handler) http.Handler {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if c.sessions == nil && !strings.HasPrefix(r.URL.Path, "/ui/static/") {
-			http.Error(w, "the web console needs a session store (the vault's database); it is not available with this store", http.StatusServiceUnavailable)
+			http.Error(w, "the web console needs the vault's database for its sessions; it is not available in this server", http.StatusServiceUnavailable)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -292,13 +321,13 @@ func (c *console) resolve(r *http.Request) (*session, error) {
 // identity rebuilds the identity of a session on every request, so that a
 // revoked key, a removed membership or a changed role takes effect at once.
 func (c *console) identity(ctx context.Context, principalID, accountID, keyID string) (*vault.Identity, []accountChoice, error) {
-	p, err := c.store.GetPrincipal(ctx, principalID)
+	p, err := c.dir.GetPrincipal(ctx, principalID)
 	if err != nil {
 		return nil, nil, err
 	}
 	id := &vault.Identity{Principal: *p, AccountID: accountID, KeyID: keyID}
 	if keyID != "" {
-		keys, err := c.store.ListAPIKeys(ctx, principalID)
+		keys, err := c.dir.ListAPIKeys(ctx, principalID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -313,14 +342,14 @@ func (c *console) identity(ctx context.Context, principalID, accountID, keyID st
 		}
 		id.KeyExpiresAt = key.ExpiresAt
 	}
-	ms, err := c.store.ListMemberships(ctx, principalID)
+	ms, err := c.dir.ListMemberships(ctx, principalID)
 	if err != nil {
 		return nil, nil, err
 	}
 	var accounts []accountChoice
 	for _, m := range ms {
 		name := m.AccountID
-		if a, err := c.store.GetAccount(ctx, m.AccountID); err == nil {
+		if a, err := c.dir.GetAccount(ctx, m.AccountID); err == nil {
 			name = a.Name
 		}
 		accounts = append(accounts, accountChoice{ID: m.AccountID, Name: name, Role: m.Role, Current: m.AccountID == accountID})
@@ -401,7 +430,7 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		exp = *id.KeyExpiresAt
 	}
 	_ = c.sessions.DeleteConsoleSessionsBefore(ctx, now, now.Add(-IdleTimeout))
-	rec := &sqlstore.ConsoleSession{TokenHash: hashToken(tok), PrincipalID: id.Principal.ID, AccountID: id.AccountID, KeyID: id.KeyID, CreatedAt: now, LastSeenAt: now, ExpiresAt: exp}
+	rec := &store.ConsoleSession{TokenHash: hashToken(tok), PrincipalID: id.Principal.ID, AccountID: id.AccountID, KeyID: id.KeyID, CreatedAt: now, LastSeenAt: now, ExpiresAt: exp}
 	if err := c.sessions.CreateConsoleSession(ctx, rec); err != nil {
 		httpx.LogError(ctx, c.log, err)
 		fail(http.StatusServiceUnavailable, "Sign-in is unavailable right now; try again later.")

@@ -134,7 +134,7 @@ func (c *console) credentialDetail(w http.ResponseWriter, r *http.Request, s *se
 		return err
 	}
 	d := detailData{Title: cr.Name, Cred: cr, Creator: cr.CreatedBy, Notice: noticeText(r.URL.Query().Get("notice"))}
-	if p, err := c.store.GetPrincipal(ctx, cr.CreatedBy); err == nil {
+	if p, err := c.dir.GetPrincipal(ctx, cr.CreatedBy); err == nil {
 		d.Creator = p.Name + " (" + string(p.Kind) + ", " + p.ID + ")"
 	}
 	// The audit trail is for account admins (as GET /sys/v1/logs).

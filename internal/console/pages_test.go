@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/credvault/credvault/internal/console"
+	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -126,6 +128,14 @@ func TestConsole_DSMPage(t *testing.T) {
 		if after.Details.SigningKey == o.KID {
 			t.Fatal("rotation did not replace the signing key")
 		}
+		// The replaced object is renamed as a DSM rotation renames it.
+		old, _, err := v.App.Service.GetSobject(ctx, admin, vault.SobjectDescriptor{KID: o.KID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`^oci-signing \(rotated at \d{8}T\d{6}Z\)$`).MatchString(old.Name) {
+			t.Fatalf("replaced object named %q, want DSM's \"oci-signing (rotated at <compact time>)\"", old.Name)
+		}
 		if p := b.get("/ui/dsm?notice=rotated"); !strings.Contains(p.body, after.Details.SigningKey) || !strings.Contains(p.body, "was rotated") {
 			t.Fatal("the DSM page does not show the new reference")
 		}
@@ -163,7 +173,7 @@ func (p passwords) LoginPassword(ctx context.Context, email, password string) (*
 func TestConsole_PasswordSignIn(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		mux := http.NewServeMux()
-		console.Register(mux, console.Deps{Service: v.App.Service, Passwords: passwords{v: v, key: v.AdminKey}})
+		console.Register(mux, console.Deps{Service: v.App.Service, Sessions: v.App.Store, Directory: v.App.Store, Audit: v.App.Store, Passwords: passwords{v: v, key: v.AdminKey}})
 		srv := httptest.NewServer(mux)
 		defer srv.Close()
 		vv := *v
@@ -224,4 +234,23 @@ func TestConsole_CredentialForms(t *testing.T) {
 		expectStatus(t, b.post(credPath+"/delete", url.Values{"confirm_name": {"svc/token"}}), http.StatusSeeOther)
 		expectStatus(t, b.get(credPath), http.StatusNotFound)
 	})
+}
+
+// TestConsole_WithoutStores: a console mounted without its stores (a
+// server assembled without the vault's database) answers 503 with an
+// explanation, and still serves its static files.
+func TestConsole_WithoutStores(t *testing.T) {
+	v := vaulttest.New(t, sqlstore.SQLite)
+	mux := http.NewServeMux()
+	console.Register(mux, console.Deps{Service: v.App.Service, Sessions: v.App.Store})
+	for path, want := range map[string]int{"/ui/login": http.StatusServiceUnavailable, "/ui/credentials": http.StatusServiceUnavailable, "/ui/static/console.css": http.StatusOK} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s = %d, want %d", path, rec.Code, want)
+		}
+		if rec.Header().Get("Content-Security-Policy") != console.CSP {
+			t.Errorf("GET %s: no CSP header", path)
+		}
+	}
 }

@@ -25,7 +25,7 @@ func (s *Server) routes() {
 
 	sgp.Register(s.mux, sgp.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 	dsm.Register(s.mux, dsm.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
-	console.Register(s.mux, console.Deps{Service: s.svc, Logger: s.log})
+	console.Register(s.mux, console.Deps{Service: s.svc, Logger: s.log, Sessions: s.cfg.Console, Directory: s.cfg.Console, Audit: s.cfg.Console})
 
 	// Anything else is 405 (a known path, another method) or 404, in the
 	// shape of the dialect the path belongs to: DSM errors are plain text,

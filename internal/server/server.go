@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/credvault/credvault/internal/console"
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -33,8 +34,8 @@ type Config struct {
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 	Registry     *prometheus.Registry
-	// Rekey, if set, runs an online master-key rotation for the admin API.
-	Rekey func(ctx context.Context) (any, error)
+	// Rekey, if set, runs online master-key rotations for the admin API.
+	Rekey RekeyJobs
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
 	// is believed (see clientAddr); empty: the header is ignored.
 	TrustedProxies []netip.Prefix
@@ -43,6 +44,9 @@ type Config struct {
 	// MetricsElsewhere removes /metrics from this handler: it is served
 	// only by MetricsHandler, mounted on a separate listener.
 	MetricsElsewhere bool
+	// Console is the storage the web console under /ui/ keeps its sessions
+	// in and reads (the vault's store.Engine); nil: /ui/ answers 503.
+	Console console.Store
 }
 
 // Server is credvault's HTTP handler.
@@ -53,7 +57,6 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	metrics *metrics
-	rekey   *rekeyJob
 }
 
 // New returns the handler for svc.
@@ -67,7 +70,7 @@ func New(svc *vault.Service, cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry), rekey: &rekeyJob{run: cfg.Rekey}}
+	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry)}
 	s.routes()
 	s.handler = s.middleware(s.mux)
 	return s

@@ -5,23 +5,15 @@ import (
 	"encoding/hex"
 	"time"
 
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// ConsoleSession is a web console session as stored: the SHA-256 hash of
-// its token (kept in hex), never the token.
-type ConsoleSession struct {
-	TokenHash   []byte
-	PrincipalID string
-	AccountID   string
-	KeyID       string // the API key it was opened with; "" for a password sign-in
-	CreatedAt   time.Time
-	LastSeenAt  time.Time
-	ExpiresAt   time.Time // the absolute timeout
-}
+// Console sessions (store.ConsoleSessionStore): the token's SHA-256 hash is
+// kept in hex, never the token.
 
 // CreateConsoleSession stores s.
-func (db *DB) CreateConsoleSession(ctx context.Context, s *ConsoleSession) error {
+func (db *DB) CreateConsoleSession(ctx context.Context, s *store.ConsoleSession) error {
 	_, err := db.write(ctx, `INSERT INTO console_sessions (token_hash, principal_id, account_id, key_id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		hex.EncodeToString(s.TokenHash), s.PrincipalID, s.AccountID, s.KeyID, ts(s.CreatedAt), ts(s.LastSeenAt), ts(s.ExpiresAt))
 	return err
@@ -29,8 +21,8 @@ func (db *DB) CreateConsoleSession(ctx context.Context, s *ConsoleSession) error
 
 // GetConsoleSession returns the session whose token hashes to hash;
 // vault.ErrNotFound if there is none.
-func (db *DB) GetConsoleSession(ctx context.Context, hash []byte) (*ConsoleSession, error) {
-	s := ConsoleSession{TokenHash: hash}
+func (db *DB) GetConsoleSession(ctx context.Context, hash []byte) (*store.ConsoleSession, error) {
+	s := store.ConsoleSession{TokenHash: hash}
 	var created, seen, exp int64
 	err := db.w.QueryRowContext(ctx, db.q(`SELECT principal_id, account_id, key_id, created_at, last_seen_at, expires_at FROM console_sessions WHERE token_hash = ?`), hex.EncodeToString(hash)).
 		Scan(&s.PrincipalID, &s.AccountID, &s.KeyID, &created, &seen, &exp)

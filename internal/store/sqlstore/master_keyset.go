@@ -2,19 +2,13 @@ package sqlstore
 
 import (
 	"context"
-	"time"
 
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// MasterKeyset is the stored data-key keyset: encrypted under the root key
-// named RootKey, never in the clear.
-type MasterKeyset struct {
-	RootKey   string
-	Keyset    []byte
-	Version   int64
-	UpdatedAt time.Time
-}
+// MasterKeyset is the stored data-key keyset (see store.MasterKeysetStore).
+type MasterKeyset = store.MasterKeyset
 
 // GetMasterKeyset returns the stored keyset, or vault.ErrNotFound when the
 // vault keeps its keyset in a file.

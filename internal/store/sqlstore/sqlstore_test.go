@@ -14,18 +14,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func openEach(t *testing.T, fn func(t *testing.T, db *DB)) {
 	for _, engine := range []string{SQLite, Postgres} {
-		t.Run(engine, func(t *testing.T) {
-			dsn := t.TempDir() + "/s.db"
-			if engine == Postgres {
-				dsn = pgtest.URL(t)
-			}
-			db, err := Open(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			fn(t, db)
-		})
+		t.Run(engine, func(t *testing.T) { fn(t, openDB(t, engine)) })
 	}
 }
 
