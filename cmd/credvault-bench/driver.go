@@ -198,7 +198,7 @@ type deepRow struct {
 // returns an even sample of their ids (for get and decrypt) and the cursor
 // for the deep page: the row at about 99% of the list in the default order
 // (created_at ascending), leaving more than a page after it.
-func preload(ctx context.Context, svc *vault.Service, id *vault.Identity, cfg config) ([]string, deepRow, error) {
+func preload(ctx context.Context, svc *vault.Service, db interface{ Analyze(context.Context) error }, id *vault.Identity, cfg config) ([]string, deepRow, error) {
 	n := cfg.rows
 	deep := deepRow{index: max(0, n-n/100-101)}
 	step := max(1, n/cfg.sample)
@@ -230,10 +230,8 @@ func preload(ctx context.Context, svc *vault.Service, id *vault.Identity, cfg co
 		}
 	}
 	// As credvault load does: refresh planner statistics after the load.
-	if a, ok := svc.Store().(interface{ Analyze(context.Context) error }); ok {
-		if err := a.Analyze(ctx); err != nil {
-			return nil, deep, err
-		}
+	if err := db.Analyze(ctx); err != nil {
+		return nil, deep, err
 	}
 	return sample, deep, nil
 }

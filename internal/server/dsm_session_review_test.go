@@ -59,7 +59,7 @@ func TestDSMSessionEndsWhenItsKeyExpires(t *testing.T) {
 			t.Fatalf("session/auth: %d %s", r.Status, r.Body)
 		}
 		bearer := "Bearer " + r.Object(t)["access_token"].(string)
-		time.Sleep(2 * time.Second)
+		v.Clock.Advance(2 * time.Second)
 		if r := v.Do(t, "GET", "/sys/v1/groups", nil, "Authorization", "Basic "+key); r.Status != 401 {
 			t.Fatalf("expired key: want 401, got %d", r.Status)
 		}

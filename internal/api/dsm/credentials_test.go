@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 )
 
@@ -213,6 +215,15 @@ func TestCredentials_RotateGenerate(t *testing.T) {
 }
 
 func TestCredentials_RotateFailureRollsBack(t *testing.T) {
+	var fail atomic.Bool
+	failing := func(c *app.Config) {
+		c.RekeyHook = func(step int) error {
+			if fail.Load() {
+				return errors.New("injected failure after step")
+			}
+			return nil
+		}
+	}
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		adm := admin(v)
 		g := adm.group(t, "g")
@@ -223,9 +234,9 @@ func TestCredentials_RotateFailureRollsBack(t *testing.T) {
 
 		// Fail inside the transaction, after the object was rekeyed and
 		// before the credential was repointed.
-		v.App.Service.SetRekeyHook(func(step int) error { return errors.New("injected failure after step") })
+		fail.Store(true)
 		adm.fail(t, 500, "POST", "/sys/v1/credentials/"+id+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
-		v.App.Service.SetRekeyHook(nil)
+		fail.Store(false)
 
 		after := adm.list(t, "/crypto/v1/keys")
 		if len(after) != len(before) {
@@ -244,7 +255,7 @@ func TestCredentials_RotateFailureRollsBack(t *testing.T) {
 		}
 		// And it works afterwards.
 		adm.ok(t, 200, "POST", "/sys/v1/credentials/"+id+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
-	})
+	}, failing)
 }
 
 func TestIsolation(t *testing.T) {

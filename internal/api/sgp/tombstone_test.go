@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"net/url"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,12 +17,9 @@ import (
 // TestTombstonesExpire: a deleted credential's id works as a cursor for the
 // cursor horizon (sqlstore.TombstoneTTL) and no longer after it; an expired
 // tombstone (the deleted credential's name and type) is left out of backups
-// and purged. Time is moved with the store's injected clock, never slept.
+// and purged. Time is moved with the vault's injected clock, never slept.
 func TestTombstonesExpire(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		now := time.Now()
-		var offset atomic.Int64 // the injected clock is now + offset
-		v.App.Store.SetClock(func() time.Time { return now.Add(time.Duration(offset.Load())) })
 		a := admin(v)
 		a.createNamed(t, "a-first", "p")
 		gone := a.createNamed(t, "m-deleted-credential-name", "p")
@@ -32,7 +28,7 @@ func TestTombstonesExpire(t *testing.T) {
 		after := url.Values{"starting_after": {gone.ID}, "sort_by": {"name"}, "sort_order": {"asc"}}
 
 		// Within the horizon the deleted id is a valid cursor.
-		offset.Store(int64(sqlstore.TombstoneTTL - time.Minute))
+		v.Clock.Set(sqlstore.TombstoneTTL - time.Minute)
 		if p := a.list(t, after); len(p.Items) != 1 || p.Items[0].ID != c.ID {
 			t.Fatalf("within the horizon: page %+v; want [z-last]", p.Items)
 		}
@@ -42,7 +38,7 @@ func TestTombstonesExpire(t *testing.T) {
 
 		// Past the horizon it is refused like an unknown id, the backup no
 		// longer carries the name, and the purge removes the row.
-		offset.Store(int64(sqlstore.TombstoneTTL + time.Minute))
+		v.Clock.Set(sqlstore.TombstoneTTL + time.Minute)
 		want422At(t, a.do(t, "GET", "/v5/credentials?"+after.Encode(), nil), "value_error", "query", "starting_after")
 		if bytes.Contains(backupOf(t, v), []byte("m-deleted-credential-name")) {
 			t.Error("an expired tombstone is in the backup")
@@ -53,7 +49,7 @@ func TestTombstonesExpire(t *testing.T) {
 		}
 		// The row is gone, not merely expired: even with the clock set back
 		// inside the horizon the cursor is unknown now.
-		offset.Store(0)
+		v.Clock.Set(0)
 		want422At(t, a.do(t, "GET", "/v5/credentials?"+after.Encode(), nil), "value_error", "query", "starting_after")
 		if p := a.list(t, nil); len(p.Items) != 2 || p.Total != 2 {
 			t.Errorf("live credentials after the purge: %+v total %d", p.Items, p.Total)

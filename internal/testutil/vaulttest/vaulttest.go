@@ -33,6 +33,7 @@ import (
 
 	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/testutil/clock"
 	"github.com/credvault/credvault/internal/testutil/oapi"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
@@ -48,12 +49,13 @@ func Engines() []string {
 	return []string{sqlstore.SQLite, sqlstore.Postgres}
 }
 
-// Each runs fn as a subtest per engine, each with a fresh vault.
-func Each(t *testing.T, fn func(t *testing.T, v *Vault)) {
+// Each runs fn as a subtest per engine, each with a fresh vault built with
+// opts.
+func Each(t *testing.T, fn func(t *testing.T, v *Vault), opts ...Option) {
 	t.Helper()
 	for _, engine := range Engines() {
 		t.Run(engine, func(t *testing.T) {
-			fn(t, New(t, engine))
+			fn(t, New(t, engine, opts...))
 		})
 	}
 }
@@ -66,6 +68,9 @@ type Vault struct {
 	DataDir     string
 	App         *app.App
 	Config      app.Config
+	// Clock is the vault's clock (app.Config.Clock): the real time until a
+	// test moves it, which it does instead of sleeping.
+	Clock *clock.Clock
 
 	// AdminKey is the bootstrap admin's API key in the default account.
 	AdminKey    string
@@ -97,10 +102,12 @@ func New(t testing.TB, engine string, opts ...Option) *Vault {
 		t.Fatalf("vaulttest: unknown engine %q", engine)
 	}
 	logs := &syncBuffer{}
+	clk := &clock.Clock{}
 	cfg := app.Config{
 		DataDir:     dir,
 		DatabaseURL: dbURL,
 		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Clock:       clk.Now,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -117,7 +124,7 @@ func New(t testing.TB, engine string, opts ...Option) *Vault {
 	}
 	srv := httptest.NewServer(a.Handler)
 	v := &Vault{
-		URL: srv.URL, Engine: engine, DatabaseURL: dbURL, DataDir: dir, App: a, Config: cfg,
+		URL: srv.URL, Engine: engine, DatabaseURL: dbURL, DataDir: dir, App: a, Config: cfg, Clock: clk,
 		AdminKey: boot.APIKey, AccountID: boot.Account.ID, PrincipalID: boot.Principal.ID,
 		logs: logs, server: srv, client: srv.Client(),
 	}
