@@ -18,9 +18,12 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // load runs writers and readers against v until stop is closed, recording
-// the acknowledged payload of every credential.
-func load(t *testing.T, v *vaulttest.Vault, stop <-chan struct{}, want *sync.Map, ops *atomic.Int64) *sync.WaitGroup {
-	var wg sync.WaitGroup
+// the acknowledged payload of every credential. warm is closed once 30
+// operations were acknowledged.
+func load(t *testing.T, v *vaulttest.Vault, stop <-chan struct{}, want *sync.Map, ops *atomic.Int64) (wg *sync.WaitGroup, warm <-chan struct{}) {
+	wg = &sync.WaitGroup{}
+	warmed := make(chan struct{})
+	var once sync.Once
 	for w := 0; w < 3; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -52,11 +55,13 @@ func load(t *testing.T, v *vaulttest.Vault, stop <-chan struct{}, want *sync.Map
 					t.Errorf("decrypt during rekey: %d %s", r.Status, r.Body)
 					return
 				}
-				ops.Add(3)
+				if ops.Add(3) >= 30 {
+					once.Do(func() { close(warmed) })
+				}
 			}
 		}(w)
 	}
-	return &wg
+	return wg, warmed
 }
 
 func checkAll(t *testing.T, v *vaulttest.Vault, want *sync.Map) int {
@@ -79,8 +84,14 @@ func TestRekeyUnderLoad(t *testing.T) {
 		var want sync.Map
 		var ops atomic.Int64
 		stop := make(chan struct{})
-		wg := load(t, v, stop, &want, &ops)
-		time.Sleep(300 * time.Millisecond) // some data under the old key first
+		wg, warm := load(t, v, stop, &want, &ops)
+		// Some data under the old key first: wait for the writers' first
+		// acknowledged rounds (a signal, not a guess at how long they take).
+		select {
+		case <-warm:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the load wrote nothing")
+		}
 		rep, err := app.Rekey(ctx, v.Config, app.RekeyOptions{Grace: 2500 * time.Millisecond})
 		close(stop)
 		wg.Wait()

@@ -350,7 +350,7 @@ func (db *DB) translate(err error) error {
 	case errors.Is(err, sql.ErrNoRows):
 		return vault.ErrNotFound
 	case db.d.isUnique(err):
-		return &vault.Error{Kind: vault.KindConflict, Msg: "conflict", Err: err}
+		return fmt.Errorf("%w: %w", vault.ErrConflict, err)
 	case db.d.isUnavailable(err):
 		return &vault.Error{Kind: vault.KindUnavailable, Msg: "the database is unavailable", Err: err}
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
