@@ -102,7 +102,7 @@ type App struct {
 	stopCheckpoints func()
 }
 
-// DatabaseURL resolves the database URL of cfg.
+// databaseURL is cfg.DatabaseURL, or the SQLite file in cfg.DataDir.
 func (cfg Config) databaseURL() string {
 	if cfg.DatabaseURL != "" {
 		return cfg.DatabaseURL

@@ -130,7 +130,8 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 	_, _ = w.Write([]byte(vault.Message(err)))
 }
 
-// writeJSON writes a success body; secret-bearing responses add no-store.
+// writeJSON writes a 200 JSON body. It sets no cache header: a handler whose
+// response carries secret material sets Cache-Control: no-store itself.
 func writeJSON(w http.ResponseWriter, v any) {
 	httpx.WriteJSON(w, http.StatusOK, v)
 }
