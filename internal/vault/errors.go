@@ -7,6 +7,7 @@ package vault
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Kind classifies an error so that each API dialect can map it to its own
@@ -126,7 +127,11 @@ var ErrConflict = &Error{Kind: KindConflict, Msg: "conflict"}
 // any other error, including other conflicts, is returned as it is.
 func conflictName(err error, what string) error {
 	if errors.Is(err, ErrConflict) {
-		return &Error{Kind: KindConflict, Field: "name", Msg: "a " + what + " with this name already exists in this account", Err: err}
+		article := "a "
+		if strings.ContainsAny(what[:1], "aeiou") {
+			article = "an "
+		}
+		return &Error{Kind: KindConflict, Field: "name", Msg: article + what + " with this name already exists in this account", Err: err}
 	}
 	return err
 }

@@ -49,8 +49,8 @@ func TestSessions(t *testing.T) {
 				t.Fatalf("reauth: %v", re)
 			}
 			s.ok(t, 204, "POST", "/sys/v1/session/terminate", nil)
-			s.fail(t, 401, "GET", "/sys/v1/groups", nil)
-			s.fail(t, 401, "POST", "/sys/v1/session/refresh", nil)
+			s.fail(t, 401, "invalid, expired or terminated session; authenticate again", "GET", "/sys/v1/groups", nil)
+			s.fail(t, 401, "invalid, expired or terminated session; authenticate again", "POST", "/sys/v1/session/refresh", nil)
 			// The reauth token is a separate session and still works.
 			s2 := client{v: v, auth: "Bearer " + re["access_token"].(string)}
 			s2.list(t, "/sys/v1/groups")
@@ -59,20 +59,26 @@ func TestSessions(t *testing.T) {
 			s := app.session(t)
 			// Move the clock past the session's end.
 			v.Clock.Advance(vault.DefaultSessionTTL + time.Minute)
-			s.fail(t, 401, "GET", "/sys/v1/groups", nil)
+			s.fail(t, 401, "invalid, expired or terminated session; authenticate again", "GET", "/sys/v1/groups", nil)
 		})
 		t.Run("bad-credentials", func(t *testing.T) {
-			for _, auth := range []string{"", "Basic", "Basic bm9wZTpub3Bl", "Bearer nope", "Token x"} {
+			for auth, msg := range map[string]string{
+				"":                   "missing or malformed Authorization header",
+				"Basic":              "missing or malformed Authorization header",
+				"Basic bm9wZTpub3Bl": "invalid or missing API key",
+				"Bearer nope":        "invalid, expired or terminated session",
+				"Token x":            "missing or malformed Authorization header",
+			} {
 				c := client{v: v, auth: auth}
-				body := c.fail(t, 401, "GET", "/sys/v1/groups", nil)
+				body := c.fail(t, 401, msg, "GET", "/sys/v1/groups", nil)
 				if strings.Contains(body, "nope") {
 					t.Errorf("error echoes the credential: %s", body)
 				}
 			}
-			client{v: v, auth: "Bearer x"}.fail(t, 401, "POST", "/sys/v1/session/auth", nil)
+			client{v: v, auth: "Bearer x"}.fail(t, 401, "session/auth needs Authorization: Basic <api key>", "POST", "/sys/v1/session/auth", nil)
 		})
 		t.Run("terminate-needs-session", func(t *testing.T) {
-			app.fail(t, 400, "POST", "/sys/v1/session/terminate", nil)
+			app.fail(t, 400, "this request did not use a session (Authorization: Bearer); there is", "POST", "/sys/v1/session/terminate", nil)
 		})
 	})
 }
@@ -85,10 +91,10 @@ func TestGroups(t *testing.T) {
 		if g["acct_id"] != v.AccountID || g["creator"].(map[string]any)["user"] != v.PrincipalID || len(g["created_at"].(string)) != 16 {
 			t.Errorf("group: %v", g)
 		}
-		adm.fail(t, 409, "POST", "/sys/v1/groups", map[string]any{"name": "payments"})
-		adm.fail(t, 400, "POST", "/sys/v1/groups", map[string]any{"description": "no name"})
-		adm.fail(t, 400, "POST", "/sys/v1/groups", map[string]any{"name": " \t"})
-		adm.fail(t, 400, "POST", "/sys/v1/groups", map[string]any{"name": "a\nb"})
+		adm.fail(t, 409, "a group with this name already exists in this account", "POST", "/sys/v1/groups", map[string]any{"name": "payments"})
+		adm.fail(t, 400, "name is required", "POST", "/sys/v1/groups", map[string]any{"description": "no name"})
+		adm.fail(t, 400, "name must not contain control, line-separator or bidirectional", "POST", "/sys/v1/groups", map[string]any{"name": " \t"})
+		adm.fail(t, 400, "name must not contain control, line-separator or bidirectional", "POST", "/sys/v1/groups", map[string]any{"name": "a\nb"})
 
 		if got := adm.ok(t, 200, "GET", "/sys/v1/groups/"+gid, nil); got["name"] != "payments" {
 			t.Errorf("get: %v", got)
@@ -111,14 +117,14 @@ func TestGroups(t *testing.T) {
 
 		// Delete is refused while the group holds an object, with a clear message.
 		k := adm.key(t, map[string]any{"name": "k", "obj_type": "AES", "key_size": 128, "group_id": gid})
-		msg := adm.fail(t, 409, "DELETE", "/sys/v1/groups/"+gid, nil)
+		msg := adm.fail(t, 409, "the group still holds 1 security object(s) and 0 integration", "DELETE", "/sys/v1/groups/"+gid, nil)
 		if !strings.Contains(msg, "security object") {
 			t.Errorf("delete message: %s", msg)
 		}
 		adm.ok(t, 204, "DELETE", "/crypto/v1/keys/"+k["kid"].(string), nil)
 		adm.ok(t, 204, "DELETE", "/sys/v1/groups/"+gid, nil)
-		adm.fail(t, 404, "GET", "/sys/v1/groups/"+gid, nil)
-		adm.fail(t, 400, "GET", "/sys/v1/groups/not-a-uuid", nil)
+		adm.fail(t, 404, "group not found", "GET", "/sys/v1/groups/"+gid, nil)
+		adm.fail(t, 400, "group_id must be a UUID", "GET", "/sys/v1/groups/not-a-uuid", nil)
 	})
 }
 
@@ -131,10 +137,10 @@ func TestApps(t *testing.T) {
 		if a["role"] != "crypto" || a["enabled"] != true || a["auth_type"] != "Secret" || a["creator"].(map[string]any)["user"] != v.PrincipalID {
 			t.Errorf("app: %v", a)
 		}
-		adm.fail(t, 409, "POST", "/sys/v1/apps", map[string]any{"name": "svc", "add_groups": []string{g1}})
-		adm.fail(t, 400, "POST", "/sys/v1/apps", map[string]any{"name": "nogroups"})
-		adm.fail(t, 400, "POST", "/sys/v1/apps", map[string]any{"name": "badrole", "role": "root", "add_groups": []string{g1}})
-		adm.fail(t, 400, "POST", "/sys/v1/apps", map[string]any{"name": "badgroup", "add_groups": []string{"00000000-0000-0000-0000-000000000000"}})
+		adm.fail(t, 409, "an app with this name already exists in this account", "POST", "/sys/v1/apps", map[string]any{"name": "svc", "add_groups": []string{g1}})
+		adm.fail(t, 400, "an app must be a member of at least one group", "POST", "/sys/v1/apps", map[string]any{"name": "nogroups"})
+		adm.fail(t, 400, "role must be admin or crypto", "POST", "/sys/v1/apps", map[string]any{"name": "badrole", "role": "root", "add_groups": []string{g1}})
+		adm.fail(t, 400, "add_groups names a group that does not exist in this account", "POST", "/sys/v1/apps", map[string]any{"name": "badgroup", "add_groups": []string{"00000000-0000-0000-0000-000000000000"}})
 
 		got := adm.ok(t, 200, "GET", "/sys/v1/apps/"+id+"?group_permissions=true", nil)
 		if perms := got["groups"].(map[string]any)[g1].([]any); len(perms) != 1 || perms[0] != "SIGN" {
@@ -169,8 +175,8 @@ func TestApps(t *testing.T) {
 		appc := client{v: v, auth: "Basic " + key}
 		sess := appc.session(t)
 		adm.ok(t, 200, "POST", "/sys/v1/apps/"+id+"/reset_secret", map[string]any{})
-		appc.fail(t, 401, "GET", "/sys/v1/groups", nil)
-		sess.fail(t, 401, "GET", "/sys/v1/groups", nil)
+		appc.fail(t, 401, "invalid or missing API key", "GET", "/sys/v1/groups", nil)
+		sess.fail(t, 401, "invalid, expired or terminated session; authenticate again", "GET", "/sys/v1/groups", nil)
 		key2 := vault.AppAPIKey(id, adm.ok(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)["credential"].(map[string]any)["secret"].(string))
 		if key2 == key {
 			t.Fatal("reset issued the same secret")
@@ -179,12 +185,12 @@ func TestApps(t *testing.T) {
 		appc.list(t, "/sys/v1/groups")
 
 		// A crypto app cannot manage apps or groups.
-		appc.fail(t, 403, "POST", "/sys/v1/groups", map[string]any{"name": "x"})
-		appc.fail(t, 403, "POST", "/sys/v1/apps", map[string]any{"name": "x", "add_groups": []string{g2}})
+		appc.fail(t, 403, "this principal's role does not allow admin operations in this account", "POST", "/sys/v1/groups", map[string]any{"name": "x"})
+		appc.fail(t, 403, "this principal's role does not allow admin operations in this account", "POST", "/sys/v1/apps", map[string]any{"name": "x", "add_groups": []string{g2}})
 
 		// Disabling an app locks it out.
 		adm.ok(t, 200, "PATCH", "/sys/v1/apps/"+id, map[string]any{"enabled": false})
-		appc.fail(t, 401, "GET", "/sys/v1/groups", nil)
+		appc.fail(t, 401, "this app is disabled", "GET", "/sys/v1/groups", nil)
 		adm.ok(t, 200, "PATCH", "/sys/v1/apps/"+id, map[string]any{"enabled": true})
 		appc.list(t, "/sys/v1/groups")
 
@@ -195,13 +201,13 @@ func TestApps(t *testing.T) {
 		if l := admApp.list(t, "/sys/v1/groups"); len(l) != 2 {
 			t.Errorf("admin app sees %d groups, want 2", len(l))
 		}
-		admApp.fail(t, 400, "POST", "/sys/v1/apps", map[string]any{"name": "y", "add_groups": []string{g1}})
+		admApp.fail(t, 400, "add_groups names a group that was not found", "POST", "/sys/v1/apps", map[string]any{"name": "y", "add_groups": []string{g1}})
 		admApp.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "y", "add_groups": []string{ng}})
 		_ = admAppID
 
 		adm.ok(t, 204, "DELETE", "/sys/v1/apps/"+id, nil)
-		appc.fail(t, 401, "GET", "/sys/v1/groups", nil)
-		adm.fail(t, 404, "GET", "/sys/v1/apps/"+id, nil)
-		adm.fail(t, 404, "DELETE", "/sys/v1/apps/"+id, nil)
+		appc.fail(t, 401, "invalid or missing API key", "GET", "/sys/v1/groups", nil)
+		adm.fail(t, 404, "app not found", "GET", "/sys/v1/apps/"+id, nil)
+		adm.fail(t, 404, "app not found", "DELETE", "/sys/v1/apps/"+id, nil)
 	})
 }

@@ -67,7 +67,7 @@ func TestContinuationTokenPagesGroupsAndApps(t *testing.T) {
 			}
 		}
 		// A token that this server did not issue is refused, not ignored.
-		adm.fail(t, 400, "GET", "/sys/v1/groups?continuation_token=garbage", nil)
-		adm.fail(t, 400, "GET", "/sys/v1/apps?continuation_token=garbage", nil)
+		adm.fail(t, 400, "continuation_token must be empty or a token returned by a previous", "GET", "/sys/v1/groups?continuation_token=garbage", nil)
+		adm.fail(t, 400, "continuation_token must be empty or a token returned by a previous", "GET", "/sys/v1/apps?continuation_token=garbage", nil)
 	})
 }

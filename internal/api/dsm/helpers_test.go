@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/credvault/credvault/internal/testutil/pgtest"
@@ -48,8 +49,11 @@ func (c client) ok(t *testing.T, want int, method, path string, body any) map[st
 	return nil
 }
 
-// fail sends a request that must fail with status want; it returns the body.
-func (c client) fail(t *testing.T, want int, method, path string, body any) string {
+// fail sends a request that must fail with status want and a plain-text
+// message that contains msg (the part of the message that says which rule
+// refused the request; "" only where the caller checks the body itself).
+// It returns the body.
+func (c client) fail(t *testing.T, want int, msg, method, path string, body any) string {
 	t.Helper()
 	r := c.do(t, method, path, body)
 	if r.Status != want {
@@ -57,6 +61,9 @@ func (c client) fail(t *testing.T, want int, method, path string, body any) stri
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 		t.Errorf("%s %s: error Content-Type %q", method, path, ct)
+	}
+	if !strings.Contains(string(r.Body), msg) {
+		t.Errorf("%s %s: message %q does not say %q", method, path, r.Body, msg)
 	}
 	return string(r.Body)
 }

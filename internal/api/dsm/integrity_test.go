@@ -49,7 +49,7 @@ func TestTamperedKeyMaterialIsAnIntegrityError(t *testing.T) {
 			{"/crypto/v1/keys/export", map[string]any{"kid": exp["kid"]}},
 			{"/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": sig["kid"]}, "hash_alg": "SHA256", "data": b64([]byte("hello"))}},
 		} {
-			body := adm.fail(t, 409, "POST", c.path, c.body)
+			body := adm.fail(t, 409, "the stored key material failed its integrity check (its ciphertext", "POST", c.path, c.body)
 			if !strings.Contains(body, "integrity check") {
 				t.Errorf("%s: body %q does not name the integrity failure", c.path, body)
 			}

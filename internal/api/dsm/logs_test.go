@@ -50,6 +50,6 @@ func TestLogsPaging(t *testing.T) {
 		if len(hits) != 1 || hits[0].(map[string]any)["_source"].(map[string]any)["object_id"] != groups[2] {
 			t.Fatalf("object filter: %v", hits)
 		}
-		adm.fail(t, 400, "GET", "/sys/v1/logs?previous_id=00000000-0000-0000-0000-000000000000", nil)
+		adm.fail(t, 400, "previous_id is not the id of an audit record", "GET", "/sys/v1/logs?previous_id=00000000-0000-0000-0000-000000000000", nil)
 	})
 }

@@ -83,8 +83,8 @@ func TestSobjects_ListLikeTheOfficialClient(t *testing.T) {
 		if got := names("sort=name:desc&start=TestKey-2"); !slices.Equal(got, []string{"TestKey-1", "TestKey-0"}) {
 			t.Errorf("sort=name:desc&start=TestKey-2: %v", got)
 		}
-		app.fail(t, 400, "GET", "/crypto/v1/keys?sort=created_at", nil)
-		app.fail(t, 400, "GET", "/crypto/v1/keys?sort=kid:up", nil)
+		app.fail(t, 400, "sort must be one of kid, name, optionally followed by :asc or :desc", "GET", "/crypto/v1/keys?sort=created_at", nil)
+		app.fail(t, 400, "sort must be one of kid, name, optionally followed by :asc or :desc", "GET", "/crypto/v1/keys?sort=kid:up", nil)
 	})
 }
 

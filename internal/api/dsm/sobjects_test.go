@@ -67,17 +67,17 @@ func TestSobjects_Generate(t *testing.T) {
 				t.Errorf("%s: key_size %v", name, o["key_size"])
 			}
 			// Never exportable by default.
-			adm.fail(t, 403, "POST", "/crypto/v1/keys/export", map[string]any{"kid": o["kid"]})
+			adm.fail(t, 403, "the security object is not exportable (EXPORT is not among its", "POST", "/crypto/v1/keys/export", map[string]any{"kid": o["kid"]})
 		}
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 100, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "RSA", "key_size": 1024, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "EC", "elliptic_curve": "SecP256K1", "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "SECRET", "key_size": 256, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "BOGUS", "key_size": 256, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"obj_type": "AES", "key_size": 128, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 128, "group_id": g, "key_ops": []string{"SIGN"}})
-		adm.fail(t, 409, "POST", "/crypto/v1/keys", map[string]any{"name": "AES-128", "obj_type": "AES", "key_size": 128, "group_id": g})
+		adm.fail(t, 400, "AES key_size must be 128, 192 or 256", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 100, "group_id": g})
+		adm.fail(t, 400, "RSA key_size must be 2048, 3072 or 4096", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "RSA", "key_size": 1024, "group_id": g})
+		adm.fail(t, 400, "elliptic_curve must be NistP256, NistP384 or NistP521", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "EC", "elliptic_curve": "SecP256K1", "group_id": g})
+		adm.fail(t, 400, "security objects of type SECRET cannot be generated (generate AES,", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "SECRET", "key_size": 256, "group_id": g})
+		adm.fail(t, 400, "unknown obj_type", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "BOGUS", "key_size": 256, "group_id": g})
+		adm.fail(t, 400, "key_size is required for AES keys", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "group_id": g})
+		adm.fail(t, 400, "name is required", "POST", "/crypto/v1/keys", map[string]any{"obj_type": "AES", "key_size": 128, "group_id": g})
+		adm.fail(t, 400, "key_ops names an operation that AES objects do not implement", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 128, "group_id": g, "key_ops": []string{"SIGN"}})
+		adm.fail(t, 409, "a security object with this name already exists in this account", "POST", "/crypto/v1/keys", map[string]any{"name": "AES-128", "obj_type": "AES", "key_size": 128, "group_id": g})
 		// Exportable on request.
 		o := adm.key(t, map[string]any{"name": "exp", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "EXPORT"}})
 		ex := adm.ok(t, 200, "POST", "/crypto/v1/keys/export", map[string]any{"name": "exp"})
@@ -148,12 +148,12 @@ func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
 		if o := adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kids["i-cert"]}); o["obj_type"] != "CERTIFICATE" || o["pub_key"] == nil {
 			t.Errorf("certificate: %v", o)
 		}
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "RSA", "value": b64([]byte("junk")), "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "EC", "value": b64(pkcs8), "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "CERTIFICATE", "value": b64(pkcs8), "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "value": "!!!", "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "DES3", "value": b64(make([]byte, 24)), "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "group_id": g})
+		adm.fail(t, 400, "value is not a DER RSA or EC key (PKCS#8, PKCS#1, SEC1 or PKIX)", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "RSA", "value": b64([]byte("junk")), "group_id": g})
+		adm.fail(t, 400, "value holds a RSA key, not EC", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "EC", "value": b64(pkcs8), "group_id": g})
+		adm.fail(t, 400, "value is not a DER or PEM X.509 certificate", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "CERTIFICATE", "value": b64(pkcs8), "group_id": g})
+		adm.fail(t, 400, "invalid value in the request body: binary fields must be base64", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "value": "!!!", "group_id": g})
+		adm.fail(t, 400, "import of security objects of type DES3 is not supported", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "DES3", "value": b64(make([]byte, 24)), "group_id": g})
+		adm.fail(t, 400, "value is required for import", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "group_id": g})
 
 		adm.key(t, map[string]any{"name": "other-group", "obj_type": "AES", "key_size": 128, "group_id": g2})
 		// Lists: bare array by default, with metadata on request.
@@ -181,9 +181,9 @@ func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
 		if md["total_count"].(float64) != float64(len(imports)+1) || md["filtered_count"].(float64) != 2 || len(wm["items"].([]any)) != 1 {
 			t.Errorf("with_metadata: %v", wm)
 		}
-		adm.fail(t, 400, "GET", "/crypto/v1/keys?sort=size:asc", nil)
-		adm.fail(t, 400, "GET", "/crypto/v1/keys?group_id=nope", nil)
-		adm.fail(t, 400, "GET", "/crypto/v1/keys?limit=-1", nil)
+		adm.fail(t, 400, "sort must be one of kid, name, optionally followed by :asc or :desc", "GET", "/crypto/v1/keys?sort=size:asc", nil)
+		adm.fail(t, 400, "group_id must be a UUID", "GET", "/crypto/v1/keys?group_id=nope", nil)
+		adm.fail(t, 400, "limit must be a non-negative integer", "GET", "/crypto/v1/keys?limit=-1", nil)
 
 		// Update.
 		kid := kids["i-rsa"]
@@ -193,20 +193,20 @@ func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
 			up["custom_metadata"].(map[string]any)["k"] != "v" || up["description"] != "d" {
 			t.Errorf("update: %v", up)
 		}
-		adm.fail(t, 403, "POST", "/crypto/v1/keys/export", map[string]any{"kid": kid}) // EXPORT removed
-		adm.fail(t, 400, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"key_ops": []string{"MACGENERATE"}})
-		adm.fail(t, 400, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"group_id": g2})
-		adm.fail(t, 409, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "i-ec"})
+		adm.fail(t, 403, "the security object is not exportable (EXPORT is not among its", "POST", "/crypto/v1/keys/export", map[string]any{"kid": kid}) // EXPORT removed
+		adm.fail(t, 400, "key_ops names an operation that RSA objects do not implement", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"key_ops": []string{"MACGENERATE"}})
+		adm.fail(t, 400, "moving security objects between groups is not supported", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"group_id": g2})
+		adm.fail(t, 409, "a security object with this name already exists in this account", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "i-ec"})
 		// A never-exportable object cannot become exportable.
 		gen := adm.key(t, map[string]any{"name": "gen", "obj_type": "AES", "key_size": 128, "group_id": g})
-		adm.fail(t, 400, "PATCH", "/crypto/v1/keys/"+gen["kid"].(string), map[string]any{"key_ops": []string{"ENCRYPT", "EXPORT"}})
+		adm.fail(t, 400, "EXPORT cannot be added to an object that was never exportable", "PATCH", "/crypto/v1/keys/"+gen["kid"].(string), map[string]any{"key_ops": []string{"ENCRYPT", "EXPORT"}})
 
 		// Delete.
 		adm.ok(t, 204, "DELETE", "/crypto/v1/keys/"+kid, nil)
-		adm.fail(t, 404, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
-		adm.fail(t, 404, "DELETE", "/crypto/v1/keys/"+kid, nil)
-		adm.fail(t, 404, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "z"})
-		adm.fail(t, 400, "DELETE", "/crypto/v1/keys/nope", nil)
+		adm.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+		adm.fail(t, 404, "security object not found", "DELETE", "/crypto/v1/keys/"+kid, nil)
+		adm.fail(t, 404, "security object not found", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "z"})
+		adm.fail(t, 400, "key_id must be a UUID", "DELETE", "/crypto/v1/keys/nope", nil)
 	})
 }
 
@@ -268,27 +268,28 @@ func TestSignVerify(t *testing.T) {
 		noSign := app.key(t, map[string]any{"name": "verify-only", "obj_type": "EC", "elliptic_curve": "NistP256", "key_ops": []string{"VERIFY"}})
 		for _, c := range []struct {
 			status int
+			msg    string
 			body   map[string]any
 		}{
-			{400, map[string]any{"key": map[string]any{"kid": aes["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{403, map[string]any{"key": map[string]any{"kid": noSign["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "MD5", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256"}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "hash": b64(d256[:])}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "hash": b64(d512[:])}},
-			{400, map[string]any{"key": map[string]any{"kid": "not-a-uuid"}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"], "name": "rsa"}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"transient_key": "AAAA"}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{404, map[string]any{"key": map[string]any{"kid": "00000000-0000-0000-0000-000000000000"}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"kid": ecKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"PSS": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": "SHA256"}}}}}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"OAEP": map[string]any{}}}},
+			{400, "signing needs an RSA or EC private key; this object is AES", map[string]any{"key": map[string]any{"kid": aes["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{403, "SIGN is not among the security object's key_ops", map[string]any{"key": map[string]any{"kid": noSign["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, "hash_alg: unsupported hash algorithm (use SHA1, SHA224, SHA256, SHA384 or SHA512)", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "MD5", "data": b64(msg)}},
+			{400, "hash or data is required", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256"}},
+			{400, "give either hash or data, not both", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "hash": b64(d256[:])}},
+			{400, "hash must be 32 bytes for this hash_alg", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "hash": b64(d512[:])}},
+			{400, "key.kid must be a UUID", map[string]any{"key": map[string]any{"kid": "not-a-uuid"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, "key must name exactly one of kid, name, transient_key or inline", map[string]any{"key": map[string]any{"kid": rsaKey["kid"], "name": "rsa"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, "key: transient and inline keys are not supported; use kid or name", map[string]any{"key": map[string]any{"transient_key": "AAAA"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{404, "security object not found", map[string]any{"key": map[string]any{"kid": "00000000-0000-0000-0000-000000000000"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, "PSS padding applies to RSA keys only", map[string]any{"key": map[string]any{"kid": ecKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"PSS": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": "SHA256"}}}}}},
+			{400, "unknown signature mode (supported: PSS, PKCS1_V15)", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"OAEP": map[string]any{}}}},
 		} {
-			app.fail(t, c.status, "POST", "/crypto/v1/sign", c.body)
+			app.fail(t, c.status, c.msg, "POST", "/crypto/v1/sign", c.body)
 		}
-		app.fail(t, 400, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+		app.fail(t, 400, "signature is required", "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
 		// A disabled key does not sign.
 		app.ok(t, 200, "PATCH", "/crypto/v1/keys/"+rsaKey["kid"].(string), map[string]any{"enabled": false})
-		app.fail(t, 400, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+		app.fail(t, 400, "the security object is disabled or deactivated and cannot sign", "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
 	})
 }
 
@@ -308,7 +309,7 @@ func TestRekey(t *testing.T) {
 			t.Errorf("old object: %v", o)
 		}
 		msg := []byte("m")
-		adm.fail(t, 400, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+		adm.fail(t, 400, "the security object is disabled or deactivated and cannot sign", "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
 		r := adm.ok(t, 200, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"name": "signer"}, "hash_alg": "SHA256", "data": b64(msg)})
 		d := sha256.Sum256(msg)
 		if r["kid"] != n["kid"] || !verifyIndependently(t, unb64(t, n["pub_key"]), crypto.SHA256, d[:], unb64(t, r["signature"]), false) {
@@ -318,8 +319,8 @@ func TestRekey(t *testing.T) {
 		adm.ok(t, 200, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "signature": r["signature"]})
 
 		adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "sec", "obj_type": "SECRET", "value": b64([]byte("s")), "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec"})
-		adm.fail(t, 404, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "missing"})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys/rekey", map[string]any{})
+		adm.fail(t, 400, "security objects of type SECRET cannot be rekeyed by credvault (only", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec"})
+		adm.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "missing"})
+		adm.fail(t, 400, "name (of the security object to rotate) is required", "POST", "/crypto/v1/keys/rekey", map[string]any{})
 	})
 }
