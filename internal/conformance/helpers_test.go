@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
-	"github.com/credvault/credvault/internal/vault"
 )
 
 // caller is one principal speaking both dialects: SGP with x-api-key and
@@ -54,14 +53,7 @@ func (c *caller) must(t testing.TB, want int, method, path string, body any) map
 // with its API key.
 func (c *caller) app(t testing.TB, name, role string, groups ...string) (*caller, string) {
 	t.Helper()
-	gs := map[string][]string{}
-	for _, g := range groups {
-		gs[g] = []string{"SIGN", "VERIFY", "EXPORT", "MANAGE"}
-	}
-	a := c.must(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs})
-	id := a["app_id"].(string)
-	cred := c.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
-	key := vault.AppAPIKey(id, cred["credential"].(map[string]any)["secret"].(string))
+	key, id := c.v.NewDSMApp(t, c.auth, name, role, groups...)
 	return newCaller(c.v, name, key), id
 }
 

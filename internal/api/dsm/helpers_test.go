@@ -11,7 +11,6 @@ import (
 
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
-	"github.com/credvault/credvault/internal/vault"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -90,14 +89,7 @@ func (c client) group(t *testing.T, name string) string {
 // API key (Basic) and the app id.
 func (c client) app(t *testing.T, name, role string, groups ...string) (client, string) {
 	t.Helper()
-	gs := map[string][]string{}
-	for _, g := range groups {
-		gs[g] = []string{"SIGN", "VERIFY", "EXPORT", "MANAGE"}
-	}
-	a := c.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs})
-	id := a["app_id"].(string)
-	cred := c.ok(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
-	key := vault.AppAPIKey(id, cred["credential"].(map[string]any)["secret"].(string))
+	key, id := c.v.NewDSMApp(t, c.auth, name, role, groups...)
 	return client{v: c.v, auth: "Basic " + key}, id
 }
 

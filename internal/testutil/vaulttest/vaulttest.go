@@ -289,3 +289,26 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// NewDSMApp creates a DSM app of role whose groups are groups (each with
+// SIGN, VERIFY, EXPORT and MANAGE), as the caller whose Authorization
+// header is auth, and returns the app's API key (as DSM clients build it:
+// base64(app_id:secret)) and id.
+func (v *Vault) NewDSMApp(t testing.TB, auth, name, role string, groups ...string) (key, id string) {
+	t.Helper()
+	gs := map[string][]string{}
+	for _, g := range groups {
+		gs[g] = []string{"SIGN", "VERIFY", "EXPORT", "MANAGE"}
+	}
+	r := v.Do(t, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs}, "Authorization", auth)
+	if r.Status != http.StatusOK {
+		t.Fatalf("vaulttest: create app %s: %d %s", name, r.Status, r.Body)
+	}
+	id, _ = r.Object(t)["app_id"].(string)
+	r = v.Do(t, "GET", "/sys/v1/apps/"+id+"/credential", nil, "Authorization", auth)
+	if r.Status != http.StatusOK {
+		t.Fatalf("vaulttest: app credential %s: %d %s", name, r.Status, r.Body)
+	}
+	secret, _ := r.Object(t)["credential"].(map[string]any)["secret"].(string)
+	return vault.AppAPIKey(id, secret), id
+}
