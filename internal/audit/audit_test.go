@@ -15,8 +15,8 @@ import (
 
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
-	"github.com/credvault/credvault/internal/testutil/cryptotest"
 	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/testutil/cryptotest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
