@@ -2,14 +2,12 @@ package app_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/binary"
 	"testing"
 	"time"
 
 	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/audit"
-	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -56,15 +54,7 @@ func TestRekeyReauthenticatesAuditHead(t *testing.T) {
 // (before, the record's error was discarded and the rotation ran unrecorded).
 func TestRekeyAdminAPIFailsClosed(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		driver := "sqlite"
-		if v.Engine == sqlstore.Postgres {
-			driver = "pgx"
-		}
-		raw, err := sql.Open(driver, v.DatabaseURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
+		raw := v.RawDB(t)
 		// Rename the trail's table away: every audit write fails.
 		if _, err := raw.Exec(`ALTER TABLE audit_log RENAME TO audit_log_moved`); err != nil {
 			t.Fatal(err)

@@ -19,6 +19,7 @@ package vaulttest
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -311,4 +312,54 @@ func (v *Vault) NewDSMApp(t testing.TB, auth, name, role string, groups ...strin
 	}
 	secret, _ := r.Object(t)["credential"].(map[string]any)["secret"].(string)
 	return vault.AppAPIKey(id, secret), id
+}
+
+// OpenRaw opens a raw database/sql handle on the database at dbURL (of
+// engine), closed when the test ends: for tests that inspect or break the
+// database behind a running vault's back.
+func OpenRaw(t testing.TB, engine, dbURL string) *sql.DB {
+	t.Helper()
+	driver := "sqlite"
+	if engine == sqlstore.Postgres {
+		driver = "pgx"
+	}
+	raw, err := sql.Open(driver, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
+}
+
+// RawDB is OpenRaw on the vault's own database.
+func (v *Vault) RawDB(t testing.TB) *sql.DB { return OpenRaw(t, v.Engine, v.DatabaseURL) }
+
+// FailInserts installs on raw (a database of engine) a trigger that makes
+// every insert into table fail inside the database, and returns the
+// function that removes it.
+func FailInserts(t testing.TB, raw *sql.DB, engine, table string) (restore func()) {
+	t.Helper()
+	name := "refuse_" + table
+	install := []string{`CREATE TRIGGER ` + name + ` BEFORE INSERT ON ` + table + ` BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`}
+	remove := []string{`DROP TRIGGER ` + name}
+	if engine == sqlstore.Postgres {
+		install = []string{
+			`CREATE FUNCTION ` + name + `() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`,
+			`CREATE TRIGGER ` + name + ` BEFORE INSERT ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION ` + name + `()`,
+		}
+		remove = []string{`DROP TRIGGER ` + name + ` ON ` + table, `DROP FUNCTION ` + name + `()`}
+	}
+	for _, q := range install {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("vaulttest: install the failing trigger on %s: %v", table, err)
+		}
+	}
+	return func() {
+		t.Helper()
+		for _, q := range remove {
+			if _, err := raw.Exec(q); err != nil {
+				t.Fatalf("vaulttest: remove the failing trigger on %s: %v", table, err)
+			}
+		}
+	}
 }
