@@ -543,12 +543,12 @@ func databaseBytes(t *testing.T, v *vaulttest.Vault) []byte {
 		}
 		defer db.Close()
 		ctx := context.Background()
-		tables := queryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
+		tables := vaulttest.QueryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
 		if len(tables) < 5 {
 			t.Fatalf("only tables %v", tables)
 		}
 		for _, table := range tables {
-			for _, row := range queryStrings(t, db, fmt.Sprintf(`SELECT t::text FROM %q t`, table)) {
+			for _, row := range vaulttest.QueryStrings(t, db, fmt.Sprintf(`SELECT t::text FROM %q t`, table)) {
 				out.WriteString(row + "\n")
 			}
 		}
@@ -585,25 +585,4 @@ func databaseBytes(t *testing.T, v *vaulttest.Vault) []byte {
 		t.Fatalf("unknown engine %q", v.Engine)
 	}
 	return out.Bytes()
-}
-
-func queryStrings(t *testing.T, db *sql.DB, q string) []string {
-	t.Helper()
-	rows, err := db.QueryContext(context.Background(), q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -298,40 +298,15 @@ func TestCanary(t *testing.T) {
 			case sqlstore.Postgres:
 				raw := openRaw(t, v)
 				ctx := context.Background()
-				rows, err := raw.db.QueryContext(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var tables []string
-				for rows.Next() {
-					var name string
-					if err := rows.Scan(&name); err != nil {
-						t.Fatal(err)
-					}
-					tables = append(tables, name)
-				}
-				if err := rows.Close(); err != nil {
-					t.Fatal(err)
-				}
 				var dump bytes.Buffer
+				tables := vaulttest.QueryStrings(t, raw.db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`)
 				for _, table := range tables {
-					rows, err := raw.db.QueryContext(ctx, fmt.Sprintf(`SELECT t::text FROM %q t`, table))
-					if err != nil {
-						t.Fatalf("dump %s: %v", table, err)
-					}
-					for rows.Next() {
-						var row string
-						if err := rows.Scan(&row); err != nil {
-							t.Fatal(err)
-						}
+					for _, row := range vaulttest.QueryStrings(t, raw.db, fmt.Sprintf(`SELECT t::text FROM %q t`, table)) {
 						dump.WriteString(row + "\n")
-					}
-					if err := rows.Close(); err != nil {
-						t.Fatal(err)
 					}
 				}
 				// Raw bytea too (the text form above shows it as hex).
-				rows, err = raw.db.QueryContext(ctx, `SELECT ciphertext FROM credentials`)
+				rows, err := raw.db.QueryContext(ctx, `SELECT ciphertext FROM credentials`)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -105,33 +105,21 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		return err
 	}
 	c, err := h.svc.CreateCredential(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
-	return nil
+	return writeCredential(w, c, err)
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	c, err := h.svc.GetCredential(r.Context(), id, r.PathValue("credential_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
-	return nil
+	return writeCredential(w, c, err)
 }
 
 func (h *handlers) getByName(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	name := r.PathValue("credential_name")
-	if name == "" {
-		return notFound()
-	}
-	c, err := h.svc.GetCredentialByName(r.Context(), id, name)
+	name, err := credentialName(r)
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
-	return nil
+	c, err := h.svc.GetCredentialByName(r.Context(), id, name)
+	return writeCredential(w, c, err)
 }
 
 func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -144,11 +132,26 @@ func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		return err
 	}
 	c, err := h.svc.UpdateCredential(r.Context(), id, r.PathValue("credential_id"), p)
+	return writeCredential(w, c, err)
+}
+
+// writeCredential writes c, or returns err.
+func writeCredential(w http.ResponseWriter, c *vault.Credential, err error) error {
 	if err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, toWire(c))
 	return nil
+}
+
+// credentialName is the {credential_name} path segment; an empty one names
+// no credential.
+func credentialName(r *http.Request) (string, error) {
+	name := r.PathValue("credential_name")
+	if name == "" {
+		return "", notFound()
+	}
+	return name, nil
 }
 
 type deleteResponse struct {
@@ -176,9 +179,9 @@ func (h *handlers) decrypt(w http.ResponseWriter, r *http.Request, id *vault.Ide
 }
 
 func (h *handlers) decryptByName(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	name := r.PathValue("credential_name")
-	if name == "" {
-		return notFound()
+	name, err := credentialName(r)
+	if err != nil {
+		return err
 	}
 	return h.writeSecret(w, r, id, "", name)
 }
