@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -71,12 +72,7 @@ acme) captures it); the human-readable summary goes to stderr.`,
 		Use:   "list",
 		Short: "List accounts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := o.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, db *sqlstore.DB) error {
 			as, err := db.ListAccounts(cmd.Context())
 			if err != nil {
 				return err
@@ -87,7 +83,7 @@ acme) captures it); the human-readable summary goes to stderr.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", a.ID, a.Name, a.CreatedAt.Format(time.RFC3339))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(create, list)
 	return cmd
@@ -148,12 +144,7 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Use:   "list",
 		Short: "List principals",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := o.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, db *sqlstore.DB) error {
 			ps, err := db.ListPrincipals(cmd.Context())
 			if err != nil {
 				return err
@@ -164,7 +155,7 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, p.Kind, p.Name, p.DefaultAccountID)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(create, grant, list)
 	return cmd
@@ -233,12 +224,7 @@ its id and expiry go to stderr.`,
 		Use:   "list PRINCIPAL_ID",
 		Short: "List a principal's API keys (ids and dates, never the keys)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := o.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, args []string, db *sqlstore.DB) error {
 			ks, err := db.ListAPIKeys(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -249,7 +235,7 @@ its id and expiry go to stderr.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.Format(time.RFC3339), fmtTime(k.ExpiresAt), fmtTime(k.RevokedAt), fmtTime(k.LastUsedAt))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(create, revoke, list)
 	return cmd
