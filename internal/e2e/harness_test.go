@@ -393,6 +393,20 @@ func (c *client) must(t testing.TB, want int, method, path string, body any) *re
 	return r
 }
 
+// createBefore creates n credentials named before-00, before-01, … with
+// random payloads, and returns the payloads by id and the ids in order.
+func (c *client) createBefore(t testing.TB, n int) (payloads map[string]string, ids []string) {
+	t.Helper()
+	payloads = map[string]string{}
+	for i := range n {
+		payload := randomText("before-")
+		id := c.create(t, fmt.Sprintf("before-%02d", i), payload)
+		payloads[id] = payload
+		ids = append(ids, id)
+	}
+	return payloads, ids
+}
+
 func (c *client) create(t testing.TB, name, payload string) string {
 	t.Helper()
 	r := c.must(t, 200, "POST", "/v5/credentials", map[string]any{"type": "key", "name": name, "payload": payload})
