@@ -9,19 +9,14 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -493,7 +488,7 @@ func TestCanaries(t *testing.T) {
 			}
 		})
 		t.Run("database", func(t *testing.T) {
-			db := databaseBytes(t, v)
+			db := v.DatabaseBytes(t)
 			cs.check(t, "raw database ("+v.Engine+")", db)
 			// Positive controls: names (text) and a public key (binary; raw
 			// in SQLite, hex in PostgreSQL's text form) are found.
@@ -516,73 +511,4 @@ func x509MustPKIX(t *testing.T, pub any) []byte {
 		t.Fatal(err)
 	}
 	return der
-}
-
-// databaseBytes returns everything stored: for SQLite the database file,
-// its -wal and -shm; for PostgreSQL every row of every table of the schema
-// as text (bytea as hex) plus the raw bytea columns.
-func databaseBytes(t *testing.T, v *vaulttest.Vault) []byte {
-	t.Helper()
-	var out bytes.Buffer
-	switch v.Engine {
-	case sqlstore.SQLite:
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			b, err := os.ReadFile(v.DatabaseURL + suffix)
-			if errors.Is(err, fs.ErrNotExist) && suffix != "" {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			out.Write(b)
-		}
-	case sqlstore.Postgres:
-		db, err := sql.Open("pgx", v.DatabaseURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		ctx := context.Background()
-		tables := vaulttest.QueryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
-		if len(tables) < 5 {
-			t.Fatalf("only tables %v", tables)
-		}
-		for _, table := range tables {
-			for _, row := range vaulttest.QueryStrings(t, db, fmt.Sprintf(`SELECT t::text FROM %q t`, table)) {
-				out.WriteString(row + "\n")
-			}
-		}
-		// bytea columns raw as well.
-		rows, err := db.QueryContext(ctx, `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() AND data_type = 'bytea'`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cols [][2]string
-		for rows.Next() {
-			var tn, cn string
-			if err := rows.Scan(&tn, &cn); err != nil {
-				t.Fatal(err)
-			}
-			cols = append(cols, [2]string{tn, cn})
-		}
-		rows.Close()
-		for _, c := range cols {
-			rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT %q FROM %q WHERE %q IS NOT NULL`, c[1], c[0], c[1]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var b []byte
-				if err := rows.Scan(&b); err != nil {
-					t.Fatal(err)
-				}
-				out.Write(b)
-				out.WriteByte('\n')
-			}
-			rows.Close()
-		}
-	default:
-		t.Fatalf("unknown engine %q", v.Engine)
-	}
-	return out.Bytes()
 }
