@@ -30,6 +30,19 @@ func adminService(ctx context.Context, o *options) (*vault.Service, context.Cont
 	return a.Service, a.Context(ctx), func() { a.Close() }, nil
 }
 
+// withAdmin is a command's RunE that runs fn with the audited admin
+// service (see adminService) and a context acting as the CLI operator.
+func (o *options) withAdmin(fn func(ctx context.Context, svc *vault.Service, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		svc, ctx, done, err := adminService(cmd.Context(), o)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(ctx, svc, args)
+	}
+}
+
 // operatorName names the CLI's operator in the audit trail: "cli:" and the
 // OS user running the command.
 func operatorName() string {
@@ -52,12 +65,7 @@ func newAccountCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 Prints the new account's id alone on stdout (ACCT=$(credvault account create
 acme) captures it); the human-readable summary goes to stderr.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := adminService(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: o.withAdmin(func(ctx context.Context, svc *vault.Service, args []string) error {
 			a, err := svc.CreateAccount(ctx, args[0], admin)
 			if err != nil {
 				return err
@@ -65,7 +73,7 @@ acme) captures it); the human-readable summary goes to stderr.`,
 			fmt.Fprintf(stderr, "account %s created (name %q)\n", a.ID, a.Name)
 			_, err = fmt.Fprintln(stdout, a.ID)
 			return err
-		},
+		}),
 	}
 	create.Flags().StringVar(&admin, "admin", "", "principal id to make admin of the new account")
 	list := &cobra.Command{
@@ -100,12 +108,7 @@ Roles: admin (everything), writer (create/update/delete and read secrets),
 secret_reader (read metadata and secrets), reader (metadata only).
 Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := adminService(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: o.withAdmin(func(ctx context.Context, svc *vault.Service, args []string) error {
 			p, err := svc.CreatePrincipal(ctx, vault.PrincipalKind(kind), args[0], account, vault.Role(role))
 			if err != nil {
 				return err
@@ -113,7 +116,7 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 			fmt.Fprintf(stderr, "principal %s created (%s %q, role %s in account %s)\n", p.ID, p.Kind, p.Name, role, account)
 			_, err = fmt.Fprintln(stdout, p.ID)
 			return err
-		},
+		}),
 	}
 	create.Flags().StringVar(&account, "account", "", "account id (required)")
 	create.Flags().StringVar(&role, "role", "writer", "role in the account: admin, writer, secret_reader, reader")
@@ -125,18 +128,13 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Use:   "grant PRINCIPAL_ID ACCOUNT_ID",
 		Short: "Make a principal a member of another account (or change its role)",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := adminService(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: o.withAdmin(func(ctx context.Context, svc *vault.Service, args []string) error {
 			if err := svc.AddMembership(ctx, args[0], args[1], vault.Role(grantRole)); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "principal %s is now %s in account %s\n", args[0], grantRole, args[1])
 			return nil
-		},
+		}),
 	}
 	grant.Flags().StringVar(&grantRole, "role", "writer", "role in the account: admin, writer, secret_reader, reader")
 
@@ -207,18 +205,13 @@ its id and expiry go to stderr.`,
 		Use:   "revoke KEY_ID",
 		Short: "Revoke an API key; it stops working at once",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := adminService(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: o.withAdmin(func(ctx context.Context, svc *vault.Service, args []string) error {
 			if err := svc.RevokeAPIKey(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "key %s revoked\n", args[0])
 			return nil
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list PRINCIPAL_ID",
