@@ -155,15 +155,17 @@ func TestCanaries(t *testing.T) {
 		}
 		root := newCaller(v, "bootstrap-admin", v.AdminKey)
 		cs.addKey("bootstrap admin key", v.AdminKey)
+		// send sends a request in the dialect its path belongs to.
+		send := func(c *caller, method, path string, body any) *vaulttest.Response {
+			t.Helper()
+			if strings.HasPrefix(path, "/v5/") {
+				return c.sgp(t, method, path, body)
+			}
+			return c.dsm(t, method, path, body)
+		}
 		must := func(c *caller, want int, method, path string, body any) map[string]any {
 			t.Helper()
-			var r *vaulttest.Response
-			if strings.HasPrefix(path, "/v5/") {
-				r = c.sgp(t, method, path, body)
-			} else {
-				r = c.dsm(t, method, path, body)
-			}
-			keep(method+" "+path, r)
+			r := keep(method+" "+path, send(c, method, path, body))
 			if r.Status != want {
 				t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
 			}
@@ -175,13 +177,7 @@ func TestCanaries(t *testing.T) {
 		// body and is checked like every other response.
 		fail := func(c *caller, want int, method, path string, body any) {
 			t.Helper()
-			var r *vaulttest.Response
-			if strings.HasPrefix(path, "/v5/") {
-				r = c.sgp(t, method, path, body)
-			} else {
-				r = c.dsm(t, method, path, body)
-			}
-			keep("error "+method+" "+path, r)
+			r := keep("error "+method+" "+path, send(c, method, path, body))
 			if r.Status != want {
 				t.Errorf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
 			}
