@@ -332,6 +332,7 @@ func newClient(base, key string) *client {
 // resp is a finished exchange.
 type resp struct {
 	Status int
+	Header http.Header
 	Body   []byte
 	Took   time.Duration
 }
@@ -375,7 +376,7 @@ func (c *client) do(ctx context.Context, method, path string, body any) (*resp, 
 	if err != nil {
 		return nil, fmt.Errorf("reading the response: %w", err)
 	}
-	return &resp{Status: hr.StatusCode, Body: b, Took: time.Since(t0)}, nil
+	return &resp{Status: hr.StatusCode, Header: hr.Header, Body: b, Took: time.Since(t0)}, nil
 }
 
 // must sends a request that must get a response with status want.
