@@ -385,11 +385,7 @@ func ecDER(t *testing.T) []byte {
 func TestSignVerify_PSSWithIndependentMGF1Hash(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		adm := admin(v)
-		g := adm.group(t, "sv")
-		app, _ := adm.app(t, "sv-app", "crypto", g)
-		priv, _ := rsa.GenerateKey(rand.Reader, 2048)
-		der, _ := x509.MarshalPKCS8PrivateKey(priv)
-		kid := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA Key", "obj_type": "RSA", "value": b64(der)})["kid"].(string)
+		app, priv, kid := adm.rsaKeyApp(t, "sv")
 		pss := func(h string) map[string]any {
 			return map[string]any{"PSS": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": h}}}}
 		}

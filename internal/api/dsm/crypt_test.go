@@ -128,11 +128,7 @@ func TestCrypt_AES(t *testing.T) {
 func TestCrypt_RSA(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		adm := admin(v)
-		g := adm.group(t, "rsa")
-		app, _ := adm.app(t, "rsa-app", "crypto", g)
-		priv, _ := rsa.GenerateKey(rand.Reader, 2048)
-		der, _ := x509.MarshalPKCS8PrivateKey(priv)
-		kid := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA Key", "obj_type": "RSA", "value": b64(der)})["kid"].(string)
+		app, priv, kid := adm.rsaKeyApp(t, "rsa")
 		sess := app.session(t)
 		plain := []byte("hello, world!")
 		oaep := func(h string) map[string]any {

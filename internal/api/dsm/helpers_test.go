@@ -3,6 +3,7 @@ package dsm_test
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -98,6 +99,25 @@ func (c client) session(t *testing.T) client {
 	t.Helper()
 	r := c.ok(t, 200, "POST", "/sys/v1/session/auth", nil)
 	return client{v: c.v, auth: "Bearer " + r["access_token"].(string)}
+}
+
+// rsaKeyApp creates a group named group and a crypto app in it, and as the
+// app imports a fresh RSA key named "RSA Key" (as the official client's
+// examples name it). It returns the app, the private key and its kid.
+func (c client) rsaKeyApp(t *testing.T, group string) (app client, priv *rsa.PrivateKey, kid string) {
+	t.Helper()
+	g := c.group(t, group)
+	app, _ = c.app(t, group+"-app", "crypto", g)
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid = app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA Key", "obj_type": "RSA", "value": b64(der)})["kid"].(string)
+	return app, priv, kid
 }
 
 func (c client) key(t *testing.T, body map[string]any) map[string]any {
