@@ -1,7 +1,6 @@
 package conformance_test
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"testing"
 
@@ -57,17 +56,10 @@ func (c *caller) app(t testing.TB, name, role string, groups ...string) (*caller
 	return newCaller(c.v, name, key), id
 }
 
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func unb64(t testing.TB, v any) []byte {
-	t.Helper()
-	s, _ := v.(string)
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatalf("not base64: %q", s)
-	}
-	return b
-}
+var (
+	b64   = vaulttest.B64
+	unb64 = vaulttest.UnB64
+)
 
 func ociDetails(signingKey any) map[string]any {
 	return map[string]any{"$type": "Oci", "body": map[string]any{"$type": "ApiKey", "user_ocid": "ocid1.user.oc1..u", "tenant_ocid": "ocid1.tenancy.oc1..t", "signing_key": signingKey}}

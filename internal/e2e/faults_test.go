@@ -157,12 +157,7 @@ func (l *load) waitCount(t testing.TB, phase string, n int, d time.Duration) {
 
 // halt stops the workers and returns every outcome.
 func (l *load) halt() []outcome {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.wg.Wait()
+	stopAndWait(l.stop, &l.wg)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]outcome(nil), l.outcomes...)

@@ -394,6 +394,17 @@ func (c *client) must(t testing.TB, want int, method, path string, body any) *re
 	return r
 }
 
+// stopAndWait closes stop, unless it is closed already, and waits for the
+// workers in wg to return.
+func stopAndWait(stop chan struct{}, wg *sync.WaitGroup) {
+	select {
+	case <-stop:
+	default:
+		close(stop)
+	}
+	wg.Wait()
+}
+
 // createBefore creates n credentials named before-00, before-01, … with
 // random payloads, and returns the payloads by id and the ids in order.
 func (c *client) createBefore(t testing.TB, n int) (payloads map[string]string, ids []string) {

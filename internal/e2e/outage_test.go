@@ -104,14 +104,7 @@ func TestDatabaseGoesAway(t *testing.T) {
 			}
 		})
 	}
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	defer stopAndWait(stop, &wg)
 
 	waitOutcomes := func(n int, what string) {
 		t.Helper()
@@ -184,8 +177,7 @@ func TestDatabaseGoesAway(t *testing.T) {
 	phase.Store(phaseBack)
 	backStart := countNow()
 	waitOutcomes(backStart+200, "after the database returned")
-	close(stop)
-	wg.Wait()
+	stopAndWait(stop, &wg)
 
 	// Judge the outcomes.
 	mu.Lock()

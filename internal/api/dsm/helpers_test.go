@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -125,17 +124,10 @@ func (c client) key(t *testing.T, body map[string]any) map[string]any {
 	return c.ok(t, 200, "POST", "/crypto/v1/keys", body)
 }
 
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func unb64(t *testing.T, v any) []byte {
-	t.Helper()
-	s, _ := v.(string)
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatalf("not base64: %q", s)
-	}
-	return b
-}
+var (
+	b64   = vaulttest.B64
+	unb64 = vaulttest.UnB64
+)
 
 // verifyIndependently checks sig over digest with the object's pub_key
 // using only the standard library.

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -456,4 +457,19 @@ func (v *Vault) DatabaseBytes(t testing.TB) []byte {
 		t.Fatalf("unknown engine %q", v.Engine)
 	}
 	return out.Bytes()
+}
+
+// B64 is standard base64, as DSM sends binary fields.
+func B64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// UnB64 decodes a DSM binary field (a JSON string in standard base64) and
+// fails the test if it is not one.
+func UnB64(t testing.TB, v any) []byte {
+	t.Helper()
+	s, _ := v.(string)
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatalf("not base64: %q", s)
+	}
+	return b
 }
