@@ -192,12 +192,7 @@ func TestConsole_Sessions(t *testing.T) {
 		if !strings.Contains(pp.header.Get("Set-Cookie"), "Secure") {
 			t.Fatalf("cookie behind a TLS proxy: %q", pp.header.Get("Set-Cookie"))
 		}
-		db := v.App.Store.Pools()["write"]
-		if db == nil {
-			for _, d := range v.App.Store.Pools() {
-				db = d
-			}
-		}
+		db := v.RawDB(t)
 		// Stored hashed: the token itself is nowhere in the table.
 		var n int
 		if err := db.QueryRow(`SELECT COUNT(*) FROM console_sessions`).Scan(&n); err != nil || n != 2 {

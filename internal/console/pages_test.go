@@ -17,12 +17,7 @@ import (
 
 func writeDB(t *testing.T, v *vaulttest.Vault, stmt string) {
 	t.Helper()
-	pools := v.App.Store.Pools()
-	db := pools["write"]
-	if db == nil {
-		db = pools["main"]
-	}
-	if _, err := db.Exec(stmt); err != nil {
+	if _, err := v.RawDB(t).Exec(stmt); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,27 +112,8 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, status int, pag
 	_, _ = w.Write(buf.Bytes())
 }
 
-func statusOf(err error) int {
-	switch vault.KindOf(err) {
-	case vault.KindInvalid:
-		return http.StatusBadRequest
-	case vault.KindNotFound:
-		return http.StatusNotFound
-	case vault.KindConflict:
-		return http.StatusConflict
-	case vault.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case vault.KindPermissionDenied:
-		return http.StatusForbidden
-	case vault.KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case vault.KindRateLimited:
-		return http.StatusTooManyRequests
-	case vault.KindUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+// statusOf is the HTTP status of err: the shared kind→status table.
+func statusOf(err error) int { return httpx.Status(err, nil) }
 
 // message is the client-safe text of err (never a cause's text).
 func message(err error) string {
@@ -149,6 +131,9 @@ func (c *console) renderError(w http.ResponseWriter, r *http.Request, s *session
 	status := statusOf(err)
 	if status >= 500 {
 		httpx.LogError(r.Context(), c.log, err)
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(httpx.RetryAfter(err)))
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
 		httpx.WriteJSON(w, status, map[string]string{"error": message(err)})
