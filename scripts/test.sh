@@ -8,8 +8,16 @@
 #      127.0.0.1 on a free port, trust auth) and exports its URL as
 #      CREDVAULT_TEST_POSTGRES_URL, so every test package creates its fresh
 #      databases there (see internal/testutil/pgtest),
-#   3. runs go vet ./... and go test -count=1 -timeout 60m "$@" ./...,
-#   4. runs every fuzz target (func FuzzXxx in *_test.go) for a short while.
+#   3. makes sure SoftHSM2 (Debian's `softhsm2`) and a C compiler exist for
+#      the PKCS#11 tests (installs them when root), and then requires those
+#      tests to run (CREDVAULT_REQUIRE_SOFTHSM=1: they fail instead of skip),
+#   3b. makes sure Chromium (Debian's `chromium`) exists for the web console's
+#      browser tests (installs it when root, in the same apt-get as step 3),
+#      and then requires those tests to run (CREDVAULT_REQUIRE_CHROMIUM=1:
+#      they fail instead of skip),
+#   4. runs go vet ./... and go test -count=1 -timeout 60m "$@" ./...,
+#      and checks that a pure-Go build (CGO_ENABLED=0) still compiles,
+#   5. runs every fuzz target (func FuzzXxx in *_test.go) for a short while.
 #
 # The cluster is stopped and its directory removed on any exit: success, test
 # failure, Ctrl-C, SIGTERM.
@@ -19,6 +27,10 @@
 #   CREDVAULT_TEST_PKGS          packages to vet/test (default ./...)
 #   CREDVAULT_FUZZTIME           time per fuzz target (default 10s; 0 skips fuzzing)
 #   CREDVAULT_TEST_SKIP_POSTGRES=1  no PostgreSQL: database tests skip themselves
+#   CREDVAULT_TEST_SKIP_SOFTHSM=1   do not install SoftHSM2: PKCS#11 tests skip
+#                                   (except under CI=true, where they fail)
+#   CREDVAULT_TEST_SKIP_CHROMIUM=1  do not install Chromium: browser tests skip
+#                                   (except under CI=true, where they fail)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -204,6 +216,55 @@ else
 	start_cluster
 fi
 
+# ---------------------------------------------------------------- SoftHSM2, Chromium
+
+# The PKCS#11 tests (internal/crypto/pkcs11kms, internal/app TestRootKey_*)
+# run against Debian's SoftHSM2 and need cgo (the binding dlopens the
+# library). The web console's browser tests (internal/console TestBrowser_*)
+# drive Debian's headless Chromium. What is missing is installed with one
+# apt-get; once this script has made sure they exist, a missing one is a
+# test failure, never a skip.
+have_softhsm() {
+	command -v softhsm2-util >/dev/null &&
+		{ [[ -e /usr/lib/softhsm/libsofthsm2.so ]] || compgen -G '/usr/lib/*/softhsm/libsofthsm2.so' >/dev/null; }
+}
+have_cc() { command -v "$(go env CC)" >/dev/null 2>&1 || command -v gcc >/dev/null; }
+have_chromium() { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }
+want_softhsm=1 want_chromium=1
+if [[ ${CREDVAULT_TEST_SKIP_SOFTHSM:-} == 1 ]]; then
+	want_softhsm=0
+	log "CREDVAULT_TEST_SKIP_SOFTHSM=1: PKCS#11 tests will skip (fail under CI=true)"
+fi
+if [[ ${CREDVAULT_TEST_SKIP_CHROMIUM:-} == 1 ]]; then
+	want_chromium=0
+	log "CREDVAULT_TEST_SKIP_CHROMIUM=1: browser tests will skip (fail under CI=true)"
+fi
+missing=()
+if [[ $want_softhsm == 1 ]] && { ! have_softhsm || ! have_cc; }; then
+	missing+=(softhsm2 gcc libc6-dev)
+fi
+if [[ $want_chromium == 1 ]] && ! have_chromium; then
+	missing+=(chromium)
+fi
+if ((${#missing[@]} > 0)); then
+	[[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null ||
+		die "${missing[*]} missing and cannot be installed (not root or no apt-get): 'sudo apt-get install -y ${missing[*]}', or CREDVAULT_TEST_SKIP_SOFTHSM=1 / CREDVAULT_TEST_SKIP_CHROMIUM=1"
+	log "installing ${missing[*]} (apt-get install)"
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+		die "apt-get install ${missing[*]} failed"
+fi
+if [[ $want_softhsm == 1 ]]; then
+	have_softhsm || die "SoftHSM2 still not found after installing softhsm2"
+	export CREDVAULT_REQUIRE_SOFTHSM=1 CGO_ENABLED=1
+	log "SoftHSM2 present: PKCS#11 tests are required to run"
+fi
+if [[ $want_chromium == 1 ]]; then
+	have_chromium || die "Chromium still not found after installing chromium"
+	export CREDVAULT_REQUIRE_CHROMIUM=1
+	log "Chromium present: browser tests are required to run"
+fi
+
 # ---------------------------------------------------------------- Go
 
 log "go vet $PKGS"
@@ -211,6 +272,11 @@ go vet "${PKG_LIST[@]}"
 
 log "go test -count=1 -timeout 60m $* $PKGS"
 go test -count=1 -timeout 60m "$@" "${PKG_LIST[@]}"
+
+# A pure-Go build must still compile and refuse pkcs11: URIs clearly.
+log "CGO_ENABLED=0: go build ./cmd/credvault and the PKCS#11 package's no-cgo test"
+CGO_ENABLED=0 go build -o /dev/null ./cmd/credvault
+CGO_ENABLED=0 CREDVAULT_PURE_GO_CHECK=1 go test -count=1 ./internal/crypto/pkcs11kms/
 
 # Fuzz targets: every `func FuzzXxx(` in a *_test.go file, run one at a time
 # (go test -fuzz takes one package and one target).

@@ -24,6 +24,7 @@ type serveOptions struct {
 	writeTimeout      time.Duration
 	idleTimeout       time.Duration
 	shutdownTimeout   time.Duration
+	dbTimeout         time.Duration
 	maxHeaderBytes    int
 
 	tlsCert, tlsKey string
@@ -58,6 +59,11 @@ it is used only when the store is empty.
 With no master key configured, serve generates a development key in the data
 directory for a new database, and refuses to start on an existing one ("no
 master key configured for an existing database").
+With --master-key-uri (an HSM key) the data keyset is kept in the database,
+encrypted under that key: the first start of a new vault creates both (the
+HSM key inside the token if it is missing), later starts and every replica
+only read it, and a missing token, a wrong PIN or a missing key stop the
+start before anything is written.
 
 SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 		Args: cobra.NoArgs,
@@ -72,6 +78,7 @@ SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 	f.DurationVar(&so.writeTimeout, "write-timeout", o.envDuration("CREDVAULT_WRITE_TIMEOUT", 30*time.Second), "time allowed to write a response ($CREDVAULT_WRITE_TIMEOUT)")
 	f.DurationVar(&so.idleTimeout, "idle-timeout", o.envDuration("CREDVAULT_IDLE_TIMEOUT", 120*time.Second), "keep-alive idle timeout ($CREDVAULT_IDLE_TIMEOUT)")
 	f.DurationVar(&so.shutdownTimeout, "shutdown-timeout", o.envDuration("CREDVAULT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long graceful shutdown waits for in-flight requests ($CREDVAULT_SHUTDOWN_TIMEOUT)")
+	f.DurationVar(&so.dbTimeout, "db-timeout", o.envDuration("CREDVAULT_DB_TIMEOUT", 10*time.Second), "deadline for a request's database work, for each connection attempt and, on PostgreSQL, each statement; must be below --write-timeout; past it the request is answered 503 ($CREDVAULT_DB_TIMEOUT)")
 	f.IntVar(&so.maxHeaderBytes, "max-header-bytes", o.envInt("CREDVAULT_MAX_HEADER_BYTES", 16<<10), "largest request header block ($CREDVAULT_MAX_HEADER_BYTES)")
 	f.StringVar(&so.tlsCert, "tls-cert", o.env("CREDVAULT_TLS_CERT", ""), "serve HTTPS with this PEM certificate chain ($CREDVAULT_TLS_CERT)")
 	f.StringVar(&so.tlsKey, "tls-key", o.env("CREDVAULT_TLS_KEY", ""), "PEM private key for --tls-cert ($CREDVAULT_TLS_KEY)")
@@ -117,7 +124,11 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	if so.dbTimeout <= 0 || (so.writeTimeout > 0 && so.dbTimeout >= so.writeTimeout) {
+		return fmt.Errorf("--db-timeout (%s) must be positive and below --write-timeout (%s), so that a request whose database does not answer still gets its 503", so.dbTimeout, so.writeTimeout)
+	}
 	cfg := o.appConfig(logger)
+	cfg.DBTimeout = so.dbTimeout
 	cfg.FailedAuthPerMinute, cfg.FailedAuthBurst = so.failedAuthPerMinute, so.failedAuthBurst
 	cfg.PrincipalRPS, cfg.PrincipalBurst = so.principalRPS, so.principalBurst
 	if cfg.TrustedProxies, err = parsePrefixes(so.trustedProxies); err != nil {
@@ -138,6 +149,9 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 		logger.Warn("GENERATED A NEW MASTER KEY IN THE DATA DIRECTORY: this is for development only. "+
 			"In production supply the master key through CREDVAULT_MASTER_KEY or --master-key-file, kept apart from the database and its backups.",
 			"source", a.KeySource)
+	}
+	if a.RootKeyGenerated {
+		logger.Info("generated the root key inside the HSM", "source", a.KeySource)
 	}
 	// Replicas starting at once on an empty PostgreSQL database must not
 	// bootstrap it twice: App.Bootstrap holds the database-wide start-up lock.
@@ -162,7 +176,7 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 		printBootstrap(stderr, boot.APIKey, o.getenv("CREDVAULT_BOOTSTRAP_API_KEY") != "", boot.Account.ID, boot.Principal.ID, scheme+"://"+ln.Addr().String())
 	}
 	srv := &http.Server{
-		Handler:           a.Handler,
+		Handler:           withDeadline(a.Handler, so.dbTimeout),
 		ReadHeaderTimeout: so.readHeaderTimeout,
 		ReadTimeout:       so.readTimeout,
 		WriteTimeout:      so.writeTimeout,
@@ -236,4 +250,16 @@ func printBootstrap(w io.Writer, key string, supplied bool, accountID, principal
 	fmt.Fprintln(w, "            (the key is already base64(app_id:secret), as DSM clients expect;")
 	fmt.Fprintln(w, "             use it as a DSM app API key, e.g. with the official Go client's APIKey auth)")
 	fmt.Fprintln(w, "================================================================================")
+}
+
+// withDeadline bounds each request's context, and so every database call
+// made for it (waiting for a pooled connection included): a database that
+// does not answer turns into a 503 before the write timeout cuts the
+// connection.
+func withDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }

@@ -102,3 +102,17 @@ func TestServeBootstrapKeyFromEnv(t *testing.T) {
 		t.Fatalf("supplied bootstrap key: %d", resp.StatusCode)
 	}
 }
+
+// TestServeDBTimeoutBelowWriteTimeout: a database deadline at or above the
+// write timeout would let the connection be cut before the 503 is written.
+func TestServeDBTimeoutBelowWriteTimeout(t *testing.T) {
+	for _, args := range [][]string{
+		{"--db-timeout", "30s", "--write-timeout", "30s"},
+		{"--db-timeout", "0s"},
+	} {
+		err := run(context.Background(), append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, args...), func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--db-timeout") {
+			t.Errorf("serve %v: %v, want an error about --db-timeout", args, err)
+		}
+	}
+}

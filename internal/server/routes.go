@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -8,6 +9,8 @@ import (
 	"github.com/credvault/credvault/internal/api/admin"
 	"github.com/credvault/credvault/internal/api/dsm"
 	"github.com/credvault/credvault/internal/api/sgp"
+	"github.com/credvault/credvault/internal/console"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // routes mounts every endpoint. Each dialect registers its own routes over
@@ -27,11 +30,25 @@ func (s *Server) routes() {
 	sgp.Register(s.mux, sgp.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 	dsm.Register(s.mux, dsm.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 	admin.Register(s.mux, admin.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
+	console.Register(s.mux, console.Deps{Service: s.svc, Logger: s.log, Sessions: s.cfg.Console, Directory: s.cfg.Console, Audit: s.cfg.Console,
+		Passwords: passwordLogin{s.svc}})
 
 	// Anything else is 405 (a known path, another method) or 404, in the
 	// shape of the dialect the path belongs to: DSM errors are plain text,
 	// everything else FastAPI-style JSON.
 	s.mux.Handle("/", http.HandlerFunc(s.unmatched))
+}
+
+// passwordLogin signs console users in with the management plane's
+// password login (vault.Service.AuthenticatePassword: argon2id, the
+// verify-first failed-auth throttle, disabled users refused). The console
+// session it opens has no API key; it ends at sign-out, on its own
+// timeouts, and when the user's password changes or the user is disabled
+// or deleted (the store ends every session of the principal).
+type passwordLogin struct{ svc *vault.Service }
+
+func (p passwordLogin) LoginPassword(ctx context.Context, email, password string) (*vault.Identity, error) {
+	return p.svc.AuthenticatePassword(ctx, email, password)
 }
 
 // routeMethods are the methods tried to build a 405's Allow header.

@@ -2,34 +2,15 @@ package vault
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/google/uuid"
 )
 
-// DSM users: a user principal with an email and a password authenticates
-// to POST /sys/v1/session/auth with HTTP Basic email:password, as DSM
-// users do. Its session is a DSM session without an API key (KeyID ""):
+// DSM users: a user principal with an email and a password opens a DSM
+// session with them, as DSM users do (the dialect decides how the request
+// carries them). Its session is a DSM session without an API key (KeyID ""):
 // it ends after DefaultSessionTTL without a refresh and SessionMaxLifetime
 // after it opened, and with the user (disabled, deleted, password changed).
-
-// DSMUserCredential reports whether a Basic credential is a user's
-// base64(email:password) rather than an API key (base64 of
-// "<uuid>:<secret>").
-func DSMUserCredential(cred string) (email, password string, ok bool) {
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
-	if err != nil {
-		return "", "", false
-	}
-	user, pw, found := strings.Cut(string(raw), ":")
-	if !found || uuid.Validate(user) == nil || !strings.Contains(user, "@") {
-		return "", "", false
-	}
-	return user, pw, true
-}
 
 // AuthenticateDSMUser checks a user's email and password for a DSM
 // session: the identity acts in the user's home account.

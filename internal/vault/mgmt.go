@@ -385,7 +385,7 @@ func (s *Service) principalFor(ctx context.Context, c *mgmtCaller, principalID s
 		return nil, false, fmt.Errorf("principal %s: %w", principalID, err)
 	}
 	if p.Kind == PrincipalApp {
-		return nil, false, Errorf(KindNotFound, "no such principal (DSM apps are managed through /sys/v1/apps)")
+		return nil, false, Errorf(KindNotFound, "no such principal (DSM apps are managed through the DSM API)")
 	}
 	admin = c.admins(p.DefaultAccountID)
 	if admin || p.ID == c.id.Principal.ID {

@@ -132,7 +132,7 @@ func TestAccountsByRole(t *testing.T) {
 func assertAudited(t *testing.T, v *vaulttest.Vault, action, objectID, actor string) {
 	t.Helper()
 	found := false
-	err := v.App.Service.Store().ScanAudit(context.Background(), func(r vault.AuditRecord) error {
+	err := v.App.Store.ScanAudit(context.Background(), func(r vault.AuditRecord) error {
 		if r.Action == action && r.ObjectID == objectID && r.Outcome == "success" {
 			found = found || r.PrincipalID == actor
 		}
@@ -337,7 +337,7 @@ func TestPasswordsAndSessions(t *testing.T) {
 		if strings.Contains(v.Logs(), canary) {
 			t.Fatal("password in the logs")
 		}
-		_ = v.App.Service.Store().ScanAudit(context.Background(), func(r vault.AuditRecord) error {
+		_ = v.App.Store.ScanAudit(context.Background(), func(r vault.AuditRecord) error {
 			if strings.Contains(fmt.Sprintf("%+v", r), canary) {
 				t.Fatalf("password in the audit trail: %+v", r)
 			}

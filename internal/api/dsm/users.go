@@ -1,8 +1,11 @@
 package dsm
 
 import (
+	"encoding/base64"
 	"net/http"
 	"strings"
+
+	"github.com/google/uuid"
 
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -119,4 +122,19 @@ func (h *handlers) listUsers(w http.ResponseWriter, r *http.Request, id *vault.I
 	}
 	writeJSON(w, out)
 	return nil
+}
+
+// userCredential reports whether a Basic credential is a user's
+// base64(email:password) rather than an API key (base64 of
+// "<uuid>:<secret>").
+func userCredential(cred string) (email, password string, ok bool) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return "", "", false
+	}
+	user, pw, found := strings.Cut(string(raw), ":")
+	if !found || uuid.Validate(user) == nil || !strings.Contains(user, "@") {
+		return "", "", false
+	}
+	return user, pw, true
 }

@@ -24,7 +24,7 @@ func OpenExisting(ctx context.Context, dsn string) (*DB, error) {
 		err error
 	)
 	if EngineOf(dsn) == Postgres {
-		db, err = openPostgres(ctx, dsn)
+		db, err = openPostgres(ctx, dsn, Options{})
 	} else {
 		path := strings.TrimPrefix(dsn, "sqlite://")
 		// Check before opening: opening a missing SQLite file creates it.
@@ -39,7 +39,7 @@ func OpenExisting(ctx context.Context, dsn string) (*DB, error) {
 		case fi.Size() == 0:
 			return nil, fmt.Errorf("%w at %s (the file is empty)", ErrNoDatabase, path)
 		}
-		db, err = openSQLite(ctx, path)
+		db, err = openSQLite(ctx, path, Options{})
 	}
 	if err != nil {
 		return nil, err

@@ -60,10 +60,13 @@ func (db *DB) DeleteAccount(ctx context.Context, id string, force bool) error {
 			`DELETE FROM dsm_sessions WHERE account_id = ?`,
 			`DELETE FROM dsm_sessions WHERE principal_id IN ` + homed,
 			`DELETE FROM user_sessions WHERE principal_id IN ` + homed,
+			`DELETE FROM console_sessions WHERE principal_id IN ` + homed,
+			`DELETE FROM console_sessions WHERE account_id = ?`,
 			`DELETE FROM api_keys WHERE principal_id IN ` + homed,
 			`DELETE FROM memberships WHERE principal_id IN ` + homed,
 			`DELETE FROM memberships WHERE account_id = ?`,
 			`DELETE FROM dsm_apps WHERE account_id = ?`,
+			`DELETE FROM dsm_group_stats WHERE account_id = ?`,
 			`DELETE FROM dsm_groups WHERE account_id = ?`,
 			`DELETE FROM credentials WHERE account_id = ?`,
 			`DELETE FROM credential_tombstones WHERE account_id = ?`,
@@ -186,9 +189,10 @@ func (db *DB) ListPrincipalDetails(ctx context.Context, q vault.PrincipalQuery) 
 	return out, more, nil
 }
 
-// endSessions ends every session of a principal.
+// endSessions ends every session of a principal: login, DSM and web
+// console sessions.
 func endSessions(ctx context.Context, db *DB, tx *sql.Tx, principalID string) error {
-	for _, q := range []string{`DELETE FROM user_sessions WHERE principal_id = ?`, `DELETE FROM dsm_sessions WHERE principal_id = ?`} {
+	for _, q := range []string{`DELETE FROM user_sessions WHERE principal_id = ?`, `DELETE FROM dsm_sessions WHERE principal_id = ?`, `DELETE FROM console_sessions WHERE principal_id = ?`} {
 		if _, err := tx.ExecContext(ctx, db.q(q), principalID); err != nil {
 			return err
 		}
@@ -239,6 +243,7 @@ func (db *DB) DeletePrincipal(ctx context.Context, id string) error {
 		for _, q := range []string{
 			`DELETE FROM user_sessions WHERE principal_id = ?`,
 			`DELETE FROM dsm_sessions WHERE principal_id = ?`,
+			`DELETE FROM console_sessions WHERE principal_id = ?`,
 			`DELETE FROM api_keys WHERE principal_id = ?`,
 			`DELETE FROM memberships WHERE principal_id = ?`,
 		} {

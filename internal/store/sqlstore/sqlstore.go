@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -33,7 +34,12 @@ type DB struct {
 	rebound sync.Map // query text → dialect text
 	stmts   sync.Map // stmtKey → *sql.Stmt
 
-	clock atomic.Pointer[func() time.Time] // see SetClock; time.Now if unset
+	clock func() time.Time // Options.Now; time.Now if unset
+
+	log           *slog.Logger
+	damaged       atomic.Pointer[error] // set once corruption is seen: writes are refused
+	writeFailedAt atomic.Int64          // Unix ns of a storage failure not yet cleared by a successful write probe
+	checkpointing atomic.Bool
 }
 
 var _ vault.Store = (*DB)(nil)
@@ -54,21 +60,61 @@ func EngineOf(dsn string) string {
 	return SQLite
 }
 
+// ErrCorrupt is wrapped by the errors of Open that find the database file
+// damaged (or empty), and by those of a store that has seen corruption
+// since.
+var ErrCorrupt = errors.New("the database is damaged")
+
+// Options tunes Open.
+type Options struct {
+	// Timeout, if positive, bounds the database's own waits: each connection
+	// attempt (PostgreSQL connect_timeout), each statement and each idle
+	// moment inside a transaction on the server (statement_timeout,
+	// idle_in_transaction_session_timeout), and SQLite's wait for another
+	// process's write lock (busy_timeout, half of Timeout). The caller
+	// bounds each request's context with the same value. Zero leaves them
+	// unbounded, for admin commands that stream whole tables.
+	Timeout time.Duration
+	// QuickCheck runs SQLite's PRAGMA quick_check before anything else
+	// touches the file, and refuses a damaged file (ErrCorrupt).
+	QuickCheck bool
+	// Logger receives what the operator must act on: corruption seen at run
+	// time, writes that fail. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock the store uses for the bookkeeping it does itself
+	// (tombstone times and their expiry, backup times); time.Now if nil.
+	// Tests pass a clock they can move instead of sleeping.
+	Now func() time.Time
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
 // Open opens the database at dsn, applies pending migrations and returns
 // the store.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return OpenWith(ctx, dsn, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	var (
 		db  *DB
 		err error
 	)
 	if EngineOf(dsn) == Postgres {
-		db, err = openPostgres(ctx, dsn)
+		db, err = openPostgres(ctx, dsn, opts)
 	} else {
-		db, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+		db, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"), opts)
 	}
 	if err != nil {
 		return nil, err
 	}
+	db.clock = opts.Now
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -112,14 +158,106 @@ func (db *DB) Exclusive(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers and can be written: it fails
+// while the store has seen corruption, and after a storage failure (disk
+// full, I/O error) until a probe write succeeds again.
 func (db *DB) Ping(ctx context.Context) error {
+	if err := db.refuseWrites(); err != nil {
+		return err
+	}
 	if err := db.w.PingContext(ctx); err != nil {
 		return db.translate(fmt.Errorf("ping: %w", err))
 	}
 	var one int
 	if err := db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return db.translate(fmt.Errorf("ping: %w", err))
+	}
+	if db.writeFailedAt.Load() != 0 {
+		return db.probeWrite(ctx)
+	}
+	return nil
+}
+
+// writeProbeKey is the meta row the write probe rewrites.
+const writeProbeKey = "write_probe"
+
+// probeWrite checks that writes succeed again after a storage failure. On
+// SQLite it first checkpoints the WAL into the database and truncates it:
+// a WAL below its automatic checkpoint size can fill a small volume by
+// itself, and only a checkpoint gives that room back. The checkpoint must
+// complete (it needs room for the database to grow), which also keeps a
+// small probe from passing in WAL space a failed larger write left behind.
+// Then it writes one small row; success clears the storage failure.
+func (db *DB) probeWrite(ctx context.Context) error {
+	if db.d.name == SQLite {
+		var busy, frames, done int
+		err := db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &done)
+		if err == nil && busy != 0 {
+			err = fmt.Errorf("checkpoint incomplete: %d of %d WAL frames copied", done, frames)
+		}
+		if err != nil {
+			return &vault.Error{Kind: vault.KindUnavailable, Msg: "writes to the database fail", Err: db.translate(fmt.Errorf("wal checkpoint: %w", err))}
+		}
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`),
+			writeProbeKey, []byte(strconv.FormatInt(time.Now().UnixMicro(), 10)))
+		return err
+	})
+	if err != nil {
+		return &vault.Error{Kind: vault.KindUnavailable, Msg: "writes to the database fail", Err: err}
+	}
+	if db.writeFailedAt.Swap(0) != 0 {
+		db.log.Info("database writes succeed again")
+	}
+	return nil
+}
+
+// noteFault records what err says about the database itself: corruption
+// (from then on writes are refused) or a storage failure (readiness fails
+// until a write succeeds).
+func (db *DB) noteFault(err error) {
+	switch {
+	case db.d.isCorrupt(err):
+		e := fmt.Errorf("%w: %w", ErrCorrupt, err)
+		if !db.damaged.CompareAndSwap(nil, &e) {
+			return
+		}
+		db.log.Error("THE DATABASE IS DAMAGED: credvault refuses writes and reports not ready. "+
+			"Stop credvault, keep the damaged file for analysis, and restore the latest backup (credvault restore) into a new database.",
+			"engine", db.d.name, "err", err.Error())
+		if db.d.name == SQLite {
+			// Make the single write connection read-only too, so that no
+			// write path (not only transactions) touches the damaged file.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, _ = db.w.ExecContext(ctx, "PRAGMA query_only = 1")
+			}()
+		}
+	case db.d.isStorageFault(err):
+		if db.writeFailedAt.Swap(time.Now().UnixNano()) == 0 {
+			db.log.Error("database writes fail (disk full or I/O error): credvault reports not ready until a write succeeds; reads that need no write go on",
+				"engine", db.d.name, "err", err.Error())
+		}
+		if db.d.name == SQLite && db.checkpointing.CompareAndSwap(false, true) {
+			// A WAL below its automatic checkpoint size can fill a small
+			// volume by itself; truncating it may give the room back.
+			go func() {
+				defer db.checkpointing.Store(false)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, _ = db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+			}()
+		}
+	}
+}
+
+// refuseWrites returns an Unavailable error once the store has seen
+// corruption.
+func (db *DB) refuseWrites() error {
+	if p := db.damaged.Load(); p != nil {
+		return &vault.Error{Kind: vault.KindUnavailable, Msg: "the database is damaged; it must be restored from a backup", Err: *p}
 	}
 	return nil
 }
@@ -152,6 +290,9 @@ func (db *DB) q(query string) string {
 // the same transaction, last (so that the head row's lock is held only
 // until the commit): the change commits with its record or not at all.
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := db.refuseWrites(); err != nil {
+		return err
+	}
 	ta := vault.TxAuditFrom(ctx)
 	var st auditStatements
 	if ta != nil {
@@ -201,6 +342,7 @@ func (db *DB) translate(err error) error {
 	if err == nil {
 		return nil
 	}
+	db.noteFault(err)
 	var ve *vault.Error
 	switch {
 	case errors.As(err, &ve):
@@ -208,7 +350,7 @@ func (db *DB) translate(err error) error {
 	case errors.Is(err, sql.ErrNoRows):
 		return vault.ErrNotFound
 	case db.d.isUnique(err):
-		return &vault.Error{Kind: vault.KindConflict, Msg: "conflict", Err: err}
+		return fmt.Errorf("%w: %w", vault.ErrConflict, err)
 	case db.d.isUnavailable(err):
 		return &vault.Error{Kind: vault.KindUnavailable, Msg: "the database is unavailable", Err: err}
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):

@@ -1,0 +1,150 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// TestCorruptionAtRunTime damages a page of a running SQLite store's
+// credentials table: the read that meets it is Unavailable (503, not 500),
+// and from then on the store refuses writes (without touching the file) and
+// its readiness check fails, naming the damage.
+func TestCorruptionAtRunTime(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/c.db"
+	db, err := OpenWith(ctx, path, Options{QuickCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: time.Now()}
+	if err := db.CreateAccount(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if err := db.CreateCredential(ctx, testCredential(acct.ID, fmt.Sprintf("c-%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Move everything from the WAL into the file, then damage the table's
+	// root page under the running store.
+	if _, err := db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	var root, pageSize int64
+	if err := db.r.QueryRowContext(ctx, `SELECT rootpage FROM sqlite_master WHERE name = 'credentials'`).Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.r.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(pageSize)), (root-1)*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("ping before the damage is seen: %v", err)
+	}
+
+	_, err = db.ListCredentials(ctx, acct.ID, vault.CredentialQuery{SortBy: vault.SortName, Limit: 500})
+	if vault.KindOf(err) != vault.KindUnavailable {
+		t.Fatalf("list over a damaged page: kind %v (%v), want unavailable", vault.KindOf(err), err)
+	}
+	before := hashFile(t, path)
+	err = db.CreateCredential(ctx, testCredential(acct.ID, "after"))
+	if vault.KindOf(err) != vault.KindUnavailable || !errors.Is(err, ErrCorrupt) {
+		t.Errorf("create after the damage was seen: kind %v (%v), want unavailable wrapping ErrCorrupt", vault.KindOf(err), err)
+	}
+	err = db.Ping(ctx)
+	var ve *vault.Error
+	if !errors.As(err, &ve) || ve.Kind != vault.KindUnavailable || !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ping after the damage was seen: %v, want unavailable wrapping ErrCorrupt", err)
+	}
+	if !bytes.Equal(before, hashFile(t, path)) {
+		t.Error("the damaged file changed after the damage was seen")
+	}
+}
+
+// TestOpenRefusesEmptyFile: an existing zero-length file is not initialised
+// as a new database.
+func TestOpenRefusesEmptyFile(t *testing.T) {
+	path := t.TempDir() + "/e.db"
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), path); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open of an empty file: %v, want ErrCorrupt", err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+		t.Fatalf("the empty file was changed (%v)", err)
+	}
+}
+
+// TestConnectionLostIsUnavailable lists the connection-level failures the
+// PostgreSQL driver reports, wrapped as they arrive, and checks each is
+// Unavailable (503 with Retry-After), never Internal.
+func TestConnectionLostIsUnavailable(t *testing.T) {
+	db := &DB{d: postgresDialect, log: slog.New(slog.DiscardHandler)}
+	cases := map[string]error{
+		"unexpected EOF":      fmt.Errorf("read: %w", io.ErrUnexpectedEOF),
+		"EOF":                 fmt.Errorf("receive message: %w", io.EOF),
+		"reset":               &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)},
+		"refused":             &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)},
+		"broken pipe":         fmt.Errorf("write: %w", syscall.EPIPE),
+		"bad conn":            driver.ErrBadConn,
+		"conn done":           sql.ErrConnDone,
+		"conn closed":         fmt.Errorf("query: %w", pgconn.ErrConnClosed),
+		"deadline":            fmt.Errorf("query: %w", context.DeadlineExceeded),
+		"class 08":            &pgconn.PgError{Code: "08006"},
+		"admin shutdown":      &pgconn.PgError{Code: "57P01"},
+		"crash shutdown":      &pgconn.PgError{Code: "57P02"},
+		"cannot connect now":  &pgconn.PgError{Code: "57P03"},
+		"statement timeout":   &pgconn.PgError{Code: "57014"},
+		"idle in transaction": &pgconn.PgError{Code: "25P03"},
+		"disk full":           &pgconn.PgError{Code: "53100"},
+	}
+	for name, err := range cases {
+		if got := vault.KindOf(db.translate(fmt.Errorf("op: %w", err))); got != vault.KindUnavailable {
+			t.Errorf("%s: kind %v, want unavailable", name, got)
+		}
+	}
+	if got := vault.KindOf(db.translate(&pgconn.PgError{Code: "22P02"})); got == vault.KindUnavailable {
+		t.Errorf("invalid input syntax: unavailable, want another kind")
+	}
+}
+
+func testCredential(accountID, name string) *vault.Credential {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return &vault.Credential{AccountID: accountID, ID: vault.NewID(), Name: name, Type: "key", Metadata: []byte("{}"),
+		CreatedBy: "p", CreatedByKind: vault.PrincipalUser, CreatedAt: now, UpdatedAt: now, Version: 1, Ciphertext: bytes.Repeat([]byte("x"), 300)}
+}
+
+func hashFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return h[:]
+}
