@@ -43,6 +43,8 @@ type Service struct {
 
 	onAuthFailure  func()
 	onSecretAccess func(op string)
+
+	auth *authCache // nil: every authentication reads the store (authcache.go)
 }
 
 // Options configures a Service.
@@ -63,7 +65,7 @@ type Options struct {
 
 // NewService returns a Service over store and sealer.
 func NewService(store Store, sealer Sealer, opts Options) *Service {
-	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload}
+	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload, auth: newAuthCache(store)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -197,7 +199,7 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 		return nil, s.authFailed(ctx, "", nil, errBadKey)
 	}
 	hash := HashAPIKey(key)
-	rec, err := s.store.LookupAPIKey(ctx, hash, accountID)
+	rec, err := s.lookupAPIKey(ctx, hash, accountID)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
 			return nil, s.authFailed(ctx, keyID, nil, errBadKey)
@@ -223,6 +225,7 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 		// (disk full) must not stop requests that need no write. The store
 		// reports such failures through its readiness check.
 		_ = s.store.TouchAPIKey(ctx, rec.Key.ID, now)
+		s.touchedAPIKey(hash, accountID, now)
 	}
 	id := &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID, KeyExpiresAt: rec.Key.ExpiresAt}
 	if err := s.Throttle(id); err != nil {

@@ -446,6 +446,7 @@ func (db *DB) ExtendSession(ctx context.Context, id string, expiresAt time.Time)
 	if err != nil {
 		return db.translate(err)
 	}
+	db.changed(ctx)
 	if n, _ := res.RowsAffected(); n == 0 {
 		return vault.ErrNotFound
 	}
@@ -486,6 +487,7 @@ func forUpdateOf(d *dialect, t string) string {
 // to see an expired session as another replica would.
 func (db *DB) ExpireDSMSessionsForTest(at time.Time) error {
 	_, err := db.w.Exec(db.q(`UPDATE dsm_sessions SET expires_at = ?`), ts(at))
+	db.changed(context.Background())
 	return db.translate(err)
 }
 

@@ -58,6 +58,9 @@ func (db *DB) migrate(ctx context.Context) error {
 		return db.translate(fmt.Errorf("migrate: %w", err))
 	}
 	for _, m := range ms {
+		if !m.forEngine(db.d.name) {
+			continue
+		}
 		err := db.tx(ctx, func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n); err != nil {

@@ -40,6 +40,8 @@ type DB struct {
 	damaged       atomic.Pointer[error] // set once corruption is seen: writes are refused
 	writeFailedAt atomic.Int64          // Unix ns of a storage failure not yet cleared by a successful write probe
 	checkpointing atomic.Bool
+
+	changes changeWatch // the authentication change counter (changes.go)
 }
 
 var _ vault.Store = (*DB)(nil)
@@ -114,6 +116,10 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if db.d == sqliteDialect {
+		db.dropSQLiteStat4(ctx)
+	}
+	db.watchChanges()
 	return db, nil
 }
 
@@ -130,6 +136,7 @@ func (db *DB) Engine() string { return db.d.name }
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.changes.stopWatching()
 	db.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
 	err := db.w.Close()
 	if db.r != db.w {
@@ -310,8 +317,12 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 			return vault.AuditWriteError(db.translate(err))
 		}
 	}
+	n, counted := db.readChanges(ctx, tx)
 	if err := tx.Commit(); err != nil {
 		return db.translate(fmt.Errorf("commit: %w", err))
+	}
+	if counted {
+		db.changes.saw(n)
 	}
 	if ta != nil {
 		ta.Committed()
@@ -436,6 +447,9 @@ func (db *DB) readRow(ctx context.Context, query string, args ...any) interface{
 // tables are small (autovacuum has not analysed them yet) and may choose a
 // full scan and sort over the pagination index for a first page.
 func (db *DB) Analyze(ctx context.Context) error {
+	if db.d == sqliteDialect {
+		return db.analyzeSQLite(ctx)
+	}
 	if _, err := db.w.ExecContext(ctx, `ANALYZE`); err != nil {
 		return db.translate(fmt.Errorf("analyze: %w", err))
 	}
