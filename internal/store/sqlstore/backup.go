@@ -124,7 +124,7 @@ func (db *DB) tables(ctx context.Context, q interface {
 		if err := rows.Scan(&name); err != nil {
 			return nil, err
 		}
-		if name != "schema_migrations" && name != authChangesTable {
+		if name != "schema_migrations" && name != changeCountersTable {
 			out = append(out, name)
 		}
 	}

@@ -7,31 +7,34 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
-// The authentication change counter.
+// Change counters.
 //
-// Migration 0010 installs triggers that bump auth_changes.n in the same
-// transaction as every write that can change what an authentication lookup
-// returns: principals, memberships, accounts, DSM apps and sessions, and an
-// API key's hash, principal, expiry or revocation. Because triggers do it,
-// every writer bumps it — this server, another replica, the admin CLI on
-// the same SQLite file, and write paths added later — without calling
+// Migration 0010 installs triggers that bump a counter row of
+// change_counters in the same transaction as every write that can change
+// what a cached read returns: row 0 for authentication state (principals,
+// memberships, accounts, DSM apps and sessions, an API key's hash,
+// principal, expiry or revocation), rows 1-16 for updates and deletions of
+// credentials (sharded by the id's last character). Because triggers do
+// it, every writer bumps them — this server, another replica, the admin CLI
+// on the same SQLite file, and write paths added later — without calling
 // anything.
 //
-// A server reads the counter
+// A server reads the counters
 //   - inside each of its own write transactions (db.tx), just before the
-//     commit, and publishes it when the commit succeeds: a change made
-//     through this process is visible to AuthGeneration before the write
-//     call returns, so before the API answers 200;
+//     commit, and publishes them when the commit succeeds: a change made
+//     through this process is visible to the caches before the write call
+//     returns, so before the API answers 200;
 //   - every ChangePollInterval from a background poller, which is how
 //     changes made by other processes (replicas, the CLI) arrive.
 //
-// AuthGeneration reports the counter only while the last successful poll
-// started less than RevocationBound-ChangePollInterval ago; otherwise
-// (database unreachable, poller stuck) callers must not use cached answers.
-// So a change committed at T is honoured by every replica from
-// T+RevocationBound on at the latest.
+// The caches are used only while the last successful poll started less
+// than RevocationBound-ChangePollInterval ago; otherwise (database
+// unreachable, poller stuck) every read goes to the database. So a change
+// committed at T is honoured by every server from T+RevocationBound on at
+// the latest.
 
 // RevocationBound is the longest time a change to authentication state
 // (a revoked or expired key, a removed membership, a deleted principal, a
@@ -43,14 +46,17 @@ const RevocationBound = time.Second
 // ChangePollInterval is how often a server reads the change counter.
 const ChangePollInterval = RevocationBound / 5
 
-const authChangesTable = "auth_changes"
+const changeCountersTable = "change_counters"
 
-const readChangesSQL = `SELECT n FROM auth_changes WHERE id = 1`
+// credentialShards is the number of credential counter rows (ids 1..16).
+const credentialShards = 16
+
+const readChangesSQL = `SELECT id, n FROM change_counters`
 
 type changeWatch struct {
 	active atomic.Bool
-	gen    atomic.Uint64
-	fresh  atomic.Int64 // start of the last successful poll, ns since base
+	gen    [1 + credentialShards]atomic.Uint64 // [0]: authentication; [1+i]: credential shard i
+	fresh  atomic.Int64                        // start of the last successful poll, ns since base
 	base   time.Time
 	stmt   *sql.Stmt // readChangesSQL on the write pool, for db.tx
 
@@ -108,12 +114,43 @@ func (db *DB) pollChanges(ctx context.Context) {
 	start := time.Since(db.changes.base)
 	ctx, cancel := context.WithTimeout(ctx, RevocationBound)
 	defer cancel()
-	var n int64
-	if err := db.r.QueryRowContext(ctx, db.q(readChangesSQL)).Scan(&n); err != nil {
-		return // AuthGeneration goes stale by itself
+	rows, err := db.r.QueryContext(ctx, readChangesSQL)
+	if err != nil {
+		return // the caches go stale by themselves
 	}
-	db.changes.saw(uint64(n))
+	counts, err := scanCounters(rows)
+	if err != nil {
+		return
+	}
+	db.changes.saw(counts)
 	db.changes.fresh.Store(int64(start))
+}
+
+type counters [1 + credentialShards]uint64
+
+func scanCounters(rows *sql.Rows) (counters, error) {
+	defer rows.Close()
+	var c counters
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return c, err
+		}
+		if id >= 0 && id < int64(len(c)) {
+			c[id] = uint64(n)
+		}
+	}
+	return c, rows.Err()
+}
+
+// credentialShard is the counter row of credential id (as the trigger
+// computes it: 1 + the code point of the id's last character, mod 16).
+func credentialShard(id string) int {
+	r, _ := utf8.DecodeLastRuneInString(id)
+	if id == "" {
+		r = 0
+	}
+	return 1 + int(r)%credentialShards
 }
 
 func (w *changeWatch) stopWatching() {
@@ -124,15 +161,22 @@ func (w *changeWatch) stopWatching() {
 	w.active.Store(false)
 }
 
-// saw raises the published generation to n (never lowers it: a poll that
+// saw raises the published counters to c (never lowers one: a poll that
 // started before a local commit may finish after it).
-func (w *changeWatch) saw(n uint64) {
-	for {
-		cur := w.gen.Load()
-		if n <= cur || w.gen.CompareAndSwap(cur, n) {
-			return
+func (w *changeWatch) saw(c counters) {
+	for i, n := range c {
+		for {
+			cur := w.gen[i].Load()
+			if n <= cur || w.gen[i].CompareAndSwap(cur, n) {
+				break
+			}
 		}
 	}
+}
+
+// fresh reports whether cached reads may be used now.
+func (w *changeWatch) usable() bool {
+	return w.active.Load() && time.Since(w.base)-time.Duration(w.fresh.Load()) <= RevocationBound-ChangePollInterval
 }
 
 // AuthGeneration returns the authentication change counter as this server
@@ -140,14 +184,10 @@ func (w *changeWatch) saw(n uint64) {
 // poller, or no successful poll within the bound). Implements the optional
 // generation source of vault's authentication cache.
 func (db *DB) AuthGeneration() (uint64, bool) {
-	w := &db.changes
-	if !w.active.Load() {
+	if !db.changes.usable() {
 		return 0, false
 	}
-	if time.Since(w.base)-time.Duration(w.fresh.Load()) > RevocationBound-ChangePollInterval {
-		return 0, false
-	}
-	return w.gen.Load(), true
+	return db.changes.gen[0].Load(), true
 }
 
 type skipChangesKey struct{}
@@ -158,16 +198,17 @@ func withoutChanges(ctx context.Context) context.Context {
 	return context.WithValue(ctx, skipChangesKey{}, true)
 }
 
-// readChanges reads the counter inside tx, before its commit.
-func (db *DB) readChanges(ctx context.Context, tx *sql.Tx) (uint64, bool) {
+// readChanges reads the counters inside tx, before its commit.
+func (db *DB) readChanges(ctx context.Context, tx *sql.Tx) (counters, bool) {
 	if !db.changes.active.Load() || ctx.Value(skipChangesKey{}) != nil {
-		return 0, false
+		return counters{}, false
 	}
-	var n int64
-	if err := tx.StmtContext(ctx, db.changes.stmt).QueryRowContext(ctx).Scan(&n); err != nil {
-		return 0, false
+	rows, err := tx.StmtContext(ctx, db.changes.stmt).QueryContext(ctx)
+	if err != nil {
+		return counters{}, false
 	}
-	return uint64(n), true
+	c, err := scanCounters(rows)
+	return c, err == nil
 }
 
 // changed publishes the counter after a write made outside db.tx that can

@@ -41,7 +41,8 @@ type DB struct {
 	writeFailedAt atomic.Int64          // Unix ns of a storage failure not yet cleared by a successful write probe
 	checkpointing atomic.Bool
 
-	changes changeWatch // the authentication change counter (changes.go)
+	changes changeWatch // change counters (changes.go)
+	creds   credCache   // credential rows by id (credcache.go)
 }
 
 var _ vault.Store = (*DB)(nil)
