@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Change counters.
@@ -63,6 +65,9 @@ type changeWatch struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	cancelListen context.CancelFunc // PostgreSQL: stops listen
+	listening    sync.WaitGroup
 }
 
 // forEngine reports whether migration m applies to engine: a file named
@@ -93,6 +98,11 @@ func (db *DB) watchChanges() {
 	w.stop, w.done = make(chan struct{}), make(chan struct{})
 	db.pollChanges(ctx)
 	w.active.Store(true)
+	if db.pgcfg != nil {
+		lctx, cancel := context.WithCancel(ctx)
+		w.cancelListen = cancel
+		w.listening.Go(func() { db.listen(lctx) })
+	}
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(ChangePollInterval)
@@ -157,7 +167,15 @@ func (w *changeWatch) stopWatching() {
 	if w.stop == nil {
 		return
 	}
-	w.once.Do(func() { close(w.stop); <-w.done; w.stmt.Close() })
+	w.once.Do(func() {
+		if w.cancelListen != nil {
+			w.cancelListen()
+			w.listening.Wait()
+		}
+		close(w.stop)
+		<-w.done
+		w.stmt.Close()
+	})
 	w.active.Store(false)
 }
 
@@ -216,5 +234,36 @@ func (db *DB) readChanges(ctx context.Context, tx *sql.Tx) (counters, bool) {
 func (db *DB) changed(ctx context.Context) {
 	if db.changes.active.Load() {
 		db.pollChanges(ctx)
+	}
+}
+
+// changesChannel is the NOTIFY channel of migration 0010's PostgreSQL
+// triggers.
+const changesChannel = "credvault_changes"
+
+// listen keeps a connection LISTENing on changesChannel and reads the
+// counters as soon as another replica commits a change, so that it usually
+// arrives within milliseconds; the poll remains the guarantee (a
+// notification can be lost while the connection is being re-established).
+func (db *DB) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		conn, err := pgx.ConnectConfig(ctx, db.pgcfg.Copy())
+		if err == nil {
+			if _, err = conn.Exec(ctx, `LISTEN `+changesChannel); err == nil {
+				db.pollChanges(ctx) // what changed while not listening
+				for err == nil {
+					if _, err = conn.WaitForNotification(ctx); err == nil {
+						db.pollChanges(ctx)
+					}
+				}
+			}
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			conn.Close(cctx)
+			cancel()
+		}
+		select { // the poll covers the gap; retry calmly
+		case <-ctx.Done():
+		case <-time.After(RevocationBound):
+		}
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -41,8 +43,9 @@ type DB struct {
 	writeFailedAt atomic.Int64          // Unix ns of a storage failure not yet cleared by a successful write probe
 	checkpointing atomic.Bool
 
-	changes changeWatch // change counters (changes.go)
-	creds   credCache   // credential rows by id (credcache.go)
+	changes changeWatch     // change counters (changes.go)
+	creds   credCache       // credential rows by id (credcache.go)
+	pgcfg   *pgx.ConnConfig // PostgreSQL: for the change listener (changes.go)
 }
 
 var _ vault.Store = (*DB)(nil)
