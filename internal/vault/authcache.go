@@ -157,3 +157,17 @@ func (s *Service) appEnabled(ctx context.Context, accountID, appID string) (bool
 	}
 	return app.Enabled, nil
 }
+
+type freshReadKey struct{}
+
+// WithFreshRead marks ctx so that the store reads rows from the database
+// itself, not from an in-process cache. The secret paths (decrypt) use it:
+// a ciphertext changed outside this server (tampering, a master-key
+// rotation by another process, a restore) is then opened — or refused — as
+// it is stored now, not as it was cached up to sqlstore.RevocationBound ago.
+func WithFreshRead(ctx context.Context) context.Context {
+	return context.WithValue(ctx, freshReadKey{}, true)
+}
+
+// IsFreshRead reports whether ctx asks for a fresh read (WithFreshRead).
+func IsFreshRead(ctx context.Context) bool { return ctx.Value(freshReadKey{}) != nil }
