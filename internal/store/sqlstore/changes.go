@@ -59,6 +59,7 @@ type changeWatch struct {
 	active atomic.Bool
 	gen    [1 + credentialShards]atomic.Uint64 // [0]: authentication; [1+i]: credential shard i
 	fresh  atomic.Int64                        // start of the last successful poll, ns since base
+	lost   atomic.Bool                         // PostgreSQL: the LISTEN connection broke since that poll
 	base   time.Time
 	stmt   *sql.Stmt // readChangesSQL on the write pool, for db.tx
 
@@ -134,6 +135,7 @@ func (db *DB) pollChanges(ctx context.Context) {
 	}
 	db.changes.saw(counts)
 	db.changes.fresh.Store(int64(start))
+	db.changes.lost.Store(false)
 }
 
 type counters [1 + credentialShards]uint64
@@ -192,9 +194,9 @@ func (w *changeWatch) saw(c counters) {
 	}
 }
 
-// fresh reports whether cached reads may be used now.
+// usable reports whether cached reads may be used now.
 func (w *changeWatch) usable() bool {
-	return w.active.Load() && time.Since(w.base)-time.Duration(w.fresh.Load()) <= RevocationBound-ChangePollInterval
+	return w.active.Load() && !w.lost.Load() && time.Since(w.base)-time.Duration(w.fresh.Load()) <= RevocationBound-ChangePollInterval
 }
 
 // AuthGeneration returns the authentication change counter as this server
@@ -256,6 +258,12 @@ func (db *DB) listen(ctx context.Context) {
 						db.pollChanges(ctx)
 					}
 				}
+			}
+			if ctx.Err() == nil {
+				// The server went away (or restarts): stop answering from
+				// the caches at once, so that requests fail as they would
+				// without them, until a poll succeeds again.
+				db.changes.lost.Store(true)
 			}
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			conn.Close(cctx)
