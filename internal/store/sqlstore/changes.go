@@ -22,7 +22,10 @@ import (
 // credentials (sharded by the id's last character). Because triggers do
 // it, every writer bumps them — this server, another replica, the admin CLI
 // on the same SQLite file, and write paths added later — without calling
-// anything.
+// anything. A new column is covered by its table's trigger; a new TABLE
+// that LookupAPIKey, LookupSession or GetApp come to read needs its own
+// trigger (copy migration 0010's) — TestAuthCache_Revocation is where to
+// add its case.
 //
 // A server reads the counters
 //   - inside each of its own write transactions (db.tx), just before the
