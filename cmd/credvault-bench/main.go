@@ -147,7 +147,7 @@ func bench(ctx context.Context, cfg config) error {
 			logf("data directory: %s", d)
 		}
 	}
-	acfg := app.Config{DataDir: dataDir, DatabaseURL: cfg.databaseURL, Logger: slog.New(slog.DiscardHandler)}
+	acfg := app.Config{DataDir: dataDir, DatabaseURL: cfg.databaseURL, Logger: slog.New(slog.DiscardHandler), NoAudit: cfg.noAudit}
 	if cfg.databaseURL == "" {
 		acfg.DatabaseURL = filepath.Join(dataDir, "credvault.db")
 	}
@@ -156,9 +156,6 @@ func bench(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer a.Close()
-	if cfg.noAudit {
-		a.Service.SetAuditor(nil)
-	}
 	key, id, err := benchIdentity(ctx, a.Service)
 	if err != nil {
 		return err
@@ -178,7 +175,7 @@ func bench(ctx context.Context, cfg config) error {
 	// Preload.
 	logf("preloading %d credentials (engine %s)…", cfg.rows, a.Store.Engine())
 	t0 := time.Now()
-	sample, deep, err := preload(ctx, a.Service, id, cfg)
+	sample, deep, err := preload(ctx, a.Service, a.Store, id, cfg)
 	if err != nil {
 		return fmt.Errorf("preload: %w", err)
 	}

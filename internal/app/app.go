@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/keyset"
@@ -25,6 +26,7 @@ import (
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/server"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -42,6 +44,11 @@ type Config struct {
 	MaxPayload    int
 	MaxBodyBytes  int64
 	Logger        *slog.Logger
+
+	// MasterKeyURI names a root key outside the process (an HSM key:
+	// pkcs11:…). With it the data-key keyset is kept in the database,
+	// encrypted under that key, and no key file is used (see rootkey.go).
+	MasterKeyURI string
 
 	// Abuse limits (see vault.Options).
 	FailedAuthPerMinute float64
@@ -71,11 +78,21 @@ type Config struct {
 	// AuditAnchorWebhook, if set, receives each checkpoint as a JSON POST
 	// (best effort: a failure is logged, the next checkpoint is sent anyway).
 	AuditAnchorWebhook string
+
+	// Clock is the vault's clock (the service's and the store's); time.Now
+	// if nil. Tests pass a clock they move instead of sleeping.
+	Clock func() time.Time
+	// RekeyHook is vault.Options.RekeyHook: tests inject a failure inside a
+	// rotation's transaction with it. Nil in production.
+	RekeyHook func(step int) error
+	// NoAudit builds a service that records no audit events, for
+	// credvault-bench --no-audit only (to measure the audit trail's cost).
+	NoAudit bool
 }
 
 // App is an assembled vault.
 type App struct {
-	Store    *sqlstore.DB
+	Store    store.Engine
 	Trail    *audit.Trail
 	Keyring  *crypto.Keyring
 	Service  *vault.Service
@@ -86,13 +103,20 @@ type App struct {
 	// true when it was generated into the data directory just now.
 	KeySource    string
 	KeyGenerated bool
+	// RootKeyGenerated is true when the root key named by MasterKeyURI was
+	// generated inside the HSM just now (a new vault).
+	RootKeyGenerated bool
 
+	stopRekey       func()
 	stopWatch       func()
 	stopPurge       func()
 	stopCheckpoints func()
+	root            crypto.RootKey
+	closeOnce       sync.Once
+	closeErr        error
 }
 
-// DatabaseURL resolves the database URL of cfg.
+// databaseURL is cfg.DatabaseURL, or the SQLite file in cfg.DataDir.
 func (cfg Config) databaseURL() string {
 	if cfg.DatabaseURL != "" {
 		return cfg.DatabaseURL
@@ -113,8 +137,12 @@ func (cfg Config) KeyProvider() crypto.Provider {
 }
 
 // OpenStore opens (and migrates) the database only.
-func OpenStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
-	return sqlstore.Open(ctx, cfg.databaseURL())
+func OpenStore(ctx context.Context, cfg Config) (store.Engine, error) {
+	db, err := sqlstore.Open(ctx, cfg.databaseURL())
+	if err != nil {
+		return nil, err // not a nil *sqlstore.DB in a non-nil interface
+	}
+	return db, nil
 }
 
 // Open builds the whole vault. The caller must Close it.
@@ -122,40 +150,66 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// A root key is opened before the database, so that a missing token,
+	// a wrong PIN or a missing key fails before anything is written.
+	var root crypto.RootKey
+	var rootGenerated bool
+	if cfg.MasterKeyURI != "" {
+		if cfg.MasterKey != "" || cfg.MasterKeyFile != "" {
+			return nil, errors.New("master key: give either --master-key-uri or a key file/$CREDVAULT_MASTER_KEY, not both (to move a vault from one to the other, use `credvault rekey --to-master-key-uri`)")
+		}
+		var err error
+		if root, rootGenerated, err = openRootKey(ctx, cfg, true); err != nil {
+			return nil, err
+		}
+	}
 	// A server checks the SQLite file's pages before it serves from it.
-	db, err := sqlstore.OpenWith(ctx, cfg.databaseURL(), sqlstore.Options{Timeout: cfg.DBTimeout, QuickCheck: true, Logger: cfg.Logger})
+	db, err := sqlstore.OpenWith(ctx, cfg.databaseURL(), sqlstore.Options{Timeout: cfg.DBTimeout, QuickCheck: true, Logger: cfg.Logger, Now: cfg.Clock})
 	if err != nil {
+		if root != nil {
+			root.Close()
+		}
 		return nil, err
 	}
-	a, err := build(ctx, cfg, db)
+	a, err := build(ctx, cfg, db, root)
 	if err != nil {
 		db.Close()
+		if root != nil {
+			root.Close()
+		}
 		return nil, err
 	}
+	a.RootKeyGenerated = rootGenerated
 	return a, nil
 }
 
-func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
-	prov := cfg.KeyProvider()
-	if err := refuseNewKeyForExistingDB(ctx, prov, db); err != nil {
-		return nil, err
-	}
-	h, err := prov.Load(ctx)
-	if err != nil {
-		return nil, err
+func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey) (*App, error) {
+	var (
+		h      *keyset.Handle
+		keys   *dbKeys
+		source string
+		err    error
+		prov   = cfg.KeyProvider()
+	)
+	if root != nil {
+		if h, keys, err = rootKeyset(ctx, db, root); err != nil {
+			return nil, err
+		}
+		source = keys.name()
+	} else {
+		if err := refuseFileKeyForRootVault(ctx, db); err != nil {
+			return nil, err
+		}
+		if err := refuseNewKeyForExistingDB(ctx, prov, db); err != nil {
+			return nil, err
+		}
+		if h, err = prov.Load(ctx); err != nil {
+			return nil, err
+		}
+		source = prov.Name()
 	}
 	kr, err := crypto.NewKeyring(h)
 	if err != nil {
-		return nil, err
-	}
-	svc := vault.NewService(db, kr, vault.Options{
-		MaxPayload:          cfg.MaxPayload,
-		FailedAuthPerMinute: cfg.FailedAuthPerMinute,
-		FailedAuthBurst:     cfg.FailedAuthBurst,
-		PrincipalRPS:        cfg.PrincipalRPS,
-		PrincipalBurst:      cfg.PrincipalBurst,
-	})
-	if err := svc.CheckMasterKey(ctx); err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -176,14 +230,8 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		Help: "Plaintext secrets served, by operation (credential.decrypt, sobject.export, …).",
 	}, []string{"op"})
 	reg.MustRegister(authFailures, secretAccesses)
-	svc.OnAuthFailure(authFailures.Inc)
-	svc.OnSecretAccess(func(op string) { secretAccesses.WithLabelValues(op).Inc() })
 	trail := audit.New(db, auditFailures.Inc)
 	trail.SetKeys(kr)
-	if err := trail.CheckHead(ctx); err != nil {
-		cfg.Logger.Error("the audit trail's head does not authenticate: every change will be refused (503) until an operator checks the trail "+
-			"(credvault audit verify --expect-head/--anchor-file) and runs credvault audit seal-head; see docs/operations.md", "err", err.Error())
-	}
 	batchSizes := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "credvault_audit_batch_size",
 		Help:    "Audit events per group-committed transaction.",
@@ -191,24 +239,54 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	})
 	reg.MustRegister(batchSizes)
 	trail.ObserveBatches(func(n int) { batchSizes.Observe(float64(n)) })
-	svc.SetAuditor(trail)
+	var auditor vault.Auditor = trail
+	if cfg.NoAudit {
+		auditor = nil
+	}
+	svc := vault.NewService(db, kr, vault.Options{
+		MaxPayload:          cfg.MaxPayload,
+		Now:                 cfg.Clock,
+		FailedAuthPerMinute: cfg.FailedAuthPerMinute,
+		FailedAuthBurst:     cfg.FailedAuthBurst,
+		PrincipalRPS:        cfg.PrincipalRPS,
+		PrincipalBurst:      cfg.PrincipalBurst,
+		Auditor:             auditor,
+		OnAuthFailure:       authFailures.Inc,
+		OnSecretAccess:      func(op string) { secretAccesses.WithLabelValues(op).Inc() },
+		RekeyHook:           cfg.RekeyHook,
+	})
+	if err := svc.CheckMasterKey(ctx); err != nil {
+		trail.Close()
+		return nil, err
+	}
+	if err := trail.CheckHead(ctx); err != nil {
+		cfg.Logger.Error("the audit trail's head does not authenticate: every change will be refused (503) until an operator checks the trail "+
+			"(credvault audit verify --expect-head/--anchor-file) and runs credvault audit seal-head; see docs/operations.md", "err", err.Error())
+	}
 	a := &App{
 		Trail:     trail,
 		Store:     db,
 		Keyring:   kr,
 		Service:   svc,
 		Registry:  reg,
-		KeySource: prov.Name(),
+		KeySource: source,
+		root:      root,
 	}
-	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
+	scfg := server.Config{Ready: db.Ping, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
 		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere}
-	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Path != "" {
-		scfg.Rekey = func(ctx context.Context) (any, error) {
-			return Rekey(ctx, cfg, RekeyOptions{Grace: cfg.RekeyGrace, Keyring: kr, Log: func(msg string, args ...any) { cfg.Logger.Info(msg, args...) }})
+	if fp, ok := prov.(*crypto.FileProvider); root != nil || ok && fp.Path != "" {
+		newKeys := func() keyStore { return fileKeys{&crypto.FileProvider{Path: fp.Path}} }
+		if root != nil {
+			newKeys = func() keyStore { return &dbKeys{db: db, root: root} }
 		}
+		jobs := newRekeyJobs(db, newKeys, kr, cfg.RekeyGrace, cfg.Logger)
+		scfg.Rekey = jobs
+		a.stopRekey = jobs.stop
 	}
 	a.Handler = server.New(svc, scfg)
-	if fp, ok := prov.(*crypto.FileProvider); ok {
+	if root != nil {
+		a.stopWatch = watchRootKeyset(keys, kr, cfg.Logger)
+	} else if fp, ok := prov.(*crypto.FileProvider); ok {
 		a.KeyGenerated = fp.Generated
 		a.stopWatch = watchKeyFile(fp.Path, kr, cfg.Logger)
 	}
@@ -222,7 +300,7 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 // refuseNewKeyForExistingDB refuses to generate a development master key
 // for a database that already holds data sealed under another key: the new
 // key could open nothing, and writing it would leave a misleading file.
-func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db *sqlstore.DB) error {
+func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db vault.MetaStore) error {
 	fp, ok := prov.(*crypto.FileProvider)
 	if !ok || !fp.Generate {
 		return nil
@@ -331,8 +409,18 @@ func postCheckpoint(ctx context.Context, url string, c audit.Checkpoint) error {
 	return nil
 }
 
-// Close releases the vault's resources.
+// Close releases the vault's resources. A master-key rotation running on
+// this server is canceled first and recorded as interrupted (see
+// rekeyJobs); Close waits for that. Calls after the first do nothing.
 func (a *App) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.close() })
+	return a.closeErr
+}
+
+func (a *App) close() error {
+	if a.stopRekey != nil {
+		a.stopRekey()
+	}
 	if a.stopWatch != nil {
 		a.stopWatch()
 	}
@@ -343,7 +431,11 @@ func (a *App) Close() error {
 		a.stopCheckpoints()
 	}
 	a.Trail.Close()
-	if err := a.Store.Close(); err != nil {
+	err := a.Store.Close()
+	if a.root != nil {
+		a.root.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
@@ -354,7 +446,7 @@ func (a *App) Close() error {
 // audited — in the change's own transaction, fail closed — as a named
 // operator.
 type Admin struct {
-	Store   *sqlstore.DB
+	Store   store.Engine
 	Keyring *crypto.Keyring
 	Trail   *audit.Trail
 	Service *vault.Service
@@ -387,14 +479,14 @@ func OpenAdmin(ctx context.Context, cfg Config, operator string) (*Admin, error)
 		db.Close()
 		return nil, err
 	}
-	svc := vault.NewService(db, kr, vault.Options{})
+	trail := audit.New(db, nil)
+	trail.SetKeys(kr)
+	svc := vault.NewService(db, kr, vault.Options{Auditor: trail})
 	if err := svc.CheckMasterKey(ctx); err != nil {
+		trail.Close()
 		db.Close()
 		return nil, err
 	}
-	trail := audit.New(db, nil)
-	trail.SetKeys(kr)
-	svc.SetAuditor(trail)
 	return &Admin{Store: db, Keyring: kr, Trail: trail, Service: svc, Actor: vault.OperatorIdentity(operator)}, nil
 }
 

@@ -170,7 +170,7 @@ func (t *Trail) RunCheckpoints(ctx context.Context, interval time.Duration, now 
 			}
 			continue
 		}
-		if c.Seq == last || c.Seq == 0 { // nothing moved, or nothing to anchor yet
+		if c.Seq == last {
 			continue
 		}
 		last = c.Seq

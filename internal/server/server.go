@@ -33,8 +33,12 @@ type Config struct {
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 	Registry     *prometheus.Registry
-	// Rekey, if set, runs an online master-key rotation for the admin API.
-	Rekey func(ctx context.Context) (any, error)
+	// Ready reports whether the database answers and takes writes (the
+	// store's Ping); GET /readyz answers 503 with its client-safe message
+	// while it fails. Nil: always ready.
+	Ready func(ctx context.Context) error
+	// Rekey, if set, runs online master-key rotations for the admin API.
+	Rekey RekeyJobs
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
 	// is believed (see clientAddr); empty: the header is ignored.
 	TrustedProxies []netip.Prefix
@@ -53,7 +57,6 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	metrics *metrics
-	rekey   *rekeyJob
 }
 
 // New returns the handler for svc.
@@ -67,7 +70,7 @@ func New(svc *vault.Service, cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry), rekey: &rekeyJob{run: cfg.Rekey}}
+	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry)}
 	s.routes()
 	s.handler = s.middleware(s.mux)
 	return s
@@ -107,10 +110,13 @@ func (s *Server) handleHealthz() http.Handler {
 // writes: it is not ready while writes fail (disk full) or once the
 // database was found damaged. The reason is the store's client-safe message.
 func (s *Server) handleReadyz() http.Handler {
+	if s.cfg.Ready == nil {
+		s.cfg.Ready = func(context.Context) error { return nil }
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.svc.Store().Ping(ctx); err != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
 			reason := "database unavailable"
 			var ve *vault.Error
 			if errors.As(err, &ve) && ve.Kind == vault.KindUnavailable {

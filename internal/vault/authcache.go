@@ -135,7 +135,10 @@ func (s *Service) lookupSession(ctx context.Context, tokenHash []byte) (*Session
 }
 
 // appEnabled reports whether the app may authenticate; errors as GetApp.
-func (s *Service) appEnabled(ctx context.Context, accountID, appID string) (bool, error) {
+// On a cache miss it also returns the app as read (the caller keeps it on
+// the Identity for the DSM scope); on a hit app is nil, and the scope reads
+// the app's groups from the store itself.
+func (s *Service) appEnabled(ctx context.Context, accountID, appID string) (app *App, enabled bool, err error) {
 	c := s.auth
 	gen, ok := c.current()
 	k := accountID + "\x00" + appID
@@ -145,17 +148,17 @@ func (s *Service) appEnabled(ctx context.Context, accountID, appID string) (bool
 		hit = hit && c.gen == gen
 		c.mu.RUnlock()
 		if hit {
-			return enabled, nil
+			return nil, enabled, nil
 		}
 	}
-	app, err := s.store.GetApp(ctx, accountID, appID)
+	app, err = s.store.GetApp(ctx, accountID, appID)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	if ok && app.Enabled {
 		keep(c, gen, func() map[string]bool { return c.apps }, k, true)
 	}
-	return app.Enabled, nil
+	return app, app.Enabled, nil
 }
 
 type freshReadKey struct{}

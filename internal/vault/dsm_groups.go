@@ -19,16 +19,6 @@ type GroupInput struct {
 	CustomMetadata map[string]string // nil: unchanged
 }
 
-func conflictName(err error, what string) error {
-	if KindOf(err) == KindConflict {
-		if e, ok := err.(*Error); ok && e.Msg != ErrConflict.Msg && e.Msg != "conflict" {
-			return err
-		}
-		return &Error{Kind: KindConflict, Field: "name", Msg: "a " + what + " with this name already exists in this account", Err: err}
-	}
-	return err
-}
-
 // CreateGroup creates a group. An app that creates a group becomes its member.
 func (s *Service) CreateGroup(ctx context.Context, id *Identity, in GroupInput) (g *Group, err error) {
 	ctx = s.auditing(ctx, id, "group.create", "group", func() string { return g.ID })
@@ -487,9 +477,10 @@ func (s *Service) DeleteApp(ctx context.Context, id *Identity, appID string) (er
 }
 
 // ErrLegacySecret is returned by GetAppCredential for an app whose secret
-// was issued by a credvault version that kept only its hash.
+// was issued by a credvault version that kept only its hash; a dialect may
+// name its own way of resetting the secret.
 var ErrLegacySecret = Errorf(KindConflict, "this app's secret was issued before credvault kept app secrets and cannot be shown again; "+
-	"call POST /sys/v1/apps/{app_id}/reset_secret to issue one that can")
+	"reset the app's secret to issue one that can")
 
 // MaxCredentialMigrationPeriod bounds reset_secret's
 // credential_migration_period (seconds).

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,18 +71,6 @@ type changeWatch struct {
 
 	cancelListen context.CancelFunc // PostgreSQL: stops listen
 	listening    sync.WaitGroup
-}
-
-// forEngine reports whether migration m applies to engine: a file named
-// NNNN_name.sqlite.sql or NNNN_name.postgres.sql applies to that engine
-// only (the two files then share a version number).
-func (m migration) forEngine(engine string) bool {
-	for _, e := range []string{SQLite, Postgres} {
-		if strings.HasSuffix(m.name, "."+e+".sql") {
-			return e == engine
-		}
-	}
-	return true
 }
 
 // watchChanges starts the poller (servers; called by OpenWith after the

@@ -7,7 +7,7 @@ import (
 )
 
 // TombstoneTTL is the cursor horizon: how long a deleted credential's id
-// keeps working as a pagination cursor (starting_after / ending_before).
+// keeps working as a pagination cursor (a listing's after or before).
 // A deleted credential leaves a tombstone (its id, name, type and times) so
 // that a client paging through a list while credentials are deleted does
 // not lose its place; a listing is paged through in seconds to minutes, so
@@ -16,14 +16,10 @@ import (
 // deleted credentials are not kept forever.
 const TombstoneTTL = 30 * 24 * time.Hour
 
-// SetClock replaces the clock the store uses for the bookkeeping it does
-// itself (tombstone times and their expiry, backup times); tests use it to
-// move time without sleeping. It is safe to call at any time.
-func (db *DB) SetClock(now func() time.Time) { db.clock.Store(&now) }
-
+// now reads the clock of Options.Now.
 func (db *DB) now() time.Time {
-	if c := db.clock.Load(); c != nil {
-		return (*c)()
+	if db.clock != nil {
+		return db.clock()
 	}
 	return time.Now()
 }
