@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -24,9 +25,11 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // ReplicaBound is how long after a change on one replica a revoked key, a
-// disabled user or a deleted principal may still work on another. Today it
-// is 0: every replica sees the change at once.
-const ReplicaBound = 0
+// disabled user or a deleted principal may still work on another: the
+// authentication cache's bound, sqlstore.RevocationBound (1 s; issue 12
+// allows up to 1 s on other replicas). The replica that made the change
+// honours it at once.
+const ReplicaBound = sqlstore.RevocationBound
 
 type caller struct {
 	v   *vaulttest.Vault
@@ -388,7 +391,8 @@ func TestPasswordsAndSessions(t *testing.T) {
 
 // TestReplicasSeeRevocationAtOnce runs two servers on one PostgreSQL
 // database: a key revoked, a user disabled and a principal deleted through
-// one stop working on the other within ReplicaBound (today: at once).
+// one stop working on that one at once and on the other within
+// ReplicaBound.
 func TestReplicasSeeRevocationAtOnce(t *testing.T) {
 	if !contains(vaulttest.Engines(), sqlstore.Postgres) {
 		t.Skip("needs PostgreSQL")
@@ -401,9 +405,9 @@ func TestReplicasSeeRevocationAtOnce(t *testing.T) {
 	srv := httptest.NewServer(a2.Handler)
 	t.Cleanup(func() { srv.Close(); a2.Close() })
 	b := &vaulttest.Vault{URL: srv.URL}
-	other := func(t *testing.T, key string) int {
+	status := func(t *testing.T, base, key string) int {
 		t.Helper()
-		req, _ := http.NewRequest("GET", b.URL+"/admin/v1/me", nil)
+		req, _ := http.NewRequest("GET", base+"/admin/v1/me", nil)
 		req.Header.Set("x-api-key", key)
 		if strings.HasPrefix(key, "cvs_") {
 			req.Header.Set("Authorization", "Bearer "+key)
@@ -415,8 +419,26 @@ func TestReplicasSeeRevocationAtOnce(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if ReplicaBound != 0 {
-		t.Fatal("a non-zero bound needs a polling check here")
+	other := func(t *testing.T, key string) int { t.Helper(); return status(t, b.URL, key) }
+	// refused checks that key stops working on the replica that made the
+	// change at once, and on the other one within ReplicaBound of the
+	// change's answer (polled; the last poll is after the bound).
+	refused := func(t *testing.T, what, key string, changed time.Time) {
+		t.Helper()
+		if s := status(t, v.URL, key); s != 401 {
+			t.Fatalf("%s on the replica that made the change: %d", what, s)
+		}
+		for {
+			late := time.Since(changed) > ReplicaBound
+			s := other(t, key)
+			if s == 401 {
+				return
+			}
+			if late {
+				t.Fatalf("%s on the other replica %v after the change: %d", what, ReplicaBound, s)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	w := newWorld(t, v)
 	k := w.adminA.want(t, 201, "POST", "/admin/v1/principals/"+w.writerAID+"/api-keys", map[string]any{})
@@ -424,22 +446,16 @@ func TestReplicasSeeRevocationAtOnce(t *testing.T) {
 		t.Fatal("new key does not work on the other replica")
 	}
 	w.adminA.want(t, 204, "DELETE", "/admin/v1/api-keys/"+str(k, "key_id"), nil)
-	if s := other(t, str(k, "api_key")); s != 401 {
-		t.Fatalf("revoked key on the other replica: %d", s)
-	}
+	refused(t, "revoked key", str(k, "api_key"), time.Now())
 	u := str(w.adminA.want(t, 201, "POST", "/admin/v1/principals", map[string]any{"name": "erin", "account_id": w.acctA, "role": "reader", "email": "erin@example.com", "password": canary}), "id")
 	tok := str(w.op.want(t, 200, "POST", "/admin/v1/login", map[string]any{"email": "erin@example.com", "password": canary}), "token")
 	if other(t, tok) != 200 || other(t, w.writerA.key) != 200 {
 		t.Fatal("session or key does not work on the other replica")
 	}
 	w.adminA.want(t, 200, "PATCH", "/admin/v1/principals/"+u, map[string]any{"disabled": true})
-	if s := other(t, tok); s != 401 {
-		t.Fatalf("disabled user's session on the other replica: %d", s)
-	}
+	refused(t, "disabled user's session", tok, time.Now())
 	w.adminA.want(t, 204, "DELETE", "/admin/v1/principals/"+w.writerAID, nil)
-	if s := other(t, w.writerA.key); s != 401 {
-		t.Fatalf("deleted principal's key on the other replica: %d", s)
-	}
+	refused(t, "deleted principal's key", w.writerA.key, time.Now())
 }
 
 func contains(xs []string, x string) bool {
