@@ -125,29 +125,6 @@ func (h *handlers) public(fn func(w http.ResponseWriter, r *http.Request) error)
 	})
 }
 
-// Status maps error kinds to HTTP statuses.
-func Status(k vault.Kind) int {
-	switch k {
-	case vault.KindInvalid:
-		return http.StatusBadRequest
-	case vault.KindNotFound:
-		return http.StatusNotFound
-	case vault.KindConflict, vault.KindIntegrity:
-		return http.StatusConflict
-	case vault.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case vault.KindPermissionDenied:
-		return http.StatusForbidden
-	case vault.KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case vault.KindUnavailable:
-		return http.StatusServiceUnavailable
-	case vault.KindRateLimited:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusInternalServerError
-}
-
 type errorBody struct {
 	Detail string `json:"detail"`
 	Field  string `json:"field,omitempty"`
@@ -164,7 +141,7 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 	if errors.As(err, &ve) {
 		body.Field = ve.Field
 	}
-	httpx.WriteJSON(w, Status(vault.KindOf(err)), body)
+	httpx.WriteJSON(w, httpx.Status(err, nil), body) // the one kind→status table
 }
 
 // decode reads a JSON object body into v, refusing unknown fields.
