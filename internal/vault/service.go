@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,6 +44,9 @@ type Service struct {
 
 	onAuthFailure  func()
 	onSecretAccess func(op string)
+
+	lifecycle  LifecycleOptions       // lifecycle.go
+	eventsHook atomic.Pointer[func()] // events.go
 }
 
 // Options configures a Service.
@@ -59,11 +63,15 @@ type Options struct {
 	// second; 0 means unlimited.
 	PrincipalRPS   float64
 	PrincipalBurst int
+
+	// Lifecycle sets version retention, the delete retention window and
+	// the expiry notice lead (lifecycle.go).
+	Lifecycle LifecycleOptions
 }
 
 // NewService returns a Service over store and sealer.
 func NewService(store Store, sealer Sealer, opts Options) *Service {
-	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload}
+	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload, lifecycle: opts.Lifecycle.withDefaults()}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -304,6 +304,13 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		_ = tx.Rollback()
 		return db.translate(err)
 	}
+	te := vault.TxEventsFrom(ctx) // events.go: the outbox, in the change's transaction
+	if te != nil {
+		if err := db.writeEvents(ctx, tx, te); err != nil {
+			_ = tx.Rollback()
+			return db.translate(err)
+		}
+	}
 	if ta != nil {
 		if err := db.appendAudit(ctx, tx, st, ta.Records); err != nil {
 			_ = tx.Rollback()
@@ -315,6 +322,9 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if ta != nil {
 		ta.Committed()
+	}
+	if te != nil {
+		te.Committed()
 	}
 	return nil
 }
