@@ -27,6 +27,7 @@ import (
 	"github.com/credvault/credvault/internal/server"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
+	"github.com/credvault/credvault/internal/webhook"
 )
 
 // Config is everything needed to build a vault. cmd/credvault fills it from
@@ -71,6 +72,9 @@ type Config struct {
 	// AuditAnchorWebhook, if set, receives each checkpoint as a JSON POST
 	// (best effort: a failure is logged, the next checkpoint is sent anyway).
 	AuditAnchorWebhook string
+
+	// Lifecycle configures versions, the trash, expiry and webhooks (lifecycle.go).
+	Lifecycle LifecycleConfig
 }
 
 // App is an assembled vault.
@@ -81,6 +85,7 @@ type App struct {
 	Service  *vault.Service
 	Handler  *server.Server
 	Registry *prometheus.Registry
+	Webhooks *webhook.Worker // lifecycle.go
 
 	// KeySource describes where the master key came from; KeyGenerated is
 	// true when it was generated into the data directory just now.
@@ -90,6 +95,7 @@ type App struct {
 	stopWatch       func()
 	stopPurge       func()
 	stopCheckpoints func()
+	stopLifecycle   func()
 }
 
 // DatabaseURL resolves the database URL of cfg.
@@ -154,7 +160,12 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		FailedAuthBurst:     cfg.FailedAuthBurst,
 		PrincipalRPS:        cfg.PrincipalRPS,
 		PrincipalBurst:      cfg.PrincipalBurst,
+		Now:                 cfg.Lifecycle.Now,
+		Lifecycle:           cfg.Lifecycle.serviceOptions(),
 	})
+	if cfg.Lifecycle.Now != nil {
+		db.SetClock(cfg.Lifecycle.Now)
+	}
 	if err := svc.CheckMasterKey(ctx); err != nil {
 		return nil, err
 	}
@@ -215,6 +226,15 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 	a.stopPurge = purgeTombstones(db, cfg.Logger, tombstonePurgeInterval)
 	if cfg.AuditCheckpointInterval > 0 {
 		a.stopCheckpoints = runCheckpoints(trail, cfg)
+	}
+	if err := a.startLifecycle(cfg); err != nil {
+		for _, stop := range []func(){a.stopWatch, a.stopPurge, a.stopCheckpoints} {
+			if stop != nil {
+				stop()
+			}
+		}
+		a.Trail.Close()
+		return nil, err
 	}
 	return a, nil
 }
@@ -341,6 +361,9 @@ func (a *App) Close() error {
 	}
 	if a.stopCheckpoints != nil {
 		a.stopCheckpoints()
+	}
+	if a.stopLifecycle != nil {
+		a.stopLifecycle()
 	}
 	a.Trail.Close()
 	if err := a.Store.Close(); err != nil {

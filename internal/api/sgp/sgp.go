@@ -36,6 +36,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	// the GET route also takes an unencoded rest of the path.
 	mux.Handle("GET /v5/credentials/name/{credential_name...}", h.auth(h.getByName))
 	mux.Handle("POST /v5/credentials/name/{credential_name}/secret", h.auth(h.decryptByName))
+	h.registerLifecycle(mux) // credvault extensions: lifecycle.go
 }
 
 type handlers struct {
@@ -73,6 +74,10 @@ type Credential struct {
 	CredentialMetadata    json.RawMessage `json:"credential_metadata"`
 	CreatedAt             string          `json:"created_at"`
 	UpdatedAt             string          `json:"updated_at"`
+	// credvault extensions (lifecycle.go).
+	Version   int64   `json:"version"`
+	ExpiresAt *string `json:"expires_at,omitempty"`
+	Expired   *bool   `json:"expired,omitempty"`
 }
 
 const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
@@ -109,7 +114,7 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Iden
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
+	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
 	return nil
 }
 
@@ -118,7 +123,7 @@ func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identit
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
+	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
 	return nil
 }
 
@@ -131,7 +136,7 @@ func (h *handlers) getByName(w http.ResponseWriter, r *http.Request, id *vault.I
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
+	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
 	return nil
 }
 
@@ -148,7 +153,7 @@ func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Iden
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
+	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
 	return nil
 }
 
@@ -218,7 +223,7 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	}
 	out := listResponse{Object: "list", Items: make([]Credential, len(page.Items)), Total: page.Total, HasMore: page.HasMore, Limit: q.Limit}
 	for i := range page.Items {
-		out.Items[i] = toWire(&page.Items[i])
+		out.Items[i] = h.toWire(&page.Items[i])
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
