@@ -239,16 +239,17 @@ func (s *Service) RestoreCredential(ctx context.Context, id *Identity, credID st
 	if !storable(credID) {
 		return nil, Errorf(KindNotFound, "deleted credential not found")
 	}
-	var out *Credential
-	ctx = s.emitting(ctx, id, EventCredentialRestored, func() EventData { return credentialEvent(out) })
 	// A credential past its retention window is gone even if the purge
 	// has not run yet.
-	if t, err := s.trashed(ctx, id.AccountID, credID); err != nil {
+	t, err := s.trashed(ctx, id.AccountID, credID)
+	if err != nil {
 		return nil, err
-	} else if !s.Now().Before(s.PurgeAt(t)) {
+	}
+	if !s.Now().Before(s.PurgeAt(t)) {
 		return nil, Errorf(KindNotFound, "deleted credential not found")
 	}
-	out, err = s.store.RestoreCredential(ctx, id.AccountID, credID)
+	ctx = s.emitting(ctx, id, EventCredentialRestored, func() EventData { return credentialEvent(&t.Credential) })
+	out, err := s.store.RestoreCredential(ctx, id.AccountID, credID)
 	if err != nil {
 		switch KindOf(err) {
 		case KindNotFound:
@@ -283,10 +284,12 @@ func (s *Service) PurgeCredential(ctx context.Context, id *Identity, credID stri
 	if !storable(credID) {
 		return Errorf(KindNotFound, "deleted credential not found")
 	}
-	var out *TrashedCredential
-	ctx = s.emitting(ctx, id, EventCredentialPurged, func() EventData { return credentialEvent(&out.Credential) })
-	out, err = s.store.PurgeCredential(ctx, id.AccountID, credID, time.Time{})
+	t, err := s.trashed(ctx, id.AccountID, credID)
 	if err != nil {
+		return err
+	}
+	ctx = s.emitting(ctx, id, EventCredentialPurged, func() EventData { return credentialEvent(&t.Credential) })
+	if _, err := s.store.PurgeCredential(ctx, id.AccountID, credID, time.Time{}); err != nil {
 		if KindOf(err) == KindNotFound {
 			return Errorf(KindNotFound, "deleted credential not found")
 		}
