@@ -50,7 +50,9 @@ func SystemIdentity(accountID string) *Identity {
 }
 
 // Expired reports whether c has expired at now.
-func (c *Credential) Expired(now time.Time) bool { return c.ExpiresAt != nil && !now.Before(*c.ExpiresAt) }
+func (c *Credential) Expired(now time.Time) bool {
+	return c.ExpiresAt != nil && !now.Before(*c.ExpiresAt)
+}
 
 // VersionInfo is a kept version as listed (never a payload).
 type VersionInfo struct {
@@ -226,7 +228,9 @@ func (s *Service) ListTrash(ctx context.Context, id *Identity, after string, lim
 }
 
 // PurgeAt is when a deleted credential will be purged.
-func (s *Service) PurgeAt(t *TrashedCredential) time.Time { return t.DeletedAt.Add(s.lifecycle.DeleteRetention) }
+func (s *Service) PurgeAt(t *TrashedCredential) time.Time {
+	return t.DeletedAt.Add(s.lifecycle.DeleteRetention)
+}
 
 // RestoreCredential brings a deleted credential back.
 func (s *Service) RestoreCredential(ctx context.Context, id *Identity, credID string) (c *Credential, err error) {
