@@ -215,6 +215,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, principalID, name string, tt
 	k := APIKey{ID: NewID(), PrincipalID: principalID, Name: name, CreatedAt: now}
 	id := actor(ctx, "")
 	ctx = s.auditing(ctx, id, "api_key.create", "api_key", func() string { return k.ID })
+	ctx = s.emitting(ctx, id, EventAPIKeyCreated, func() EventData { return EventData{ObjectType: "api_key", ObjectID: k.ID, Name: k.Name} })
 	defer func() {
 		if err = s.auditAdmin(ctx, id, "api_key.create", "api_key", k.ID, err); err != nil {
 			key, secret = nil, ""

@@ -650,6 +650,14 @@ func TestWebhookDelivery(t *testing.T) {
 		if n, _ := v.App.Webhooks.RunOnce(context.Background()); n != 0 {
 			t.Fatalf("a deleted webhook still gets deliveries (%d)", n)
 		}
+		// API key events.
+		v.NewMember(t, v.AccountID, "new-member", vault.RoleReader)
+		if n, _ := v.App.Webhooks.RunOnce(context.Background()); n != 1 {
+			t.Fatalf("apikey.created deliveries attempted: %d", n)
+		}
+		if l := a.deliveries(t, other.ID); len(l.Items) != 1 || l.Items[0].EventType != "apikey.created" || l.Items[0].Status != "delivered" {
+			t.Fatalf("apikey webhook deliveries = %+v", l)
+		}
 	}, "127.0.0.1")
 }
 
@@ -731,4 +739,49 @@ func TestWebhookSSRF(t *testing.T) {
 			}
 		}
 	}, "localhost")
+}
+
+// TestWebhookOneReplica: two replicas on one database claim deliveries
+// concurrently; each event is sent exactly once.
+func TestWebhookOneReplica(t *testing.T) {
+	eachLifecycle(t, func(t *testing.T, v *vaulttest.Vault, clk *testClock) {
+		a := admin(v)
+		rcv := newReceiver(t)
+		hook := a.registerWebhook(t, rcv.URL, "credential.created")
+		for i := range 40 {
+			a.createNamed(t, fmt.Sprintf("c%d", i), "x")
+		}
+		cfg := v.Config
+		b, err := app.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		var wg sync.WaitGroup
+		for _, ap := range []*app.App{v.App, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					n, err := ap.Webhooks.RunOnce(context.Background())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if n == 0 {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		evs := rcv.events(t, hook.Secret, clk)
+		ids := map[string]bool{}
+		for _, ev := range evs {
+			ids[ev.ID] = true
+		}
+		if len(evs) != 40 || len(ids) != 40 {
+			t.Fatalf("%d deliveries of %d events, want 40 of 40", len(evs), len(ids))
+		}
+	}, "127.0.0.1")
 }
