@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -175,8 +176,19 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 	if db.d.name == Postgres {
 		skip = " FOR UPDATE SKIP LOCKED"
 	}
+	// A read first: an idle worker must not write (a write every second
+	// would, for one, turn a full disk into a readiness failure).
+	var one int
+	err := db.r.QueryRowContext(ctx, db.q(`SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? AND locked_until <= ? LIMIT 1`),
+		ts(now), ts(now)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, db.translate(fmt.Errorf("claim deliveries: %w", err))
+	}
 	var out []vault.ClaimedDelivery
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, db.q(`UPDATE webhook_deliveries SET locked_until = ?, lock_token = ?
 			WHERE status = 'pending' AND next_at <= ? AND locked_until <= ? AND id IN (
 				SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? AND locked_until <= ?
