@@ -42,6 +42,10 @@ type LifecycleStore interface {
 	// events ctx carries; false if it was already recorded.
 	NoteExpiry(ctx context.Context, c *Credential, stage string) (bool, error)
 
+	// APIKeyOwner returns the default account of an API key's principal,
+	// the key's name and whether it is revoked (for apikey.* events).
+	APIKeyOwner(ctx context.Context, keyID string) (accountID, name string, revoked bool, err error)
+
 	CreateWebhook(ctx context.Context, w *Webhook) error
 	GetWebhook(ctx context.Context, accountID, id string) (*Webhook, error)
 	ListWebhooks(ctx context.Context, accountID string) ([]Webhook, error)

@@ -651,11 +651,21 @@ func TestWebhookDelivery(t *testing.T) {
 			t.Fatalf("a deleted webhook still gets deliveries (%d)", n)
 		}
 		// API key events.
-		v.NewMember(t, v.AccountID, "new-member", vault.RoleReader)
-		if n, _ := v.App.Webhooks.RunOnce(context.Background()); n != 1 {
-			t.Fatalf("apikey.created deliveries attempted: %d", n)
+		wantStatus(t, a.do(t, "PATCH", "/v5/webhooks/"+other.ID, map[string]any{"events": []string{"apikey.created", "apikey.revoked"}}), 200)
+		nm := v.NewMember(t, v.AccountID, "new-member", vault.RoleReader)
+		keys, err := v.App.Store.ListAPIKeys(context.Background(), nm.PrincipalID)
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("admin keys: %v, %v", keys, err)
 		}
-		if l := a.deliveries(t, other.ID); len(l.Items) != 1 || l.Items[0].EventType != "apikey.created" || l.Items[0].Status != "delivered" {
+		if err := v.App.Service.RevokeAPIKey(context.Background(), keys[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := v.App.Webhooks.RunOnce(context.Background()); n != 2 {
+			t.Fatalf("apikey deliveries attempted: %d", n)
+		}
+		l = a.deliveries(t, other.ID)
+		if len(l.Items) != 2 || l.Items[0].Status != "delivered" || l.Items[1].Status != "delivered" ||
+			l.Items[0].EventType+","+l.Items[1].EventType != "apikey.revoked,apikey.created" {
 			t.Fatalf("apikey webhook deliveries = %+v", l)
 		}
 	}, "127.0.0.1")

@@ -240,3 +240,13 @@ func (db *DB) FinishDelivery(ctx context.Context, d *vault.ClaimedDelivery, o va
 	}
 	return nil
 }
+
+func (db *DB) APIKeyOwner(ctx context.Context, keyID string) (accountID, name string, revoked bool, err error) {
+	var rev sql.NullInt64
+	err = db.r.QueryRowContext(ctx, db.q(`SELECT p.default_account_id, k.name, k.revoked_at FROM api_keys k
+		JOIN principals p ON p.id = k.principal_id WHERE k.id = ?`), keyID).Scan(&accountID, &name, &rev)
+	if err != nil {
+		return "", "", false, db.translate(err)
+	}
+	return accountID, name, rev.Valid, nil
+}
