@@ -384,6 +384,16 @@ func TestTrashPagingAndRestoreConflict(t *testing.T) {
 		if a.decrypt(t, taken) != "new" || len(a.trash(t, "").Items) != 3 {
 			t.Fatal("a refused restore changed something")
 		}
+		// Another account sees none of it.
+		o := as(v, v.NewTenant(t, "other", vault.RoleAdmin))
+		if l := o.trash(t, ""); len(l.Items) != 0 {
+			t.Fatalf("another account's trash = %+v", l)
+		}
+		wantDetail(t, o.do(t, "POST", "/v5/trash/credentials/"+ids[0]+"/restore", nil), 404)
+		wantDetail(t, o.do(t, "DELETE", "/v5/trash/credentials/"+ids[0], nil), 404)
+		wantDetail(t, o.do(t, "GET", "/v5/credentials/"+taken+"/versions", nil), 404)
+		wantDetail(t, o.versionSecret(t, taken, 1), 404)
+		wantDetail(t, o.do(t, "POST", "/v5/credentials/"+taken+"/rollback", map[string]any{"version": 1}), 404)
 		wantStatus(t, a.do(t, "PATCH", "/v5/credentials/"+taken, map[string]any{"name": "renamed"}), 200)
 		wantStatus(t, a.do(t, "POST", "/v5/trash/credentials/"+ids[0]+"/restore", nil), 200)
 	})
@@ -578,6 +588,14 @@ func TestWebhookDelivery(t *testing.T) {
 		notContains(t, "webhook get", r.Body, hook.Secret)
 		notContains(t, "webhook list", a.do(t, "GET", "/v5/webhooks", nil).Body, hook.Secret)
 
+		o := as(v, v.NewTenant(t, "other", vault.RoleAdmin))
+		wantDetail(t, o.do(t, "GET", "/v5/webhooks/"+hook.ID, nil), 404)
+		wantDetail(t, o.do(t, "PATCH", "/v5/webhooks/"+hook.ID, map[string]any{"events": []string{"*"}}), 404)
+		wantDetail(t, o.do(t, "DELETE", "/v5/webhooks/"+hook.ID, nil), 404)
+		wantDetail(t, o.do(t, "GET", "/v5/webhooks/"+hook.ID+"/deliveries", nil), 404)
+		if r := o.do(t, "GET", "/v5/webhooks", nil); !strings.Contains(string(r.Body), `"items":[]`) {
+			t.Fatalf("another account lists %s", r.Body)
+		}
 		const payload = "SUPER-SECRET-PAYLOAD-1234"
 		id := a.create(t, map[string]any{"type": "key", "name": "hooked", "payload": payload, "description": "desc-canary",
 			"credential_metadata": map[string]any{"m": "meta-canary"}}).ID
