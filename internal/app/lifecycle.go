@@ -40,7 +40,7 @@ func (c LifecycleConfig) serviceOptions() vault.LifecycleOptions {
 // startLifecycle starts the webhook worker and the lifecycle loop.
 func (a *App) startLifecycle(cfg Config) error {
 	w, err := webhook.New(webhook.Options{
-		Service: a.Service, Logger: cfg.Logger, Now: cfg.Lifecycle.Now,
+		Service: a.Service, Store: a.Store, Logger: cfg.Logger, Now: cfg.Lifecycle.Now,
 		Timeout: cfg.Lifecycle.WebhookTimeout, RetryBase: cfg.Lifecycle.WebhookRetryBase, AllowHosts: cfg.Lifecycle.WebhookAllowHosts,
 	})
 	if err != nil {

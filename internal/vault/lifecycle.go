@@ -215,7 +215,7 @@ func (s *Service) ListTrash(ctx context.Context, id *Identity, after string, lim
 		return nil, false, FieldError("limit", "limit must be between 1 and %d", MaxListLimit)
 	}
 	if !storable(after) {
-		return nil, false, FieldError("starting_after", "no deleted credential with this id exists in this account")
+		return nil, false, FieldError("after", "no deleted credential with this id exists in this account")
 	}
 	items, more, err := s.store.ListTrash(ctx, id.AccountID, after, limit)
 	if err != nil {

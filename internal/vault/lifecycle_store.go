@@ -22,7 +22,8 @@ type LifecycleStore interface {
 	SetMaxVersions(ctx context.Context, accountID string, n int) error
 
 	// ListTrash returns a page of the account's deleted credentials,
-	// newest deletion first; after is a credential id (cursor).
+	// newest deletion first; after is a credential id (cursor). An unknown
+	// cursor is KindInvalid with Field "after".
 	ListTrash(ctx context.Context, accountID, after string, limit int) ([]TrashedCredential, bool, error)
 	// RestoreCredential moves a deleted credential back. ErrNotFound if
 	// it is not in the trash, ErrConflict if its name is taken.
@@ -53,6 +54,12 @@ type LifecycleStore interface {
 	DeleteWebhook(ctx context.Context, accountID, id string) error
 	ListDeliveries(ctx context.Context, accountID, webhookID string, limit int) ([]Delivery, error)
 
+	DeliveryStore
+}
+
+// DeliveryStore is what the webhook worker (internal/webhook) needs: the
+// outbox's due deliveries, leased so that one replica sends each.
+type DeliveryStore interface {
 	// ClaimDeliveries leases up to limit due deliveries (pending, next
 	// attempt at or before now, not leased) until now+lease, so that one
 	// replica sends each; it returns them with their event and webhook.

@@ -93,7 +93,9 @@ func Verify(secret []byte, header string, body []byte, now time.Time, tolerance 
 
 // Options configures a Worker.
 type Options struct {
+	// Service opens the webhooks' signing secrets; Store holds the outbox.
 	Service *vault.Service
+	Store   vault.DeliveryStore
 	Logger  *slog.Logger
 	Now     func() time.Time // time.Now if nil
 	// Timeout bounds each attempt (connect, TLS, headers, body).
@@ -111,7 +113,7 @@ type Options struct {
 // Worker sends deliveries.
 type Worker struct {
 	opts   Options
-	store  vault.LifecycleStore
+	store  vault.DeliveryStore
 	client *http.Client
 	kick   chan struct{}
 	log    *slog.Logger
@@ -119,6 +121,9 @@ type Worker struct {
 
 // New returns a worker; Run starts it.
 func New(opts Options) (*Worker, error) {
+	if opts.Service == nil || opts.Store == nil {
+		return nil, errors.New("webhook worker: Service and Store are required")
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -156,7 +161,7 @@ func New(opts Options) (*Worker, error) {
 			return nil // the redirect's connection goes through the guard too
 		},
 	}
-	return &Worker{opts: opts, store: opts.Service.Store(), client: client, kick: make(chan struct{}, 1), log: opts.Logger}, nil
+	return &Worker{opts: opts, store: opts.Store, client: client, kick: make(chan struct{}, 1), log: opts.Logger}, nil
 }
 
 // Kick wakes the worker (new events were committed).

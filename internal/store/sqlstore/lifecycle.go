@@ -11,7 +11,7 @@ import (
 )
 
 // Credential lifecycle (issue 15): versions, trash, expiry notices. See
-// migrations/0008_credential_lifecycle.sql.
+// migrations/0011_credential_lifecycle.sql.
 
 // putVersion records c's current version (in the transaction that made
 // it) and deletes the versions beyond the account's retention.
@@ -134,7 +134,7 @@ func (db *DB) ListTrash(ctx context.Context, accountID, after string, limit int)
 		var key int64
 		err := db.r.QueryRowContext(ctx, db.q(`SELECT deleted_at FROM credential_trash WHERE account_id = ? AND id = ?`), accountID, after).Scan(&key)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, false, vault.FieldError("starting_after", "no deleted credential with this id exists in this account")
+			return nil, false, vault.FieldError("after", "no deleted credential with this id exists in this account")
 		}
 		if err != nil {
 			return nil, false, db.translate(fmt.Errorf("list trash: cursor: %w", err))

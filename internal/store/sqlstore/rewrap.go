@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/credvault/credvault/internal/store"
 )
 
 // sealedColumn names a column that holds envelope ciphertext (a data key
@@ -29,11 +31,8 @@ var sealedColumns = []sealedColumn{
 	{table: "webhooks", keys: []string{"account_id", "id"}, col: "secret"},
 }
 
-// RewrapStats counts the work of RewrapAll.
-type RewrapStats struct {
-	Scanned   int64
-	Rewrapped int64
-}
+// RewrapStats counts the work of RewrapAll (see store.Rewrapper).
+type RewrapStats = store.RewrapStats
 
 // RewrapAll re-wraps, in batches, every ciphertext for which needs returns
 // true, with rewrap. Each row is updated only if its ciphertext is still the

@@ -81,6 +81,10 @@ type Options struct {
 	// Logger receives what the operator must act on: corruption seen at run
 	// time, writes that fail. Nil discards.
 	Logger *slog.Logger
+	// Now is the clock of the store's own bookkeeping (tombstone, trash
+	// and delivery times; see SetClock); nil: time.Now. Tests move time
+	// with it.
+	Now func() time.Time
 }
 
 func (o Options) logger() *slog.Logger {
@@ -109,6 +113,9 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if opts.Now != nil {
+		db.SetClock(opts.Now)
 	}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
