@@ -22,9 +22,6 @@ type LifecycleConfig struct {
 	// (webhook.DefaultRetryBase if 0).
 	WebhookTimeout   time.Duration
 	WebhookRetryBase time.Duration
-	// Now replaces the clock of the service, the store and the webhook
-	// worker (tests move time with it; nil: time.Now).
-	Now func() time.Time
 	// Manual stops the background loops (tests drive them with
 	// App.RunLifecycle and App.Webhooks.RunOnce).
 	Manual bool
@@ -37,17 +34,30 @@ func (c LifecycleConfig) serviceOptions() vault.LifecycleOptions {
 	return vault.LifecycleOptions{DeleteRetention: c.DeleteRetention}
 }
 
+// wakeup is the webhook worker's wake-up: the service (made first) sends
+// on it after a change's events commit, the worker (made after the
+// service, which it needs) waits on it.
+type wakeup chan struct{}
+
+func newWakeup() wakeup { return make(wakeup, 1) }
+
+func (w wakeup) wake() {
+	select {
+	case w <- struct{}{}:
+	default:
+	}
+}
+
 // startLifecycle starts the webhook worker and the lifecycle loop.
-func (a *App) startLifecycle(cfg Config) error {
+func (a *App) startLifecycle(cfg Config, wake wakeup) error {
 	w, err := webhook.New(webhook.Options{
-		Service: a.Service, Store: a.Store, Logger: cfg.Logger, Now: cfg.Lifecycle.Now,
+		Service: a.Service, Store: a.Store, Wake: wake, Logger: cfg.Logger, Now: cfg.Clock,
 		Timeout: cfg.Lifecycle.WebhookTimeout, RetryBase: cfg.Lifecycle.WebhookRetryBase, AllowHosts: cfg.Lifecycle.WebhookAllowHosts,
 	})
 	if err != nil {
 		return err
 	}
 	a.Webhooks = w
-	a.Service.OnEvents(w.Kick)
 	if cfg.Lifecycle.Manual {
 		return nil
 	}

@@ -130,16 +130,6 @@ func (s *Service) emitting(ctx context.Context, id *Identity, typ string, data f
 	return ctx
 }
 
-// OnEvents sets a function called after a transaction that wrote events
-// commits (the webhook worker's wake-up).
-func (s *Service) OnEvents(fn func()) { s.eventsHook.Store(&fn) }
-
-func (s *Service) onEvents() {
-	if fn := s.eventsHook.Load(); fn != nil {
-		(*fn)()
-	}
-}
-
 func credentialEvent(c *Credential) EventData {
 	return EventData{ObjectType: "credential", ObjectID: c.ID, Name: c.Name, Version: c.Version, ExpiresAt: c.ExpiresAt}
 }

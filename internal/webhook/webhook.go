@@ -96,8 +96,12 @@ type Options struct {
 	// Service opens the webhooks' signing secrets; Store holds the outbox.
 	Service *vault.Service
 	Store   vault.DeliveryStore
-	Logger  *slog.Logger
-	Now     func() time.Time // time.Now if nil
+	// Wake, if set, wakes the worker when events were committed (the
+	// service's vault.Options.OnEvents sends on it; a buffer of 1 is
+	// enough). Kick does the same.
+	Wake   chan struct{}
+	Logger *slog.Logger
+	Now    func() time.Time // time.Now if nil
 	// Timeout bounds each attempt (connect, TLS, headers, body).
 	Timeout time.Duration
 	// RetryBase is the first retry's delay; each next one doubles, up to
@@ -161,7 +165,11 @@ func New(opts Options) (*Worker, error) {
 			return nil // the redirect's connection goes through the guard too
 		},
 	}
-	return &Worker{opts: opts, store: opts.Store, client: client, kick: make(chan struct{}, 1), log: opts.Logger}, nil
+	kick := opts.Wake
+	if kick == nil {
+		kick = make(chan struct{}, 1)
+	}
+	return &Worker{opts: opts, store: opts.Store, client: client, kick: kick, log: opts.Logger}, nil
 }
 
 // Kick wakes the worker (new events were committed).

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/credvault/credvault/internal/app"
@@ -21,9 +22,16 @@ import (
 func TestRotateEvent(t *testing.T) {
 	for _, engine := range vaulttest.Engines() {
 		t.Run(engine, func(t *testing.T) {
+			var failRotation atomic.Bool // the rotation's transaction fails while set
 			v := vaulttest.New(t, engine, func(c *app.Config) {
 				c.Lifecycle.Manual = true
 				c.Lifecycle.WebhookAllowHosts = []string{"127.0.0.1"}
+				c.RekeyHook = func(int) error {
+					if failRotation.Load() {
+						return errors.New("injected")
+					}
+					return nil
+				}
 			})
 			var mu sync.Mutex
 			var bodies [][]byte
@@ -43,9 +51,9 @@ func TestRotateEvent(t *testing.T) {
 			k := adm.key(t, map[string]any{"name": "k", "obj_type": "RSA", "key_size": 2048, "group_id": g, "allow_credential_use": true})
 			c := adm.ok(t, 200, "POST", "/sys/v1/credentials", map[string]any{"name": "c", "group_id": g, "credential_details": ociDetails(k["kid"])})
 			id := c["credential_id"].(string)
-			v.App.Service.SetRekeyHook(func(int) error { return errors.New("injected") })
-			adm.fail(t, 500, "POST", "/sys/v1/credentials/"+id+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
-			v.App.Service.SetRekeyHook(nil)
+			failRotation.Store(true)
+			adm.fail(t, 500, "internal error", "POST", "/sys/v1/credentials/"+id+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
+			failRotation.Store(false)
 			if n, err := v.App.Webhooks.RunOnce(context.Background()); n != 0 || err != nil {
 				t.Fatalf("a failed rotation raised %d deliveries (%v)", n, err)
 			}

@@ -38,7 +38,7 @@ func eachLifecycle(t *testing.T, fn func(t *testing.T, v *vaulttest.Vault, clk *
 		t.Run(engine, func(t *testing.T) {
 			clk := newClock()
 			v := vaulttest.New(t, engine, func(c *app.Config) {
-				c.Lifecycle.Now = clk.Now
+				c.Clock = clk.Now // frozen: moved by the test only
 				c.Lifecycle.Manual = true
 				c.Lifecycle.WebhookAllowHosts = allow
 				c.Lifecycle.WebhookTimeout = 5 * time.Second
@@ -299,7 +299,7 @@ func TestTrashRestorePurge(t *testing.T) {
 		// A second replica (a restart, too: it finds the work in the
 		// database) and this one both run the purge: it happens once.
 		cfg := v.Config
-		cfg.Lifecycle.Now = clk.Now
+		cfg.Clock = clk.Now
 		b, err := app.Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
