@@ -83,8 +83,9 @@ type Config struct {
 	// Lifecycle configures versions, the trash, expiry and webhooks (lifecycle.go).
 	Lifecycle LifecycleConfig
 
-	// Clock is the vault's clock (the service's, the store's and the webhook worker's); time.Now
-	// if nil. Tests pass a clock they move instead of sleeping.
+	// Clock is the vault's clock (the service's, the store's and the
+	// webhook worker's); time.Now if nil. Tests pass a clock they move
+	// instead of sleeping.
 	Clock func() time.Time
 	// RekeyHook is vault.Options.RekeyHook: tests inject a failure inside a
 	// rotation's transaction with it. Nil in production.
@@ -282,7 +283,7 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 		root:      root,
 	}
 	scfg := server.Config{Ready: db.Ping, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
-		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere}
+		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere, Console: db}
 	if fp, ok := prov.(*crypto.FileProvider); root != nil || ok && fp.Path != "" {
 		newKeys := func() keyStore { return fileKeys{&crypto.FileProvider{Path: fp.Path}} }
 		if root != nil {

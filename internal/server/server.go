@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/credvault/credvault/internal/console"
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -47,6 +48,9 @@ type Config struct {
 	// MetricsElsewhere removes /metrics from this handler: it is served
 	// only by MetricsHandler, mounted on a separate listener.
 	MetricsElsewhere bool
+	// Console is the storage the web console under /ui/ keeps its sessions
+	// in and reads (the vault's store.Engine); nil: /ui/ answers 503.
+	Console console.Store
 }
 
 // Server is credvault's HTTP handler.
