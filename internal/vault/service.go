@@ -45,6 +45,8 @@ type Service struct {
 	onSecretAccess func(op string)
 	rekeyHook      func(step int) error
 
+	auth *authCache // nil: every authentication reads the store (authcache.go)
+
 	lifecycle LifecycleOptions // lifecycle.go
 	onEvents  func()           // events.go
 }
@@ -95,7 +97,7 @@ type Options struct {
 func NewService(store Store, sealer Sealer, opts Options) *Service {
 	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload,
 		auditor: opts.Auditor, onAuthFailure: opts.OnAuthFailure, onSecretAccess: opts.OnSecretAccess, rekeyHook: opts.RekeyHook,
-		lifecycle: opts.Lifecycle.withDefaults(), onEvents: opts.OnEvents}
+		auth: newAuthCache(store), lifecycle: opts.Lifecycle.withDefaults(), onEvents: opts.OnEvents}
 	s.chain, _ = opts.Auditor.(AuditChain)
 	if s.now == nil {
 		s.now = time.Now
@@ -224,7 +226,7 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 		return nil, s.authFailed(ctx, "", nil, errBadKey)
 	}
 	hash := HashAPIKey(key)
-	rec, err := s.store.LookupAPIKey(ctx, hash, accountID)
+	rec, err := s.lookupAPIKey(ctx, hash, accountID)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
 			return nil, s.authFailed(ctx, keyID, nil, errBadKey)
@@ -250,6 +252,7 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 		// (disk full) must not stop requests that need no write. The store
 		// reports such failures through its readiness check.
 		_ = s.store.TouchAPIKey(ctx, rec.Key.ID, now)
+		s.touchedAPIKey(hash, accountID, now)
 	}
 	id := &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID, KeyExpiresAt: rec.Key.ExpiresAt}
 	if err := s.Throttle(id); err != nil {
