@@ -41,6 +41,8 @@ type serveOptions struct {
 	auditCheckpointInterval time.Duration
 	auditAnchorFile         string
 	auditAnchorWebhook      string
+
+	lifecycle lifecycleFlags // serve_lifecycle.go
 }
 
 func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
@@ -72,6 +74,7 @@ SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 		},
 	}
 	f := cmd.Flags()
+	so.lifecycle.register(f, o)
 	f.StringVar(&so.addr, "addr", o.env("CREDVAULT_ADDR", "127.0.0.1:8080"), "listen address ($CREDVAULT_ADDR)")
 	f.DurationVar(&so.readHeaderTimeout, "read-header-timeout", o.envDuration("CREDVAULT_READ_HEADER_TIMEOUT", 5*time.Second), "time allowed to read request headers ($CREDVAULT_READ_HEADER_TIMEOUT)")
 	f.DurationVar(&so.readTimeout, "read-timeout", o.envDuration("CREDVAULT_READ_TIMEOUT", 15*time.Second), "time allowed to read a whole request ($CREDVAULT_READ_TIMEOUT)")
@@ -140,6 +143,9 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 	}
 	cfg.MetricsElsewhere = so.metricsAddr != ""
 	cfg.AuditCheckpointInterval, cfg.AuditAnchorFile, cfg.AuditAnchorWebhook = so.auditCheckpointInterval, so.auditAnchorFile, so.auditAnchorWebhook
+	if err := so.lifecycle.apply(&cfg); err != nil {
+		return err
+	}
 	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err
