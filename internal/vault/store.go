@@ -16,6 +16,7 @@ type Store interface {
 	DSMStore
 	MetaStore
 	AuditStore
+	TrustStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
