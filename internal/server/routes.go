@@ -24,6 +24,7 @@ func (s *Server) routes() {
 
 	sgp.Register(s.mux, sgp.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 	dsm.Register(s.mux, dsm.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
+	s.mountWorkloadIdentity()
 
 	// Anything else is 405 (a known path, another method) or 404, in the
 	// shape of the dialect the path belongs to: DSM errors are plain text,

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/credvault/credvault/internal/httpx"
+	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -43,6 +44,8 @@ type Config struct {
 	// MetricsElsewhere removes /metrics from this handler: it is served
 	// only by MetricsHandler, mounted on a separate listener.
 	MetricsElsewhere bool
+	// OIDC configures the verification of workload tokens (POST /oauth/token).
+	OIDC oidc.Options
 }
 
 // Server is credvault's HTTP handler.
