@@ -24,6 +24,7 @@ import (
 
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/server"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
@@ -71,6 +72,12 @@ type Config struct {
 	// AuditAnchorWebhook, if set, receives each checkpoint as a JSON POST
 	// (best effort: a failure is logged, the next checkpoint is sent anyway).
 	AuditAnchorWebhook string
+
+	// OIDC configures the verification of workload tokens at
+	// /oauth/token (allowed non-public issuer hosts, timeouts).
+	OIDC oidc.Options
+	// Clock is the service's clock (vault.Options.Now); time.Now if nil.
+	Clock func() time.Time
 }
 
 // App is an assembled vault.
@@ -149,6 +156,7 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		return nil, err
 	}
 	svc := vault.NewService(db, kr, vault.Options{
+		Now:                 cfg.Clock,
 		MaxPayload:          cfg.MaxPayload,
 		FailedAuthPerMinute: cfg.FailedAuthPerMinute,
 		FailedAuthBurst:     cfg.FailedAuthBurst,
@@ -201,7 +209,7 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		KeySource: prov.Name(),
 	}
 	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
-		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere}
+		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere, OIDC: cfg.OIDC}
 	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Path != "" {
 		scfg.Rekey = func(ctx context.Context) (any, error) {
 			return Rekey(ctx, cfg, RekeyOptions{Grace: cfg.RekeyGrace, Keyring: kr, Log: func(msg string, args ...any) { cfg.Logger.Info(msg, args...) }})

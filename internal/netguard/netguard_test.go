@@ -17,7 +17,7 @@ func TestDialer_RefusesPrivateUnlessAllowed(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, allow, host string
-		ok              bool
+		ok                bool
 	}{
 		{"err/loopback", "", "127.0.0.1", false},
 		{"err/localhost-name", "", "localhost", false},
