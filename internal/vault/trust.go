@@ -201,11 +201,28 @@ func MatchClaim(pattern string, value any) bool {
 	return false
 }
 
-// requireTrustAdmin allows an admin of accountID, or an operator (an admin
-// of the system account). Anyone else learns nothing: NotFound.
+// requireTrustAdmin allows an admin of accountID (through any of the
+// principal's memberships, so a key need not select that account), or an
+// operator (an admin of the system account). DSM apps never. Anyone else
+// learns nothing: NotFound.
 func (s *Service) requireTrustAdmin(ctx context.Context, id *Identity, accountID string) error {
-	if id != nil && id.AccountID == accountID && id.Principal.Kind != PrincipalApp {
+	if id == nil {
+		return errBadKey
+	}
+	if id.Principal.Kind == PrincipalApp {
+		return Errorf(KindPermissionDenied, "DSM apps cannot manage trust policies")
+	}
+	if id.AccountID == accountID {
 		return id.Require(ActAdmin)
+	}
+	ms, err := s.store.ListMemberships(ctx, id.Principal.ID)
+	if err != nil {
+		return fmt.Errorf("trust policy access: %w", err)
+	}
+	for _, m := range ms {
+		if m.AccountID == accountID && m.Role.Allows(ActAdmin) {
+			return nil
+		}
 	}
 	if err := s.RequireOperator(ctx, id); err != nil {
 		if KindOf(err) == KindPermissionDenied {
