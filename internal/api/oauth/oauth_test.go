@@ -283,7 +283,15 @@ func TestTokenExchange(t *testing.T) {
 
 		t.Run("ok/reads-what-its-role-allows", func(t *testing.T) {
 			for _, kid := range []string{"k1", "k-ec", "k-ed"} {
-				key := e.mustExchange(t, e.is.sign(t, kid, e.claims(nil)))
+				tok := e.is.sign(t, kid, e.claims(nil))
+				key := e.mustExchange(t, tok)
+				t.Cleanup(func() {
+					// Neither the workload's token nor the issued key is logged.
+					sig := tok[strings.LastIndex(tok, ".")+1:]
+					if logs := v.Logs(); strings.Contains(logs, sig) || strings.Contains(logs, key) {
+						t.Errorf("the server log holds the token or the issued key")
+					}
+				})
 				if _, ok := vault.APIKeyID(key); !ok {
 					t.Fatalf("access token has not the API-key form")
 				}
@@ -314,6 +322,9 @@ func TestTokenExchange(t *testing.T) {
 			for _, r := range recs {
 				if r.Action == "workload.exchange" && r.Outcome == "success" && r.ObjectType == "workload" && r.ObjectID == sub {
 					found = true
+				}
+				if strings.Contains(r.ObjectID, ".") {
+					t.Errorf("an audit record holds what looks like a token: %+v", r)
 				}
 			}
 			if !found {
@@ -384,6 +395,21 @@ func TestTokenExchange(t *testing.T) {
 				r := e.exchange(t, good, "grant_type", "client_credentials")
 				if r.Status != 400 || !strings.Contains(string(r.Body), `"unsupported_grant_type"`) {
 					t.Errorf("got %d %s", r.Status, r.Body)
+				}
+			})
+			t.Run("refusals-audited", func(t *testing.T) {
+				recs, err := v.App.Store.ListAudit(context.Background(), vault.AuditQuery{AccountID: v.AccountID, PrincipalID: policyID, Limit: 200})
+				if err != nil {
+					t.Fatal(err)
+				}
+				refused := 0
+				for _, r := range recs {
+					if r.Action == "workload.exchange" && r.Outcome != "success" {
+						refused++
+					}
+				}
+				if refused < 5 {
+					t.Errorf("%d refused exchanges audited under the policy, want one per refusal a policy saw", refused)
 				}
 			})
 			t.Run("wrong-resource", func(t *testing.T) {
