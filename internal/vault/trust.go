@@ -313,7 +313,7 @@ type WorkloadKey struct {
 	Policy    *TrustPolicy
 }
 
-// ErrNoTrustPolicy is the refusal of a token no trust policy covers.
+// errNoTrustPolicy is the refusal of a token no trust policy covers.
 var errNoTrustPolicy = Errorf(KindUnauthenticated, "no trust policy accepts tokens of this issuer")
 
 // ExchangeWorkloadToken trades a workload token for a new API key: the
@@ -321,43 +321,60 @@ var errNoTrustPolicy = Errorf(KindUnauthenticated, "no trust policy accepts toke
 // accountID, if not ""); the first such policy, oldest first, grants its
 // role in its account for its TTL. Every exchange is audited, refused
 // ones too, as action "workload.exchange" by the policy's principal (whose
-// id is the policy id) on object "workload" <subject>. Refusals are
-// KindUnauthenticated (KindInvalid for a token that is not a JWT).
+// id is the policy id) on object "workload" <subject> (refusals: no
+// subject, since it was not verified). Refusals are KindUnauthenticated
+// (KindInvalid for a token that is not a JWT), and count as failed
+// authentications for the address and policy limits (throttleFailure):
+// past them the answer is RateLimited and nothing more is written.
 func (s *Service) ExchangeWorkloadToken(ctx context.Context, v TokenVerifier, token, accountID string) (*WorkloadKey, error) {
 	iss, err := v.Issuer(token)
 	if err != nil {
-		return nil, err
+		return nil, s.exchangeRefused(ctx, "", nil, err)
 	}
 	policies, err := s.trustStore().TrustPoliciesForIssuer(ctx, iss, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("token exchange: %w", err)
 	}
 	if len(policies) == 0 {
-		return nil, s.authFailed(ctx, "", nil, errNoTrustPolicy)
+		return nil, s.exchangeRefused(ctx, "issuer:"+truncate(iss, 256), nil, errNoTrustPolicy)
 	}
 	var firstErr error
+	var first *TrustPolicy
 	for i := range policies {
 		p := &policies[i]
 		claims, err := v.Verify(ctx, p, token)
 		if err != nil {
-			if KindOf(err) == KindUnavailable || KindOf(err) == KindInternal {
-				return nil, err
+			if k := KindOf(err); k != KindUnauthenticated && k != KindInvalid {
+				return nil, err // the issuer's keys could not be fetched: not the token's fault
 			}
 			if firstErr == nil {
-				firstErr = err
-				_ = s.Audit(ctx, policyIdentity(p), "workload.exchange", "workload", "", err)
+				firstErr, first = err, p
 			}
 			continue
 		}
 		return s.issueWorkloadKey(ctx, p, claims)
 	}
+	return nil, s.exchangeRefused(ctx, "trust:"+first.ID, policyIdentity(first), firstErr)
+}
+
+// exchangeRefused counts and audits a refused exchange (see
+// ExchangeWorkloadToken) and returns err, or RateLimited.
+func (s *Service) exchangeRefused(ctx context.Context, limitKey string, id *Identity, err error) error {
 	if s.onAuthFailure != nil {
 		s.onAuthFailure()
 	}
-	if rl := s.throttleFailure(ctx, ""); rl != nil {
-		return nil, rl
+	if rl := s.throttleFailure(ctx, limitKey); rl != nil {
+		return rl
 	}
-	return nil, firstErr
+	_ = s.Audit(ctx, id, "workload.exchange", "workload", "", err)
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 func policyIdentity(p *TrustPolicy) *Identity {
