@@ -36,6 +36,13 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// eachEngine runs fn once per engine (each test starts its own vault).
+func eachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
+	for _, engine := range vaulttest.Engines() {
+		t.Run(engine, func(t *testing.T) { fn(t, engine) })
+	}
+}
+
 // clock is the vault's injected clock.
 type clock struct {
 	mu sync.Mutex
@@ -273,8 +280,8 @@ func basePolicy(e *env, role string) map[string]any {
 }
 
 func TestTokenExchange(t *testing.T) {
-	vaulttest.Each(t, func(t *testing.T, v0 *vaulttest.Vault) {
-		e := newEnv(t, v0.Engine, true)
+	eachEngine(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine, true)
 		v := e.v
 		if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": "db", "payload": "s3cret"}); r.Status != 200 {
 			t.Fatalf("create credential: %d %s", r.Status, r.Body)
