@@ -130,3 +130,18 @@ func (db *DB) DeleteTrustPolicy(ctx context.Context, id string, at time.Time) er
 		return err
 	})
 }
+
+// PurgeExpiredWorkloadKeys deletes the keys issued through trust policies
+// (keys of the service principals "trust:<policy>") that expired before
+// before, and reports how many. Each token exchange adds a key; without
+// this, api_keys would grow by one row per exchange forever. Expired keys
+// never authenticate again, so nothing that works is lost.
+func (db *DB) PurgeExpiredWorkloadKeys(ctx context.Context, before time.Time) (int64, error) {
+	res, err := db.write(ctx, `DELETE FROM api_keys WHERE expires_at IS NOT NULL AND expires_at < ?
+		AND principal_id IN (SELECT id FROM principals WHERE kind = 'service_account' AND name LIKE 'trust:%')`, ts(before))
+	if err != nil {
+		return 0, db.translate(err)
+	}
+	n, err := res.RowsAffected()
+	return n, db.translate(err)
+}
