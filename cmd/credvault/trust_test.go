@@ -143,3 +143,18 @@ func TestTrustCommands(t *testing.T) {
 		})
 	}
 }
+
+func TestOIDCOptions(t *testing.T) {
+	if _, err := oidcOptions("10.0.0.0/33", ""); err == nil || !strings.Contains(err.Error(), "--oidc-allow-hosts") {
+		t.Errorf("bad CIDR: %v", err)
+	}
+	o, err := oidcOptions("127.0.0.1, 10.0.0.0/8, issuer.internal", "")
+	if err != nil || len(o.Allow.Prefixes) != 2 || len(o.Allow.Hosts) != 1 || o.RootCAs != nil {
+		t.Errorf("allow list: %+v %v", o.Allow, err)
+	}
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
+	if _, err := oidcOptions("", notPEM); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("CA file without certificates: %v", err)
+	}
+}

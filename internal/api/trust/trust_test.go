@@ -114,6 +114,12 @@ func TestTrustPolicies_CRUD(t *testing.T) {
 			t.Errorf("other tenant lists its own: %d %s", r.Status, r.Body)
 		}
 
+		if r := v.Do(t, "GET", "/openapi/trust-v1.openapi.yaml", nil); r.Status != 200 || !strings.Contains(string(r.Body), "/oauth/token") {
+			t.Errorf("contract not served: %d", r.Status)
+		}
+		if r := do(t, v, "", "GET", "/admin/v1/trust-policies", nil); r.Status != 401 {
+			t.Errorf("no key: %d", r.Status)
+		}
 		if r := do(t, v, v.AdminKey, "DELETE", "/admin/v1/trust-policies/"+id, nil); r.Status != 204 {
 			t.Fatalf("delete: %d %s", r.Status, r.Body)
 		}
