@@ -8,8 +8,12 @@
 #      127.0.0.1 on a free port, trust auth) and exports its URL as
 #      CREDVAULT_TEST_POSTGRES_URL, so every test package creates its fresh
 #      databases there (see internal/testutil/pgtest),
-#   3. runs go vet ./... and go test -count=1 -timeout 60m "$@" ./...,
-#   4. runs every fuzz target (func FuzzXxx in *_test.go) for a short while.
+#   3. makes sure SoftHSM2 (Debian's `softhsm2`) and a C compiler exist for
+#      the PKCS#11 tests (installs them when root), and then requires those
+#      tests to run (CREDVAULT_REQUIRE_SOFTHSM=1: they fail instead of skip),
+#   4. runs go vet ./... and go test -count=1 -timeout 60m "$@" ./...,
+#      and checks that a pure-Go build (CGO_ENABLED=0) still compiles,
+#   5. runs every fuzz target (func FuzzXxx in *_test.go) for a short while.
 #
 # The cluster is stopped and its directory removed on any exit: success, test
 # failure, Ctrl-C, SIGTERM.
@@ -19,6 +23,8 @@
 #   CREDVAULT_TEST_PKGS          packages to vet/test (default ./...)
 #   CREDVAULT_FUZZTIME           time per fuzz target (default 10s; 0 skips fuzzing)
 #   CREDVAULT_TEST_SKIP_POSTGRES=1  no PostgreSQL: database tests skip themselves
+#   CREDVAULT_TEST_SKIP_SOFTHSM=1   do not install SoftHSM2: PKCS#11 tests skip
+#                                   (except under CI=true, where they fail)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -204,6 +210,33 @@ else
 	start_cluster
 fi
 
+# ---------------------------------------------------------------- SoftHSM2
+
+# The PKCS#11 tests (internal/crypto/pkcs11kms, internal/app TestRootKey_*)
+# run against Debian's SoftHSM2 and need cgo (the binding dlopens the
+# library). Once this script has made sure both exist, a missing one is a
+# test failure, never a skip.
+have_softhsm() {
+	command -v softhsm2-util >/dev/null &&
+		{ [[ -e /usr/lib/softhsm/libsofthsm2.so ]] || compgen -G '/usr/lib/*/softhsm/libsofthsm2.so' >/dev/null; }
+}
+have_cc() { command -v "$(go env CC)" >/dev/null 2>&1 || command -v gcc >/dev/null; }
+if [[ ${CREDVAULT_TEST_SKIP_SOFTHSM:-} == 1 ]]; then
+	log "CREDVAULT_TEST_SKIP_SOFTHSM=1: PKCS#11 tests will skip (fail under CI=true)"
+else
+	if ! have_softhsm || ! have_cc; then
+		[[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null ||
+			die "SoftHSM2 or a C compiler is missing and cannot be installed (not root or no apt-get): 'sudo apt-get install -y softhsm2 gcc libc6-dev', or CREDVAULT_TEST_SKIP_SOFTHSM=1"
+		log "installing SoftHSM2 and a C compiler (apt-get install softhsm2 gcc libc6-dev)"
+		DEBIAN_FRONTEND=noninteractive apt-get update -q
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends softhsm2 gcc libc6-dev ||
+			die "apt-get install softhsm2 gcc libc6-dev failed"
+	fi
+	have_softhsm || die "SoftHSM2 still not found after installing softhsm2"
+	export CREDVAULT_REQUIRE_SOFTHSM=1 CGO_ENABLED=1
+	log "SoftHSM2 present: PKCS#11 tests are required to run"
+fi
+
 # ---------------------------------------------------------------- Go
 
 log "go vet $PKGS"
@@ -211,6 +244,11 @@ go vet "${PKG_LIST[@]}"
 
 log "go test -count=1 -timeout 60m $* $PKGS"
 go test -count=1 -timeout 60m "$@" "${PKG_LIST[@]}"
+
+# A pure-Go build must still compile and refuse pkcs11: URIs clearly.
+log "CGO_ENABLED=0: go build ./cmd/credvault and the PKCS#11 package's no-cgo test"
+CGO_ENABLED=0 go build -o /dev/null ./cmd/credvault
+CGO_ENABLED=0 CREDVAULT_PURE_GO_CHECK=1 go test -count=1 ./internal/crypto/pkcs11kms/
 
 # Fuzz targets: every `func FuzzXxx(` in a *_test.go file, run one at a time
 # (go test -fuzz takes one package and one target).

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -198,7 +199,7 @@ type deepRow struct {
 // returns an even sample of their ids (for get and decrypt) and the cursor
 // for the deep page: the row at about 99% of the list in the default order
 // (created_at ascending), leaving more than a page after it.
-func preload(ctx context.Context, svc *vault.Service, id *vault.Identity, cfg config) ([]string, deepRow, error) {
+func preload(ctx context.Context, svc *vault.Service, st store.Analyzer, id *vault.Identity, cfg config) ([]string, deepRow, error) {
 	n := cfg.rows
 	deep := deepRow{index: max(0, n-n/100-101)}
 	step := max(1, n/cfg.sample)
@@ -230,10 +231,8 @@ func preload(ctx context.Context, svc *vault.Service, id *vault.Identity, cfg co
 		}
 	}
 	// As credvault load does: refresh planner statistics after the load.
-	if a, ok := svc.Store().(interface{ Analyze(context.Context) error }); ok {
-		if err := a.Analyze(ctx); err != nil {
-			return nil, deep, err
-		}
+	if err := st.Analyze(ctx); err != nil {
+		return nil, deep, err
 	}
 	return sample, deep, nil
 }

@@ -178,7 +178,7 @@ func bench(ctx context.Context, cfg config) error {
 	// Preload.
 	logf("preloading %d credentials (engine %s)…", cfg.rows, a.Store.Engine())
 	t0 := time.Now()
-	sample, deep, err := preload(ctx, a.Service, id, cfg)
+	sample, deep, err := preload(ctx, a.Service, a.Store, id, cfg)
 	if err != nil {
 		return fmt.Errorf("preload: %w", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/credvault/credvault/internal/crypto"
 )
 
-func newKeygenCmd(stdout, stderr io.Writer) *cobra.Command {
+func newKeygenCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 	var out string
 	var force bool
 	cmd := &cobra.Command{
@@ -26,9 +26,28 @@ stdout, with a warning on stderr when stdout is not a terminal, because a file
 made by shell redirection gets the umask's permissions (often world-readable).
 Store it where the database and its backups are not (a secrets manager, a
 KMS-protected file, a separate volume) and hand it to serve through
---master-key-file or CREDVAULT_MASTER_KEY.`,
+--master-key-file or CREDVAULT_MASTER_KEY.
+
+With --master-key-uri pkcs11:… the key is instead generated inside the HSM:
+an AES-256 key (CKA_SENSITIVE, not CKA_EXTRACTABLE) labelled with the URI's
+object, which never leaves the token; nothing is printed or written. An
+existing key with that label is kept. serve also generates it on the first
+start of a new vault.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.masterKeyURI != "" {
+				root, gen, err := crypto.OpenRootKey(cmd.Context(), o.masterKeyURI, crypto.RootKeyOptions{Generate: true})
+				if err != nil {
+					return err
+				}
+				defer root.Close()
+				if gen {
+					fmt.Fprintf(stdout, "generated the root key %s inside the HSM\n", root)
+				} else {
+					fmt.Fprintf(stdout, "the root key %s exists already; kept it\n", root)
+				}
+				return nil
+			}
 			h, err := crypto.NewKEK()
 			if err != nil {
 				return err

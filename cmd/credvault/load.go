@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -84,7 +85,7 @@ func runLoad(ctx context.Context, o *options, lo *loadOptions, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	stats, err := BulkLoad(ctx, a.Service, id, LoadSpec{
+	stats, err := BulkLoad(ctx, a.Service, a.Store, id, LoadSpec{
 		Count: lo.count, Batch: lo.batch, Prefix: lo.prefix, Start: lo.start, Type: lo.typ, PayloadBytes: lo.payloadSz,
 		Progress: func(done int, elapsed time.Duration) {
 			if done%100000 >= lo.batch && done != lo.count {
@@ -118,8 +119,9 @@ type LoadStats struct {
 // BulkLoad creates spec.Count credentials through svc.BulkCreateCredentials,
 // batch by batch. Two batches are in flight at once, so that one is sealed
 // (in parallel on every CPU) while the other is being inserted (databases
-// take one write transaction at a time for SQLite anyway).
-func BulkLoad(ctx context.Context, svc *vault.Service, id *vault.Identity, spec LoadSpec) (LoadStats, error) {
+// take one write transaction at a time for SQLite anyway). At the end it
+// refreshes st's planner statistics.
+func BulkLoad(ctx context.Context, svc *vault.Service, st store.Analyzer, id *vault.Identity, spec LoadSpec) (LoadStats, error) {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -172,9 +174,7 @@ func BulkLoad(ctx context.Context, svc *vault.Service, id *vault.Identity, spec 
 	if firstEr == nil {
 		// Refresh planner statistics: right after a large load PostgreSQL
 		// would otherwise plan first pages with a full scan and sort.
-		if a, ok := svc.Store().(interface{ Analyze(context.Context) error }); ok {
-			firstEr = a.Analyze(ctx)
-		}
+		firstEr = st.Analyze(ctx)
 	}
 	return LoadStats{Created: done, Elapsed: time.Since(start)}, firstEr
 }

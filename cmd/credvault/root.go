@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credvault/credvault/internal/app"
-	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/store"
 )
 
 // options are the settings shared by every subcommand. Each flag has an
@@ -21,6 +21,7 @@ type options struct {
 	dataDir       string
 	databaseURL   string
 	masterKeyFile string
+	masterKeyURI  string
 	maxPayload    int
 	logLevel      string
 }
@@ -64,7 +65,7 @@ func (o *options) envDuration(name string, def time.Duration) time.Duration {
 // The database must exist: only serve, restore (and load, which bootstraps
 // like serve) create one, so that a command run in the wrong directory or
 // with a mistyped --data-dir fails instead of starting an empty vault.
-func (o *options) openStore(ctx context.Context) (*sqlstore.DB, error) {
+func (o *options) openStore(ctx context.Context) (store.Engine, error) {
 	return app.OpenExistingStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
 }
 
@@ -74,6 +75,7 @@ func (o *options) appConfig(logger *slog.Logger) app.Config {
 		DatabaseURL:   o.databaseURL,
 		MasterKey:     o.getenv("CREDVAULT_MASTER_KEY"),
 		MasterKeyFile: o.masterKeyFile,
+		MasterKeyURI:  o.masterKeyURI,
 		MaxPayload:    o.maxPayload,
 		Logger:        logger,
 	}
@@ -105,6 +107,7 @@ Every flag can also be set through the environment variable named in its help.`,
 	pf.StringVar(&o.dataDir, "data-dir", o.env("CREDVAULT_DATA_DIR", "./credvault-data"), "data directory: SQLite database and development master key ($CREDVAULT_DATA_DIR)")
 	pf.StringVar(&o.databaseURL, "database-url", o.env("CREDVAULT_DATABASE_URL", ""), "postgres://… to use PostgreSQL, or a SQLite file path; default <data-dir>/credvault.db ($CREDVAULT_DATABASE_URL)")
 	pf.StringVar(&o.masterKeyFile, "master-key-file", o.env("CREDVAULT_MASTER_KEY_FILE", ""), "file holding the master key as a Tink JSON keyset ($CREDVAULT_MASTER_KEY_FILE); $CREDVAULT_MASTER_KEY (the keyset itself, JSON or base64) takes precedence; with neither, <data-dir>/master-key.json is generated for development")
+	pf.StringVar(&o.masterKeyURI, "master-key-uri", o.env("CREDVAULT_MASTER_KEY_URI", ""), "root key in an HSM, e.g. pkcs11:token=T;object=K?module-path=LIB&pin-source=file:PIN; the data keyset is then stored in the database encrypted under it and no key file is used ($CREDVAULT_MASTER_KEY_URI)")
 	pf.IntVar(&o.maxPayload, "max-payload-bytes", o.envInt("CREDVAULT_MAX_PAYLOAD_BYTES", 64<<10), "largest credential payload accepted ($CREDVAULT_MAX_PAYLOAD_BYTES)")
 	pf.StringVar(&o.logLevel, "log-level", o.env("CREDVAULT_LOG_LEVEL", "info"), "log level: debug, info, warn, error ($CREDVAULT_LOG_LEVEL)")
 
@@ -114,7 +117,7 @@ Every flag can also be set through the environment variable named in its help.`,
 	root.AddCommand(newAPIKeyCmd(o, stdout, stderr))
 	root.AddCommand(newLoadCmd(o, stdout, stderr))
 	root.AddCommand(newBackupCmd(o, stdout))
-	root.AddCommand(newKeygenCmd(stdout, stderr))
+	root.AddCommand(newKeygenCmd(o, stdout, stderr))
 	root.AddCommand(newAuditCmd(o, stdout))
 	root.AddCommand(newRekeyCmd(o, stdout))
 	root.AddCommand(newRestoreCmd(o, stdout))

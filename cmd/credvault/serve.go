@@ -61,6 +61,11 @@ it is used only when the store is empty.
 With no master key configured, serve generates a development key in the data
 directory for a new database, and refuses to start on an existing one ("no
 master key configured for an existing database").
+With --master-key-uri (an HSM key) the data keyset is kept in the database,
+encrypted under that key: the first start of a new vault creates both (the
+HSM key inside the token if it is missing), later starts and every replica
+only read it, and a missing token, a wrong PIN or a missing key stop the
+start before anything is written.
 
 SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 		Args: cobra.NoArgs,
@@ -151,6 +156,9 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 		logger.Warn("GENERATED A NEW MASTER KEY IN THE DATA DIRECTORY: this is for development only. "+
 			"In production supply the master key through CREDVAULT_MASTER_KEY or --master-key-file, kept apart from the database and its backups.",
 			"source", a.KeySource)
+	}
+	if a.RootKeyGenerated {
+		logger.Info("generated the root key inside the HSM", "source", a.KeySource)
 	}
 	// Replicas starting at once on an empty PostgreSQL database must not
 	// bootstrap it twice: App.Bootstrap holds the database-wide start-up lock.

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/keyset"
@@ -26,6 +27,7 @@ import (
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/server"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -43,6 +45,11 @@ type Config struct {
 	MaxPayload    int
 	MaxBodyBytes  int64
 	Logger        *slog.Logger
+
+	// MasterKeyURI names a root key outside the process (an HSM key:
+	// pkcs11:…). With it the data-key keyset is kept in the database,
+	// encrypted under that key, and no key file is used (see rootkey.go).
+	MasterKeyURI string
 
 	// Abuse limits (see vault.Options).
 	FailedAuthPerMinute float64
@@ -82,7 +89,7 @@ type Config struct {
 
 // App is an assembled vault.
 type App struct {
-	Store    *sqlstore.DB
+	Store    store.Engine
 	Trail    *audit.Trail
 	Keyring  *crypto.Keyring
 	Service  *vault.Service
@@ -93,10 +100,17 @@ type App struct {
 	// true when it was generated into the data directory just now.
 	KeySource    string
 	KeyGenerated bool
+	// RootKeyGenerated is true when the root key named by MasterKeyURI was
+	// generated inside the HSM just now (a new vault).
+	RootKeyGenerated bool
 
+	stopRekey       func()
 	stopWatch       func()
 	stopPurge       func()
 	stopCheckpoints func()
+	root            crypto.RootKey
+	closeOnce       sync.Once
+	closeErr        error
 }
 
 // DatabaseURL resolves the database URL of cfg.
@@ -120,8 +134,12 @@ func (cfg Config) KeyProvider() crypto.Provider {
 }
 
 // OpenStore opens (and migrates) the database only.
-func OpenStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
-	return sqlstore.Open(ctx, cfg.databaseURL())
+func OpenStore(ctx context.Context, cfg Config) (store.Engine, error) {
+	db, err := sqlstore.Open(ctx, cfg.databaseURL())
+	if err != nil {
+		return nil, err // not a nil *sqlstore.DB in a non-nil interface
+	}
+	return db, nil
 }
 
 // Open builds the whole vault. The caller must Close it.
@@ -129,27 +147,63 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// A root key is opened before the database, so that a missing token,
+	// a wrong PIN or a missing key fails before anything is written.
+	var root crypto.RootKey
+	var rootGenerated bool
+	if cfg.MasterKeyURI != "" {
+		if cfg.MasterKey != "" || cfg.MasterKeyFile != "" {
+			return nil, errors.New("master key: give either --master-key-uri or a key file/$CREDVAULT_MASTER_KEY, not both (to move a vault from one to the other, use `credvault rekey --to-master-key-uri`)")
+		}
+		var err error
+		if root, rootGenerated, err = openRootKey(ctx, cfg, true); err != nil {
+			return nil, err
+		}
+	}
 	// A server checks the SQLite file's pages before it serves from it.
 	db, err := sqlstore.OpenWith(ctx, cfg.databaseURL(), sqlstore.Options{Timeout: cfg.DBTimeout, QuickCheck: true, Logger: cfg.Logger})
 	if err != nil {
+		if root != nil {
+			root.Close()
+		}
 		return nil, err
 	}
-	a, err := build(ctx, cfg, db)
+	a, err := build(ctx, cfg, db, root)
 	if err != nil {
 		db.Close()
+		if root != nil {
+			root.Close()
+		}
 		return nil, err
 	}
+	a.RootKeyGenerated = rootGenerated
 	return a, nil
 }
 
-func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
-	prov := cfg.KeyProvider()
-	if err := refuseNewKeyForExistingDB(ctx, prov, db); err != nil {
-		return nil, err
-	}
-	h, err := prov.Load(ctx)
-	if err != nil {
-		return nil, err
+func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey) (*App, error) {
+	var (
+		h      *keyset.Handle
+		keys   *dbKeys
+		source string
+		err    error
+		prov   = cfg.KeyProvider()
+	)
+	if root != nil {
+		if h, keys, err = rootKeyset(ctx, db, root); err != nil {
+			return nil, err
+		}
+		source = keys.name()
+	} else {
+		if err := refuseFileKeyForRootVault(ctx, db); err != nil {
+			return nil, err
+		}
+		if err := refuseNewKeyForExistingDB(ctx, prov, db); err != nil {
+			return nil, err
+		}
+		if h, err = prov.Load(ctx); err != nil {
+			return nil, err
+		}
+		source = prov.Name()
 	}
 	kr, err := crypto.NewKeyring(h)
 	if err != nil {
@@ -206,17 +260,24 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 		Keyring:   kr,
 		Service:   svc,
 		Registry:  reg,
-		KeySource: prov.Name(),
+		KeySource: source,
+		root:      root,
 	}
 	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
 		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere, OIDC: cfg.OIDC}
-	if fp, ok := prov.(*crypto.FileProvider); ok && fp.Path != "" {
-		scfg.Rekey = func(ctx context.Context) (any, error) {
-			return Rekey(ctx, cfg, RekeyOptions{Grace: cfg.RekeyGrace, Keyring: kr, Log: func(msg string, args ...any) { cfg.Logger.Info(msg, args...) }})
+	if fp, ok := prov.(*crypto.FileProvider); root != nil || ok && fp.Path != "" {
+		newKeys := func() keyStore { return fileKeys{&crypto.FileProvider{Path: fp.Path}} }
+		if root != nil {
+			newKeys = func() keyStore { return &dbKeys{db: db, root: root} }
 		}
+		jobs := newRekeyJobs(db, newKeys, kr, cfg.RekeyGrace, cfg.Logger)
+		scfg.Rekey = jobs
+		a.stopRekey = jobs.stop
 	}
 	a.Handler = server.New(svc, scfg)
-	if fp, ok := prov.(*crypto.FileProvider); ok {
+	if root != nil {
+		a.stopWatch = watchRootKeyset(keys, kr, cfg.Logger)
+	} else if fp, ok := prov.(*crypto.FileProvider); ok {
 		a.KeyGenerated = fp.Generated
 		a.stopWatch = watchKeyFile(fp.Path, kr, cfg.Logger)
 	}
@@ -230,7 +291,7 @@ func build(ctx context.Context, cfg Config, db *sqlstore.DB) (*App, error) {
 // refuseNewKeyForExistingDB refuses to generate a development master key
 // for a database that already holds data sealed under another key: the new
 // key could open nothing, and writing it would leave a misleading file.
-func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db *sqlstore.DB) error {
+func refuseNewKeyForExistingDB(ctx context.Context, prov crypto.Provider, db vault.MetaStore) error {
 	fp, ok := prov.(*crypto.FileProvider)
 	if !ok || !fp.Generate {
 		return nil
@@ -339,8 +400,18 @@ func postCheckpoint(ctx context.Context, url string, c audit.Checkpoint) error {
 	return nil
 }
 
-// Close releases the vault's resources.
+// Close releases the vault's resources. A master-key rotation running on
+// this server is canceled first and recorded as interrupted (see
+// rekeyJobs); Close waits for that. Calls after the first do nothing.
 func (a *App) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.close() })
+	return a.closeErr
+}
+
+func (a *App) close() error {
+	if a.stopRekey != nil {
+		a.stopRekey()
+	}
 	if a.stopWatch != nil {
 		a.stopWatch()
 	}
@@ -351,7 +422,11 @@ func (a *App) Close() error {
 		a.stopCheckpoints()
 	}
 	a.Trail.Close()
-	if err := a.Store.Close(); err != nil {
+	err := a.Store.Close()
+	if a.root != nil {
+		a.root.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
@@ -362,7 +437,7 @@ func (a *App) Close() error {
 // audited — in the change's own transaction, fail closed — as a named
 // operator.
 type Admin struct {
-	Store   *sqlstore.DB
+	Store   store.Engine
 	Keyring *crypto.Keyring
 	Trail   *audit.Trail
 	Service *vault.Service

@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/credvault/credvault/internal/audit"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -30,6 +33,10 @@ type RekeyOptions struct {
 	// Actor is recorded in the audit trail as the operator who rotated the
 	// key (vault.OperatorIdentity("rekey") if nil).
 	Actor *vault.Identity
+	// OnKeyAdded, if set, is called once the new primary key is in the key
+	// file and the keyring, before anything is re-wrapped; an error stops
+	// the rotation (to be resumed).
+	OnKeyAdded func(ctx context.Context, keyID uint32) error
 }
 
 // RekeyReport says what a rotation did. GET /admin/v1/rekey serves it as
@@ -44,35 +51,60 @@ type RekeyReport struct {
 
 // Rekey rotates the master key online, while servers keep serving:
 //
-//  1. a new key is added to the keyset file as its primary (old keys stay),
-//     and running servers pick it up (they watch the file, and re-read it
-//     when they meet a data key wrapped by a key they do not have);
+//  1. a new key is added to the keyset as its primary (old keys stay) —
+//     in the key file, or in the database's keyset encrypted under the
+//     root key — and running servers pick it up (they watch the file or
+//     the stored keyset's version, and re-read it when they meet a data key
+//     wrapped by a key they do not have);
 //  2. every data key in the database is re-wrapped under the new primary
 //     (compare-and-set per row, so concurrent writes are never lost);
-//  3. keys that no ciphertext depends on any more are removed from the file.
+//  3. keys that no ciphertext depends on any more are removed from the keyset.
 //
 // Each step is idempotent; an interrupted rotation is finished with Resume.
+// Rekey opens the configured database itself (the CLI); a server rotates
+// on its own store through the admin API (see rekeyJobs).
 func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, error) {
+	db, err := OpenExistingStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var ks keyStore
+	if cfg.MasterKeyURI != "" {
+		root, _, err := openRootKey(ctx, cfg, false)
+		if err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		ks = &dbKeys{db: db, root: root}
+	} else {
+		fp, ok := cfg.KeyProvider().(*crypto.FileProvider)
+		if !ok {
+			return nil, errors.New("rekey: the master key must come from a file (--master-key-file or the data directory's master-key.json) or a root key (--master-key-uri); for a key in $CREDVAULT_MASTER_KEY, rotate with a file and then update the variable")
+		}
+		ks = fileKeys{fp}
+	}
+	return rekeyStore(ctx, db, ks, opts)
+}
+
+// rekeyStore is Rekey on an open store, rotating the keyset ks.
+func rekeyStore(ctx context.Context, db store.Engine, ks keyStore, opts RekeyOptions) (*RekeyReport, error) {
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = func(string, ...any) {}
 	}
-	fp, ok := cfg.KeyProvider().(*crypto.FileProvider)
-	if !ok {
-		return nil, errors.New("rekey: the master key must come from a file (--master-key-file or the data directory's master-key.json); for a key in $CREDVAULT_MASTER_KEY, rotate with a file and then update the variable")
+	if fk, ok := ks.(fileKeys); ok {
+		if err := refuseFileKeyForRootVault(ctx, db); err != nil {
+			return nil, fmt.Errorf("rekey: %w", err)
+		}
+		if _, err := os.Stat(fk.fp.Path); err != nil {
+			return nil, fmt.Errorf("rekey: %w", err)
+		}
+		fk.fp.Generate = false
 	}
-	db, err := OpenExistingStore(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	if _, err := os.Stat(fp.Path); err != nil {
-		return nil, fmt.Errorf("rekey: %w", err)
-	}
-	fp.Generate = false
-	h, err := fp.Load(ctx)
+	h, err := ks.load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +115,7 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 		return nil, err
 	}
 	if err := verifyKey(ctx, db, check); err != nil {
-		return nil, fmt.Errorf("rekey: %s: %w; nothing was changed", fp.Path, err)
+		return nil, fmt.Errorf("rekey: %s: %w; nothing was changed", ks.name(), err)
 	}
 	kr := opts.Keyring
 	if kr == nil {
@@ -97,12 +129,23 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 		if err != nil {
 			return nil, err
 		}
-		if err := fp.Save(nh); err != nil {
+		if err := ks.save(ctx, nh); err != nil {
 			return nil, err
 		}
 		h = nh
+		if opts.Actor != nil {
+			ctx = vault.WithActor(ctx, opts.Actor)
+		}
+		if err := auditKeyEvent(ctx, db, check, "master_key.rotate", ks.name()); err != nil {
+			return nil, fmt.Errorf("rekey: %w (run again with --resume to finish)", err)
+		}
 		if err := kr.Swap(h); err != nil {
 			return nil, err
+		}
+		if opts.OnKeyAdded != nil {
+			if err := opts.OnKeyAdded(ctx, id); err != nil {
+				return nil, fmt.Errorf("rekey: %w", err)
+			}
 		}
 		opts.Log("added a new primary master key; waiting for running servers to load it", "key_id", id, "grace", opts.Grace.String())
 		if err := sleep(ctx, opts.Grace); err != nil {
@@ -165,7 +208,7 @@ func Rekey(ctx context.Context, cfg Config, opts RekeyOptions) (*RekeyReport, er
 		if err != nil {
 			return rep, err
 		}
-		if err := fp.Save(nh); err != nil {
+		if err := ks.save(ctx, nh); err != nil {
 			return rep, err
 		}
 		if err := kr.Swap(nh); err != nil {
@@ -188,3 +231,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// keyStore is where Rekey reads and writes the data keyset.
+type keyStore interface {
+	name() string
+	load(ctx context.Context) (*keyset.Handle, error)
+	save(ctx context.Context, h *keyset.Handle) error
+}
+
+// fileKeys is a keyset in a key file.
+type fileKeys struct{ fp *crypto.FileProvider }
+
+func (f fileKeys) name() string                                     { return f.fp.Path }
+func (f fileKeys) load(ctx context.Context) (*keyset.Handle, error) { return f.fp.Load(ctx) }
+func (f fileKeys) save(_ context.Context, h *keyset.Handle) error   { return f.fp.Save(h) }

@@ -189,3 +189,93 @@ func TestRekeyAdminAPI(t *testing.T) {
 		t.Errorf("after rotation: %s", r.Body)
 	}
 }
+
+// rekeyStatus polls GET /admin/v1/rekey on v until done says it is over.
+func rekeyStatus(t *testing.T, v *vaulttest.Vault, done func(st map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r := v.Do(t, "GET", "/admin/v1/rekey", nil, "x-api-key", v.AdminKey)
+		if r.Status != 200 {
+			t.Fatalf("rekey status: %d %s", r.Status, r.Body)
+		}
+		st := r.Object(t)
+		if done(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rekey status: %v", st)
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline, not waiting for an outcome
+	}
+}
+
+// TestRekeyAdminAPI_SharedAndResumable: a rotation started through the
+// admin API runs on the server's own store and keeps its state in the
+// database: another server on the same database reports it and refuses a
+// second one (409); a shutdown during the rotation cancels it, waits, and
+// leaves it recorded as interrupted with its new key; a POST on another
+// server resumes it (no third key) and finishes it.
+func TestRekeyAdminAPI_SharedAndResumable(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		var want sync.Map
+		for i := 0; i < 10; i++ {
+			r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": fmt.Sprint("c", i), "payload": fmt.Sprint("p", i)})
+			want.Store(r.Object(t)["id"].(string), fmt.Sprint("p", i))
+		}
+		old := v.App.Keyring.PrimaryKeyID()
+		if st := rekeyStatus(t, v, func(map[string]any) bool { return true }); st["status"] != "idle" {
+			t.Fatalf("status before any rotation: %v", st)
+		}
+		// A replica whose rotation waits (grace) long enough to be caught
+		// running.
+		r1 := v.Replica(t, func(c *app.Config) { c.RekeyGrace = time.Hour })
+		start := r1.Do(t, "POST", "/admin/v1/rekey", nil, "x-api-key", v.AdminKey)
+		if start.Status != 202 {
+			t.Fatalf("start: %d %s", start.Status, start.Body)
+		}
+		jobID := start.Object(t)["id"]
+		// The other server sees the job running, with its new key, and
+		// refuses a second rotation.
+		running := rekeyStatus(t, v, func(st map[string]any) bool { return st["new_primary_key_id"] != nil })
+		if running["status"] != "running" || running["id"] != jobID {
+			t.Fatalf("status on the other server: %v (job %v)", running, jobID)
+		}
+		newKey := running["new_primary_key_id"].(float64)
+		if r := v.Do(t, "POST", "/admin/v1/rekey", nil, "x-api-key", v.AdminKey); r.Status != 409 {
+			t.Fatalf("second rotation while one runs: %d %s", r.Status, r.Body)
+		}
+		// Shut the rotating server down: Close returns once the job has
+		// stopped and recorded that.
+		r1.Close()
+		st := rekeyStatus(t, v, func(map[string]any) bool { return true })
+		if st["status"] != "interrupted" || st["id"] != jobID || st["new_primary_key_id"] != newKey || st["finished_at"] == nil {
+			t.Fatalf("status after shutdown: %v", st)
+		}
+		checkAll(t, v, &want)
+		// Resume on the other server.
+		r := v.Do(t, "POST", "/admin/v1/rekey", nil, "x-api-key", v.AdminKey)
+		if r.Status != 202 || r.Object(t)["resume"] != true {
+			t.Fatalf("resume: %d %s", r.Status, r.Body)
+		}
+		done := rekeyStatus(t, v, func(st map[string]any) bool { return st["status"] != "running" })
+		if done["status"] != "done" {
+			t.Fatalf("resumed rotation: %v", done)
+		}
+		rep := done["report"].(map[string]any)
+		if rep["new_primary_key_id"] != newKey || rep["rewrapped"].(float64) < 10 {
+			t.Errorf("resumed report %v: want new primary %v and 10 re-wrapped", rep, newKey)
+		}
+		if ret, _ := rep["retired_key_ids"].([]any); len(ret) != 1 || ret[0] != float64(old) {
+			t.Errorf("retired %v, want the old primary %d", rep["retired_key_ids"], old)
+		}
+		if ids, _ := v.App.Keyring.KeyIDs(); len(ids) != 1 || float64(ids[0]) != newKey {
+			t.Errorf("keyset after the resumed rotation: %v, want only %v", ids, newKey)
+		}
+		checkAll(t, v, &want)
+		// A server started later reports the same finished job.
+		if st := rekeyStatus(t, v.Replica(t), func(map[string]any) bool { return true }); st["status"] != "done" || st["id"] != done["id"] {
+			t.Errorf("status on a new server: %v, want %v", st, done)
+		}
+	})
+}

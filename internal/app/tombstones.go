@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/store"
 )
 
 // tombstonePurgeInterval is how often a server purges expired tombstones
@@ -16,7 +16,10 @@ const tombstonePurgeInterval = time.Hour
 // purgeTombstones purges expired tombstones (and workload keys expired for
 // a day, see sqlstore.PurgeExpiredWorkloadKeys) now and then every interval
 // until stop is called. Failures are logged and retried at the next tick.
-func purgeTombstones(db *sqlstore.DB, log *slog.Logger, interval time.Duration) (stop func()) {
+func purgeTombstones(db interface {
+	store.TombstonePurger
+	store.WorkloadKeyPurger
+}, log *slog.Logger, interval time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() {

@@ -243,3 +243,7 @@ func splitEnvelope(ct []byte) (wrapped, payload []byte, err error) {
 	}
 	return ct[4 : 4+n], ct[4+n:], nil
 }
+
+// Handle returns the keyring's current keyset (secret: for storing it
+// encrypted, never for printing).
+func (k *Keyring) Handle() *keyset.Handle { return k.state.Load().handle }

@@ -2,50 +2,38 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// rekeyJob runs at most one master-key rotation at a time in the
-// background and remembers the last outcome.
-type rekeyJob struct {
-	run func(ctx context.Context) (any, error)
-
-	mu       sync.Mutex
-	state    string // idle, running, done, failed
-	started  time.Time
-	finished time.Time
-	report   any
-	err      string
+// RekeyJobs runs online master-key rotations (internal/app implements it
+// on the database, so that every replica reports the same job).
+type RekeyJobs interface {
+	// Start starts a rotation in the background and returns its status at
+	// once. audit is called, after the check that no rotation is running
+	// and before the job starts: if it fails, nothing starts (a rotation
+	// nobody can see in the audit trail does not run). KindConflict if a
+	// rotation is running on any replica.
+	Start(ctx context.Context, audit func() error) (RekeyStatus, error)
+	// Status reports the most recent rotation (Status "idle" if none).
+	Status(ctx context.Context) (RekeyStatus, error)
 }
 
-type rekeyStatus struct {
-	Status   string `json:"status"`
-	Started  string `json:"started_at,omitempty"`
-	Finished string `json:"finished_at,omitempty"`
-	Report   any    `json:"report,omitempty"`
-	Error    string `json:"error,omitempty"`
-}
-
-func (j *rekeyJob) status() rekeyStatus {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	st := rekeyStatus{Status: j.state, Report: j.report, Error: j.err}
-	if st.Status == "" {
-		st.Status = "idle"
-	}
-	if !j.started.IsZero() {
-		st.Started = j.started.UTC().Format(time.RFC3339)
-	}
-	if !j.finished.IsZero() {
-		st.Finished = j.finished.UTC().Format(time.RFC3339)
-	}
-	return st
+// RekeyStatus is the body of the rekey endpoints.
+type RekeyStatus struct {
+	ID     string `json:"id,omitempty"`
+	Status string `json:"status"` // idle, running, done, failed, interrupted
+	Resume bool   `json:"resume,omitempty"`
+	// NewPrimary is the new primary master key id once it was added.
+	NewPrimary uint32          `json:"new_primary_key_id,omitempty"`
+	Started    string          `json:"started_at,omitempty"`
+	Finished   string          `json:"finished_at,omitempty"`
+	Report     json.RawMessage `json:"report,omitempty"`
+	Error      string          `json:"error,omitempty"`
 }
 
 // adminAuth authenticates an admin API request (x-api-key, or
@@ -81,7 +69,8 @@ func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // handleRekeyStart starts an online master-key rotation (the same work as
-// `credvault rekey`) and answers 202 at once; GET reports progress.
+// `credvault rekey`, or `credvault rekey --resume` after an interrupted
+// one) and answers 202 at once; GET reports progress.
 func (s *Server) handleRekeyStart() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.adminAuth(r)
@@ -89,39 +78,18 @@ func (s *Server) handleRekeyStart() http.Handler {
 			s.adminError(w, r, err)
 			return
 		}
-		j := s.rekey
-		if j.run == nil {
+		if s.cfg.Rekey == nil {
 			s.adminError(w, r, vault.Errorf(vault.KindInvalid, "master-key rotation is not available on this server (the master key does not come from a file)"))
 			return
 		}
-		j.mu.Lock()
-		if j.state == "running" {
-			j.mu.Unlock()
-			s.adminError(w, r, vault.Errorf(vault.KindConflict, "a master-key rotation is already running"))
-			return
-		}
-		// Fail closed: a rotation nobody can see in the audit trail does not start.
-		if err := s.svc.Audit(r.Context(), id, "master_key.rotate", "master_key", "", nil); err != nil {
-			j.mu.Unlock()
+		st, err := s.cfg.Rekey.Start(r.Context(), func() error {
+			return s.svc.Audit(r.Context(), id, "master_key.rotate", "master_key", "", nil)
+		})
+		if err != nil {
 			s.adminError(w, r, err)
 			return
 		}
-		j.state, j.started, j.finished, j.report, j.err = "running", time.Now(), time.Time{}, nil, ""
-		j.mu.Unlock()
-		go func() {
-			rep, err := j.run(context.Background())
-			j.mu.Lock()
-			defer j.mu.Unlock()
-			j.finished, j.report = time.Now(), rep
-			if err != nil {
-				j.state, j.err = "failed", err.Error()
-				s.log.Error("master-key rotation failed", "err", err.Error())
-				return
-			}
-			j.state = "done"
-			s.log.Info("master-key rotation finished")
-		}()
-		httpx.WriteJSON(w, http.StatusAccepted, j.status())
+		httpx.WriteJSON(w, http.StatusAccepted, st)
 	})
 }
 
@@ -131,6 +99,15 @@ func (s *Server) handleRekeyStatus() http.Handler {
 			s.adminError(w, r, err)
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, s.rekey.status())
+		if s.cfg.Rekey == nil {
+			httpx.WriteJSON(w, http.StatusOK, RekeyStatus{Status: "idle"})
+			return
+		}
+		st, err := s.cfg.Rekey.Status(r.Context())
+		if err != nil {
+			s.adminError(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, st)
 	})
 }

@@ -34,8 +34,8 @@ type Config struct {
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 	Registry     *prometheus.Registry
-	// Rekey, if set, runs an online master-key rotation for the admin API.
-	Rekey func(ctx context.Context) (any, error)
+	// Rekey, if set, runs online master-key rotations for the admin API.
+	Rekey RekeyJobs
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
 	// is believed (see clientAddr); empty: the header is ignored.
 	TrustedProxies []netip.Prefix
@@ -56,7 +56,6 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	metrics *metrics
-	rekey   *rekeyJob
 }
 
 // New returns the handler for svc.
@@ -70,7 +69,7 @@ func New(svc *vault.Service, cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry), rekey: &rekeyJob{run: cfg.Rekey}}
+	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry)}
 	s.routes()
 	s.handler = s.middleware(s.mux)
 	return s

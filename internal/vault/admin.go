@@ -29,6 +29,12 @@ func WithActor(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, actorKey{}, id)
 }
 
+// ActorFrom returns the acting identity ctx names (WithActor), or nil.
+func ActorFrom(ctx context.Context) *Identity {
+	id, _ := ctx.Value(actorKey{}).(*Identity)
+	return id
+}
+
 // actor returns a copy of the acting identity of ctx (an unnamed operator
 // if none was given), to be recorded in accountID.
 func actor(ctx context.Context, accountID string) *Identity {

@@ -363,7 +363,7 @@ func (s *Service) ListCredentials(ctx context.Context, id *Identity, q Credentia
 		return nil, FieldError("limit", "limit must be between 1 and %d", MaxListLimit)
 	}
 	if q.After != "" && q.Before != "" {
-		return nil, FieldError("ending_before", "starting_after and ending_before cannot be used together")
+		return nil, FieldError("before", "a page cannot both start after one credential and end before another")
 	}
 	if q.SortBy == "" {
 		q.SortBy = SortCreatedAt
@@ -378,10 +378,10 @@ func (s *Service) ListCredentials(ctx context.Context, id *Identity, q Credentia
 	// Values no credential can have: answer as the store would for an
 	// unknown cursor or a name that matches nothing.
 	if !storable(q.After) {
-		return nil, FieldError("starting_after", "no credential with this id exists in this account")
+		return nil, FieldError("after", "no credential with this id exists in this account")
 	}
 	if !storable(q.Before) {
-		return nil, FieldError("ending_before", "no credential with this id exists in this account")
+		return nil, FieldError("before", "no credential with this id exists in this account")
 	}
 	if q.Name != nil && !storable(*q.Name) {
 		return &CredentialPage{Items: []Credential{}}, nil

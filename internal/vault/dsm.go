@@ -203,15 +203,6 @@ func (o *Sobject) Active(now time.Time) bool {
 	return o.DeactivationDate == nil || now.Before(*o.DeactivationDate)
 }
 
-// SobjectQuery selects security objects. Groups nil means every group.
-type SobjectQuery struct {
-	Groups  []string
-	GroupID string
-	Name    string
-	ObjType string
-	Creator string
-}
-
 // Integration credential providers and auth variants.
 const (
 	ProviderOCI   = "Oci"
@@ -358,9 +349,9 @@ type DSMStore interface {
 	CreateSobject(ctx context.Context, o *Sobject) error
 	GetSobject(ctx context.Context, accountID, kid string) (*Sobject, error)
 	GetSobjectByName(ctx context.Context, accountID, name string) (*Sobject, error)
-	// ListSobjects returns matching objects ordered by kid, without
-	// ciphertext.
-	ListSobjects(ctx context.Context, accountID string, q SobjectQuery) ([]Sobject, error)
+	// ListSobjects returns one page of the objects of groups (nil: all)
+	// matching q, without ciphertext; filter, order and page in the query.
+	ListSobjects(ctx context.Context, accountID string, groups []string, q SobjectListQuery) (*SobjectPage, error)
 	UpdateSobject(ctx context.Context, accountID, kid string, fn func(*Sobject) error) (*Sobject, error)
 	// DeleteSobject is KindConflict while a credential references it.
 	DeleteSobject(ctx context.Context, accountID, kid string) error
@@ -372,9 +363,9 @@ type DSMStore interface {
 	// of security objects, then inserts c and its references.
 	CreateIntegrationCredential(ctx context.Context, c *IntegrationCredential, check func(SobjectGetter) error) error
 	GetIntegrationCredential(ctx context.Context, accountID, id string) (*IntegrationCredential, error)
-	// ListIntegrationCredentials returns the credentials of the given
-	// groups (nil: all) ordered by id.
-	ListIntegrationCredentials(ctx context.Context, accountID string, groups []string) ([]IntegrationCredential, error)
+	// ListIntegrationCredentials returns one page of the credentials of
+	// groups (nil: all) matching q; filter, order and page in the query.
+	ListIntegrationCredentials(ctx context.Context, accountID string, groups []string, q CredentialListQuery) (*CredentialListPage, error)
 	UpdateIntegrationCredential(ctx context.Context, accountID, id string, fn func(*IntegrationCredential, SobjectGetter) error) (*IntegrationCredential, error)
 	DeleteIntegrationCredential(ctx context.Context, accountID, id string) error
 }

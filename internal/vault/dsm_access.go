@@ -19,23 +19,25 @@ const DefaultSessionTTL = 10 * time.Minute
 
 var errBadSession = Errorf(KindUnauthenticated, "invalid, expired or terminated session; authenticate again")
 
-// AuthenticateDSM resolves a DSM Authorization header: "Basic <api key>"
-// (an API key is base64 of id:secret, sent as is) or "Bearer <session
-// token>". Apps must be enabled. Failed attempts are audited.
-func (s *Service) AuthenticateDSM(ctx context.Context, authorization string) (*Identity, error) {
-	scheme, cred, _ := strings.Cut(strings.TrimSpace(authorization), " ")
-	cred = strings.TrimSpace(cred)
+// ErrNoCredential is the failure of a request that carries neither an
+// API key nor a session token; a dialect may say how its requests carry them.
+var ErrNoCredential = Errorf(KindUnauthenticated, "no API key or session token")
+
+// AuthenticateKeyOrSession resolves an API key (base64 of id:secret for an app) or,
+// if apiKey is empty, a session token. Apps must be enabled. Failed
+// attempts are audited.
+func (s *Service) AuthenticateKeyOrSession(ctx context.Context, apiKey, sessionToken string) (*Identity, error) {
 	var (
 		id  *Identity
 		err error
 	)
 	switch {
-	case strings.EqualFold(scheme, "Basic") && cred != "":
-		id, err = s.Authenticate(ctx, cred, "") // audits and throttles failures itself
-	case strings.EqualFold(scheme, "Bearer") && cred != "":
-		id, err = s.authenticateSession(ctx, cred)
+	case apiKey != "":
+		id, err = s.Authenticate(ctx, apiKey, "") // audits and throttles failures itself
+	case sessionToken != "":
+		id, err = s.authenticateSession(ctx, sessionToken)
 	default:
-		return nil, s.authFailed(ctx, "", nil, Errorf(KindUnauthenticated, "missing or malformed Authorization header; use Basic <api key> or Bearer <session token>"))
+		return nil, s.authFailed(ctx, "", nil, ErrNoCredential)
 	}
 	if err != nil {
 		return nil, err
@@ -51,6 +53,7 @@ func (s *Service) AuthenticateDSM(ctx context.Context, authorization string) (*I
 		if !app.Enabled {
 			return nil, s.authFailed(ctx, id.KeyID, id, Errorf(KindUnauthenticated, "this app is disabled"))
 		}
+		id.App = app
 	}
 	return id, nil
 }
@@ -211,12 +214,15 @@ func (s *Service) scope(ctx context.Context, id *Identity) (*dsmScope, error) {
 	if id.Principal.Kind != PrincipalApp {
 		return &dsmScope{all: true}, nil
 	}
-	app, err := s.store.GetApp(ctx, id.AccountID, id.Principal.ID)
-	if err != nil {
-		if KindOf(err) == KindNotFound {
-			return nil, errBadKey
+	app := id.App
+	if app == nil || app.ID != id.Principal.ID || app.AccountID != id.AccountID {
+		var err error
+		if app, err = s.store.GetApp(ctx, id.AccountID, id.Principal.ID); err != nil {
+			if KindOf(err) == KindNotFound {
+				return nil, errBadKey
+			}
+			return nil, fmt.Errorf("app scope: %w", err)
 		}
-		return nil, fmt.Errorf("app scope: %w", err)
 	}
 	sc := &dsmScope{groups: map[string]bool{}, app: app}
 	for _, g := range app.Groups {

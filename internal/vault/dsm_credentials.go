@@ -2,13 +2,16 @@ package vault
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 )
 
-// DSM integration credentials: create, list, get, update, delete, rotate.
+// Integration credentials: create, list, get, update, delete, rotate.
+//
+// Errors about a credential's details name the field by its path in
+// domain terms, in Field and at the start of the message: "details" for
+// the whole, "details.<field>" (e.g. details.signing_key) for one of
+// them. A dialect renders the path in its own wire names.
 
 // IntegrationCredentialInput creates or updates a credential; nil fields
 // are absent. Description set to a pointer to "" clears it.
@@ -22,7 +25,7 @@ type IntegrationCredentialInput struct {
 func checkDetails(d *CredentialDetails) error {
 	req := func(field, v string) error {
 		if strings.TrimSpace(v) == "" {
-			return FieldError("credential_details", "credential_details.body.%s is required", field)
+			return FieldError("details."+field, "details.%s is required", field)
 		}
 		return nil
 	}
@@ -31,7 +34,7 @@ func checkDetails(d *CredentialDetails) error {
 			return err
 		}
 		if !ValidUUID(v) {
-			return FieldError("credential_details", "credential_details.body.%s must be a security object id (UUID)", field)
+			return FieldError("details."+field, "details.%s must be a security object id (UUID)", field)
 		}
 		return nil
 	}
@@ -44,7 +47,7 @@ func checkDetails(d *CredentialDetails) error {
 	case d.Provider == ProviderAzure && d.Auth == AuthAzureCertificate:
 		errs = append(errs, req("tenant_id", d.TenantID), req("client_id", d.ClientID), uuidRef("client_cert", d.ClientCert), uuidRef("client_key", d.ClientKey))
 	default:
-		return FieldError("credential_details", "unknown credential_details variant %s/%s", d.Provider, d.Auth)
+		return FieldError("details", "details: unknown variant %s/%s", d.Provider, d.Auth)
 	}
 	for _, err := range errs {
 		if err != nil {
@@ -60,36 +63,36 @@ func checkDetails(d *CredentialDetails) error {
 // reported exactly like missing ones.
 func checkRefs(get SobjectGetter, sc *dsmScope, groupID string, d *CredentialDetails) error {
 	for _, r := range d.Refs() {
-		where := "credential_details.body." + r.Field
+		where := "details." + r.Field
 		o, err := get(r.KID)
 		if err != nil {
 			if KindOf(err) == KindNotFound {
-				return FieldError("credential_details", "%s: the referenced security object was not found", where)
+				return FieldError(where, "%s: the referenced security object was not found", where)
 			}
 			return err
 		}
 		if o.GroupID != groupID {
 			if !sc.has(o.GroupID) {
-				return FieldError("credential_details", "%s: the referenced security object was not found", where)
+				return FieldError(where, "%s: the referenced security object was not found", where)
 			}
-			return FieldError("credential_details", "%s: the referenced security object is in another group; a credential may only reference objects of its own group", where)
+			return FieldError(where, "%s: the referenced security object is in another group; a credential may only reference objects of its own group", where)
 		}
 		if !o.AllowCredentialUse {
-			return FieldError("credential_details", "%s: the referenced security object does not have allow_credential_use set", where)
+			return FieldError(where, "%s: the referenced security object does not have allow_credential_use set", where)
 		}
 		switch r.Field {
 		case "signing_key", "client_key":
 			if (o.ObjType != ObjRSA && o.ObjType != ObjEC) || o.PublicOnly {
-				return FieldError("credential_details", "%s: the referenced security object must be an RSA or EC private key, not %s%s", where, o.ObjType,
+				return FieldError(where, "%s: the referenced security object must be an RSA or EC private key, not %s%s", where, o.ObjType,
 					map[bool]string{true: " (public only)"}[o.PublicOnly])
 			}
 		case "client_secret":
 			if o.ObjType != ObjSecret {
-				return FieldError("credential_details", "%s: the referenced security object must be a SECRET, not %s", where, o.ObjType)
+				return FieldError(where, "%s: the referenced security object must be a SECRET, not %s", where, o.ObjType)
 			}
 		case "client_cert":
 			if o.ObjType != ObjCertificate {
-				return FieldError("credential_details", "%s: the referenced security object must be a CERTIFICATE, not %s", where, o.ObjType)
+				return FieldError(where, "%s: the referenced security object must be a CERTIFICATE, not %s", where, o.ObjType)
 			}
 		}
 	}
@@ -119,7 +122,7 @@ func (s *Service) CreateIntegrationCredential(ctx context.Context, id *Identity,
 	case in.GroupID == nil:
 		return nil, FieldError("group_id", "group_id is required")
 	case in.Details == nil:
-		return nil, FieldError("credential_details", "credential_details is required")
+		return nil, FieldError("details", "details is required")
 	}
 	if err := checkDSMName("name", *in.Name); err != nil {
 		return nil, err
@@ -175,13 +178,25 @@ func (s *Service) GetIntegrationCredential(ctx context.Context, id *Identity, cr
 	return s.findCredential(ctx, id, sc, credID)
 }
 
-// CredentialListQuery is GET /sys/v1/credentials.
+// CredentialListQuery selects one page of integration credentials.
 type CredentialListQuery struct {
 	Limit  int
 	Offset int
-	Filter string // JSON, see parseCredentialFilter
-	SortBy string // "credential_id" (default) or "credential_name"
+	Filter CredentialFilter
+	SortBy string // "id" (default) or "name"
 	Desc   bool
+	Start  string // return only credentials after this id or name in the sort order (exclusive)
+}
+
+// CredentialFilter holds the conditions of a credential listing, all of
+// which must hold. A nil list is no condition; a credential matches a
+// non-nil list when its value is in it (so an empty list matches nothing).
+type CredentialFilter struct {
+	Names    []string
+	GroupIDs []string
+	IDs      []string
+	Types    []string // providers: ProviderOCI, ProviderAzure
+	Creators []string // creator principal ids
 }
 
 // CredentialListPage is one page of a listing.
@@ -194,95 +209,8 @@ type CredentialListPage struct {
 // MaxCredentialListLimit is the largest (and default) page.
 const MaxCredentialListLimit = 1000
 
-// credFilter is the parsed filter: field → accepted values.
-type credFilter map[string][]string
-
-var credFilterFields = []string{"name", "group_id", "credential_id", "type", "creator"}
-
-// parseCredentialFilter parses credvault's credential filter: a JSON
-// object whose keys are name, group_id, credential_id, type (Oci|Azure) or
-// creator, each mapped to a string, {"$eq": string} or {"$in": [string…]};
-// all conditions must hold.
-func parseCredentialFilter(s string) (credFilter, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	bad := func(format string, args ...any) error {
-		return FieldError("filter", "filter: "+format+` (expected a JSON object such as {"name": {"$in": ["a", "b"]}, "type": "Oci"}; fields: %s)`,
-			append(args, strings.Join(credFilterFields, ", "))...)
-	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(strings.NewReader(s))
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, bad("not a JSON object")
-	}
-	f := credFilter{}
-	for k, v := range raw {
-		if !contains(credFilterFields, k) {
-			return nil, bad("unknown field %q", k)
-		}
-		var str string
-		if json.Unmarshal(v, &str) == nil {
-			f[k] = []string{str}
-			continue
-		}
-		var op map[string]json.RawMessage
-		if json.Unmarshal(v, &op) != nil || len(op) != 1 {
-			return nil, bad("the condition on %q must be a string or one operator", k)
-		}
-		for name, arg := range op {
-			switch name {
-			case "$eq":
-				if json.Unmarshal(arg, &str) != nil {
-					return nil, bad("$eq takes a string")
-				}
-				f[k] = []string{str}
-			case "$in":
-				var list []string
-				if json.Unmarshal(arg, &list) != nil {
-					return nil, bad("$in takes an array of strings")
-				}
-				f[k] = list
-			default:
-				return nil, bad("unsupported operator %q", name)
-			}
-		}
-	}
-	return f, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (f credFilter) match(c *IntegrationCredential) bool {
-	for k, vals := range f {
-		var v string
-		switch k {
-		case "name":
-			v = c.Name
-		case "group_id":
-			v = c.GroupID
-		case "credential_id":
-			v = c.ID
-		case "type":
-			v = c.Details.Provider
-		case "creator":
-			v = c.Creator.ID
-		}
-		if !contains(vals, v) {
-			return false
-		}
-	}
-	return true
-}
-
-// ListIntegrationCredentials lists credentials in the caller's groups.
+// ListIntegrationCredentials lists credentials in the caller's groups; the
+// store filters, orders and pages.
 func (s *Service) ListIntegrationCredentials(ctx context.Context, id *Identity, q CredentialListQuery) (*CredentialListPage, error) {
 	if err := id.Require(ActRead); err != nil {
 		return nil, err
@@ -296,44 +224,16 @@ func (s *Service) ListIntegrationCredentials(ctx context.Context, id *Identity, 
 	if q.Offset < 0 {
 		return nil, FieldError("offset", "offset must not be negative")
 	}
-	f, err := parseCredentialFilter(q.Filter)
-	if err != nil {
-		return nil, err
+	if q.SortBy != "name" {
+		q.SortBy = "id"
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.store.ListIntegrationCredentials(ctx, id.AccountID, sc.list())
+	page, err := s.store.ListIntegrationCredentials(ctx, id.AccountID, sc.list(), q)
 	if err != nil {
 		return nil, fmt.Errorf("list integration credentials: %w", err)
-	}
-	page := &CredentialListPage{TotalCount: len(all), Items: []IntegrationCredential{}}
-	var match []IntegrationCredential
-	for i := range all {
-		if f.match(&all[i]) {
-			match = append(match, all[i])
-		}
-	}
-	less := func(a, b *IntegrationCredential) bool { return a.ID < b.ID }
-	if q.SortBy == "credential_name" {
-		less = func(a, b *IntegrationCredential) bool {
-			if a.Name != b.Name {
-				return a.Name < b.Name
-			}
-			return a.ID < b.ID
-		}
-	}
-	sort.SliceStable(match, func(i, j int) bool {
-		if q.Desc {
-			return less(&match[j], &match[i])
-		}
-		return less(&match[i], &match[j])
-	})
-	page.FilteredCount = len(match)
-	if q.Offset < len(match) {
-		match = match[q.Offset:]
-		page.Items = match[:min(len(match), q.Limit)]
 	}
 	return page, nil
 }
@@ -417,8 +317,8 @@ const RotationGenerate = "Generate"
 // renamed, linked and deactivated), and the credential points at the new
 // objects — all in one transaction. Material only the cloud provider can
 // issue (Azure client secrets and certificates) is refused, with nothing
-// changed.
-func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity, credID, method string) (c *IntegrationCredential, err error) {
+// changed. Replaced objects are renamed by retired (nil: RetiredNameRFC3339).
+func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity, credID, method string, retired RetiredName) (c *IntegrationCredential, err error) {
 	ctx = s.auditing(ctx, id, "integration_credential.rotate", "credential", func() string { return credID })
 	defer func() { err = s.auditCred(ctx, id, "integration_credential.rotate", credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
@@ -438,10 +338,13 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 	switch cur.Details.Auth {
 	case AuthAzureClientSecret:
 		return nil, Errorf(KindInvalid, "Azure ClientSecret credentials cannot be rotated by credvault: a client secret is issued by Azure (Entra ID). "+
-			"Create a new secret in Azure, import it as a SECRET security object and PATCH the credential to reference it")
+			"Create a new secret in Azure, import it as a SECRET security object and update the credential to reference it")
 	case AuthAzureCertificate:
 		return nil, Errorf(KindInvalid, "Azure Certificate credentials cannot be rotated by credvault: the certificate must be registered with Azure (Entra ID). "+
-			"Create the new key and certificate, import them, register the certificate in Azure and PATCH the credential to reference them")
+			"Create the new key and certificate, import them, register the certificate in Azure and update the credential to reference them")
+	}
+	if retired == nil {
+		retired = RetiredNameRFC3339
 	}
 	at := s.Now()
 	plan := RekeyPlan{At: at, Credential: cur, Hook: s.rekeyHook}
@@ -452,12 +355,12 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 			return nil, mapStoreErr(err, "security object "+r.KID, "rotate credential")
 		}
 		if old.ObjType != ObjRSA && old.ObjType != ObjEC {
-			return nil, FieldError("credential_details", "credential_details.body.%s: a %s object cannot be regenerated by credvault", r.Field, old.ObjType)
+			return nil, FieldError("details."+r.Field, "details.%s: a %s object cannot be regenerated by credvault", r.Field, old.ObjType)
 		}
 		if old.Replacement != "" {
-			return nil, Errorf(KindConflict, "security object %s was already rotated; PATCH the credential to reference its replacement", old.KID)
+			return nil, Errorf(KindConflict, "security object %s was already rotated; update the credential to reference its replacement", old.KID)
 		}
-		st, err := s.planRekey(id, old, SobjectInput{}, true, at)
+		st, err := s.planRekey(id, old, SobjectInput{}, true, at, retired)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/credvault/credvault/internal/keymat"
 )
 
-// DSM encrypt and decrypt (POST /crypto/v1/encrypt, /crypto/v1/decrypt).
+// Encryption and decryption with security objects.
 
 // CryptInput is an encryption or decryption request.
 type CryptInput struct {

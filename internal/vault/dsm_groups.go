@@ -487,9 +487,10 @@ func (s *Service) DeleteApp(ctx context.Context, id *Identity, appID string) (er
 }
 
 // ErrLegacySecret is returned by GetAppCredential for an app whose secret
-// was issued by a credvault version that kept only its hash.
+// was issued by a credvault version that kept only its hash; a dialect may
+// name its own way of resetting the secret.
 var ErrLegacySecret = Errorf(KindConflict, "this app's secret was issued before credvault kept app secrets and cannot be shown again; "+
-	"call POST /sys/v1/apps/{app_id}/reset_secret to issue one that can")
+	"reset the app's secret to issue one that can")
 
 // MaxCredentialMigrationPeriod bounds reset_secret's
 // credential_migration_period (seconds).

@@ -9,7 +9,7 @@ import (
 const MaxAuditQueryLimit = 1000
 
 // AuditLogs returns audit records of the caller's account, newest first,
-// for DSM's GET /sys/v1/logs. Only admins may read them. An admin app,
+// for a dialect's log listing. Only admins may read them. An admin app,
 // which reaches only its groups, sees only the records about what it
 // reaches (its groups, the security objects, integration credentials and
 // apps now in them) and its own actions; account-wide records (SGP

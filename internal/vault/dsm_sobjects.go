@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -243,7 +241,7 @@ func (s *Service) CreateSobject(ctx context.Context, id *Identity, in SobjectInp
 		return nil, err
 	}
 	if in.Value != nil {
-		return nil, FieldError("value", "value is only accepted by import (PUT /crypto/v1/keys)")
+		return nil, FieldError("value", "value is only accepted when importing an object; generating one creates its material")
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
@@ -365,7 +363,7 @@ func (s *Service) findSobject(ctx context.Context, id *Identity, sc *dsmScope, d
 }
 
 // ValueInInfo reports whether DSM returns an object's value with its
-// metadata (POST /crypto/v1/keys/info) rather than only through export:
+// metadata (a descriptor lookup) rather than only through export:
 // for the types DSM treats as not sensitive, OPAQUE and CERTIFICATE.
 // Never for SECRET, AES, HMAC or private keys.
 func ValueInInfo(objType string) bool { return objType == ObjOpaque || objType == ObjCertificate }
@@ -406,37 +404,45 @@ func (s *Service) GetSobject(ctx context.Context, id *Identity, d SobjectDescrip
 	return o, value, nil
 }
 
-// SobjectListQuery is GET /crypto/v1/keys.
+// SobjectListQuery selects one page of security objects: every non-empty
+// field is a condition that must hold.
 type SobjectListQuery struct {
 	GroupID        string
 	Creator        string
 	Name           string
 	ObjType        string
-	CustomMetadata map[string]string
-	SortBy         string // "kid" (default) or "name"
+	CustomMetadata map[string]string // key → value; "" also matches an absent key
+	SortBy         string            // "kid" (default) or "name"
 	Desc           bool
 	Start          string // return only objects after this kid or name in the sort order (exclusive)
 	Limit          int
 	Offset         int
+	Count          bool // also count the objects in reach and those matching
 }
 
 // SobjectPage is one page of a listing.
 type SobjectPage struct {
 	Items         []Sobject
-	TotalCount    int // objects in reach
-	FilteredCount int // objects matching the filters
+	TotalCount    int // objects in reach (with Count)
+	FilteredCount int // objects matching the filters (with Count)
 }
 
 // MaxSobjectListLimit is the largest page.
 const MaxSobjectListLimit = 1000
 
-// ListSobjects lists objects in the caller's groups.
+// ListSobjects lists objects in the caller's groups. The store filters,
+// orders and pages, so a page costs the same wherever it is in the list
+// (Offset aside, which the store must still skip over).
 func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQuery) (*SobjectPage, error) {
 	if err := id.Require(ActRead); err != nil {
 		return nil, err
 	}
 	if q.Limit <= 0 || q.Limit > MaxSobjectListLimit {
 		q.Limit = MaxSobjectListLimit
+	}
+	q.Offset = max(q.Offset, 0)
+	if q.SortBy != "name" {
+		q.SortBy = "kid"
 	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
@@ -447,50 +453,9 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 			return nil, err
 		}
 	}
-	all, err := s.store.ListSobjects(ctx, id.AccountID, SobjectQuery{Groups: sc.list()})
+	page, err := s.store.ListSobjects(ctx, id.AccountID, sc.list(), q)
 	if err != nil {
 		return nil, fmt.Errorf("list sobjects: %w", err)
-	}
-	page := &SobjectPage{TotalCount: len(all), Items: []Sobject{}}
-	var match []Sobject
-	for _, o := range all {
-		if (q.GroupID != "" && o.GroupID != q.GroupID) || (q.Name != "" && o.Name != q.Name) || (q.ObjType != "" && o.ObjType != q.ObjType) ||
-			(q.Creator != "" && o.Creator.ID != q.Creator) {
-			continue
-		}
-		ok := true
-		for k, v := range q.CustomMetadata {
-			ok = ok && o.CustomMetadata[k] == v
-		}
-		if ok {
-			match = append(match, o)
-		}
-	}
-	key := func(o *Sobject) string { return o.KID }
-	if q.SortBy == "name" {
-		key = func(o *Sobject) string { return o.Name }
-	}
-	sort.SliceStable(match, func(i, j int) bool {
-		if q.Desc {
-			return key(&match[i]) > key(&match[j])
-		}
-		return key(&match[i]) < key(&match[j])
-	})
-	if q.Start != "" {
-		// Exclusive, as DSM's clients page: start is the last kid (or
-		// name) of the previous page, and an empty page ends the loop.
-		i := sort.Search(len(match), func(i int) bool {
-			if q.Desc {
-				return key(&match[i]) < q.Start
-			}
-			return key(&match[i]) > q.Start
-		})
-		match = match[i:]
-	}
-	page.FilteredCount = len(match)
-	if q.Offset < len(match) {
-		match = match[q.Offset:]
-		page.Items = match[:min(len(match), q.Limit)]
 	}
 	return page, nil
 }
@@ -628,20 +593,27 @@ func (s *Service) ExportSobject(ctx context.Context, id *Identity, d SobjectDesc
 	return o, value, nil
 }
 
-// RekeyInput is POST /crypto/v1/keys/rekey: the object named by In.Name
-// gets a replacement; other fields override the copied properties.
+// RekeyInput asks for a replacement of the object named by In.Name; other
+// fields override the copied properties.
 type RekeyInput struct {
 	In         SobjectInput
 	Deactivate bool
+	// Retired names the replaced object (nil: RetiredNameRFC3339).
+	Retired RetiredName
 }
 
-func rotatedName(name string, at time.Time) string {
-	return name + " (rotated at " + at.UTC().Format("20060102T150405Z") + ")"
+// RetiredName is the name a replaced object takes when a rekey at at gives
+// its name to the replacement; each dialect may write the time its own way.
+type RetiredName func(name string, at time.Time) string
+
+// RetiredNameRFC3339 is "<name> (rotated at <RFC 3339 time>)".
+func RetiredNameRFC3339(name string, at time.Time) string {
+	return name + " (rotated at " + at.UTC().Format(time.RFC3339) + ")"
 }
 
 // planRekey generates the replacement of old (outside any transaction:
 // RSA generation can take a while).
-func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactivate bool, at time.Time) (*RekeyStep, error) {
+func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactivate bool, at time.Time, retired RetiredName) (*RekeyStep, error) {
 	if !keymat.Generatable(old.ObjType) {
 		return nil, FieldError("name", "security objects of type %s cannot be rekeyed by credvault (only AES, RSA, EC and HMAC material can be generated)", old.ObjType)
 	}
@@ -687,11 +659,11 @@ func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactiv
 	if old.NeverExportable && n.HasOp(OpExport) {
 		return nil, FieldError("key_ops", "EXPORT cannot be added to the replacement of an object that was never exportable")
 	}
-	return &RekeyStep{Old: old, OldNewName: rotatedName(old.Name, at), Deactivate: deactivate, New: n}, nil
+	return &RekeyStep{Old: old, OldNewName: retired(old.Name, at), Deactivate: deactivate, New: n}, nil
 }
 
 // RekeySobject replaces an object by a new one with new key material, as
-// DSM does: the old object is renamed "<name> (rotated at <ts>)", linked to
+// DSM does: the old object is renamed (RekeyInput.Retired), linked to
 // the new one (links.replacement / links.replaced), and deactivated if
 // asked; the new object takes the original name.
 func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) (o *Sobject, err error) {
@@ -724,7 +696,10 @@ func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) 
 		return nil, Errorf(KindConflict, "the security object was already rotated")
 	}
 	at := s.Now()
-	st, err := s.planRekey(id, old, r.In, r.Deactivate, at)
+	if r.Retired == nil {
+		r.Retired = RetiredNameRFC3339
+	}
+	st, err := s.planRekey(id, old, r.In, r.Deactivate, at, r.Retired)
 	if err != nil {
 		return nil, err
 	}
@@ -758,7 +733,7 @@ func (s *Service) rekeyHook(step int) error {
 	return nil
 }
 
-// SignInput is POST /crypto/v1/sign and /verify.
+// SignInput is a signing or verification request.
 type SignInput struct {
 	Key       SobjectDescriptor
 	HashAlg   string
@@ -880,13 +855,4 @@ func (s *Service) Verify(ctx context.Context, id *Identity, in SignInput) (kid s
 		return o.KID, false, keymatErr(err)
 	}
 	return o.KID, ok, nil
-}
-
-// ParseCompactTime parses DSM's YYYYMMDDTHHMMSSZ form.
-func ParseCompactTime(s string) (time.Time, error) {
-	t, err := time.Parse("20060102T150405Z0700", strings.TrimSpace(s))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("not a YYYYMMDDTHHMMSSZ time")
-	}
-	return t.UTC(), nil
 }

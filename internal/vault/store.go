@@ -5,22 +5,40 @@ import (
 	"time"
 )
 
-// Store is the storage interface. It sees ciphertext and metadata only, never
-// plaintext. Implementations translate driver errors at their edge:
-// a missing row is ErrNotFound, a uniqueness violation is ErrConflict, an
-// unreachable database is KindUnavailable. Store is implemented by
-// internal/store/sqlstore for SQLite and PostgreSQL.
+// Store is what the core needs from storage, composed of one interface per
+// consumer: accounts and principals (bootstrap, the CLI's admin commands),
+// API keys (authentication), SGP credentials, the DSM dialect's objects,
+// meta values (the master-key check), the audit trail (internal/audit) and
+// readiness (/readyz). A caller that needs only part of it takes that part.
+//
+// It sees ciphertext and metadata only, never plaintext. Implementations
+// translate driver errors at their edge: a missing row is ErrNotFound, a
+// uniqueness violation is ErrConflict (both checked with errors.Is; other
+// kinds with KindOf), an unreachable database is KindUnavailable. A write
+// made with a context carrying a TxAudit appends its audit records in the
+// same transaction. Store is implemented by internal/store/sqlstore for
+// SQLite and PostgreSQL; internal/store/storetest is its contract, and
+// internal/store.Engine adds the capabilities the binary needs beyond the
+// core.
 type Store interface {
 	AccountStore
+	APIKeyStore
 	CredentialStore
 	DSMStore
 	MetaStore
 	AuditStore
+	ReadinessStore
 	TrustStore
 
-	// Ping checks that the database answers.
-	Ping(ctx context.Context) error
+	// Close releases the store.
 	Close() error
+}
+
+// ReadinessStore answers the readiness probe.
+type ReadinessStore interface {
+	// Ping checks that the database answers and, after a storage failure,
+	// that it can be written again: KindUnavailable until it can.
+	Ping(ctx context.Context) error
 }
 
 // AuthRecord is what authentication needs to know about an API key, read in
@@ -33,7 +51,8 @@ type AuthRecord struct {
 	Role      Role // empty when the principal is not a member of AccountID
 }
 
-// AccountStore holds accounts, principals, memberships and API keys.
+// AccountStore holds accounts, principals and memberships. A missing
+// account or principal is ErrNotFound; a duplicate id ErrConflict.
 type AccountStore interface {
 	// IsEmpty reports whether no account exists yet (bootstrap is needed).
 	IsEmpty(ctx context.Context) (bool, error)
@@ -47,15 +66,22 @@ type AccountStore interface {
 	// PutMembership adds or replaces a membership.
 	PutMembership(ctx context.Context, m Membership) error
 	ListMemberships(ctx context.Context, principalID string) ([]Membership, error)
-	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// ApplyAccountChanges stores ch in one transaction (all or nothing).
 	// With RequireEmpty it fails with ErrConflict if any account exists.
 	ApplyAccountChanges(ctx context.Context, ch AccountChanges) error
+}
+
+// APIKeyStore holds API keys; authentication reads it on every request.
+type APIKeyStore interface {
+	// CreateAPIKey stores k. ErrConflict if its id or hash exists.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// LookupAPIKey finds the key whose hash is hash and resolves the role of
 	// its principal in accountID ("" = the principal's default account).
 	// ErrNotFound if no key has that hash.
 	LookupAPIKey(ctx context.Context, hash []byte, accountID string) (*AuthRecord, error)
 	ListAPIKeys(ctx context.Context, principalID string) ([]APIKey, error)
+	// RevokeAPIKey marks key id revoked at at. ErrNotFound if no such key
+	// or it is revoked already.
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 	// TouchAPIKey records that key id was used at t.
 	TouchAPIKey(ctx context.Context, id string, at time.Time) error
@@ -85,7 +111,7 @@ type CredentialStore interface {
 	// working as a pagination cursor for the cursor horizon (30 days).
 	DeleteCredential(ctx context.Context, accountID, id string) error
 	// ListCredentials returns one page with keyset pagination. An unknown
-	// cursor is KindInvalid with Field "starting_after"/"ending_before".
+	// cursor is KindInvalid with Field "after" or "before" (the cursor used).
 	ListCredentials(ctx context.Context, accountID string, q CredentialQuery) (*CredentialPage, error)
 }
 

@@ -63,6 +63,9 @@ type Identity struct {
 	// opened with it must not outlive it.
 	KeyExpiresAt *time.Time
 	SessionID    string // the DSM session used, if any
+	// App is the app principal as read at authentication, so that its
+	// group scope is read once per request (nil: not an app, or not read).
+	App *App
 }
 
 // Credential is an SGP credential. Its payload is stored only as Ciphertext,

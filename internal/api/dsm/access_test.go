@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -81,7 +82,7 @@ func TestSessions(t *testing.T) {
 
 // expireSessions moves every session's expiry into the past.
 func expireSessions(v *vaulttest.Vault) error {
-	return v.App.Store.ExpireDSMSessionsForTest(time.Now().Add(-time.Hour))
+	return v.App.Store.(*sqlstore.DB).ExpireDSMSessionsForTest(time.Now().Add(-time.Hour))
 }
 
 func TestGroups(t *testing.T) {

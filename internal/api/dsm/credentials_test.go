@@ -102,6 +102,15 @@ func TestCredentials(t *testing.T) {
 			noUse := app.key(t, map[string]any{"name": "no-cred-use", "obj_type": "RSA", "key_size": 2048})
 			pub := app.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": "az-cert"})
 			other := adm.key(t, map[string]any{"name": "in-g2", "obj_type": "RSA", "key_size": 2048, "group_id": g2, "allow_credential_use": true})
+			wantMsg := map[string]string{
+				"no-allow-credential-use": "credential_details.body.signing_key: the referenced security object does not have allow_credential_use set",
+				"wrong-type-secret":       "credential_details.body.signing_key: the referenced security object must be an RSA or EC private key, not SECRET",
+				"unknown-kid":             "credential_details.body.signing_key: the referenced security object was not found",
+				"bad-uuid":                "credential_details.body.signing_key must be a security object id (UUID)",
+				"other-group":             "credential_details.body.signing_key: the referenced security object was not found",
+				"azure-cert-not-cert":     "credential_details.body.client_cert: the referenced security object must be a CERTIFICATE, not RSA",
+				"missing-field":           "credential_details.body.tenant_ocid is required",
+			}
 			for name, det := range map[string]map[string]any{
 				"no-allow-credential-use": ociDetails(noUse["kid"]),
 				"wrong-type-secret":       ociDetails(sec["kid"]),
@@ -120,6 +129,10 @@ func TestCredentials(t *testing.T) {
 					msg := app.fail(t, 400, "POST", "/sys/v1/credentials", map[string]any{"name": "bad " + name, "group_id": g, "credential_details": det})
 					if name == "other-group" && !strings.Contains(msg, "not found") {
 						t.Errorf("a crypto app must not learn that another group's object exists: %s", msg)
+					}
+					// The core's field paths reach the client in DSM's names.
+					if want, ok := wantMsg[name]; ok && msg != want {
+						t.Errorf("message %q, want %q", msg, want)
 					}
 				})
 			}

@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
@@ -152,7 +154,7 @@ func (q *sobjectRequest) input() (vault.SobjectInput, error) {
 		return in, invalid("state must be Active or Deactivated")
 	}
 	if q.DeactivationDate != nil {
-		t, err := vault.ParseCompactTime(*q.DeactivationDate)
+		t, err := parseCompactTime(*q.DeactivationDate)
 		if err != nil {
 			return in, invalid("deactivation_date must be a YYYYMMDDTHHMMSSZ time")
 		}
@@ -539,4 +541,76 @@ func (q *cryptRequest) input(decrypt bool) (vault.CryptInput, error) {
 		in.Label = orEmpty(*q.Label)
 	}
 	return in, nil
+}
+
+// credentialFilterFields are the fields credentialFilter accepts.
+var credentialFilterFields = []string{"name", "group_id", "credential_id", "type", "creator"}
+
+// credentialFilter parses credvault's credential filter: a JSON object
+// whose keys are name, group_id, credential_id, type (Oci|Azure) or
+// creator, each mapped to a string, {"$eq": string} or {"$in": [string…]};
+// all conditions must hold.
+func credentialFilter(s string) (vault.CredentialFilter, error) {
+	var f vault.CredentialFilter
+	if strings.TrimSpace(s) == "" {
+		return f, nil
+	}
+	bad := func(format string, args ...any) error {
+		return vault.FieldError("filter", "filter: "+format+` (expected a JSON object such as {"name": {"$in": ["a", "b"]}, "type": "Oci"}; fields: %s)`,
+			append(args, strings.Join(credentialFilterFields, ", "))...)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.NewDecoder(strings.NewReader(s)).Decode(&raw); err != nil || raw == nil {
+		return f, bad("not a JSON object")
+	}
+	lists := map[string]*[]string{"name": &f.Names, "group_id": &f.GroupIDs, "credential_id": &f.IDs, "type": &f.Types, "creator": &f.Creators}
+	for k, v := range raw {
+		list, ok := lists[k]
+		if !ok {
+			return f, bad("unknown field %q", k)
+		}
+		var str string
+		if json.Unmarshal(v, &str) == nil {
+			*list = []string{str}
+			continue
+		}
+		var op map[string]json.RawMessage
+		if json.Unmarshal(v, &op) != nil || len(op) != 1 {
+			return f, bad("the condition on %q must be a string or one operator", k)
+		}
+		for name, arg := range op {
+			switch name {
+			case "$eq":
+				if json.Unmarshal(arg, &str) != nil {
+					return f, bad("$eq takes a string")
+				}
+				*list = []string{str}
+			case "$in":
+				if json.Unmarshal(arg, list) != nil {
+					return f, bad("$in takes an array of strings")
+				}
+				if *list == nil {
+					*list = []string{} // null: a list of nothing, matched by nothing
+				}
+			default:
+				return f, bad("unsupported operator %q", name)
+			}
+		}
+	}
+	return f, nil
+}
+
+// parseCompactTime parses DSM's YYYYMMDDTHHMMSSZ form.
+func parseCompactTime(s string) (time.Time, error) {
+	t, err := time.Parse("20060102T150405Z0700", strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("not a YYYYMMDDTHHMMSSZ time")
+	}
+	return t.UTC(), nil
+}
+
+// retiredName is the name DSM gives an object replaced by a rekey:
+// "<name> (rotated at <compact time>)".
+func retiredName(name string, at time.Time) string {
+	return name + " (rotated at " + compact(at) + ")"
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
@@ -92,7 +93,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity
 // session token), then runs fn and renders its error, if any.
 func (h *handlers) auth(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.svc.AuthenticateDSM(r.Context(), r.Header.Get("Authorization"))
+		id, err := h.authenticate(r)
 		if err == nil {
 			httpx.SetIdentity(r.Context(), id)
 			err = fn(w, r, id)
@@ -158,7 +159,48 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(statusOf(kind))
-	_, _ = w.Write([]byte(vault.Message(err)))
+	_, _ = w.Write([]byte(wireMessage(err)))
+}
+
+// wireMessage is err's client-safe message with the core's field path at
+// its start (see vault.Error.Field) renamed to DSM's: the core calls an
+// integration credential's details "details", DSM credential_details with
+// their fields under body.
+func wireMessage(err error) string {
+	msg := vault.Message(err)
+	var ve *vault.Error
+	if !errors.As(err, &ve) || ve.Kind != vault.KindInvalid || ve.Field == "" {
+		return msg
+	}
+	rest, ok := strings.CutPrefix(msg, ve.Field)
+	if !ok || (rest != "" && rest[0] != ' ' && rest[0] != ':') {
+		return msg
+	}
+	if ve.Field == "details" {
+		return "credential_details" + rest
+	}
+	if f, ok := strings.CutPrefix(ve.Field, "details."); ok {
+		return "credential_details.body." + f + rest
+	}
+	return msg
+}
+
+// authenticate resolves the Authorization header: "Basic <api key>" (an
+// API key is base64 of id:secret, sent as is) or "Bearer <session token>".
+func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	var key, token string
+	switch cred = strings.TrimSpace(cred); {
+	case strings.EqualFold(scheme, "Basic"):
+		key = cred
+	case strings.EqualFold(scheme, "Bearer"):
+		token = cred
+	}
+	id, err := h.svc.AuthenticateKeyOrSession(r.Context(), key, token)
+	if errors.Is(err, vault.ErrNoCredential) {
+		return nil, vault.Errorf(vault.KindUnauthenticated, "missing or malformed Authorization header; use Basic <api key> or Bearer <session token>")
+	}
+	return id, err
 }
 
 // writeJSON writes a success body; secret-bearing responses add no-store.

@@ -3,6 +3,7 @@ package dsm
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -31,7 +32,7 @@ func (h *handlers) sessionAuth(w http.ResponseWriter, r *http.Request) error {
 	if !strings.EqualFold(scheme, "Basic") {
 		return vault.Errorf(vault.KindUnauthenticated, "session/auth needs Authorization: Basic <api key>")
 	}
-	id, err := h.svc.AuthenticateDSM(r.Context(), r.Header.Get("Authorization"))
+	id, err := h.authenticate(r)
 	if err != nil {
 		return err
 	}
@@ -451,6 +452,10 @@ func (h *handlers) getAppCredential(w http.ResponseWriter, r *http.Request, id *
 		return err
 	}
 	secret, err := h.svc.GetAppCredential(r.Context(), id, aid)
+	if errors.Is(err, vault.ErrLegacySecret) {
+		return vault.Errorf(vault.KindConflict, "this app's secret was issued before credvault kept app secrets and cannot be shown again; "+
+			"call POST /sys/v1/apps/%s/reset_secret to issue one that can", aid)
+	}
 	if err != nil {
 		return err
 	}
@@ -587,6 +592,7 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 		lq.Start = strings.ToLower(lq.Start) // kids are lowercase
 	}
 	withMeta := q.bool("with_metadata")
+	lq.Count = withMeta
 	showPub := q.bool("show_pub_key")
 	q.bool("show_value")
 	q.bool("show_deleted")
@@ -658,7 +664,7 @@ func (h *handlers) rekeySobject(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	rk := vault.RekeyInput{In: in}
+	rk := vault.RekeyInput{In: in, Retired: retiredName}
 	if q.DeactivateRotatedKey != nil {
 		rk.Deactivate = *q.DeactivateRotatedKey
 	}
@@ -772,11 +778,22 @@ func (h *handlers) createCredential(w http.ResponseWriter, r *http.Request, id *
 
 func (h *handlers) listCredentials(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	q := &query{v: r.URL.Query()}
-	lq := vault.CredentialListQuery{Limit: q.int("limit"), Offset: q.int("offset"), Filter: q.v.Get("filter")}
-	lq.SortBy, lq.Desc = q.sort("sort_by", "credential_id", "credential_name")
+	// start (exclusive, in the sort order) is credvault's addition: a page
+	// after start costs the same wherever it is, unlike a deep offset.
+	lq := vault.CredentialListQuery{Limit: q.int("limit"), Offset: q.int("offset"), Start: q.v.Get("start")}
+	sortBy, desc := q.sort("sort_by", "credential_id", "credential_name")
+	lq.SortBy, lq.Desc = strings.TrimPrefix(sortBy, "credential_"), desc
+	if lq.SortBy != "name" {
+		lq.Start = strings.ToLower(lq.Start) // ids are lowercase
+	}
 	if q.err != nil {
 		return q.err
 	}
+	f, err := credentialFilter(q.v.Get("filter"))
+	if err != nil {
+		return err
+	}
+	lq.Filter = f
 	if q.v.Has("limit") && lq.Limit == 0 {
 		return invalid("limit must be between 1 and %d", vault.MaxCredentialListLimit)
 	}
@@ -853,7 +870,7 @@ func (h *handlers) rotateCredential(w http.ResponseWriter, r *http.Request, id *
 	if *q.Method.Type != vault.RotationGenerate {
 		return invalid("unknown method.$type (supported: Generate)")
 	}
-	c, err := h.svc.RotateIntegrationCredential(r.Context(), id, cid, *q.Method.Type)
+	c, err := h.svc.RotateIntegrationCredential(r.Context(), id, cid, *q.Method.Type, retiredName)
 	if err != nil {
 		return err
 	}

@@ -280,7 +280,7 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 		errors.As(err, &ve)
 		l := []any{loc}
 		if ve.Field != "" {
-			l = append(l, ve.Field)
+			l = append(l, wireField(ve.Field))
 		}
 		w.Header().Set("x-should-retry", "false")
 		httpx.WriteJSON(w, status, map[string]any{"detail": []validationItem{{Loc: l, Msg: ve.Msg, Type: "value_error"}}})
@@ -314,3 +314,15 @@ type locError struct {
 
 func (e *locError) Error() string { return e.err.Error() }
 func (e *locError) Unwrap() error { return e.err }
+
+// wireField is the SGP name of a core field: the core calls a listing's
+// cursors after and before.
+func wireField(field string) string {
+	switch field {
+	case "after":
+		return "starting_after"
+	case "before":
+		return "ending_before"
+	}
+	return field
+}

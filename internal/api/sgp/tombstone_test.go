@@ -23,7 +23,7 @@ func TestTombstonesExpire(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		now := time.Now()
 		var offset atomic.Int64 // the injected clock is now + offset
-		v.App.Store.SetClock(func() time.Time { return now.Add(time.Duration(offset.Load())) })
+		v.App.Store.(*sqlstore.DB).SetClock(func() time.Time { return now.Add(time.Duration(offset.Load())) })
 		a := admin(v)
 		a.createNamed(t, "a-first", "p")
 		gone := a.createNamed(t, "m-deleted-credential-name", "p")

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -50,39 +51,13 @@ const (
 	backupMACAlg  = "hmac-sha256"
 )
 
-// BackupStats summarises a backup or restore.
-type BackupStats struct {
-	Tables int
-	Rows   int64
-}
-
-// BackupHeader is the first line of a backup.
-type BackupHeader struct {
-	Format        string `json:"format"`
-	Version       int    `json:"version"`
-	Engine        string `json:"engine"`
-	SchemaVersion int    `json:"schema_version"`
-	CreatedAt     string `json:"created_at"`
-	MAC           string `json:"mac,omitempty"`
-	// MACKeyID is the id of the master key the MAC key was derived from.
-	MACKeyID uint32 `json:"mac_key_id,omitempty"`
-	// KeyCheck is the database's master-key check value (sealed, never a
-	// secret), absent if the database had none.
-	KeyCheck []byte `json:"key_check,omitempty"`
-}
-
-// BackupOptions authenticate a backup.
-type BackupOptions struct {
-	// MACKey is the HMAC-SHA256 key (derived from the master key) and
-	// MACKeyID the id of the master key it was derived from.
-	MACKey   []byte
-	MACKeyID uint32
-}
-
-// BackupKeyFunc returns the MAC key of a backup given its header. It is
-// called before anything is written, and should refuse (with a clear
-// error) a header whose key check the master key cannot open.
-type BackupKeyFunc func(BackupHeader) ([]byte, error)
+// The backup types are the store package's (see store.Backupper).
+type (
+	BackupStats   = store.BackupStats
+	BackupHeader  = store.BackupHeader
+	BackupOptions = store.BackupOptions
+	BackupKeyFunc = store.BackupKeyFunc
+)
 
 // ErrBackupMAC is returned when a backup's MAC does not verify.
 var ErrBackupMAC = errors.New("the backup failed its integrity check (its MAC does not verify): it was changed after it was made, or it was made under another master key; nothing was restored")
@@ -168,6 +143,12 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, opts BackupOptions) (Back
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return st, db.translate(fmt.Errorf("backup: key check: %w", err))
 	}
+	var rootKey string
+	var masterKeyset []byte
+	err = tx.QueryRowContext(ctx, `SELECT root_key, keyset FROM master_keyset WHERE id = 1`).Scan(&rootKey, &masterKeyset)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, db.translate(fmt.Errorf("backup: master keyset: %w", err))
+	}
 	zw := gzip.NewWriter(w)
 	mac := hmac.New(sha256.New, opts.MACKey)
 	enc := json.NewEncoder(io.MultiWriter(zw, mac))
@@ -175,6 +156,7 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, opts BackupOptions) (Back
 		Format: backupFormat, Version: backupVersion, Engine: db.d.name, SchemaVersion: ver,
 		CreatedAt: db.now().UTC().Format(time.RFC3339),
 		MAC:       backupMACAlg, MACKeyID: opts.MACKeyID, KeyCheck: keyCheck,
+		RootKey: rootKey, MasterKeyset: masterKeyset,
 	}
 	if err := enc.Encode(hdr); err != nil {
 		return st, fmt.Errorf("backup: %w", err)

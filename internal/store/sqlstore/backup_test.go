@@ -9,8 +9,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-
-	"github.com/credvault/credvault/internal/testutil/pgtest"
 )
 
 // TestRestoreCommitsOnlyAfterTheMAC: Restore itself (not only the CLI's
@@ -84,14 +82,5 @@ func b64(s string) string {
 // reopenEmpty returns a new, empty, migrated database of src's engine.
 func reopenEmpty(t *testing.T, src *DB) *DB {
 	t.Helper()
-	dsn := t.TempDir() + "/dst.db"
-	if src.Engine() == Postgres {
-		dsn = pgtest.URL(t)
-	}
-	db, err := Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return openDB(t, src.Engine())
 }

@@ -146,9 +146,9 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 		return nil, err
 	}
 	forward := q.Before == ""
-	cursor, field := q.After, "starting_after"
+	cursor, field := q.After, "after"
 	if !forward {
-		cursor, field = q.Before, "ending_before"
+		cursor, field = q.Before, "before"
 	}
 	asc := forward != q.Desc
 

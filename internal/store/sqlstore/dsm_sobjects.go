@@ -49,7 +49,36 @@ func (db *DB) insertSobject(ctx context.Context, x execer, o *vault.Sobject) err
 		o.AccountID, o.KID, o.GroupID, o.Name, o.Description, o.ObjType, o.KeySize, o.EllipticCurve, jsonText(o.KeyOps), jsonText(o.CustomMetadata),
 		o.Enabled, o.State, o.AllowCredentialUse, o.Origin, o.PublicOnly, o.NeverExportable, string(o.Creator.Kind), o.Creator.ID,
 		ts(o.CreatedAt), ts(o.UpdatedAt), ts(o.ActivationDate), tsPtr(o.DeactivationDate), o.Replaced, o.Replacement, pub, o.Version, o.Ciphertext)
+	if err != nil {
+		return err
+	}
+	return db.bumpGroupStat(ctx, x, o.AccountID, o.GroupID, 1, 0)
+}
+
+// bumpGroupStat adds to a group's counters of objects and credentials in
+// dsm_group_stats, in the transaction of the change.
+func (db *DB) bumpGroupStat(ctx context.Context, x execer, accountID, groupID string, sobjects, credentials int) error {
+	_, err := x.ExecContext(ctx, db.q(`INSERT INTO dsm_group_stats (account_id, group_id, sobjects, credentials) VALUES (?, ?, ?, ?)
+		ON CONFLICT (account_id, group_id) DO UPDATE SET sobjects = dsm_group_stats.sobjects + excluded.sobjects,
+		credentials = dsm_group_stats.credentials + excluded.credentials`), accountID, groupID, sobjects, credentials)
 	return err
+}
+
+// deleteCounted deletes the row of table (dsm_sobjects or dsm_credentials)
+// whose idCol is id and takes it off its group's counters.
+func (db *DB) deleteCounted(ctx context.Context, tx *sql.Tx, table, idCol, accountID, id string) error {
+	var groupID string
+	err := tx.QueryRowContext(ctx, db.q(`DELETE FROM `+table+` WHERE account_id = ? AND `+idCol+` = ? RETURNING group_id`), accountID, id).Scan(&groupID)
+	if err == sql.ErrNoRows {
+		return vault.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if table == "dsm_sobjects" {
+		return db.bumpGroupStat(ctx, tx, accountID, groupID, -1, 0)
+	}
+	return db.bumpGroupStat(ctx, tx, accountID, groupID, 0, -1)
 }
 
 // updateSobject writes the mutable columns of o (not its key material).
@@ -76,39 +105,166 @@ func (db *DB) GetSobjectByName(ctx context.Context, accountID, name string) (*va
 	return o, db.translate(err)
 }
 
-func (db *DB) ListSobjects(ctx context.Context, accountID string, q vault.SobjectQuery) ([]vault.Sobject, error) {
-	query := `SELECT ` + sobjectCols + ` FROM dsm_sobjects WHERE account_id = ?`
-	args := []any{accountID}
-	if q.Groups != nil {
-		if len(q.Groups) == 0 {
-			return []vault.Sobject{}, nil
-		}
-		query += ` AND group_id IN ` + inClause(len(q.Groups))
-		for _, g := range q.Groups {
-			args = append(args, g)
-		}
-	}
-	for col, v := range map[string]string{"group_id": q.GroupID, "name": q.Name, "obj_type": q.ObjType, "creator_id": q.Creator} {
-		if v != "" {
-			query += ` AND ` + col + ` = ?`
-			args = append(args, v)
+// ListSobjects reads one page in one query on the (account, kid) or
+// (account, name) index, after the counts when q.Count asks for them.
+func (db *DB) ListSobjects(ctx context.Context, accountID string, groups []string, q vault.SobjectListQuery) (*vault.SobjectPage, error) {
+	l := db.listing("dsm_sobjects", accountID, groups)
+	page := &vault.SobjectPage{Items: []vault.Sobject{}}
+	var err error
+	if q.Count {
+		if page.TotalCount, err = l.total(ctx, "sobjects"); err != nil {
+			return nil, db.translate(fmt.Errorf("list sobjects: %w", err))
 		}
 	}
-	rows, err := db.r.QueryContext(ctx, db.q(query+` ORDER BY kid`), args...)
+	l.eq("group_id", q.GroupID)
+	l.eq("name", q.Name)
+	l.eq("obj_type", q.ObjType)
+	l.eq("creator_id", q.Creator)
+	for k, v := range q.CustomMetadata {
+		l.cond(`COALESCE(`+jsonKey(db.d, "custom_metadata")+`, '') = ?`, k, v)
+	}
+	if q.Count {
+		if page.FilteredCount, err = l.count(ctx, page.TotalCount); err != nil {
+			return nil, db.translate(fmt.Errorf("list sobjects: %w", err))
+		}
+	}
+	err = l.page(ctx, sobjectCols, q.SortBy, q.Desc, q.Start, q.Offset, q.Limit, func(row scanner) error {
+		o, err := scanSobject(row)
+		if err != nil {
+			return err
+		}
+		o.Ciphertext = nil // listings never carry key material further than here
+		page.Items = append(page.Items, *o)
+		return nil
+	})
 	if err != nil {
 		return nil, db.translate(fmt.Errorf("list sobjects: %w", err))
 	}
-	defer rows.Close()
-	out := []vault.Sobject{}
-	for rows.Next() {
-		o, err := scanSobject(rows)
-		if err != nil {
-			return nil, db.translate(err)
-		}
-		o.Ciphertext = nil // listings never carry key material further than here
-		out = append(out, *o)
+	return page, nil
+}
+
+// listing builds the query of a DSM listing: an account's rows in the
+// groups in reach, conditions that must all hold, and one page of them in
+// the order of a column unique per account (kid, id or name), so that an
+// exclusive start is a range on that column's index.
+type listing struct {
+	db       *DB
+	table    string
+	groups   []string
+	where    string
+	args     []any
+	filtered bool // conditions beyond the groups in reach
+	none     bool // a condition no row meets
+}
+
+// listing starts a listing of table in accountID, limited to groups
+// unless groups is nil.
+func (db *DB) listing(table, accountID string, groups []string) *listing {
+	l := &listing{db: db, table: table, groups: groups, where: " WHERE account_id = ?", args: []any{accountID}}
+	l.in("group_id", groups)
+	l.filtered = false
+	return l
+}
+
+// cond adds a condition with its arguments.
+func (l *listing) cond(sql string, args ...any) {
+	l.where += " AND " + sql
+	l.args = append(l.args, args...)
+	l.filtered = true
+}
+
+// in adds expr IN vals; nil vals is no condition, an empty list matches nothing.
+func (l *listing) in(expr string, vals []string, pre ...any) {
+	switch {
+	case vals == nil:
+		return
+	case len(vals) == 0:
+		l.none, l.filtered = true, true
+		return
 	}
-	return out, db.translate(rows.Err())
+	args := pre
+	for _, v := range vals {
+		args = append(args, v)
+	}
+	l.cond(expr+" IN "+inClause(len(vals)), args...)
+}
+
+// eq adds col = v unless v is empty.
+func (l *listing) eq(col, v string) {
+	if v != "" {
+		l.cond(col+" = ?", v)
+	}
+}
+
+// total counts the rows in the groups in reach from their counters (col
+// of dsm_group_stats): a sum over groups, whatever their size.
+func (l *listing) total(ctx context.Context, col string) (int, error) {
+	n := 0
+	if l.groups != nil && len(l.groups) == 0 {
+		return 0, nil
+	}
+	q, args := `SELECT COALESCE(SUM(`+col+`), 0) FROM dsm_group_stats WHERE account_id = ?`, []any{l.args[0]}
+	if l.groups != nil {
+		q += ` AND group_id IN ` + inClause(len(l.groups))
+		args = append(args, l.args[1:1+len(l.groups)]...)
+	}
+	err := l.db.r.QueryRowContext(ctx, l.db.q(q), args...).Scan(&n)
+	return n, err
+}
+
+// count counts the rows that meet the conditions: total when there are
+// none beyond the groups, else a COUNT over the rows the conditions select
+// (by index where they name a name, id, group or creator).
+func (l *listing) count(ctx context.Context, total int) (int, error) {
+	switch {
+	case l.none:
+		return 0, nil
+	case !l.filtered:
+		return total, nil
+	}
+	n := 0
+	err := l.db.r.QueryRowContext(ctx, l.db.q(`SELECT COUNT(*) FROM `+l.table+l.where), l.args...).Scan(&n)
+	return n, err
+}
+
+// page reads the rows after start (exclusive; "" from the first) in the
+// order of col, skipping offset and stopping after limit, into each.
+func (l *listing) page(ctx context.Context, cols, col string, desc bool, start string, offset, limit int, each func(scanner) error) error {
+	if col != "kid" && col != "id" && col != "name" {
+		return fmt.Errorf("cannot order a listing by %q", col)
+	}
+	if l.none {
+		return nil
+	}
+	where, args := l.where, append([]any(nil), l.args...)
+	op, dir := ">", "ASC"
+	if desc {
+		op, dir = "<", "DESC"
+	}
+	if start != "" {
+		where += " AND " + col + " " + op + " ?"
+		args = append(args, start)
+	}
+	rows, err := l.db.r.QueryContext(ctx, l.db.q(fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY %s %s LIMIT %d OFFSET %d`, cols, l.table, where, col, dir, limit, offset)), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// jsonKey is the text value of the key given as the next argument in the
+// JSON object stored in col (NULL when absent).
+func jsonKey(d *dialect, col string) string {
+	if d.name == Postgres {
+		return "(" + col + "::jsonb ->> CAST(? AS TEXT))"
+	}
+	return "(SELECT value FROM json_each(" + col + ") WHERE key = ?)"
 }
 
 func (db *DB) getSobjectTx(ctx context.Context, tx *sql.Tx, accountID, kid string) (*vault.Sobject, error) {
@@ -143,15 +299,8 @@ func (db *DB) DeleteSobject(ctx context.Context, accountID, kid string) error {
 		if n > 0 {
 			return vault.Errorf(vault.KindConflict, "the security object is referenced by %d integration credential(s); update or delete them first", n)
 		}
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_sobjects WHERE account_id = ? AND kid = ?`), accountID, kid)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return vault.ErrNotFound
-		}
 		// Links from other objects to this one stay: they name history.
-		return nil
+		return db.deleteCounted(ctx, tx, "dsm_sobjects", "kid", accountID, kid)
 	})
 }
 
@@ -287,6 +436,9 @@ func (db *DB) CreateIntegrationCredential(ctx context.Context, c *vault.Integrat
 			c.AccountID, c.ID, c.GroupID, c.Name, c.Description, detailsJSON(&c.Details), string(c.Creator.Kind), c.Creator.ID, ts(c.CreatedAt), ts(c.UpdatedAt)); err != nil {
 			return err
 		}
+		if err := db.bumpGroupStat(ctx, tx, c.AccountID, c.GroupID, 0, 1); err != nil {
+			return err
+		}
 		return db.writeRefs(ctx, tx, c.AccountID, c.ID, &c.Details)
 	})
 }
@@ -296,32 +448,34 @@ func (db *DB) GetIntegrationCredential(ctx context.Context, accountID, id string
 	return c, db.translate(err)
 }
 
-func (db *DB) ListIntegrationCredentials(ctx context.Context, accountID string, groups []string) ([]vault.IntegrationCredential, error) {
-	query := `SELECT ` + credCols + ` FROM dsm_credentials WHERE account_id = ?`
-	args := []any{accountID}
-	if groups != nil {
-		if len(groups) == 0 {
-			return []vault.IntegrationCredential{}, nil
-		}
-		query += ` AND group_id IN ` + inClause(len(groups))
-		for _, g := range groups {
-			args = append(args, g)
-		}
+// ListIntegrationCredentials reads the counts and one page, like ListSobjects.
+func (db *DB) ListIntegrationCredentials(ctx context.Context, accountID string, groups []string, q vault.CredentialListQuery) (*vault.CredentialListPage, error) {
+	l := db.listing("dsm_credentials", accountID, groups)
+	page := &vault.CredentialListPage{Items: []vault.IntegrationCredential{}}
+	var err error
+	if page.TotalCount, err = l.total(ctx, "credentials"); err != nil {
+		return nil, db.translate(fmt.Errorf("list integration credentials: %w", err))
 	}
-	rows, err := db.r.QueryContext(ctx, db.q(query+` ORDER BY id`), args...)
+	f := q.Filter
+	l.in("name", f.Names)
+	l.in("group_id", f.GroupIDs)
+	l.in("id", f.IDs)
+	l.in(jsonKey(db.d, "details"), f.Types, "provider")
+	l.in("creator_id", f.Creators)
+	if page.FilteredCount, err = l.count(ctx, page.TotalCount); err != nil {
+		return nil, db.translate(fmt.Errorf("list integration credentials: %w", err))
+	}
+	err = l.page(ctx, credCols, q.SortBy, q.Desc, q.Start, q.Offset, q.Limit, func(row scanner) error {
+		c, err := scanIntegrationCredential(row)
+		if err == nil {
+			page.Items = append(page.Items, *c)
+		}
+		return err
+	})
 	if err != nil {
-		return nil, db.translate(err)
+		return nil, db.translate(fmt.Errorf("list integration credentials: %w", err))
 	}
-	defer rows.Close()
-	out := []vault.IntegrationCredential{}
-	for rows.Next() {
-		c, err := scanIntegrationCredential(rows)
-		if err != nil {
-			return nil, db.translate(err)
-		}
-		out = append(out, *c)
-	}
-	return out, db.translate(rows.Err())
+	return page, nil
 }
 
 func (db *DB) UpdateIntegrationCredential(ctx context.Context, accountID, id string, fn func(*vault.IntegrationCredential, vault.SobjectGetter) error) (*vault.IntegrationCredential, error) {
@@ -352,13 +506,6 @@ func (db *DB) DeleteIntegrationCredential(ctx context.Context, accountID, id str
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_credential_refs WHERE account_id = ? AND credential_id = ?`), accountID, id); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_credentials WHERE account_id = ? AND id = ?`), accountID, id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return vault.ErrNotFound
-		}
-		return nil
+		return db.deleteCounted(ctx, tx, "dsm_credentials", "id", accountID, id)
 	})
 }

@@ -38,7 +38,32 @@ func loadMigrations() ([]migration, error) {
 		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	if err := uniqueVersions(ms); err != nil {
+		return nil, err
+	}
 	return ms, nil
+}
+
+// uniqueVersions refuses two migrations with one number (unless they are the
+// SQLite and PostgreSQL variants of one migration, NNNN_x.sqlite.sql and
+// NNNN_x.postgres.sql): the runner records versions, so the second would be
+// skipped silently wherever the first was applied.
+func uniqueVersions(ms []migration) error {
+	engine := func(name string) string {
+		for _, e := range []string{"sqlite", "postgres"} {
+			if strings.HasSuffix(name, "."+e+".sql") {
+				return e
+			}
+		}
+		return ""
+	}
+	for i := 1; i < len(ms); i++ {
+		a, b := ms[i-1], ms[i]
+		if a.version == b.version && (engine(a.name) == "" || engine(b.name) == "" || engine(a.name) == engine(b.name)) {
+			return fmt.Errorf("migrations %s and %s share version %d", a.name, b.name, a.version)
+		}
+	}
+	return nil
 }
 
 // migrate applies pending migrations, each in its own transaction. On

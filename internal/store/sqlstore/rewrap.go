@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/credvault/credvault/internal/store"
 )
 
 // sealedColumn names a column that holds envelope ciphertext (a data key
@@ -26,11 +28,8 @@ var sealedColumns = []sealedColumn{
 	{table: "dsm_app_secrets", keys: []string{"app_id"}, col: "ciphertext"},
 }
 
-// RewrapStats counts the work of RewrapAll.
-type RewrapStats struct {
-	Scanned   int64
-	Rewrapped int64
-}
+// RewrapStats counts the work of RewrapAll (see store.Rewrapper).
+type RewrapStats = store.RewrapStats
 
 // RewrapAll re-wraps, in batches, every ciphertext for which needs returns
 // true, with rewrap. Each row is updated only if its ciphertext is still the

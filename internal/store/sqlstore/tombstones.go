@@ -7,7 +7,7 @@ import (
 )
 
 // TombstoneTTL is the cursor horizon: how long a deleted credential's id
-// keeps working as a pagination cursor (starting_after / ending_before).
+// keeps working as a pagination cursor (a listing's after or before).
 // A deleted credential leaves a tombstone (its id, name, type and times) so
 // that a client paging through a list while credentials are deleted does
 // not lose its place; a listing is paged through in seconds to minutes, so

@@ -110,6 +110,10 @@ func (db *DB) TrustPoliciesForIssuer(ctx context.Context, issuer, accountID stri
 	return db.listTrust(ctx, `issuer = ? AND account_id = ?`, issuer, accountID)
 }
 
+// DeleteTrustPolicy deletes the policy, its principal's membership and
+// revokes its keys through tx, the store's write path: the audit record
+// ctx carries (vault.TxAudit) commits with the three changes or not at all,
+// and a store refusing writes refuses this one too.
 func (db *DB) DeleteTrustPolicy(ctx context.Context, id string, at time.Time) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM trust_policies WHERE id = ?`), id)

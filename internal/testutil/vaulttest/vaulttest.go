@@ -72,9 +72,10 @@ type Vault struct {
 	AccountID   string
 	PrincipalID string
 
-	logs   *syncBuffer
-	server *httptest.Server
-	client *http.Client
+	logs      *syncBuffer
+	server    *httptest.Server
+	client    *http.Client
+	closeOnce *sync.Once
 	// NoValidate disables contract validation in Do (for tests that send
 	// deliberately broken requests to paths outside the contract).
 	NoValidate bool
@@ -119,13 +120,43 @@ func New(t testing.TB, engine string, opts ...Option) *Vault {
 	v := &Vault{
 		URL: srv.URL, Engine: engine, DatabaseURL: dbURL, DataDir: dir, App: a, Config: cfg,
 		AdminKey: boot.APIKey, AccountID: boot.Account.ID, PrincipalID: boot.Principal.ID,
-		logs: logs, server: srv, client: srv.Client(),
+		logs: logs, server: srv, client: srv.Client(), closeOnce: new(sync.Once),
 	}
-	t.Cleanup(func() {
-		srv.Close()
-		a.Close()
-	})
+	t.Cleanup(v.Close)
 	return v
+}
+
+// Replica starts a second server on v's database and master key file, as
+// another replica of the same vault would run (on SQLite: a second
+// process on the same file), with opts applied to v's configuration.
+// Close stops it; the test's end does too.
+func (v *Vault) Replica(t testing.TB, opts ...Option) *Vault {
+	t.Helper()
+	logs := &syncBuffer{}
+	cfg := v.Config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := app.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("vaulttest: open replica: %v", err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	r := *v
+	r.URL, r.App, r.Config, r.logs, r.server, r.client = srv.URL, a, cfg, logs, srv, srv.Client()
+	r.closeOnce = new(sync.Once)
+	t.Cleanup(r.Close)
+	return &r
+}
+
+// Close stops the vault as a shutdown does: the HTTP server first, then
+// the vault (App.Close). The test's end calls it too.
+func (v *Vault) Close() {
+	v.closeOnce.Do(func() {
+		v.server.Close()
+		v.App.Close()
+	})
 }
 
 // Logs returns everything the server logged so far.
