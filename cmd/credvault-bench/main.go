@@ -147,7 +147,7 @@ func bench(ctx context.Context, cfg config) error {
 			logf("data directory: %s", d)
 		}
 	}
-	acfg := app.Config{DataDir: dataDir, DatabaseURL: cfg.databaseURL, Logger: slog.New(slog.DiscardHandler)}
+	acfg := app.Config{DataDir: dataDir, DatabaseURL: cfg.databaseURL, Logger: slog.New(slog.DiscardHandler), NoAudit: cfg.noAudit}
 	if cfg.databaseURL == "" {
 		acfg.DatabaseURL = filepath.Join(dataDir, "credvault.db")
 	}
@@ -156,9 +156,6 @@ func bench(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer a.Close()
-	if cfg.noAudit {
-		a.Service.SetAuditor(nil)
-	}
 	key, id, err := benchIdentity(ctx, a.Service)
 	if err != nil {
 		return err

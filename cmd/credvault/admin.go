@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -27,6 +28,19 @@ func adminService(ctx context.Context, o *options) (*vault.Service, context.Cont
 		return nil, nil, nil, err
 	}
 	return a.Service, a.Context(ctx), func() { a.Close() }, nil
+}
+
+// withAdmin is a command's RunE that runs fn with the audited admin
+// service (see adminService) and a context acting as the CLI operator.
+func (o *options) withAdmin(fn func(ctx context.Context, svc *vault.Service, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		svc, ctx, done, err := adminService(cmd.Context(), o)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(ctx, svc, args)
+	}
 }
 
 // operatorName names the CLI's operator in the audit trail: "cli:" and the
@@ -51,12 +65,7 @@ func newAccountCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 Prints the new account's id alone on stdout (ACCT=$(credvault account create
 acme) captures it); the human-readable summary goes to stderr.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := adminService(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: o.withAdmin(func(ctx context.Context, svc *vault.Service, args []string) error {
 			a, err := svc.CreateAccount(ctx, args[0], admin)
 			if err != nil {
 				return err
@@ -64,19 +73,14 @@ acme) captures it); the human-readable summary goes to stderr.`,
 			fmt.Fprintf(stderr, "account %s created (name %q)\n", a.ID, a.Name)
 			_, err = fmt.Fprintln(stdout, a.ID)
 			return err
-		},
+		}),
 	}
 	create.Flags().StringVar(&admin, "admin", "", "principal id to make admin of the new account")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List accounts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := o.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, db store.Engine) error {
 			as, err := db.ListAccounts(cmd.Context())
 			if err != nil {
 				return err
@@ -87,7 +91,7 @@ acme) captures it); the human-readable summary goes to stderr.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", a.ID, a.Name, a.CreatedAt.Format(time.RFC3339))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(create, list)
 	return cmd
@@ -104,12 +108,7 @@ Roles: admin (everything), writer (create/update/delete and read secrets),
 secret_reader (read metadata and secrets), reader (metadata only).
 Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := adminService(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: o.withAdmin(func(ctx context.Context, svc *vault.Service, args []string) error {
 			p, err := svc.CreatePrincipal(ctx, vault.PrincipalKind(kind), args[0], account, vault.Role(role))
 			if err != nil {
 				return err
@@ -117,7 +116,7 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 			fmt.Fprintf(stderr, "principal %s created (%s %q, role %s in account %s)\n", p.ID, p.Kind, p.Name, role, account)
 			_, err = fmt.Fprintln(stdout, p.ID)
 			return err
-		},
+		}),
 	}
 	create.Flags().StringVar(&account, "account", "", "account id (required)")
 	create.Flags().StringVar(&role, "role", "writer", "role in the account: admin, writer, secret_reader, reader")
@@ -129,18 +128,13 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Use:   "grant PRINCIPAL_ID ACCOUNT_ID",
 		Short: "Make a principal a member of another account (or change its role)",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := adminService(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: o.withAdmin(func(ctx context.Context, svc *vault.Service, args []string) error {
 			if err := svc.AddMembership(ctx, args[0], args[1], vault.Role(grantRole)); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "principal %s is now %s in account %s\n", args[0], grantRole, args[1])
 			return nil
-		},
+		}),
 	}
 	grant.Flags().StringVar(&grantRole, "role", "writer", "role in the account: admin, writer, secret_reader, reader")
 
@@ -148,12 +142,7 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 		Use:   "list",
 		Short: "List principals",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := o.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, db store.Engine) error {
 			ps, err := db.ListPrincipals(cmd.Context())
 			if err != nil {
 				return err
@@ -164,7 +153,7 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, p.Kind, p.Name, p.DefaultAccountID)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(create, grant, list)
 	return cmd
@@ -216,29 +205,19 @@ its id and expiry go to stderr.`,
 		Use:   "revoke KEY_ID",
 		Short: "Revoke an API key; it stops working at once",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := adminService(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: o.withAdmin(func(ctx context.Context, svc *vault.Service, args []string) error {
 			if err := svc.RevokeAPIKey(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "key %s revoked\n", args[0])
 			return nil
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list PRINCIPAL_ID",
 		Short: "List a principal's API keys (ids and dates, never the keys)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := o.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, args []string, db store.Engine) error {
 			ks, err := db.ListAPIKeys(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -249,7 +228,7 @@ its id and expiry go to stderr.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.Format(time.RFC3339), fmtTime(k.ExpiresAt), fmtTime(k.RevokedAt), fmtTime(k.LastUsedAt))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(create, revoke, list)
 	return cmd

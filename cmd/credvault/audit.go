@@ -14,6 +14,7 @@ import (
 
 	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/audit"
+	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -124,12 +125,7 @@ authenticate, every change is refused (503).`,
 		Use:   "export",
 		Short: "Write the audit trail as JSON lines (oldest first) to stdout",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := o.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, db store.Engine) error {
 			enc := json.NewEncoder(stdout)
 			return db.ScanAudit(cmd.Context(), func(r vault.AuditRecord) error {
 				return enc.Encode(exportRecord{
@@ -139,7 +135,7 @@ authenticate, every change is refused (503).`,
 					ClientAddr: r.ClientAddr, PrevHash: hex.EncodeToString(r.PrevHash), Hash: hex.EncodeToString(r.Hash),
 				})
 			})
-		},
+		}),
 	}
 	cmd.AddCommand(verify, export, sealHead)
 	return cmd

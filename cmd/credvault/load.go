@@ -97,6 +97,11 @@ func runLoad(ctx context.Context, o *options, lo *loadOptions, stdout, stderr io
 	if err != nil {
 		return err
 	}
+	// Refresh planner statistics: right after a large load PostgreSQL
+	// would otherwise plan first pages with a full scan and sort.
+	if err := a.Store.Analyze(ctx); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "loaded %d credentials into account %s (engine %s) in %s: %.0f credentials/s\n",
 		stats.Created, id.AccountID, a.Store.Engine(), stats.Elapsed.Round(time.Millisecond), float64(stats.Created)/stats.Elapsed.Seconds())
 	return nil
@@ -171,10 +176,5 @@ func BulkLoad(ctx context.Context, svc *vault.Service, st store.Analyzer, id *va
 		})
 	}
 	wg.Wait()
-	if firstEr == nil {
-		// Refresh planner statistics: right after a large load PostgreSQL
-		// would otherwise plan first pages with a full scan and sort.
-		firstEr = st.Analyze(ctx)
-	}
 	return LoadStats{Created: done, Elapsed: time.Since(start)}, firstEr
 }

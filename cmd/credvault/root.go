@@ -69,6 +69,19 @@ func (o *options) openStore(ctx context.Context) (store.Engine, error) {
 	return app.OpenExistingStore(ctx, o.appConfig(slog.New(slog.DiscardHandler)))
 }
 
+// withStore is a command's RunE that opens the existing store, runs fn on
+// it and closes it.
+func (o *options) withStore(fn func(cmd *cobra.Command, args []string, db store.Engine) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		db, err := o.openStore(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return fn(cmd, args, db)
+	}
+}
+
 func (o *options) appConfig(logger *slog.Logger) app.Config {
 	return app.Config{
 		DataDir:       o.dataDir,

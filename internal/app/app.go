@@ -80,11 +80,19 @@ type Config struct {
 	// (best effort: a failure is logged, the next checkpoint is sent anyway).
 	AuditAnchorWebhook string
 
+	// Clock is the vault's clock (the service's and the store's); time.Now
+	// if nil. Tests pass a clock they move instead of sleeping.
+	Clock func() time.Time
+	// RekeyHook is vault.Options.RekeyHook: tests inject a failure inside a
+	// rotation's transaction with it. Nil in production.
+	RekeyHook func(step int) error
+	// NoAudit builds a service that records no audit events, for
+	// credvault-bench --no-audit only (to measure the audit trail's cost).
+	NoAudit bool
+
 	// OIDC configures the verification of workload tokens at
 	// /oauth/token (allowed non-public issuer hosts, timeouts).
 	OIDC oidc.Options
-	// Clock is the service's clock (vault.Options.Now); time.Now if nil.
-	Clock func() time.Time
 }
 
 // App is an assembled vault.
@@ -113,7 +121,7 @@ type App struct {
 	closeErr        error
 }
 
-// DatabaseURL resolves the database URL of cfg.
+// databaseURL is cfg.DatabaseURL, or the SQLite file in cfg.DataDir.
 func (cfg Config) databaseURL() string {
 	if cfg.DatabaseURL != "" {
 		return cfg.DatabaseURL
@@ -161,7 +169,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 	// A server checks the SQLite file's pages before it serves from it.
-	db, err := sqlstore.OpenWith(ctx, cfg.databaseURL(), sqlstore.Options{Timeout: cfg.DBTimeout, QuickCheck: true, Logger: cfg.Logger})
+	db, err := sqlstore.OpenWith(ctx, cfg.databaseURL(), sqlstore.Options{Timeout: cfg.DBTimeout, QuickCheck: true, Logger: cfg.Logger, Now: cfg.Clock})
 	if err != nil {
 		if root != nil {
 			root.Close()
@@ -209,17 +217,6 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 	if err != nil {
 		return nil, err
 	}
-	svc := vault.NewService(db, kr, vault.Options{
-		Now:                 cfg.Clock,
-		MaxPayload:          cfg.MaxPayload,
-		FailedAuthPerMinute: cfg.FailedAuthPerMinute,
-		FailedAuthBurst:     cfg.FailedAuthBurst,
-		PrincipalRPS:        cfg.PrincipalRPS,
-		PrincipalBurst:      cfg.PrincipalBurst,
-	})
-	if err := svc.CheckMasterKey(ctx); err != nil {
-		return nil, err
-	}
 	reg := prometheus.NewRegistry()
 	auditFailures := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "credvault_audit_write_failures_total",
@@ -238,14 +235,8 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 		Help: "Plaintext secrets served, by operation (credential.decrypt, sobject.export, …).",
 	}, []string{"op"})
 	reg.MustRegister(authFailures, secretAccesses)
-	svc.OnAuthFailure(authFailures.Inc)
-	svc.OnSecretAccess(func(op string) { secretAccesses.WithLabelValues(op).Inc() })
 	trail := audit.New(db, auditFailures.Inc)
 	trail.SetKeys(kr)
-	if err := trail.CheckHead(ctx); err != nil {
-		cfg.Logger.Error("the audit trail's head does not authenticate: every change will be refused (503) until an operator checks the trail "+
-			"(credvault audit verify --expect-head/--anchor-file) and runs credvault audit seal-head; see docs/operations.md", "err", err.Error())
-	}
 	batchSizes := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "credvault_audit_batch_size",
 		Help:    "Audit events per group-committed transaction.",
@@ -253,7 +244,30 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 	})
 	reg.MustRegister(batchSizes)
 	trail.ObserveBatches(func(n int) { batchSizes.Observe(float64(n)) })
-	svc.SetAuditor(trail)
+	var auditor vault.Auditor = trail
+	if cfg.NoAudit {
+		auditor = nil
+	}
+	svc := vault.NewService(db, kr, vault.Options{
+		MaxPayload:          cfg.MaxPayload,
+		Now:                 cfg.Clock,
+		FailedAuthPerMinute: cfg.FailedAuthPerMinute,
+		FailedAuthBurst:     cfg.FailedAuthBurst,
+		PrincipalRPS:        cfg.PrincipalRPS,
+		PrincipalBurst:      cfg.PrincipalBurst,
+		Auditor:             auditor,
+		OnAuthFailure:       authFailures.Inc,
+		OnSecretAccess:      func(op string) { secretAccesses.WithLabelValues(op).Inc() },
+		RekeyHook:           cfg.RekeyHook,
+	})
+	if err := svc.CheckMasterKey(ctx); err != nil {
+		trail.Close()
+		return nil, err
+	}
+	if err := trail.CheckHead(ctx); err != nil {
+		cfg.Logger.Error("the audit trail's head does not authenticate: every change will be refused (503) until an operator checks the trail "+
+			"(credvault audit verify --expect-head/--anchor-file) and runs credvault audit seal-head; see docs/operations.md", "err", err.Error())
+	}
 	a := &App{
 		Trail:     trail,
 		Store:     db,
@@ -263,7 +277,7 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 		KeySource: source,
 		root:      root,
 	}
-	scfg := server.Config{Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
+	scfg := server.Config{Ready: db.Ping, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
 		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere, OIDC: cfg.OIDC}
 	if fp, ok := prov.(*crypto.FileProvider); root != nil || ok && fp.Path != "" {
 		newKeys := func() keyStore { return fileKeys{&crypto.FileProvider{Path: fp.Path}} }
@@ -470,14 +484,14 @@ func OpenAdmin(ctx context.Context, cfg Config, operator string) (*Admin, error)
 		db.Close()
 		return nil, err
 	}
-	svc := vault.NewService(db, kr, vault.Options{})
+	trail := audit.New(db, nil)
+	trail.SetKeys(kr)
+	svc := vault.NewService(db, kr, vault.Options{Auditor: trail})
 	if err := svc.CheckMasterKey(ctx); err != nil {
+		trail.Close()
 		db.Close()
 		return nil, err
 	}
-	trail := audit.New(db, nil)
-	trail.SetKeys(kr)
-	svc.SetAuditor(trail)
 	return &Admin{Store: db, Keyring: kr, Trail: trail, Service: svc, Actor: vault.OperatorIdentity(operator)}, nil
 }
 

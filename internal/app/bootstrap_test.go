@@ -21,21 +21,16 @@ import (
 func openEmpty(t *testing.T, engine string) (*app.App, *sql.DB) {
 	t.Helper()
 	dir := t.TempDir()
-	dbURL, driver := filepath.Join(dir, "credvault.db"), "sqlite"
+	dbURL := filepath.Join(dir, "credvault.db")
 	if engine == sqlstore.Postgres {
-		dbURL, driver = pgtest.URL(t), "pgx"
+		dbURL = pgtest.URL(t)
 	}
 	a, err := app.Open(context.Background(), app.Config{DataDir: dir, DatabaseURL: dbURL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	raw, err := sql.Open(driver, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	return a, raw
+	return a, vaulttest.OpenRaw(t, engine, dbURL)
 }
 
 // TestBootstrapIsOneTransaction makes bootstrap's last write (the API key)
@@ -48,20 +43,7 @@ func TestBootstrapIsOneTransaction(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
 			a, raw := openEmpty(t, engine)
-			install := []string{`CREATE TRIGGER refuse_key BEFORE INSERT ON api_keys BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`}
-			remove := []string{`DROP TRIGGER refuse_key`}
-			if engine == sqlstore.Postgres {
-				install = []string{
-					`CREATE FUNCTION refuse_key() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`,
-					`CREATE TRIGGER refuse_key BEFORE INSERT ON api_keys FOR EACH ROW EXECUTE FUNCTION refuse_key()`,
-				}
-				remove = []string{`DROP TRIGGER refuse_key ON api_keys`, `DROP FUNCTION refuse_key()`}
-			}
-			for _, q := range install {
-				if _, err := raw.Exec(q); err != nil {
-					t.Fatal(err)
-				}
-			}
+			restore := vaulttest.FailInserts(t, raw, engine, "api_keys")
 			if boot, err := a.Bootstrap(ctx, ""); err == nil {
 				t.Fatalf("bootstrap with a failing key insert succeeded: %+v", boot)
 			}
@@ -80,11 +62,7 @@ func TestBootstrapIsOneTransaction(t *testing.T) {
 				t.Fatalf("store after a failed bootstrap: empty=%v %v", empty, err)
 			}
 
-			for _, q := range remove {
-				if _, err := raw.Exec(q); err != nil {
-					t.Fatal(err)
-				}
-			}
+			restore()
 			boot, err := a.Bootstrap(ctx, "")
 			if err != nil || boot == nil {
 				t.Fatalf("bootstrap after the failure: %+v %v", boot, err)

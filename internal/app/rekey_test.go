@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,17 +11,22 @@ import (
 	"time"
 
 	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // load runs writers and readers against v until stop is closed, recording
-// the acknowledged payload of every credential.
-func load(t *testing.T, v *vaulttest.Vault, stop <-chan struct{}, want *sync.Map, ops *atomic.Int64) *sync.WaitGroup {
-	var wg sync.WaitGroup
+// the acknowledged payload of every credential. warm is closed once 30
+// operations were acknowledged.
+func load(t *testing.T, v *vaulttest.Vault, stop <-chan struct{}, want *sync.Map, ops *atomic.Int64) (wg *sync.WaitGroup, warm <-chan struct{}) {
+	wg = &sync.WaitGroup{}
+	warmed := make(chan struct{})
+	var once sync.Once
 	for w := 0; w < 3; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -52,11 +58,13 @@ func load(t *testing.T, v *vaulttest.Vault, stop <-chan struct{}, want *sync.Map
 					t.Errorf("decrypt during rekey: %d %s", r.Status, r.Body)
 					return
 				}
-				ops.Add(3)
+				if ops.Add(3) >= 30 {
+					once.Do(func() { close(warmed) })
+				}
 			}
 		}(w)
 	}
-	return &wg
+	return wg, warmed
 }
 
 func checkAll(t *testing.T, v *vaulttest.Vault, want *sync.Map) int {
@@ -79,8 +87,14 @@ func TestRekeyUnderLoad(t *testing.T) {
 		var want sync.Map
 		var ops atomic.Int64
 		stop := make(chan struct{})
-		wg := load(t, v, stop, &want, &ops)
-		time.Sleep(300 * time.Millisecond) // some data under the old key first
+		wg, warm := load(t, v, stop, &want, &ops)
+		// Some data under the old key first: wait for the writers' first
+		// acknowledged rounds (a signal, not a guess at how long they take).
+		select {
+		case <-warm:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the load wrote nothing")
+		}
 		rep, err := app.Rekey(ctx, v.Config, app.RekeyOptions{Grace: 2500 * time.Millisecond})
 		close(stop)
 		wg.Wait()
@@ -276,6 +290,69 @@ func TestRekeyAdminAPI_SharedAndResumable(t *testing.T) {
 		// A server started later reports the same finished job.
 		if st := rekeyStatus(t, v.Replica(t), func(map[string]any) bool { return true }); st["status"] != "done" || st["id"] != done["id"] {
 			t.Errorf("status on a new server: %v, want %v", st, done)
+		}
+	})
+}
+
+// TestRekeyReauthenticatesAuditHead: the audit head is MACed under a key
+// derived from a master key, so a rotation that retires that key must first
+// re-authenticate the head under the new one (it records itself, which does
+// that); afterwards the trail verifies and changes still work.
+func TestRekeyReauthenticatesAuditHead(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		ctx := context.Background()
+		if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": "a", "payload": "p"}); r.Status != 200 {
+			t.Fatalf("create: %d %s", r.Status, r.Body)
+		}
+		old := v.App.Keyring.PrimaryKeyID()
+		rep, err := app.Rekey(ctx, v.Config, app.RekeyOptions{Grace: 10 * time.Millisecond, Actor: vault.OperatorIdentity("cli:tester")})
+		if err != nil || len(rep.Retired) != 1 || rep.Retired[0] != old {
+			t.Fatalf("rekey: %+v %v", rep, err)
+		}
+		head, err := v.App.Store.AuditHead(ctx)
+		if err != nil || len(head.MAC) < 4 || binary.BigEndian.Uint32(head.MAC) != rep.NewPrimary {
+			t.Fatalf("head after rekey: %+v %v (new primary %d)", head, err, rep.NewPrimary)
+		}
+		vr, err := audit.Verify(ctx, v.App.Store, audit.VerifyOptions{Keys: v.App.Keyring})
+		if err != nil || !vr.OK() || !vr.HeadAuthenticated {
+			t.Fatalf("verify after rekey: %+v %v", vr, err)
+		}
+		found := false // the rotation's record belongs to no account: scan the whole trail
+		_ = v.App.Store.ScanAudit(ctx, func(r vault.AuditRecord) error {
+			found = found || (r.Action == "master_key.rewrap" && r.PrincipalID == "operator:cli:tester")
+			return nil
+		})
+		if !found {
+			t.Error("the rotation is not in the audit trail")
+		}
+		if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": "b", "payload": "p"}); r.Status != 200 {
+			t.Fatalf("create after rekey: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// TestRekeyAdminAPIFailsClosed: a rotation requested through the admin API
+// whose audit record cannot be written is refused (503) and not started
+// (before, the record's error was discarded and the rotation ran unrecorded).
+func TestRekeyAdminAPIFailsClosed(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		raw := v.RawDB(t)
+		// Rename the trail's table away: every audit write fails.
+		if _, err := raw.Exec(`ALTER TABLE audit_log RENAME TO audit_log_moved`); err != nil {
+			t.Fatal(err)
+		}
+		old := v.App.Keyring.PrimaryKeyID()
+		if r := v.Do(t, "POST", "/admin/v1/rekey", nil, "x-api-key", v.AdminKey); r.Status != 503 {
+			t.Fatalf("rotation with a failing audit trail: %d %s", r.Status, r.Body)
+		}
+		if _, err := raw.Exec(`ALTER TABLE audit_log_moved RENAME TO audit_log`); err != nil {
+			t.Fatal(err)
+		}
+		if st := v.Do(t, "GET", "/admin/v1/rekey", nil, "x-api-key", v.AdminKey).Object(t); st["status"] != "idle" {
+			t.Fatalf("a refused rotation started: %v", st)
+		}
+		if v.App.Keyring.PrimaryKeyID() != old {
+			t.Fatal("the master key changed")
 		}
 	})
 }

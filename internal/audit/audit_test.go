@@ -16,6 +16,7 @@ import (
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/testutil/cryptotest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
@@ -155,14 +156,7 @@ func TestGroupCommitChains(t *testing.T) {
 
 func newKeys(t *testing.T) *crypto.Keyring {
 	t.Helper()
-	h, err := crypto.NewKEK()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := crypto.NewKeyring(h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr, _ := cryptotest.NewKeyring(t)
 	return kr
 }
 

@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"database/sql"
 	"strings"
 	"testing"
 
@@ -32,15 +31,7 @@ func TestFailClosed(t *testing.T) {
 		kid := k.Object(t)["kid"].(string)
 
 		// Break the trail: every append now fails inside the database.
-		driver := "sqlite"
-		if v.Engine == "postgres" {
-			driver = "pgx"
-		}
-		raw, err := sql.Open(driver, v.DatabaseURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
+		raw := v.RawDB(t)
 		if _, err := raw.Exec(`ALTER TABLE audit_log RENAME TO audit_log_moved`); err != nil {
 			t.Fatalf("break the audit table: %v", err)
 		}

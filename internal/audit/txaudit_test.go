@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 
 	"github.com/credvault/credvault/internal/audit"
@@ -10,42 +9,11 @@ import (
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// refuseAudit installs, on the vault's own database, a trigger that makes
-// every insert into the audit trail fail inside the database, and returns
-// the function that removes it.
+// refuseAudit makes every insert into the vault's audit trail fail inside
+// the database, and returns the function that undoes it.
 func refuseAudit(t *testing.T, v *vaulttest.Vault) (restore func()) {
 	t.Helper()
-	driver := "sqlite"
-	if v.Engine == "postgres" {
-		driver = "pgx"
-	}
-	raw, err := sql.Open(driver, v.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	install := []string{`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit refused by the test'); END`}
-	remove := []string{`DROP TRIGGER refuse_audit`}
-	if v.Engine == "postgres" {
-		install = []string{
-			`CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$`,
-			`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()`,
-		}
-		remove = []string{`DROP TRIGGER refuse_audit ON audit_log`, `DROP FUNCTION refuse_audit()`}
-	}
-	for _, q := range install {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatalf("install the failing trigger: %v", err)
-		}
-	}
-	return func() {
-		t.Helper()
-		for _, q := range remove {
-			if _, err := raw.Exec(q); err != nil {
-				t.Fatalf("remove the failing trigger: %v", err)
-			}
-		}
-	}
+	return vaulttest.FailInserts(t, v.RawDB(t), v.Engine, "audit_log")
 }
 
 // TestChangeAndRecordCommitTogether makes the audit trail's insert fail

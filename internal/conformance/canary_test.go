@@ -9,19 +9,14 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -160,15 +155,17 @@ func TestCanaries(t *testing.T) {
 		}
 		root := newCaller(v, "bootstrap-admin", v.AdminKey)
 		cs.addKey("bootstrap admin key", v.AdminKey)
+		// send sends a request in the dialect its path belongs to.
+		send := func(c *caller, method, path string, body any) *vaulttest.Response {
+			t.Helper()
+			if strings.HasPrefix(path, "/v5/") {
+				return c.sgp(t, method, path, body)
+			}
+			return c.dsm(t, method, path, body)
+		}
 		must := func(c *caller, want int, method, path string, body any) map[string]any {
 			t.Helper()
-			var r *vaulttest.Response
-			if strings.HasPrefix(path, "/v5/") {
-				r = c.sgp(t, method, path, body)
-			} else {
-				r = c.dsm(t, method, path, body)
-			}
-			keep(method+" "+path, r)
+			r := keep(method+" "+path, send(c, method, path, body))
 			if r.Status != want {
 				t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
 			}
@@ -180,13 +177,7 @@ func TestCanaries(t *testing.T) {
 		// body and is checked like every other response.
 		fail := func(c *caller, want int, method, path string, body any) {
 			t.Helper()
-			var r *vaulttest.Response
-			if strings.HasPrefix(path, "/v5/") {
-				r = c.sgp(t, method, path, body)
-			} else {
-				r = c.dsm(t, method, path, body)
-			}
-			keep("error "+method+" "+path, r)
+			r := keep("error "+method+" "+path, send(c, method, path, body))
 			if r.Status != want {
 				t.Errorf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
 			}
@@ -493,7 +484,7 @@ func TestCanaries(t *testing.T) {
 			}
 		})
 		t.Run("database", func(t *testing.T) {
-			db := databaseBytes(t, v)
+			db := v.DatabaseBytes(t)
 			cs.check(t, "raw database ("+v.Engine+")", db)
 			// Positive controls: names (text) and a public key (binary; raw
 			// in SQLite, hex in PostgreSQL's text form) are found.
@@ -516,94 +507,4 @@ func x509MustPKIX(t *testing.T, pub any) []byte {
 		t.Fatal(err)
 	}
 	return der
-}
-
-// databaseBytes returns everything stored: for SQLite the database file,
-// its -wal and -shm; for PostgreSQL every row of every table of the schema
-// as text (bytea as hex) plus the raw bytea columns.
-func databaseBytes(t *testing.T, v *vaulttest.Vault) []byte {
-	t.Helper()
-	var out bytes.Buffer
-	switch v.Engine {
-	case sqlstore.SQLite:
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			b, err := os.ReadFile(v.DatabaseURL + suffix)
-			if errors.Is(err, fs.ErrNotExist) && suffix != "" {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			out.Write(b)
-		}
-	case sqlstore.Postgres:
-		db, err := sql.Open("pgx", v.DatabaseURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		ctx := context.Background()
-		tables := queryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
-		if len(tables) < 5 {
-			t.Fatalf("only tables %v", tables)
-		}
-		for _, table := range tables {
-			for _, row := range queryStrings(t, db, fmt.Sprintf(`SELECT t::text FROM %q t`, table)) {
-				out.WriteString(row + "\n")
-			}
-		}
-		// bytea columns raw as well.
-		rows, err := db.QueryContext(ctx, `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() AND data_type = 'bytea'`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cols [][2]string
-		for rows.Next() {
-			var tn, cn string
-			if err := rows.Scan(&tn, &cn); err != nil {
-				t.Fatal(err)
-			}
-			cols = append(cols, [2]string{tn, cn})
-		}
-		rows.Close()
-		for _, c := range cols {
-			rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT %q FROM %q WHERE %q IS NOT NULL`, c[1], c[0], c[1]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var b []byte
-				if err := rows.Scan(&b); err != nil {
-					t.Fatal(err)
-				}
-				out.Write(b)
-				out.WriteByte('\n')
-			}
-			rows.Close()
-		}
-	default:
-		t.Fatalf("unknown engine %q", v.Engine)
-	}
-	return out.Bytes()
-}
-
-func queryStrings(t *testing.T, db *sql.DB, q string) []string {
-	t.Helper()
-	rows, err := db.QueryContext(context.Background(), q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -1,12 +1,10 @@
 package conformance_test
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"testing"
 
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
-	"github.com/credvault/credvault/internal/vault"
 )
 
 // caller is one principal speaking both dialects: SGP with x-api-key and
@@ -54,28 +52,14 @@ func (c *caller) must(t testing.TB, want int, method, path string, body any) map
 // with its API key.
 func (c *caller) app(t testing.TB, name, role string, groups ...string) (*caller, string) {
 	t.Helper()
-	gs := map[string][]string{}
-	for _, g := range groups {
-		gs[g] = []string{"SIGN", "VERIFY", "EXPORT", "MANAGE"}
-	}
-	a := c.must(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs})
-	id := a["app_id"].(string)
-	cred := c.must(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
-	key := vault.AppAPIKey(id, cred["credential"].(map[string]any)["secret"].(string))
+	key, id := c.v.NewDSMApp(t, c.auth, name, role, groups...)
 	return newCaller(c.v, name, key), id
 }
 
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func unb64(t testing.TB, v any) []byte {
-	t.Helper()
-	s, _ := v.(string)
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatalf("not base64: %q", s)
-	}
-	return b
-}
+var (
+	b64   = vaulttest.B64
+	unb64 = vaulttest.UnB64
+)
 
 func ociDetails(signingKey any) map[string]any {
 	return map[string]any{"$type": "Oci", "body": map[string]any{"$type": "ApiKey", "user_ocid": "ocid1.user.oc1..u", "tenant_ocid": "ocid1.tenancy.oc1..t", "signing_key": signingKey}}

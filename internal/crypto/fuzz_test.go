@@ -5,20 +5,14 @@ import (
 	"testing"
 
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/testutil/cryptotest"
 )
 
 // FuzzEnvelope feeds arbitrary bytes to the envelope parser (Open, Rewrap,
 // WrappingKeyID). Nothing may panic, and nothing but a genuine ciphertext
 // with the right associated data may open.
 func FuzzEnvelope(f *testing.F) {
-	h, err := crypto.NewKEK()
-	if err != nil {
-		f.Fatal(err)
-	}
-	kr, err := crypto.NewKeyring(h)
-	if err != nil {
-		f.Fatal(err)
-	}
+	kr, _ := cryptotest.NewKeyring(f)
 	ad := []byte("account\x00id\x001")
 	good, err := kr.Seal([]byte("payload"), ad)
 	if err != nil {

@@ -13,19 +13,12 @@ import (
 	"github.com/tink-crypto/tink-go/v2/mac"
 
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/testutil/cryptotest"
 )
 
 func newKeyring(t *testing.T) (*crypto.Keyring, *keyset.Handle) {
 	t.Helper()
-	h, err := crypto.NewKEK()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := crypto.NewKeyring(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kr, h
+	return cryptotest.NewKeyring(t)
 }
 
 func seal(t *testing.T, kr *crypto.Keyring, pt, ad string) []byte {
@@ -172,10 +165,7 @@ func TestKeyring_Rewrap(t *testing.T) {
 	}
 
 	h2, newID := rotated(t, h1)
-	kr2, err := crypto.NewKeyring(h2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr2 := cryptotest.KeyringOf(t, h2)
 	if kr2.PrimaryKeyID() != newID || newID == oldID {
 		t.Fatalf("primary after rotation = %d, want the new key %d (old %d)", kr2.PrimaryKeyID(), newID, oldID)
 	}
@@ -213,10 +203,7 @@ func TestKeyring_Rewrap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		kr3, err := crypto.NewKeyring(h3)
-		if err != nil {
-			t.Fatal(err)
-		}
+		kr3 := cryptotest.KeyringOf(t, h3)
 		wantOpen(t, kr3, rewrapped, ad, "secret")
 		wantNoOpen(t, kr3, ct, ad)
 		if _, err := kr3.Rewrap(ct); !errors.Is(err, crypto.ErrOpen) {
@@ -269,10 +256,7 @@ func TestParseKEK(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kr2, err := crypto.NewKeyring(h2)
-			if err != nil {
-				t.Fatal(err)
-			}
+			kr2 := cryptotest.KeyringOf(t, h2)
 			if diff := cmp.Diff(kr.PrimaryKeyID(), kr2.PrimaryKeyID()); diff != "" {
 				t.Errorf("primary key id (-want +got):\n%s", diff)
 			}

@@ -109,14 +109,7 @@ func runBackupRestore(t *testing.T, from, to string) {
 			acked.Store(int64(i + 1))
 		}
 	})
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	defer stopAndWait(stop, &wg)
 	// Let the writer get going, so that the backup overlaps writes.
 	deadline := time.Now().Add(30 * time.Second)
 	for acked.Load() < 20 {
@@ -133,8 +126,7 @@ func runBackupRestore(t *testing.T, from, to string) {
 	if code != 0 {
 		t.Fatalf("backup: exit %d: %s%s", code, out, errOut)
 	}
-	close(stop)
-	wg.Wait()
+	stopAndWait(stop, &wg)
 	if e := writerErr.Load(); e != nil {
 		t.Fatalf("writer: %v", e)
 	}

@@ -150,14 +150,7 @@ func writesFailScenario(t *testing.T, dir string, fail, recover func(*proc)) {
 	key := newBootstrapKey()
 	p := start(t, "server", server{DatabaseURL: dbPath, DataDir: dir, BootstrapKey: key, Args: []string{"--db-timeout", "2s"}})
 	c := newClient(p.URL, key)
-	payloads := map[string]string{}
-	var ids []string
-	for i := range 10 {
-		payload := randomText("before-")
-		id := c.create(t, fmt.Sprintf("before-%02d", i), payload)
-		payloads[id] = payload
-		ids = append(ids, id)
-	}
+	payloads, ids := c.createBefore(t, 10)
 	// A key used for the first time while writes fail: authentication wants
 	// to record its last use.
 	fresh := newClient(p.URL, newAPIKey(t, dbPath, dir))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"syscall"
 	"testing"
@@ -37,14 +36,7 @@ func TestPostgresCrashAndFreeze(t *testing.T) {
 	key := newBootstrapKey()
 	p := start(t, "server", server{DatabaseURL: cl.URL("credvault"), BootstrapKey: key, Args: []string{"--db-timeout", dbTimeout.String()}})
 	c := newClient(p.URL, key)
-	payloads := map[string]string{}
-	var ids []string
-	for i := range 10 {
-		payload := randomText("before-")
-		id := c.create(t, fmt.Sprintf("before-%02d", i), payload)
-		payloads[id] = payload
-		ids = append(ids, id)
-	}
+	payloads, ids := c.createBefore(t, 10)
 
 	l := startLoad(c, ids, 4, "up")
 	defer l.halt()

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -19,45 +17,14 @@ import (
 // faults_corrupt_test.go): requests that keep their headers, and a small
 // mixed load that records every outcome.
 
-// hresp is a finished exchange with its headers.
-type hresp struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// doH sends one SGP request with c's key. err is set only when no response
-// arrived (within requestTimeout).
-func (c *client) doH(method, path string, body any) (*hresp, time.Duration, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, 0, err
-		}
-		rd = bytes.NewReader(b)
-	}
+// doH sends one SGP request with c's key, bounded by requestTimeout, and
+// says how long it took. err is set only when no response arrived.
+func (c *client) doH(method, path string, body any) (*resp, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("x-api-key", c.key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	t0 := time.Now()
-	hr, err := c.hc.Do(req)
-	if err != nil {
-		return nil, time.Since(t0), err
-	}
-	defer hr.Body.Close()
-	b, err := io.ReadAll(hr.Body)
-	if err != nil {
-		return nil, time.Since(t0), fmt.Errorf("reading the response: %w", err)
-	}
-	return &hresp{Status: hr.StatusCode, Header: hr.Header, Body: b}, time.Since(t0), nil
+	r, err := c.do(ctx, method, path, body)
+	return r, time.Since(t0), err
 }
 
 // readyz returns the status and reason of GET /readyz.
@@ -190,12 +157,7 @@ func (l *load) waitCount(t testing.TB, phase string, n int, d time.Duration) {
 
 // halt stops the workers and returns every outcome.
 func (l *load) halt() []outcome {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.wg.Wait()
+	stopAndWait(l.stop, &l.wg)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]outcome(nil), l.outcomes...)

@@ -332,6 +332,7 @@ func newClient(base, key string) *client {
 // resp is a finished exchange.
 type resp struct {
 	Status int
+	Header http.Header
 	Body   []byte
 	Took   time.Duration
 }
@@ -375,7 +376,7 @@ func (c *client) do(ctx context.Context, method, path string, body any) (*resp, 
 	if err != nil {
 		return nil, fmt.Errorf("reading the response: %w", err)
 	}
-	return &resp{Status: hr.StatusCode, Body: b, Took: time.Since(t0)}, nil
+	return &resp{Status: hr.StatusCode, Header: hr.Header, Body: b, Took: time.Since(t0)}, nil
 }
 
 // must sends a request that must get a response with status want.
@@ -391,6 +392,31 @@ func (c *client) must(t testing.TB, want int, method, path string, body any) *re
 		t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
 	}
 	return r
+}
+
+// stopAndWait closes stop, unless it is closed already, and waits for the
+// workers in wg to return.
+func stopAndWait(stop chan struct{}, wg *sync.WaitGroup) {
+	select {
+	case <-stop:
+	default:
+		close(stop)
+	}
+	wg.Wait()
+}
+
+// createBefore creates n credentials named before-00, before-01, … with
+// random payloads, and returns the payloads by id and the ids in order.
+func (c *client) createBefore(t testing.TB, n int) (payloads map[string]string, ids []string) {
+	t.Helper()
+	payloads = map[string]string{}
+	for i := range n {
+		payload := randomText("before-")
+		id := c.create(t, fmt.Sprintf("before-%02d", i), payload)
+		payloads[id] = payload
+		ids = append(ids, id)
+	}
+	return payloads, ids
 }
 
 func (c *client) create(t testing.TB, name, payload string) string {

@@ -34,14 +34,7 @@ func TestDatabaseGoesAway(t *testing.T) {
 	c := newClient(p.URL, key)
 
 	// Data written before the outage.
-	before := map[string]string{} // id → payload
-	var ids []string
-	for i := range 20 {
-		payload := randomText("before-")
-		id := c.create(t, fmt.Sprintf("before-%02d", i), payload)
-		before[id] = payload
-		ids = append(ids, id)
-	}
+	before, ids := c.createBefore(t, 20) // id → payload
 
 	// Load: 4 clients mixing reads (get, decrypt, list) and writes (create,
 	// update), recording every outcome with the phase it started and ended in.
@@ -111,14 +104,7 @@ func TestDatabaseGoesAway(t *testing.T) {
 			}
 		})
 	}
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	defer stopAndWait(stop, &wg)
 
 	waitOutcomes := func(n int, what string) {
 		t.Helper()
@@ -191,8 +177,7 @@ func TestDatabaseGoesAway(t *testing.T) {
 	phase.Store(phaseBack)
 	backStart := countNow()
 	waitOutcomes(backStart+200, "after the database returned")
-	close(stop)
-	wg.Wait()
+	stopAndWait(stop, &wg)
 
 	// Judge the outcomes.
 	mu.Lock()

@@ -3,8 +3,13 @@ package httpx
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/credvault/credvault/internal/vault"
 )
 
 func TestCheckText(t *testing.T) {
@@ -70,4 +75,39 @@ func countFFFD(v any) int {
 		}
 	}
 	return n
+}
+
+func TestStatus_EveryKind(t *testing.T) {
+	for k := vault.KindInternal; k <= vault.KindIntegrity; k++ {
+		if _, ok := statuses[k]; !ok {
+			t.Errorf("kind %s has no status", k)
+		}
+	}
+	for _, tc := range []struct {
+		err       error
+		overrides map[vault.Kind]int
+		want      int
+	}{
+		{vault.ErrNotFound, nil, 404},
+		{vault.Errorf(vault.KindTooLarge, "big"), nil, 413},
+		{vault.Errorf(vault.KindInvalid, "bad"), nil, 400},
+		{vault.Errorf(vault.KindInvalid, "bad"), map[vault.Kind]int{vault.KindInvalid: 422}, 422},
+		{vault.Errorf(vault.KindIntegrity, "moved"), nil, 409},
+		{errors.New("driver error"), nil, 500},
+		{fmt.Errorf("wrapped: %w", vault.ErrConflict), nil, 409},
+	} {
+		if got := Status(tc.err, tc.overrides); got != tc.want {
+			t.Errorf("Status(%v, %v) = %d, want %d", tc.err, tc.overrides, got, tc.want)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	if got := RetryAfter(vault.Errorf(vault.KindUnavailable, "down")); got != 1 {
+		t.Errorf("unavailable: %d, want 1", got)
+	}
+	rl := &vault.RateLimitError{Err: vault.Errorf(vault.KindRateLimited, "slow down"), After: 2500 * time.Millisecond}
+	if got := RetryAfter(fmt.Errorf("wrapped: %w", rl)); got != 3 {
+		t.Errorf("rate limited 2.5s: %d, want 3", got)
+	}
 }

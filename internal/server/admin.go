@@ -56,16 +56,7 @@ func (s *Server) adminAuth(r *http.Request) (*vault.Identity, error) {
 
 func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
 	httpx.LogError(r.Context(), s.log, err)
-	status := map[vault.Kind]int{
-		vault.KindUnauthenticated: http.StatusUnauthorized, vault.KindPermissionDenied: http.StatusForbidden,
-		vault.KindRateLimited: http.StatusTooManyRequests, vault.KindConflict: http.StatusConflict,
-		vault.KindUnavailable: http.StatusServiceUnavailable, vault.KindInvalid: http.StatusBadRequest,
-		vault.KindIntegrity: http.StatusConflict,
-	}[vault.KindOf(err)]
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
-	httpx.WriteJSON(w, status, map[string]string{"detail": vault.Message(err)})
+	httpx.WriteJSON(w, httpx.Status(err, nil), map[string]string{"detail": vault.Message(err)})
 }
 
 // handleRekeyStart starts an online master-key rotation (the same work as

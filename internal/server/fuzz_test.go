@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,10 +15,13 @@ import (
 
 // fuzzVault builds a real vault (SQLite file) and returns its handler and
 // admin key. Requests go straight to the handler: the fuzzer needs speed,
-// and the HTTP parsing in front of it is net/http's.
-func fuzzVault(f *testing.F) (http.Handler, string) {
+// and the HTTP parsing in front of it is net/http's. The failed-auth
+// throttle is off: with it, every input after the first ~30 wrong keys
+// would stop at a 429 and never reach authentication or the handlers
+// (TestFuzzVault_NotThrottled; the throttle has tests of its own).
+func fuzzVault(f testing.TB) (http.Handler, string) {
 	f.Helper()
-	a, err := app.Open(context.Background(), app.Config{DataDir: f.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	a, err := app.Open(context.Background(), app.Config{DataDir: f.TempDir(), Logger: slog.New(slog.DiscardHandler), FailedAuthPerMinute: -1})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -104,6 +108,20 @@ func FuzzSGPQueryAndPaths(f *testing.F) {
 	})
 }
 
+// TestFuzzVault_NotThrottled: the fuzzers' vault answers every wrong key
+// with 401, however many came before, so that fuzzed inputs reach the
+// authenticator and the handlers rather than the throttle.
+func TestFuzzVault_NotThrottled(t *testing.T) {
+	h, _ := fuzzVault(t)
+	for i := range 100 {
+		r := httptest.NewRequest("GET", "/v5/credentials", nil)
+		r.Header.Set("x-api-key", fmt.Sprintf("wrong-key-%d", i))
+		if w := serve(h, r); w.Code != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d: %d %s, want 401", i, w.Code, w.Body)
+		}
+	}
+}
+
 // FuzzAuthHeaders sends arbitrary API keys and account headers.
 func FuzzAuthHeaders(f *testing.F) {
 	h, key := fuzzVault(f)
@@ -114,7 +132,7 @@ func FuzzAuthHeaders(f *testing.F) {
 		r := httptest.NewRequest("GET", "/v5/credentials", nil)
 		r.Header["X-Api-Key"] = []string{k}
 		r.Header["X-Selected-Account-Id"] = []string{acct}
-		if w := serve(h, r); w.Code >= 500 {
+		if w := serve(h, r); w.Code >= 500 || w.Code == http.StatusTooManyRequests {
 			t.Fatalf("key %q account %q: %d %s", k, acct, w.Code, w.Body)
 		}
 	})
@@ -207,15 +225,20 @@ func FuzzDSMQueryAndPaths(f *testing.F) {
 				t.Fatalf("%s %s?%s: %d %s", p.method, p.path, query, w.Code, w.Body)
 			}
 		}
-		for _, p := range []struct{ method, path string }{
-			{"GET", "/sys/v1/credentials/"}, {"GET", "/sys/v1/groups/"}, {"GET", "/sys/v1/apps/"}, {"DELETE", "/crypto/v1/keys/"},
-			{"GET", "/sys/v1/apps/credential/"},
+		// Each path id once with the admin's key (to reach the handler) and
+		// once with the fuzzed Authorization header (to reach the
+		// authenticator).
+		for _, p := range []struct{ method, path, suffix string }{
+			{"GET", "/sys/v1/credentials/", ""}, {"GET", "/sys/v1/groups/", ""}, {"GET", "/sys/v1/apps/", ""}, {"DELETE", "/crypto/v1/keys/", ""},
+			{"GET", "/sys/v1/apps/", "/credential"},
 		} {
-			r := httptest.NewRequest(p.method, "/", nil)
-			r.URL.Path = p.path + seg
-			r.Header["Authorization"] = []string{auth}
-			if w := serve(h, r); w.Code >= 500 {
-				t.Fatalf("%s %q (auth %q): %d %s", p.method, r.URL.Path, auth, w.Code, w.Body)
+			for _, a := range []string{"Basic " + key, auth} {
+				r := httptest.NewRequest(p.method, "/", nil)
+				r.URL.Path = p.path + seg + p.suffix
+				r.Header["Authorization"] = []string{a}
+				if w := serve(h, r); w.Code >= 500 || w.Code == http.StatusTooManyRequests {
+					t.Fatalf("%s %q (auth %q): %d %s", p.method, r.URL.Path, a, w.Code, w.Body)
+				}
 			}
 		}
 	})

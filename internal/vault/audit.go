@@ -61,14 +61,6 @@ type AuditChain interface {
 	Chain(head AuditHead, evs []AuditEvent) ([]AuditRecord, AuditHead, error)
 }
 
-// SetAuditor installs the audit trail. Without one, events are dropped. If a
-// is also an AuditChain, the record of every change is written in the same
-// transaction as the change (see TxAudit).
-func (s *Service) SetAuditor(a Auditor) {
-	s.auditor = a
-	s.chain, _ = a.(AuditChain)
-}
-
 // auditRefused is the message of every refusal caused by an audit record
 // that could not be written.
 const auditRefused = "the audit trail cannot be written; the operation was refused"

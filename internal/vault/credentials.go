@@ -368,11 +368,7 @@ func (s *Service) ListCredentials(ctx context.Context, id *Identity, q Credentia
 	if q.SortBy == "" {
 		q.SortBy = SortCreatedAt
 	}
-	valid := false
-	for _, f := range SortFields {
-		valid = valid || f == q.SortBy
-	}
-	if !valid {
+	if !IsSortField(q.SortBy) {
 		return nil, FieldError("sort_by", "sort_by must be one of %v", SortFields)
 	}
 	// Values no credential can have: answer as the store would for an

@@ -19,16 +19,6 @@ type GroupInput struct {
 	CustomMetadata map[string]string // nil: unchanged
 }
 
-func conflictName(err error, what string) error {
-	if KindOf(err) == KindConflict {
-		if e, ok := err.(*Error); ok && e.Msg != ErrConflict.Msg && e.Msg != "conflict" {
-			return err
-		}
-		return &Error{Kind: KindConflict, Field: "name", Msg: "a " + what + " with this name already exists in this account", Err: err}
-	}
-	return err
-}
-
 // CreateGroup creates a group. An app that creates a group becomes its member.
 func (s *Service) CreateGroup(ctx context.Context, id *Identity, in GroupInput) (g *Group, err error) {
 	ctx = s.auditing(ctx, id, "group.create", "group", func() string { return g.ID })

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/credvault/credvault/internal/keymat"
@@ -709,28 +708,6 @@ func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) 
 	}
 	st.New.Ciphertext = nil
 	return st.New, nil
-}
-
-// rekeyHooks holds test hooks per Service (kept beside the Service rather
-// than in it so that the DSM code stays in the dsm files).
-var rekeyHooks sync.Map // *Service → func(int) error
-
-// SetRekeyHook installs a function that runs inside every rekey and
-// credential-rotation transaction after each object is rotated; an error
-// rolls the whole transaction back. For tests only; nil removes it.
-func (s *Service) SetRekeyHook(fn func(step int) error) {
-	if fn == nil {
-		rekeyHooks.Delete(s)
-		return
-	}
-	rekeyHooks.Store(s, fn)
-}
-
-func (s *Service) rekeyHook(step int) error {
-	if fn, ok := rekeyHooks.Load(s); ok {
-		return fn.(func(int) error)(step)
-	}
-	return nil
 }
 
 // SignInput is a signing or verification request.

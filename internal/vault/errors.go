@@ -7,6 +7,7 @@ package vault
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Kind classifies an error so that each API dialect can map it to its own
@@ -116,5 +117,21 @@ func IntegrityError(what string, cause error) *Error {
 // ErrNotFound is returned by Store methods when a row does not exist.
 var ErrNotFound = &Error{Kind: KindNotFound, Msg: "not found"}
 
-// ErrConflict is returned by Store methods when a uniqueness rule fails.
+// ErrConflict is returned by Store methods when a uniqueness rule fails,
+// alone or wrapping the driver's error: check it with errors.Is. Other
+// conflicts (a state precondition) are KindConflict errors of their own.
 var ErrConflict = &Error{Kind: KindConflict, Msg: "conflict"}
+
+// conflictName turns a store's uniqueness violation (ErrConflict) on
+// creating or renaming a what into a client-safe error about its name;
+// any other error, including other conflicts, is returned as it is.
+func conflictName(err error, what string) error {
+	if errors.Is(err, ErrConflict) {
+		article := "a "
+		if strings.ContainsAny(what[:1], "aeiou") {
+			article = "an "
+		}
+		return &Error{Kind: KindConflict, Field: "name", Msg: article + what + " with this name already exists in this account", Err: err}
+	}
+	return err
+}

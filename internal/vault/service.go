@@ -43,12 +43,32 @@ type Service struct {
 
 	onAuthFailure  func()
 	onSecretAccess func(op string)
+	rekeyHook      func(step int) error
 }
 
-// Options configures a Service.
+// Options configures a Service. Everything a Service depends on is given
+// here, at construction: there are no setters.
 type Options struct {
-	MaxPayload int              // bytes; DefaultMaxPayload if zero
-	Now        func() time.Time // time.Now if nil
+	MaxPayload int // bytes; DefaultMaxPayload if zero
+	// Now is the service's clock (key and session expiry, audit and object
+	// times); time.Now if nil. Tests pass a clock they can move.
+	Now func() time.Time
+
+	// Auditor is the audit trail. Without one, events are dropped. If it is
+	// also an AuditChain, the record of every change is written in the same
+	// transaction as the change (see TxAudit).
+	Auditor Auditor
+	// OnAuthFailure, if set, runs on every failed authentication (for
+	// metrics).
+	OnAuthFailure func()
+	// OnSecretAccess, if set, runs whenever plaintext leaves the vault (SGP
+	// decrypt, DSM export), with a fixed label naming the operation (for
+	// metrics; never a user-supplied value).
+	OnSecretAccess func(op string)
+	// RekeyHook, if set, runs inside every rekey and credential-rotation
+	// transaction after each object is rotated; an error rolls the whole
+	// transaction back. Tests use it to inject a failure mid-transaction.
+	RekeyHook func(step int) error
 
 	// FailedAuthPerMinute and FailedAuthBurst bound failed authentications
 	// per client address (and, at half the rate, per API key id). Defaults
@@ -63,7 +83,9 @@ type Options struct {
 
 // NewService returns a Service over store and sealer.
 func NewService(store Store, sealer Sealer, opts Options) *Service {
-	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload}
+	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload,
+		auditor: opts.Auditor, onAuthFailure: opts.OnAuthFailure, onSecretAccess: opts.OnSecretAccess, rekeyHook: opts.RekeyHook}
+	s.chain, _ = opts.Auditor.(AuditChain)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -128,12 +150,6 @@ func (s *Service) Throttle(id *Identity) error {
 	}
 	return nil
 }
-
-// Store returns the service's store.
-func (s *Service) Store() Store { return s.store }
-
-// Sealer returns the service's sealer.
-func (s *Service) Sealer() Sealer { return s.sealer }
 
 // Now returns the service clock's time, truncated to microseconds (the
 // precision every store keeps).
@@ -282,7 +298,7 @@ func (s *Service) CheckMasterKey(ctx context.Context) error {
 // failed too often (throttleFailure), the answer is RateLimited instead and
 // nothing is written: a throttled failure costs the one lookup that found
 // the credential wrong, so a flood of wrong keys cannot flood the audit
-// trail. It is still counted by the OnAuthFailure callback.
+// trail. It is still counted by the Options.OnAuthFailure callback.
 func (s *Service) authFailed(ctx context.Context, keyID string, id *Identity, err error) error {
 	if s.onAuthFailure != nil {
 		s.onAuthFailure()
@@ -294,16 +310,7 @@ func (s *Service) authFailed(ctx context.Context, keyID string, id *Identity, er
 	return err
 }
 
-// OnAuthFailure installs a callback run on every failed authentication
-// (for metrics).
-func (s *Service) OnAuthFailure(fn func()) { s.onAuthFailure = fn }
-
-// OnSecretAccess installs a callback run whenever plaintext leaves the
-// vault (SGP decrypt, DSM export), with a fixed label naming the operation
-// (for metrics; never a user-supplied value).
-func (s *Service) OnSecretAccess(fn func(op string)) { s.onSecretAccess = fn }
-
-// SecretAccessed runs the OnSecretAccess callback.
+// SecretAccessed runs the Options.OnSecretAccess callback.
 func (s *Service) SecretAccessed(op string) {
 	if s.onSecretAccess != nil {
 		s.onSecretAccess(op)

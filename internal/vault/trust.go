@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -255,7 +256,7 @@ func (s *Service) CreateTrustPolicy(ctx context.Context, id *Identity, p TrustPo
 	}
 	pr := Principal{ID: p.ID, Kind: PrincipalServiceAccount, Name: "trust:" + p.Name, DefaultAccountID: p.AccountID, CreatedAt: p.CreatedAt}
 	if err := s.trustStore().CreateTrustPolicy(ctx, &p, pr); err != nil {
-		if KindOf(err) == KindConflict {
+		if errors.Is(err, ErrConflict) {
 			return nil, Errorf(KindConflict, "a trust policy named %q already exists in this account", p.Name)
 		}
 		return nil, fmt.Errorf("create trust policy: %w", err)

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -96,6 +97,12 @@ const (
 
 // SortFields lists the accepted credential sort fields.
 var SortFields = []string{SortCreatedAt, SortUpdatedAt, SortName, SortType, SortID}
+
+// IsSortField reports whether f is one of SortFields. It is the one
+// definition of the rule: a dialect uses it to answer a bad query in its
+// own shape, ListCredentials to refuse any other caller's, and a store may
+// rely on it.
+func IsSortField(f string) bool { return slices.Contains(SortFields, f) }
 
 // CredentialQuery selects a page of credentials with keyset pagination.
 // At most one of After and Before is set; both are credential ids.

@@ -30,23 +30,6 @@ func count(msgs []string, prefix string) int {
 	return n
 }
 
-// pollStatus repeats a request until it answers want or the deadline
-// passes (used where a time-based expiry must be seen from outside).
-func pollStatus(t *testing.T, c client, want int, method, path string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := c.do(t, method, path, nil)
-		if r.Status == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s %s: still %d after the deadline, want %d", method, path, r.Status, want)
-		}
-		time.Sleep(200 * time.Millisecond) // polling interval, not a wait for an outcome
-	}
-}
-
 // The app-credential flow exactly as Fortanix's Terraform provider does it:
 // create the app, read its credential, build the API key as
 // base64(app_id:secret), authenticate and select the account, read the
@@ -68,7 +51,7 @@ func TestAppCredential_TerraformFlow(t *testing.T) {
 		}
 		key := vault.AppAPIKey(id, secret) // base64(app_id + ":" + secret), as the provider builds it
 		// The secret alone is not a key.
-		(client{v: v, auth: "Basic " + secret}).fail(t, 401, "GET", "/sys/v1/groups", nil)
+		(client{v: v, auth: "Basic " + secret}).fail(t, 401, "invalid or missing API key", "GET", "/sys/v1/groups", nil)
 
 		// Provider login: session/auth with Basic, then select_account.
 		basic := client{v: v, auth: "Basic " + key}
@@ -103,15 +86,17 @@ func TestAppCredential_TerraformFlow(t *testing.T) {
 		}
 		basic2 := client{v: v, auth: "Basic " + vault.AppAPIKey(id, secret2)}
 		basic2.ok(t, 200, "GET", "/sys/v1/groups/"+g, nil)
+		basic.ok(t, 200, "GET", "/sys/v1/groups/"+g, nil)
 		// Then the old key and its session are refused; the new key is not.
-		pollStatus(t, basic, 401, "GET", "/sys/v1/groups/"+g)
-		bearer.fail(t, 401, "GET", "/sys/v1/groups/"+g, nil)
+		v.Clock.Advance(2 * time.Second)
+		basic.fail(t, 401, "invalid or missing API key", "GET", "/sys/v1/groups/"+g, nil)
+		bearer.fail(t, 401, "invalid, expired or terminated session; authenticate again", "GET", "/sys/v1/groups/"+g, nil)
 		basic2.ok(t, 200, "GET", "/sys/v1/groups/"+g, nil)
 
 		// Reset without a period: the key stops at once.
 		adm.ok(t, 200, "POST", "/sys/v1/apps/"+id+"/reset_secret", map[string]any{})
-		basic2.fail(t, 401, "GET", "/sys/v1/groups/"+g, nil)
-		adm.fail(t, 400, "POST", "/sys/v1/apps/"+id+"/reset_secret", map[string]any{"credential_migration_period": -1})
+		basic2.fail(t, 401, "invalid or missing API key", "GET", "/sys/v1/groups/"+g, nil)
+		adm.fail(t, 400, "credential_migration_period must be between 0 and 31536000 seconds", "POST", "/sys/v1/apps/"+id+"/reset_secret", map[string]any{"credential_migration_period": -1})
 	})
 }
 
@@ -150,24 +135,24 @@ func TestSelectAccount(t *testing.T) {
 
 		other := v.NewTenant(t, "other", vault.RoleAdmin)
 		for _, c := range []client{adm, sess} {
-			msg := c.fail(t, 403, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": other.AccountID})
+			msg := c.fail(t, 403, "the caller is not a member of that account", "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": other.AccountID})
 			if strings.Contains(msg, other.AccountID) {
 				t.Errorf("error echoes the account id: %s", msg)
 			}
-			c.fail(t, 403, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": vault.NewID()})
-			c.fail(t, 400, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": "not-a-uuid"})
-			c.fail(t, 400, "POST", "/sys/v1/session/select_account", map[string]any{})
+			c.fail(t, 403, "the caller is not a member of that account", "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": vault.NewID()})
+			c.fail(t, 400, "acct_id must be a UUID", "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": "not-a-uuid"})
+			c.fail(t, 400, "acct_id is required", "POST", "/sys/v1/session/select_account", map[string]any{})
 		}
-		(client{v: v}).fail(t, 401, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": v.AccountID})
+		(client{v: v}).fail(t, 401, "missing or malformed Authorization header; use Basic <api key> or", "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": v.AccountID})
 
 		// A member of both accounts moves its session; the session then acts there.
 		g := adm.group(t, "home-group")
-		if err := v.App.Service.Store().PutMembership(t.Context(), vault.Membership{PrincipalID: v.PrincipalID, AccountID: other.AccountID, Role: vault.RoleAdmin}); err != nil {
+		if err := v.App.Store.PutMembership(t.Context(), vault.Membership{PrincipalID: v.PrincipalID, AccountID: other.AccountID, Role: vault.RoleAdmin}); err != nil {
 			t.Fatal(err)
 		}
-		adm.fail(t, 400, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": other.AccountID}) // an API key cannot switch
+		adm.fail(t, 400, "switching accounts needs a session (Authorization: Bearer); an API", "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": other.AccountID}) // an API key cannot switch
 		sess.ok(t, 200, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": other.AccountID})
-		sess.fail(t, 404, "GET", "/sys/v1/groups/"+g, nil)
+		sess.fail(t, 404, "group not found", "GET", "/sys/v1/groups/"+g, nil)
 		sess.ok(t, 200, "POST", "/sys/v1/session/select_account", map[string]any{"acct_id": v.AccountID})
 		sess.ok(t, 200, "GET", "/sys/v1/groups/"+g, nil)
 	})

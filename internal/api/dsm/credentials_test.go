@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 )
 
@@ -48,8 +50,8 @@ func TestCredentials(t *testing.T) {
 			if got["name"] != "oci prod" || got["description"] != "d" {
 				t.Errorf("get: %v", got)
 			}
-			app.fail(t, 404, "GET", "/sys/v1/credentials/00000000-0000-0000-0000-000000000000", nil)
-			app.fail(t, 400, "GET", "/sys/v1/credentials/xyz", nil)
+			app.fail(t, 404, "credential not found", "GET", "/sys/v1/credentials/00000000-0000-0000-0000-000000000000", nil)
+			app.fail(t, 400, "cred_id must be a UUID", "GET", "/sys/v1/credentials/xyz", nil)
 		})
 		t.Run("list", func(t *testing.T) {
 			r := app.ok(t, 200, "GET", "/sys/v1/credentials", nil)
@@ -76,11 +78,11 @@ func TestCredentials(t *testing.T) {
 			if ids[0].(map[string]any)["credential_id"].(string) < ids[2].(map[string]any)["credential_id"].(string) {
 				t.Errorf("desc order: %v", ids)
 			}
-			app.fail(t, 400, "GET", "/sys/v1/credentials?sort_by=name:asc", nil)
-			app.fail(t, 400, "GET", "/sys/v1/credentials?filter="+url.QueryEscape(`{"secret":"x"}`), nil)
-			app.fail(t, 400, "GET", "/sys/v1/credentials?filter=notjson", nil)
-			app.fail(t, 400, "GET", "/sys/v1/credentials?limit=abc", nil)
-			app.fail(t, 400, "GET", "/sys/v1/credentials?limit=5000", nil)
+			app.fail(t, 400, "sort_by must be one of credential_id, credential_name, optionally", "GET", "/sys/v1/credentials?sort_by=name:asc", nil)
+			app.fail(t, 400, "filter: unknown field \"secret\" (expected a JSON object such as", "GET", "/sys/v1/credentials?filter="+url.QueryEscape(`{"secret":"x"}`), nil)
+			app.fail(t, 400, "filter: not a JSON object (expected a JSON object such as {\"name\":", "GET", "/sys/v1/credentials?filter=notjson", nil)
+			app.fail(t, 400, "limit must be a non-negative integer", "GET", "/sys/v1/credentials?limit=abc", nil)
+			app.fail(t, 400, "limit must be between 1 and 1000", "GET", "/sys/v1/credentials?limit=5000", nil)
 		})
 		t.Run("update", func(t *testing.T) {
 			up := app.ok(t, 200, "PATCH", "/sys/v1/credentials/"+ociID, map[string]any{"name": "oci prod 2"})
@@ -94,9 +96,9 @@ func TestCredentials(t *testing.T) {
 			}
 			app.ok(t, 200, "PATCH", "/sys/v1/credentials/"+ociID, map[string]any{"credential_details": ociDetails(sk["kid"])})
 			app.ok(t, 204, "DELETE", "/crypto/v1/keys/"+sk2["kid"].(string), nil) // no longer referenced
-			app.fail(t, 400, "PATCH", "/sys/v1/credentials/"+ociID, map[string]any{"credential_details": ociDetails(sec["kid"])})
-			app.fail(t, 400, "PATCH", "/sys/v1/credentials/"+ociID, map[string]any{"name": ""})
-			app.fail(t, 409, "PATCH", "/sys/v1/credentials/"+ociID, map[string]any{"name": "azure cert"})
+			app.fail(t, 400, "credential_details.body.signing_key: the referenced security object", "PATCH", "/sys/v1/credentials/"+ociID, map[string]any{"credential_details": ociDetails(sec["kid"])})
+			app.fail(t, 400, "name must contain a non-space character", "PATCH", "/sys/v1/credentials/"+ociID, map[string]any{"name": ""})
+			app.fail(t, 409, "a credential with this name already exists in this account", "PATCH", "/sys/v1/credentials/"+ociID, map[string]any{"name": "azure cert"})
 		})
 		t.Run("reference-rules", func(t *testing.T) {
 			noUse := app.key(t, map[string]any{"name": "no-cred-use", "obj_type": "RSA", "key_size": 2048})
@@ -105,11 +107,16 @@ func TestCredentials(t *testing.T) {
 			wantMsg := map[string]string{
 				"no-allow-credential-use": "credential_details.body.signing_key: the referenced security object does not have allow_credential_use set",
 				"wrong-type-secret":       "credential_details.body.signing_key: the referenced security object must be an RSA or EC private key, not SECRET",
+				"wrong-type-cert":         "credential_details.body.signing_key: the referenced security object must be an RSA or EC private key, not CERTIFICATE (public only)",
 				"unknown-kid":             "credential_details.body.signing_key: the referenced security object was not found",
 				"bad-uuid":                "credential_details.body.signing_key must be a security object id (UUID)",
 				"other-group":             "credential_details.body.signing_key: the referenced security object was not found",
+				"azure-secret-not-secret": "credential_details.body.client_secret: the referenced security object must be a SECRET, not RSA",
 				"azure-cert-not-cert":     "credential_details.body.client_cert: the referenced security object must be a CERTIFICATE, not RSA",
 				"missing-field":           "credential_details.body.tenant_ocid is required",
+				"unknown-outer-type":      "unknown credential_details.$type (supported: Oci, Azure)",
+				"unknown-inner-type":      "unknown credential_details.body.$type for Oci",
+				"no-body":                 "credential_details.body is required",
 			}
 			for name, det := range map[string]map[string]any{
 				"no-allow-credential-use": ociDetails(noUse["kid"]),
@@ -126,7 +133,7 @@ func TestCredentials(t *testing.T) {
 				"no-body":                 {"$type": "Oci"},
 			} {
 				t.Run(name, func(t *testing.T) {
-					msg := app.fail(t, 400, "POST", "/sys/v1/credentials", map[string]any{"name": "bad " + name, "group_id": g, "credential_details": det})
+					msg := app.fail(t, 400, wantMsg[name], "POST", "/sys/v1/credentials", map[string]any{"name": "bad " + name, "group_id": g, "credential_details": det})
 					if name == "other-group" && !strings.Contains(msg, "not found") {
 						t.Errorf("a crypto app must not learn that another group's object exists: %s", msg)
 					}
@@ -137,24 +144,24 @@ func TestCredentials(t *testing.T) {
 				})
 			}
 			// The account admin sees both groups and gets the precise reason.
-			msg := adm.fail(t, 400, "POST", "/sys/v1/credentials", map[string]any{"name": "cross", "group_id": g, "credential_details": ociDetails(other["kid"])})
+			msg := adm.fail(t, 400, "credential_details.body.signing_key: the referenced security object", "POST", "/sys/v1/credentials", map[string]any{"name": "cross", "group_id": g, "credential_details": ociDetails(other["kid"])})
 			if !strings.Contains(msg, "another group") {
 				t.Errorf("cross-group reference message: %s", msg)
 			}
-			app.fail(t, 400, "POST", "/sys/v1/credentials", map[string]any{"name": "x", "credential_details": ociDetails(sk["kid"])})
-			app.fail(t, 400, "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": g})
-			app.fail(t, 400, "POST", "/sys/v1/credentials", map[string]any{"name": "line\nbreak", "group_id": g, "credential_details": ociDetails(sk["kid"])})
-			app.fail(t, 400, "POST", "/sys/v1/credentials", map[string]any{"name": strings.Repeat("n", 4097), "group_id": g, "credential_details": ociDetails(sk["kid"])})
-			app.fail(t, 404, "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": g2, "credential_details": ociDetails(sk["kid"])})
-			app.fail(t, 409, "POST", "/sys/v1/credentials", map[string]any{"name": "azure cert", "group_id": g, "credential_details": ociDetails(sk["kid"])})
+			app.fail(t, 400, "group_id is required", "POST", "/sys/v1/credentials", map[string]any{"name": "x", "credential_details": ociDetails(sk["kid"])})
+			app.fail(t, 400, "credential_details is required", "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": g})
+			app.fail(t, 400, "name must not contain control, line-separator or bidirectional", "POST", "/sys/v1/credentials", map[string]any{"name": "line\nbreak", "group_id": g, "credential_details": ociDetails(sk["kid"])})
+			app.fail(t, 400, "name must be at most 4096 characters", "POST", "/sys/v1/credentials", map[string]any{"name": strings.Repeat("n", 4097), "group_id": g, "credential_details": ociDetails(sk["kid"])})
+			app.fail(t, 404, "group not found", "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": g2, "credential_details": ociDetails(sk["kid"])})
+			app.fail(t, 409, "a credential with this name already exists in this account", "POST", "/sys/v1/credentials", map[string]any{"name": "azure cert", "group_id": g, "credential_details": ociDetails(sk["kid"])})
 			// Referenced objects cannot be deleted; nor can their group.
-			app.fail(t, 409, "DELETE", "/crypto/v1/keys/"+sk["kid"].(string), nil)
-			adm.fail(t, 409, "DELETE", "/sys/v1/groups/"+g, nil)
+			app.fail(t, 409, "the security object is referenced by 1 integration credential(s);", "DELETE", "/crypto/v1/keys/"+sk["kid"].(string), nil)
+			adm.fail(t, 409, "the group still holds 5 security object(s) and 3 integration", "DELETE", "/sys/v1/groups/"+g, nil)
 		})
 		t.Run("rotate-azure-refused", func(t *testing.T) {
 			for _, c := range []map[string]any{azs, azc} {
 				id := c["credential_id"].(string)
-				msg := app.fail(t, 400, "POST", "/sys/v1/credentials/"+id+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
+				msg := app.fail(t, 400, "Azure C", "POST", "/sys/v1/credentials/"+id+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
 				if !strings.Contains(msg, "Azure") {
 					t.Errorf("message: %s", msg)
 				}
@@ -165,15 +172,15 @@ func TestCredentials(t *testing.T) {
 			if l := app.list(t, "/crypto/v1/keys"); len(l) != 5 { // oci-key, az-secret, az-cert, az-key, no-cred-use
 				t.Errorf("objects after refused rotations: %d", len(l))
 			}
-			app.fail(t, 400, "POST", "/sys/v1/credentials/"+ociID+"/rotate", map[string]any{"method": map[string]any{"$type": "Import"}})
-			app.fail(t, 400, "POST", "/sys/v1/credentials/"+ociID+"/rotate", map[string]any{})
-			app.fail(t, 400, "POST", "/sys/v1/credentials/"+ociID+"/rotate", "{")
+			app.fail(t, 400, "unknown method.$type (supported: Generate)", "POST", "/sys/v1/credentials/"+ociID+"/rotate", map[string]any{"method": map[string]any{"$type": "Import"}})
+			app.fail(t, 400, "method.$type is required (Generate)", "POST", "/sys/v1/credentials/"+ociID+"/rotate", map[string]any{})
+			app.fail(t, 400, "malformed JSON in the request body", "POST", "/sys/v1/credentials/"+ociID+"/rotate", "{")
 		})
 		t.Run("delete", func(t *testing.T) {
 			id := azs["credential_id"].(string)
 			app.ok(t, 204, "DELETE", "/sys/v1/credentials/"+id, nil)
-			app.fail(t, 404, "GET", "/sys/v1/credentials/"+id, nil)
-			app.fail(t, 404, "DELETE", "/sys/v1/credentials/"+id, nil)
+			app.fail(t, 404, "credential not found", "GET", "/sys/v1/credentials/"+id, nil)
+			app.fail(t, 404, "credential not found", "DELETE", "/sys/v1/credentials/"+id, nil)
 			app.ok(t, 204, "DELETE", "/crypto/v1/keys/"+sec["kid"].(string), nil) // free now
 		})
 	})
@@ -216,16 +223,25 @@ func TestCredentials_RotateGenerate(t *testing.T) {
 				if verifyIndependently(t, unb64(t, old["pub_key"]), crypto.SHA256, d[:], sig, false) {
 					t.Error("signature verifies with the old public key")
 				}
-				app.fail(t, 400, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+				app.fail(t, 400, "the security object is disabled or deactivated and cannot sign", "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
 				// The old object is no longer referenced and can be deleted; the new one cannot.
 				app.ok(t, 204, "DELETE", "/crypto/v1/keys/"+old["kid"].(string), nil)
-				app.fail(t, 409, "DELETE", "/crypto/v1/keys/"+newKID, nil)
+				app.fail(t, 409, "the security object is referenced by 1 integration credential(s);", "DELETE", "/crypto/v1/keys/"+newKID, nil)
 			})
 		}
 	})
 }
 
 func TestCredentials_RotateFailureRollsBack(t *testing.T) {
+	var fail atomic.Bool
+	failing := func(c *app.Config) {
+		c.RekeyHook = func(step int) error {
+			if fail.Load() {
+				return errors.New("injected failure after step")
+			}
+			return nil
+		}
+	}
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		adm := admin(v)
 		g := adm.group(t, "g")
@@ -236,9 +252,9 @@ func TestCredentials_RotateFailureRollsBack(t *testing.T) {
 
 		// Fail inside the transaction, after the object was rekeyed and
 		// before the credential was repointed.
-		v.App.Service.SetRekeyHook(func(step int) error { return errors.New("injected failure after step") })
-		adm.fail(t, 500, "POST", "/sys/v1/credentials/"+id+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
-		v.App.Service.SetRekeyHook(nil)
+		fail.Store(true)
+		adm.fail(t, 500, "internal error", "POST", "/sys/v1/credentials/"+id+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
+		fail.Store(false)
 
 		after := adm.list(t, "/crypto/v1/keys")
 		if len(after) != len(before) {
@@ -257,7 +273,7 @@ func TestCredentials_RotateFailureRollsBack(t *testing.T) {
 		}
 		// And it works afterwards.
 		adm.ok(t, 200, "POST", "/sys/v1/credentials/"+id+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
-	})
+	}, failing)
 }
 
 func TestIsolation(t *testing.T) {
@@ -282,20 +298,20 @@ func TestIsolation(t *testing.T) {
 		}{{"app-in-other-group", a1}, {"other-account", oc}} {
 			t.Run(c.name, func(t *testing.T) {
 				cl := c.cl
-				cl.fail(t, 404, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
-				cl.fail(t, 404, "POST", "/crypto/v1/keys/info", map[string]any{"name": "k2"})
-				cl.fail(t, 404, "POST", "/crypto/v1/keys/export", map[string]any{"kid": kid})
-				cl.fail(t, 404, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": kid}, "hash_alg": "SHA256", "data": b64([]byte("x"))})
-				cl.fail(t, 404, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": kid}, "hash_alg": "SHA256", "data": b64([]byte("x")), "signature": b64([]byte("x"))})
-				cl.fail(t, 404, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "stolen"})
-				cl.fail(t, 404, "DELETE", "/crypto/v1/keys/"+kid, nil)
-				cl.fail(t, 404, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "k2"})
-				cl.fail(t, 404, "GET", "/sys/v1/credentials/"+cid, nil)
-				cl.fail(t, 404, "PATCH", "/sys/v1/credentials/"+cid, map[string]any{"name": "x"})
-				cl.fail(t, 404, "DELETE", "/sys/v1/credentials/"+cid, nil)
-				cl.fail(t, 404, "POST", "/sys/v1/credentials/"+cid+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
-				cl.fail(t, 404, "GET", "/sys/v1/groups/"+g2, nil)
-				cl.fail(t, 404, "GET", "/crypto/v1/keys?group_id="+g2, nil)
+				cl.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+				cl.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/info", map[string]any{"name": "k2"})
+				cl.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/export", map[string]any{"kid": kid})
+				cl.fail(t, 404, "security object not found", "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": kid}, "hash_alg": "SHA256", "data": b64([]byte("x"))})
+				cl.fail(t, 404, "security object not found", "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": kid}, "hash_alg": "SHA256", "data": b64([]byte("x")), "signature": b64([]byte("x"))})
+				cl.fail(t, 404, "security object not found", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "stolen"})
+				cl.fail(t, 404, "security object not found", "DELETE", "/crypto/v1/keys/"+kid, nil)
+				cl.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "k2"})
+				cl.fail(t, 404, "credential not found", "GET", "/sys/v1/credentials/"+cid, nil)
+				cl.fail(t, 404, "credential not found", "PATCH", "/sys/v1/credentials/"+cid, map[string]any{"name": "x"})
+				cl.fail(t, 404, "credential not found", "DELETE", "/sys/v1/credentials/"+cid, nil)
+				cl.fail(t, 404, "credential not found", "POST", "/sys/v1/credentials/"+cid+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
+				cl.fail(t, 404, "group not found", "GET", "/sys/v1/groups/"+g2, nil)
+				cl.fail(t, 404, "group not found", "GET", "/crypto/v1/keys?group_id="+g2, nil)
 				for _, it := range cl.list(t, "/crypto/v1/keys") {
 					if it.(map[string]any)["kid"] == kid {
 						t.Error("listed another group's object")
@@ -310,10 +326,10 @@ func TestIsolation(t *testing.T) {
 			})
 		}
 		// Cross-group and cross-account references are rejected.
-		a1.fail(t, 400, "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": g1, "credential_details": ociDetails(kid)})
-		a1.fail(t, 404, "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": g2, "credential_details": ociDetails(kid)})
-		oc.fail(t, 400, "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": og, "credential_details": ociDetails(k1["kid"])})
-		a1.fail(t, 404, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 128, "group_id": g2})
+		a1.fail(t, 400, "credential_details.body.signing_key: the referenced security object", "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": g1, "credential_details": ociDetails(kid)})
+		a1.fail(t, 404, "group not found", "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": g2, "credential_details": ociDetails(kid)})
+		oc.fail(t, 400, "credential_details.body.signing_key: the referenced security object", "POST", "/sys/v1/credentials", map[string]any{"name": "x", "group_id": og, "credential_details": ociDetails(k1["kid"])})
+		a1.fail(t, 404, "group not found", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 128, "group_id": g2})
 		// a2's object is intact.
 		if o := a2.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid}); o["name"] != "k2" {
 			t.Errorf("k2: %v", o)
@@ -446,6 +462,6 @@ func TestErrors(t *testing.T) {
 			t.Errorf("logs: %d hits", len(hits))
 		}
 		app, _ := adm.app(t, "crypto-app", "crypto", g)
-		app.fail(t, 403, "GET", "/sys/v1/logs", nil)
+		app.fail(t, 403, "this principal's role does not allow admin operations in this account", "GET", "/sys/v1/logs", nil)
 	})
 }

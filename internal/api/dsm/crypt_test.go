@@ -128,11 +128,7 @@ func TestCrypt_AES(t *testing.T) {
 func TestCrypt_RSA(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		adm := admin(v)
-		g := adm.group(t, "rsa")
-		app, _ := adm.app(t, "rsa-app", "crypto", g)
-		priv, _ := rsa.GenerateKey(rand.Reader, 2048)
-		der, _ := x509.MarshalPKCS8PrivateKey(priv)
-		kid := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA Key", "obj_type": "RSA", "value": b64(der)})["kid"].(string)
+		app, priv, kid := adm.rsaKeyApp(t, "rsa")
 		sess := app.session(t)
 		plain := []byte("hello, world!")
 		oaep := func(h string) map[string]any {
@@ -191,7 +187,7 @@ func TestCrypt_RSA(t *testing.T) {
 		if got, err := rsa.DecryptOAEP(sha256.New(), nil, priv, unb64(t, enc["cipher"]), nil); err != nil || !bytes.Equal(got, plain) {
 			t.Fatalf("public-only encrypt: %v", err)
 		}
-		app.fail(t, 400, "POST", "/crypto/v1/decrypt", map[string]any{"key": map[string]any{"name": "RSA public"}, "cipher": enc["cipher"]})
+		app.fail(t, 400, "decryption needs a private key; this object holds only a public key", "POST", "/crypto/v1/decrypt", map[string]any{"key": map[string]any{"name": "RSA public"}, "cipher": enc["cipher"]})
 		sess.ok(t, 204, "POST", "/sys/v1/session/terminate", nil)
 	})
 }
@@ -233,41 +229,42 @@ func TestCrypt_Errors(t *testing.T) {
 		for _, c := range []struct {
 			name   string
 			status int
+			msg    string
 			path   string
 			body   map[string]any
 		}{
-			{"tampered tag", 400, "decrypt", dec(flip("tag"))},
-			{"tampered cipher", 400, "decrypt", dec(flip("cipher"))},
-			{"tampered iv", 400, "decrypt", dec(flip("iv"))},
-			{"wrong ad", 400, "decrypt", dec(func(d map[string]any) { d["ad"] = b64([]byte("x")) })},
-			{"short tag", 400, "decrypt", dec(func(d map[string]any) { d["tag"] = b64(unb64(t, d["tag"])[:8]) })},
-			{"no iv", 400, "decrypt", dec(func(d map[string]any) { delete(d, "iv") })},
-			{"no tag_len", 400, "decrypt", dec(func(d map[string]any) { delete(d, "tag_len") })},
-			{"bad tag_len", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["tag_len"] = 64; return r }()},
-			{"bad iv length", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["iv"] = b64([]byte("short")); return r }()},
-			{"no mode", 400, "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "mode"); return r }()},
-			{"ECB", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["mode"] = "ECB"; return r }()},
-			{"unknown mode", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["mode"] = "XTS"; return r }()},
-			{"alg mismatch", 400, "encrypt", func() map[string]any { r := gcm("aes"); r["alg"] = "RSA"; return r }()},
-			{"no alg", 400, "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "alg"); return r }()},
-			{"no key", 400, "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "key"); return r }()},
-			{"no ENCRYPT op", 403, "encrypt", gcm("dec-only")},
-			{"no DECRYPT op", 403, "decrypt", dec(func(d map[string]any) { d["key"] = map[string]any{"name": "enc-only"} })},
-			{"OPAQUE", 400, "encrypt", gcm("opaque")},
-			{"SECRET", 400, "encrypt", gcm("secret")},
-			{"HMAC", 400, "encrypt", gcm("hmac")},
-			{"EC", 400, "encrypt", gcm("ec")},
-			{"EC decrypt", 400, "decrypt", dec(func(d map[string]any) { d["key"] = map[string]any{"name": "ec"} })},
-			{"unknown key", 404, "encrypt", gcm("missing")},
-			{"CBC bad padding", 400, "decrypt", map[string]any{"key": map[string]any{"name": "aes"}, "mode": "CBC", "iv": b64(make([]byte, 16)), "cipher": b64(make([]byte, 32))}},
-			{"RSA padding for AES", 400, "encrypt", func() map[string]any {
+			{"tampered tag", 400, "decryption failed: the ciphertext, IV, tag or associated data do not match this key", "decrypt", dec(flip("tag"))},
+			{"tampered cipher", 400, "decryption failed: the ciphertext, IV, tag or associated data do not match this key", "decrypt", dec(flip("cipher"))},
+			{"tampered iv", 400, "decryption failed: the ciphertext, IV, tag or associated data do not match this key", "decrypt", dec(flip("iv"))},
+			{"wrong ad", 400, "decryption failed: the ciphertext, IV, tag or associated data do not match this key", "decrypt", dec(func(d map[string]any) { d["ad"] = b64([]byte("x")) })},
+			{"short tag", 400, "tag must be tag_len bits long", "decrypt", dec(func(d map[string]any) { d["tag"] = b64(unb64(t, d["tag"])[:8]) })},
+			{"no iv", 400, "iv must be 12 bytes for AES GCM", "decrypt", dec(func(d map[string]any) { delete(d, "iv") })},
+			{"no tag_len", 400, "tag_len is required for GCM", "decrypt", dec(func(d map[string]any) { delete(d, "tag_len") })},
+			{"bad tag_len", 400, "tag_len must be 96, 104, 112, 120 or 128 bits", "encrypt", func() map[string]any { r := gcm("aes"); r["tag_len"] = 64; return r }()},
+			{"bad iv length", 400, "iv must be 12 bytes for AES GCM", "encrypt", func() map[string]any { r := gcm("aes"); r["iv"] = b64([]byte("short")); return r }()},
+			{"no mode", 400, "mode is required for AES (GCM, CBC or CTR)", "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "mode"); return r }()},
+			{"ECB", 400, "unsupported mode for AES (use GCM, CBC or CTR)", "encrypt", func() map[string]any { r := gcm("aes"); r["mode"] = "ECB"; return r }()},
+			{"unknown mode", 400, "unknown mode", "encrypt", func() map[string]any { r := gcm("aes"); r["mode"] = "XTS"; return r }()},
+			{"alg mismatch", 400, "alg does not match the key's type", "encrypt", func() map[string]any { r := gcm("aes"); r["alg"] = "RSA"; return r }()},
+			{"no alg", 400, "alg is required", "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "alg"); return r }()},
+			{"no key", 400, "key is required (transient keys are not supported)", "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "key"); return r }()},
+			{"no ENCRYPT op", 403, "ENCRYPT is not among the security object's key_ops", "encrypt", gcm("dec-only")},
+			{"no DECRYPT op", 403, "DECRYPT is not among the security object's key_ops", "decrypt", dec(func(d map[string]any) { d["key"] = map[string]any{"name": "enc-only"} })},
+			{"OPAQUE", 400, "objects of this type cannot be used to encrypt (use an AES or RSA key)", "encrypt", gcm("opaque")},
+			{"SECRET", 400, "objects of this type cannot be used to encrypt (use an AES or RSA key)", "encrypt", gcm("secret")},
+			{"HMAC", 400, "objects of this type cannot be used to encrypt (use an AES or RSA key)", "encrypt", gcm("hmac")},
+			{"EC", 400, "objects of this type cannot be used to encrypt (use an AES or RSA key)", "encrypt", gcm("ec")},
+			{"EC decrypt", 400, "objects of this type cannot be used to decrypt (use an AES or RSA key)", "decrypt", dec(func(d map[string]any) { d["key"] = map[string]any{"name": "ec"} })},
+			{"unknown key", 404, "security object not found", "encrypt", gcm("missing")},
+			{"CBC bad padding", 400, "decryption failed: the ciphertext, IV, tag or associated data do not match this key", "decrypt", map[string]any{"key": map[string]any{"name": "aes"}, "mode": "CBC", "iv": b64(make([]byte, 16)), "cipher": b64(make([]byte, 32))}},
+			{"RSA padding for AES", 400, "unsupported mode for AES (use GCM, CBC or CTR)", "encrypt", func() map[string]any {
 				r := gcm("aes")
 				r["mode"] = map[string]any{"PKCS1_V15": map[string]any{}}
 				return r
 			}()},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				msg := app.fail(t, c.status, "POST", "/crypto/v1/"+c.path, c.body)
+				msg := app.fail(t, c.status, c.msg, "POST", "/crypto/v1/"+c.path, c.body)
 				if strings.Contains(msg, secretPlain) || strings.Contains(msg, b64([]byte(secretPlain))) {
 					t.Errorf("error echoes the plaintext: %s", msg)
 				}
@@ -275,7 +272,7 @@ func TestCrypt_Errors(t *testing.T) {
 		}
 		// A reader may not use keys.
 		reader := v.NewMember(t, v.AccountID, "reader", "reader")
-		(client{v: v, auth: "Basic " + reader.Key}).fail(t, 403, "POST", "/crypto/v1/encrypt", gcm("aes"))
+		(client{v: v, auth: "Basic " + reader.Key}).fail(t, 403, "this principal's role does not allow write operations in this account", "POST", "/crypto/v1/encrypt", gcm("aes"))
 
 		msgs := logMessages(t, adm, kid)
 		if count(msgs, "sobject.encrypt sobject: success") < 1 || count(msgs, "sobject.decrypt sobject: success") < 1 || count(msgs, "sobject.decrypt sobject: invalid") < 5 {

@@ -358,7 +358,7 @@ func credentialDetails(raw json.RawMessage) (*vault.CredentialDetails, error) {
 		ClientKey    *string `json:"client_key"`
 	}
 	if err := decodeJSON(outer.Body, &body); err != nil {
-		if e, ok := err.(*vault.Error); ok {
+		if e := (*vault.Error)(nil); errors.As(err, &e) {
 			return nil, invalid("credential_details.body: %s", e.Msg)
 		}
 		return nil, err

@@ -113,31 +113,6 @@ func (h *handlers) public(fn func(w http.ResponseWriter, r *http.Request) error)
 	})
 }
 
-// statusOf maps error kinds to DSM status codes.
-func statusOf(k vault.Kind) int {
-	switch k {
-	case vault.KindInvalid:
-		return http.StatusBadRequest
-	case vault.KindNotFound:
-		return http.StatusNotFound
-	case vault.KindConflict:
-		return http.StatusConflict
-	case vault.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case vault.KindPermissionDenied:
-		return http.StatusForbidden
-	case vault.KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case vault.KindUnavailable:
-		return http.StatusServiceUnavailable
-	case vault.KindRateLimited:
-		return http.StatusTooManyRequests
-	case vault.KindIntegrity:
-		return http.StatusConflict
-	}
-	return http.StatusInternalServerError
-}
-
 // renderError logs err once and writes it as DSM does: the status code
 // and a plain-text, client-safe message. Messages never carry secrets.
 func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error) {
@@ -147,18 +122,13 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 	case vault.KindUnavailable:
 		w.Header().Set("Retry-After", "1")
 	case vault.KindRateLimited:
-		after := 1
-		var rl *vault.RateLimitError
-		if errors.As(err, &rl) {
-			after = int(rl.After.Seconds()) + 1
-		}
-		w.Header().Set("Retry-After", strconv.Itoa(after))
+		w.Header().Set("Retry-After", strconv.Itoa(httpx.RetryAfter(err)))
 	case vault.KindUnauthenticated:
 		w.Header().Set("WWW-Authenticate", `Basic realm="credvault", Bearer realm="credvault"`)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(statusOf(kind))
+	w.WriteHeader(httpx.Status(err, nil))
 	_, _ = w.Write([]byte(wireMessage(err)))
 }
 
@@ -203,7 +173,8 @@ func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
 	return id, err
 }
 
-// writeJSON writes a success body; secret-bearing responses add no-store.
+// writeJSON writes a 200 JSON body. It sets no cache header: a handler whose
+// response carries secret material sets Cache-Control: no-store itself.
 func writeJSON(w http.ResponseWriter, v any) {
 	httpx.WriteJSON(w, http.StatusOK, v)
 }

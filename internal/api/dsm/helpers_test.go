@@ -3,14 +3,14 @@ package dsm_test
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
-	"github.com/credvault/credvault/internal/vault"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -48,8 +48,11 @@ func (c client) ok(t *testing.T, want int, method, path string, body any) map[st
 	return nil
 }
 
-// fail sends a request that must fail with status want; it returns the body.
-func (c client) fail(t *testing.T, want int, method, path string, body any) string {
+// fail sends a request that must fail with status want and a plain-text
+// message that contains msg (the part of the message that says which rule
+// refused the request; "" only where the caller checks the body itself).
+// It returns the body.
+func (c client) fail(t *testing.T, want int, msg, method, path string, body any) string {
 	t.Helper()
 	r := c.do(t, method, path, body)
 	if r.Status != want {
@@ -57,6 +60,9 @@ func (c client) fail(t *testing.T, want int, method, path string, body any) stri
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 		t.Errorf("%s %s: error Content-Type %q", method, path, ct)
+	}
+	if !strings.Contains(string(r.Body), msg) {
+		t.Errorf("%s %s: message %q does not say %q", method, path, r.Body, msg)
 	}
 	return string(r.Body)
 }
@@ -83,14 +89,7 @@ func (c client) group(t *testing.T, name string) string {
 // API key (Basic) and the app id.
 func (c client) app(t *testing.T, name, role string, groups ...string) (client, string) {
 	t.Helper()
-	gs := map[string][]string{}
-	for _, g := range groups {
-		gs[g] = []string{"SIGN", "VERIFY", "EXPORT", "MANAGE"}
-	}
-	a := c.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs})
-	id := a["app_id"].(string)
-	cred := c.ok(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)
-	key := vault.AppAPIKey(id, cred["credential"].(map[string]any)["secret"].(string))
+	key, id := c.v.NewDSMApp(t, c.auth, name, role, groups...)
 	return client{v: c.v, auth: "Basic " + key}, id
 }
 
@@ -101,22 +100,34 @@ func (c client) session(t *testing.T) client {
 	return client{v: c.v, auth: "Bearer " + r["access_token"].(string)}
 }
 
+// rsaKeyApp creates a group named group and a crypto app in it, and as the
+// app imports a fresh RSA key named "RSA Key" (as the official client's
+// examples name it). It returns the app, the private key and its kid.
+func (c client) rsaKeyApp(t *testing.T, group string) (app client, priv *rsa.PrivateKey, kid string) {
+	t.Helper()
+	g := c.group(t, group)
+	app, _ = c.app(t, group+"-app", "crypto", g)
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid = app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA Key", "obj_type": "RSA", "value": b64(der)})["kid"].(string)
+	return app, priv, kid
+}
+
 func (c client) key(t *testing.T, body map[string]any) map[string]any {
 	t.Helper()
 	return c.ok(t, 200, "POST", "/crypto/v1/keys", body)
 }
 
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func unb64(t *testing.T, v any) []byte {
-	t.Helper()
-	s, _ := v.(string)
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatalf("not base64: %q", s)
-	}
-	return b
-}
+var (
+	b64   = vaulttest.B64
+	unb64 = vaulttest.UnB64
+)
 
 // verifyIndependently checks sig over digest with the object's pub_key
 // using only the standard library.

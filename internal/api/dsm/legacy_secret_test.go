@@ -23,7 +23,7 @@ func TestAppCredential_LegacySecretNamesResetPath(t *testing.T) {
 		if _, err := rawDB(t, v).Exec(`DELETE FROM dsm_app_secrets`); err != nil {
 			t.Fatal(err)
 		}
-		msg := adm.fail(t, 409, "GET", "/sys/v1/apps/"+appID+"/credential", nil)
+		msg := adm.fail(t, 409, "reset_secret", "GET", "/sys/v1/apps/"+appID+"/credential", nil)
 		if want := "call POST /sys/v1/apps/" + appID + "/reset_secret"; !strings.Contains(msg, want) {
 			t.Errorf("message %q does not contain %q", msg, want)
 		}

@@ -26,7 +26,7 @@ func TestAppScope_ReadOncePerRequest(t *testing.T) {
 		}
 		adm.ok(t, 200, "PATCH", "/sys/v1/apps/"+appID, map[string]any{"add_groups": map[string][]string{g2: {}}, "del_groups": []string{g1}})
 		for _, c := range []client{app, sess} {
-			c.fail(t, 404, "POST", "/crypto/v1/keys/info", info)
+			c.fail(t, 404, "not found", "POST", "/crypto/v1/keys/info", info)
 			if n := len(c.list(t, "/crypto/v1/keys")); n != 0 {
 				t.Errorf("listing after leaving g1: %d objects, want 0", n)
 			}
@@ -40,7 +40,7 @@ func TestAppScope_ReadOncePerRequest(t *testing.T) {
 func TestAuth_MalformedHeaderNamesDSMSchemes(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		for _, auth := range []string{"", "Token abc", "Basic ", "Bearer"} {
-			msg := client{v: v, auth: auth}.fail(t, 401, "GET", "/sys/v1/groups", nil)
+			msg := client{v: v, auth: auth}.fail(t, 401, "Authorization", "GET", "/sys/v1/groups", nil)
 			if !strings.Contains(msg, "use Basic <api key> or Bearer <session token>") {
 				t.Errorf("Authorization %q: message %q", auth, msg)
 			}

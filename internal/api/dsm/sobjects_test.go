@@ -11,14 +11,19 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/big"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 func keyOps(m map[string]any) []string {
@@ -67,17 +72,17 @@ func TestSobjects_Generate(t *testing.T) {
 				t.Errorf("%s: key_size %v", name, o["key_size"])
 			}
 			// Never exportable by default.
-			adm.fail(t, 403, "POST", "/crypto/v1/keys/export", map[string]any{"kid": o["kid"]})
+			adm.fail(t, 403, "the security object is not exportable (EXPORT is not among its", "POST", "/crypto/v1/keys/export", map[string]any{"kid": o["kid"]})
 		}
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 100, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "RSA", "key_size": 1024, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "EC", "elliptic_curve": "SecP256K1", "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "SECRET", "key_size": 256, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "BOGUS", "key_size": 256, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"obj_type": "AES", "key_size": 128, "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 128, "group_id": g, "key_ops": []string{"SIGN"}})
-		adm.fail(t, 409, "POST", "/crypto/v1/keys", map[string]any{"name": "AES-128", "obj_type": "AES", "key_size": 128, "group_id": g})
+		adm.fail(t, 400, "AES key_size must be 128, 192 or 256", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 100, "group_id": g})
+		adm.fail(t, 400, "RSA key_size must be 2048, 3072 or 4096", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "RSA", "key_size": 1024, "group_id": g})
+		adm.fail(t, 400, "elliptic_curve must be NistP256, NistP384 or NistP521", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "EC", "elliptic_curve": "SecP256K1", "group_id": g})
+		adm.fail(t, 400, "security objects of type SECRET cannot be generated (generate AES,", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "SECRET", "key_size": 256, "group_id": g})
+		adm.fail(t, 400, "unknown obj_type", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "BOGUS", "key_size": 256, "group_id": g})
+		adm.fail(t, 400, "key_size is required for AES keys", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "group_id": g})
+		adm.fail(t, 400, "name is required", "POST", "/crypto/v1/keys", map[string]any{"obj_type": "AES", "key_size": 128, "group_id": g})
+		adm.fail(t, 400, "key_ops names an operation that AES objects do not implement", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 128, "group_id": g, "key_ops": []string{"SIGN"}})
+		adm.fail(t, 409, "a security object with this name already exists in this account", "POST", "/crypto/v1/keys", map[string]any{"name": "AES-128", "obj_type": "AES", "key_size": 128, "group_id": g})
 		// Exportable on request.
 		o := adm.key(t, map[string]any{"name": "exp", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "EXPORT"}})
 		ex := adm.ok(t, 200, "POST", "/crypto/v1/keys/export", map[string]any{"name": "exp"})
@@ -148,12 +153,12 @@ func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
 		if o := adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kids["i-cert"]}); o["obj_type"] != "CERTIFICATE" || o["pub_key"] == nil {
 			t.Errorf("certificate: %v", o)
 		}
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "RSA", "value": b64([]byte("junk")), "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "EC", "value": b64(pkcs8), "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "CERTIFICATE", "value": b64(pkcs8), "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "value": "!!!", "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "DES3", "value": b64(make([]byte, 24)), "group_id": g})
-		adm.fail(t, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "group_id": g})
+		adm.fail(t, 400, "value is not a DER RSA or EC key (PKCS#8, PKCS#1, SEC1 or PKIX)", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "RSA", "value": b64([]byte("junk")), "group_id": g})
+		adm.fail(t, 400, "value holds a RSA key, not EC", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "EC", "value": b64(pkcs8), "group_id": g})
+		adm.fail(t, 400, "value is not a DER or PEM X.509 certificate", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "CERTIFICATE", "value": b64(pkcs8), "group_id": g})
+		adm.fail(t, 400, "invalid value in the request body: binary fields must be base64", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "value": "!!!", "group_id": g})
+		adm.fail(t, 400, "import of security objects of type DES3 is not supported", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "DES3", "value": b64(make([]byte, 24)), "group_id": g})
+		adm.fail(t, 400, "value is required for import", "PUT", "/crypto/v1/keys", map[string]any{"name": "bad", "obj_type": "AES", "group_id": g})
 
 		adm.key(t, map[string]any{"name": "other-group", "obj_type": "AES", "key_size": 128, "group_id": g2})
 		// Lists: bare array by default, with metadata on request.
@@ -181,9 +186,9 @@ func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
 		if md["total_count"].(float64) != float64(len(imports)+1) || md["filtered_count"].(float64) != 2 || len(wm["items"].([]any)) != 1 {
 			t.Errorf("with_metadata: %v", wm)
 		}
-		adm.fail(t, 400, "GET", "/crypto/v1/keys?sort=size:asc", nil)
-		adm.fail(t, 400, "GET", "/crypto/v1/keys?group_id=nope", nil)
-		adm.fail(t, 400, "GET", "/crypto/v1/keys?limit=-1", nil)
+		adm.fail(t, 400, "sort must be one of kid, name, optionally followed by :asc or :desc", "GET", "/crypto/v1/keys?sort=size:asc", nil)
+		adm.fail(t, 400, "group_id must be a UUID", "GET", "/crypto/v1/keys?group_id=nope", nil)
+		adm.fail(t, 400, "limit must be a non-negative integer", "GET", "/crypto/v1/keys?limit=-1", nil)
 
 		// Update.
 		kid := kids["i-rsa"]
@@ -193,20 +198,20 @@ func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
 			up["custom_metadata"].(map[string]any)["k"] != "v" || up["description"] != "d" {
 			t.Errorf("update: %v", up)
 		}
-		adm.fail(t, 403, "POST", "/crypto/v1/keys/export", map[string]any{"kid": kid}) // EXPORT removed
-		adm.fail(t, 400, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"key_ops": []string{"MACGENERATE"}})
-		adm.fail(t, 400, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"group_id": g2})
-		adm.fail(t, 409, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "i-ec"})
+		adm.fail(t, 403, "the security object is not exportable (EXPORT is not among its", "POST", "/crypto/v1/keys/export", map[string]any{"kid": kid}) // EXPORT removed
+		adm.fail(t, 400, "key_ops names an operation that RSA objects do not implement", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"key_ops": []string{"MACGENERATE"}})
+		adm.fail(t, 400, "moving security objects between groups is not supported", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"group_id": g2})
+		adm.fail(t, 409, "a security object with this name already exists in this account", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "i-ec"})
 		// A never-exportable object cannot become exportable.
 		gen := adm.key(t, map[string]any{"name": "gen", "obj_type": "AES", "key_size": 128, "group_id": g})
-		adm.fail(t, 400, "PATCH", "/crypto/v1/keys/"+gen["kid"].(string), map[string]any{"key_ops": []string{"ENCRYPT", "EXPORT"}})
+		adm.fail(t, 400, "EXPORT cannot be added to an object that was never exportable", "PATCH", "/crypto/v1/keys/"+gen["kid"].(string), map[string]any{"key_ops": []string{"ENCRYPT", "EXPORT"}})
 
 		// Delete.
 		adm.ok(t, 204, "DELETE", "/crypto/v1/keys/"+kid, nil)
-		adm.fail(t, 404, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
-		adm.fail(t, 404, "DELETE", "/crypto/v1/keys/"+kid, nil)
-		adm.fail(t, 404, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "z"})
-		adm.fail(t, 400, "DELETE", "/crypto/v1/keys/nope", nil)
+		adm.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+		adm.fail(t, 404, "security object not found", "DELETE", "/crypto/v1/keys/"+kid, nil)
+		adm.fail(t, 404, "security object not found", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "z"})
+		adm.fail(t, 400, "key_id must be a UUID", "DELETE", "/crypto/v1/keys/nope", nil)
 	})
 }
 
@@ -268,27 +273,28 @@ func TestSignVerify(t *testing.T) {
 		noSign := app.key(t, map[string]any{"name": "verify-only", "obj_type": "EC", "elliptic_curve": "NistP256", "key_ops": []string{"VERIFY"}})
 		for _, c := range []struct {
 			status int
+			msg    string
 			body   map[string]any
 		}{
-			{400, map[string]any{"key": map[string]any{"kid": aes["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{403, map[string]any{"key": map[string]any{"kid": noSign["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "MD5", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256"}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "hash": b64(d256[:])}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "hash": b64(d512[:])}},
-			{400, map[string]any{"key": map[string]any{"kid": "not-a-uuid"}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"], "name": "rsa"}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"transient_key": "AAAA"}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{404, map[string]any{"key": map[string]any{"kid": "00000000-0000-0000-0000-000000000000"}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{400, map[string]any{"key": map[string]any{"kid": ecKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"PSS": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": "SHA256"}}}}}},
-			{400, map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"OAEP": map[string]any{}}}},
+			{400, "signing needs an RSA or EC private key; this object is AES", map[string]any{"key": map[string]any{"kid": aes["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{403, "SIGN is not among the security object's key_ops", map[string]any{"key": map[string]any{"kid": noSign["kid"]}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, "hash_alg: unsupported hash algorithm (use SHA1, SHA224, SHA256, SHA384 or SHA512)", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "MD5", "data": b64(msg)}},
+			{400, "hash or data is required", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256"}},
+			{400, "give either hash or data, not both", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "hash": b64(d256[:])}},
+			{400, "hash must be 32 bytes for this hash_alg", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "hash": b64(d512[:])}},
+			{400, "key.kid must be a UUID", map[string]any{"key": map[string]any{"kid": "not-a-uuid"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, "key must name exactly one of kid, name, transient_key or inline", map[string]any{"key": map[string]any{"kid": rsaKey["kid"], "name": "rsa"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, "key: transient and inline keys are not supported; use kid or name", map[string]any{"key": map[string]any{"transient_key": "AAAA"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{404, "security object not found", map[string]any{"key": map[string]any{"kid": "00000000-0000-0000-0000-000000000000"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{400, "PSS padding applies to RSA keys only", map[string]any{"key": map[string]any{"kid": ecKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"PSS": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": "SHA256"}}}}}},
+			{400, "unknown signature mode (supported: PSS, PKCS1_V15)", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"OAEP": map[string]any{}}}},
 		} {
-			app.fail(t, c.status, "POST", "/crypto/v1/sign", c.body)
+			app.fail(t, c.status, c.msg, "POST", "/crypto/v1/sign", c.body)
 		}
-		app.fail(t, 400, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+		app.fail(t, 400, "signature is required", "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
 		// A disabled key does not sign.
 		app.ok(t, 200, "PATCH", "/crypto/v1/keys/"+rsaKey["kid"].(string), map[string]any{"enabled": false})
-		app.fail(t, 400, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+		app.fail(t, 400, "the security object is disabled or deactivated and cannot sign", "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
 	})
 }
 
@@ -308,7 +314,7 @@ func TestRekey(t *testing.T) {
 			t.Errorf("old object: %v", o)
 		}
 		msg := []byte("m")
-		adm.fail(t, 400, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
+		adm.fail(t, 400, "the security object is disabled or deactivated and cannot sign", "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg)})
 		r := adm.ok(t, 200, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"name": "signer"}, "hash_alg": "SHA256", "data": b64(msg)})
 		d := sha256.Sum256(msg)
 		if r["kid"] != n["kid"] || !verifyIndependently(t, unb64(t, n["pub_key"]), crypto.SHA256, d[:], unb64(t, r["signature"]), false) {
@@ -318,8 +324,262 @@ func TestRekey(t *testing.T) {
 		adm.ok(t, 200, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "signature": r["signature"]})
 
 		adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "sec", "obj_type": "SECRET", "value": b64([]byte("s")), "group_id": g})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec"})
-		adm.fail(t, 404, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "missing"})
-		adm.fail(t, 400, "POST", "/crypto/v1/keys/rekey", map[string]any{})
+		adm.fail(t, 400, "security objects of type SECRET cannot be rekeyed by credvault (only", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec"})
+		adm.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "missing"})
+		adm.fail(t, 400, "name (of the security object to rotate) is required", "POST", "/crypto/v1/keys/rekey", map[string]any{})
+	})
+}
+
+// TestTamperedKeyMaterialIsAnIntegrityError: key material whose ciphertext
+// was changed in the database is refused with 409 and a message naming the
+// integrity failure — never a bare 500 — on export and on sign (9.6).
+func TestTamperedKeyMaterialIsAnIntegrityError(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "g")
+		exp := adm.key(t, map[string]any{"name": "exp", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "EXPORT"}})
+		sig := adm.key(t, map[string]any{"name": "sig", "obj_type": "EC", "elliptic_curve": "NistP256", "group_id": g})
+
+		var db *sql.DB
+		var err error
+		sel, upd := `SELECT ciphertext FROM dsm_sobjects WHERE kid = ?`, `UPDATE dsm_sobjects SET ciphertext = ? WHERE kid = ?`
+		if v.Engine == sqlstore.Postgres {
+			db, err = sql.Open("pgx", v.DatabaseURL)
+			sel, upd = `SELECT ciphertext FROM dsm_sobjects WHERE kid = $1`, `UPDATE dsm_sobjects SET ciphertext = $1 WHERE kid = $2`
+		} else {
+			db, err = sql.Open("sqlite", "file:"+v.DatabaseURL+"?_pragma=busy_timeout(10000)")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, kid := range []any{exp["kid"], sig["kid"]} {
+			var ct []byte
+			if err := db.QueryRow(sel, kid).Scan(&ct); err != nil {
+				t.Fatal(err)
+			}
+			ct[len(ct)-1] ^= 1
+			if _, err := db.Exec(upd, ct, kid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct {
+			path string
+			body map[string]any
+		}{
+			{"/crypto/v1/keys/export", map[string]any{"kid": exp["kid"]}},
+			{"/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": sig["kid"]}, "hash_alg": "SHA256", "data": b64([]byte("hello"))}},
+		} {
+			body := adm.fail(t, 409, "the stored key material failed its integrity check (its ciphertext", "POST", c.path, c.body)
+			if !strings.Contains(body, "integrity check") {
+				t.Errorf("%s: body %q does not name the integrity failure", c.path, body)
+			}
+		}
+	})
+}
+
+// The official Go client's crud example: create an AES key without a
+// group, then list with sort=kid (no order) and page with start=<last kid>
+// until a page comes back empty. Every object is seen exactly once and
+// the loop ends.
+func TestSobjects_ListLikeTheOfficialClient(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "crud")
+		app, _ := adm.app(t, "crud-app", "crypto", g)
+		want := map[string]bool{}
+		for i := 0; i < 7; i++ {
+			o := app.key(t, map[string]any{"name": fmt.Sprintf("TestKey-%d", i), "obj_type": "AES", "key_size": 256,
+				"key_ops": []string{"ENCRYPT", "DECRYPT", "APPMANAGEABLE"}})
+			want[o["kid"].(string)] = true
+		}
+		page := func(q url.Values) []string {
+			var kids []string
+			for _, it := range app.list(t, "/crypto/v1/keys?"+q.Encode()) {
+				kids = append(kids, it.(map[string]any)["kid"].(string))
+			}
+			return kids
+		}
+		for _, limit := range []string{"", "3", "1"} {
+			seen := map[string]int{}
+			var order []string
+			start := ""
+			for pages := 0; ; pages++ {
+				if pages > 20 {
+					t.Fatalf("limit %q: the paging loop does not end", limit)
+				}
+				q := url.Values{"sort": {"kid"}}
+				if start != "" {
+					q.Set("start", start)
+				}
+				if limit != "" {
+					q.Set("limit", limit)
+				}
+				kids := page(q)
+				if len(kids) == 0 {
+					break
+				}
+				for _, k := range kids {
+					seen[k]++
+				}
+				order = append(order, kids...)
+				start = kids[len(kids)-1]
+			}
+			if len(seen) != len(want) || !slices.IsSorted(order) {
+				t.Fatalf("limit %q: saw %d objects in order %v, want %d ascending", limit, len(seen), order, len(want))
+			}
+			for k, n := range seen {
+				if n != 1 || !want[k] {
+					t.Fatalf("limit %q: %s seen %d times", limit, k, n)
+				}
+			}
+		}
+		// Names, ascending without an order, and start exclusive both ways.
+		names := func(q string) []string {
+			var out []string
+			for _, it := range app.list(t, "/crypto/v1/keys?"+q) {
+				out = append(out, it.(map[string]any)["name"].(string))
+			}
+			return out
+		}
+		if got := names("sort=name&start=TestKey-4"); !slices.Equal(got, []string{"TestKey-5", "TestKey-6"}) {
+			t.Errorf("sort=name&start=TestKey-4: %v", got)
+		}
+		if got := names("sort=name:desc&start=TestKey-2"); !slices.Equal(got, []string{"TestKey-1", "TestKey-0"}) {
+			t.Errorf("sort=name:desc&start=TestKey-2: %v", got)
+		}
+		app.fail(t, 400, "sort must be one of kid, name, optionally followed by :asc or :desc", "GET", "/crypto/v1/keys?sort=created_at", nil)
+		app.fail(t, 400, "sort must be one of kid, name, optionally followed by :asc or :desc", "GET", "/crypto/v1/keys?sort=kid:up", nil)
+	})
+}
+
+// Objects created without group_id go to the calling app's default group
+// (as DSM does), also when the app has several groups.
+func TestSobjects_CreateWithoutGroupUsesTheAppsDefaultGroup(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g1, g2 := adm.group(t, "g1"), adm.group(t, "g2")
+		first, second := min(g1, g2), max(g1, g2)
+		// Named default group.
+		a := adm.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "named", "default_group": second, "add_groups": []string{g1, g2}})
+		appc := appClient(t, adm, a["app_id"].(string))
+		if o := appc.key(t, map[string]any{"name": "k1", "obj_type": "AES", "key_size": 128}); o["group_id"] != second {
+			t.Errorf("key went to %v, want the default group %s", o["group_id"], second)
+		}
+		// No default group named: the first group becomes it (the map form
+		// has no order, so "first" is the smallest id).
+		b := adm.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "unnamed", "add_groups": map[string]any{g2: []string{"SIGN"}, g1: []string{"SIGN"}}})
+		if b["default_group"] != first {
+			t.Fatalf("default_group %v, want %s", b["default_group"], first)
+		}
+		appc = appClient(t, adm, b["app_id"].(string))
+		o := appc.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "imported", "obj_type": "SECRET", "value": b64([]byte("s3cr3t"))})
+		if o["group_id"] != first {
+			t.Errorf("import went to %v, want %s", o["group_id"], first)
+		}
+		// Its default group deleted, the app falls back to its remaining group.
+		c := adm.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "fallback", "default_group": second, "add_groups": []string{g1, g2}})
+		appc = appClient(t, adm, c["app_id"].(string))
+		if o := appc.key(t, map[string]any{"name": "k3", "obj_type": "AES", "key_size": 128}); o["group_id"] != second {
+			t.Fatalf("k3 in %v", o["group_id"])
+		}
+		empty := adm.group(t, "empty")
+		adm.ok(t, 200, "PATCH", "/sys/v1/apps/"+c["app_id"].(string), map[string]any{"add_groups": []string{empty}, "default_group": empty})
+		adm.ok(t, 204, "DELETE", "/sys/v1/groups/"+empty, nil)
+		if o := appc.key(t, map[string]any{"name": "k4", "obj_type": "AES", "key_size": 128}); o["group_id"] != first {
+			t.Errorf("k4 in %v, want %s", o["group_id"], first)
+		}
+	})
+}
+
+func appClient(t *testing.T, adm client, id string) client {
+	t.Helper()
+	secret := adm.ok(t, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
+	return client{v: adm.v, auth: "Basic " + vault.AppAPIKey(id, secret)}
+}
+
+// esoGetSecret replays External Secrets Operator's Fortanix provider
+// (providers/v1/fortanix GetSecret): look the object up by name; for a
+// SECRET export it; use value, or one JSON property of it.
+func esoGetSecret(t *testing.T, c client, name, property string) ([]byte, error) {
+	t.Helper()
+	o := c.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": name})
+	if o["obj_type"] == "SECRET" {
+		o = c.ok(t, 200, "POST", "/crypto/v1/keys/export", map[string]any{"kid": o["kid"]})
+	}
+	raw, ok := o["value"]
+	if !ok {
+		return nil, fmt.Errorf("no value (the provider would dereference nil)")
+	}
+	value := unb64(t, raw)
+	if property == "" {
+		return value, nil
+	}
+	kv := map[string]string{}
+	if err := json.Unmarshal(value, &kv); err != nil {
+		return nil, err
+	}
+	p, ok := kv[property]
+	if !ok {
+		return nil, fmt.Errorf("no property %s", property)
+	}
+	return []byte(p), nil
+}
+
+// External Secrets Operator reads OPAQUE values from keys/info and SECRET
+// values through export. Values come with the metadata only for OPAQUE and
+// CERTIFICATE objects, never for SECRET, AES, HMAC or private keys; OPAQUE
+// values only for callers allowed to read secrets, audited.
+func TestSobjects_ESOReadFlowAndValueRules(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "eso")
+		app, _ := adm.app(t, "eso-app", "crypto", g)
+		imp := func(name, typ string, value []byte) string {
+			return app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": name, "obj_type": typ, "value": b64(value)})["kid"].(string)
+		}
+		opaqueKid := imp("db-url", "OPAQUE", []byte("postgres://db"))
+		imp("db-creds", "OPAQUE", []byte(`{"user":"svc","password":"pw-opaque"}`))
+		imp("api-token", "SECRET", []byte("tok-secret"))
+		imp("json-secret", "SECRET", []byte(`{"password":"pw-secret"}`))
+		cert, _ := selfSignedCert(t)
+		imp("tls-cert", "CERTIFICATE", cert)
+		for _, c := range []struct{ name, prop, want string }{
+			{"db-url", "", "postgres://db"},
+			{"db-creds", "password", "pw-opaque"},
+			{"db-creds", "user", "svc"},
+			{"api-token", "", "tok-secret"},
+			{"json-secret", "password", "pw-secret"},
+		} {
+			got, err := esoGetSecret(t, app, c.name, c.prop)
+			if err != nil || string(got) != c.want {
+				t.Errorf("ESO read %s/%s: %q, %v", c.name, c.prop, got, err)
+			}
+		}
+		if o := app.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": "tls-cert"}); !bytes.Equal(unb64(t, o["value"]), cert) {
+			t.Errorf("certificate info: value %v", o["value"])
+		}
+		// Sensitive types: no value in info.
+		imp("aes", "AES", bytes.Repeat([]byte{7}, 32))
+		imp("hmac", "HMAC", bytes.Repeat([]byte{8}, 32))
+		app.key(t, map[string]any{"name": "ec", "obj_type": "EC", "elliptic_curve": "NistP256"})
+		for _, name := range []string{"api-token", "aes", "hmac", "ec"} {
+			if o := app.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": name}); o["value"] != nil {
+				t.Errorf("info of %s carries a value", name)
+			}
+		}
+		// A reader sees OPAQUE metadata, not the value.
+		reader := v.NewMember(t, v.AccountID, "reader", vault.RoleReader)
+		rc := client{v: v, auth: "Basic " + reader.Key}
+		if o := rc.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": "db-url"}); o["value"] != nil {
+			t.Error("a reader got an OPAQUE value")
+		}
+		// Each OPAQUE value read is audited.
+		if n := count(logMessages(t, adm, opaqueKid), "sobject.read_value sobject: success"); n != 1 {
+			t.Errorf("OPAQUE value reads audited: %d, want 1", n)
+		}
+		if strings.Contains(v.Logs(), "postgres://db") {
+			t.Error("the OPAQUE value reached the logs")
+		}
 	})
 }

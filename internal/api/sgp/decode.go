@@ -173,11 +173,7 @@ func decodeListQuery(v url.Values) (vault.CredentialQuery, error) {
 	}
 	if v.Has("sort_by") {
 		s := v.Get("sort_by")
-		valid := false
-		for _, f := range vault.SortFields {
-			valid = valid || s == f
-		}
-		if !valid {
+		if !vault.IsSortField(s) {
 			verr.add("Input should be 'created_at', 'updated_at', 'name', 'type' or 'id'", "literal_error", "query", "sort_by")
 		}
 		q.SortBy = s

@@ -244,20 +244,5 @@ func parseTime(t testing.TB, s string) time.Time {
 	return tm
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-time.After(wait)
-	}
-}
-
 // pathName percent-encodes a credential name as one path segment.
 func pathName(name string) string { return url.PathEscape(name) }

@@ -1,18 +1,24 @@
 package sgp_test
 
 import (
+	"bytes"
 	"cmp"
+	"compress/gzip"
+	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
-	gocmp "github.com/google/go-cmp/cmp"
-
+	"github.com/credvault/credvault/internal/app"
+	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
+	gocmp "github.com/google/go-cmp/cmp"
 )
 
 // sortFields are the accepted sort_by values.
@@ -471,4 +477,66 @@ func TestSortFieldsMatchCore(t *testing.T) {
 	if diff := gocmp.Diff(vault.SortFields, sortFields); diff != "" {
 		t.Errorf("the tests cover other sort fields than the core accepts (-core +tests):\n%s", diff)
 	}
+}
+
+// TestTombstonesExpire: a deleted credential's id works as a cursor for the
+// cursor horizon (sqlstore.TombstoneTTL) and no longer after it; an expired
+// tombstone (the deleted credential's name and type) is left out of backups
+// and purged. Time is moved with the vault's injected clock, never slept.
+func TestTombstonesExpire(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		a := admin(v)
+		a.createNamed(t, "a-first", "p")
+		gone := a.createNamed(t, "m-deleted-credential-name", "p")
+		c := a.createNamed(t, "z-last", "p")
+		wantStatus(t, a.do(t, "DELETE", "/v5/credentials/"+gone.ID, nil), 200)
+		after := url.Values{"starting_after": {gone.ID}, "sort_by": {"name"}, "sort_order": {"asc"}}
+
+		// Within the horizon the deleted id is a valid cursor.
+		v.Clock.Set(sqlstore.TombstoneTTL - time.Minute)
+		if p := a.list(t, after); len(p.Items) != 1 || p.Items[0].ID != c.ID {
+			t.Fatalf("within the horizon: page %+v; want [z-last]", p.Items)
+		}
+		if !bytes.Contains(backupOf(t, v), []byte("m-deleted-credential-name")) {
+			t.Fatal("a live tombstone is missing from the backup")
+		}
+
+		// Past the horizon it is refused like an unknown id, the backup no
+		// longer carries the name, and the purge removes the row.
+		v.Clock.Set(sqlstore.TombstoneTTL + time.Minute)
+		want422At(t, a.do(t, "GET", "/v5/credentials?"+after.Encode(), nil), "value_error", "query", "starting_after")
+		if bytes.Contains(backupOf(t, v), []byte("m-deleted-credential-name")) {
+			t.Error("an expired tombstone is in the backup")
+		}
+		// (The server's own purge loop may have run already: at most one.)
+		if n, err := v.App.Store.PurgeTombstones(context.Background()); err != nil || n > 1 {
+			t.Fatalf("purge: %d, %v; want at most 1", n, err)
+		}
+		// The row is gone, not merely expired: even with the clock set back
+		// inside the horizon the cursor is unknown now.
+		v.Clock.Set(0)
+		want422At(t, a.do(t, "GET", "/v5/credentials?"+after.Encode(), nil), "value_error", "query", "starting_after")
+		if p := a.list(t, nil); len(p.Items) != 2 || p.Total != 2 {
+			t.Errorf("live credentials after the purge: %+v total %d", p.Items, p.Total)
+		}
+	})
+}
+
+// backupOf returns the uncompressed backup of v (through app.Backup, as the
+// CLI takes it, with v's store clock).
+func backupOf(t *testing.T, v *vaulttest.Vault) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := app.BackupStore(context.Background(), v.Config, v.App.Store, &buf); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	zr, err := gzip.NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

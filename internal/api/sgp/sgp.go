@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
@@ -106,33 +105,21 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		return err
 	}
 	c, err := h.svc.CreateCredential(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
-	return nil
+	return writeCredential(w, c, err)
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	c, err := h.svc.GetCredential(r.Context(), id, r.PathValue("credential_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
-	return nil
+	return writeCredential(w, c, err)
 }
 
 func (h *handlers) getByName(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	name := r.PathValue("credential_name")
-	if name == "" {
-		return notFound()
-	}
-	c, err := h.svc.GetCredentialByName(r.Context(), id, name)
+	name, err := credentialName(r)
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
-	return nil
+	c, err := h.svc.GetCredentialByName(r.Context(), id, name)
+	return writeCredential(w, c, err)
 }
 
 func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -145,11 +132,26 @@ func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		return err
 	}
 	c, err := h.svc.UpdateCredential(r.Context(), id, r.PathValue("credential_id"), p)
+	return writeCredential(w, c, err)
+}
+
+// writeCredential writes c, or returns err.
+func writeCredential(w http.ResponseWriter, c *vault.Credential, err error) error {
 	if err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, toWire(c))
 	return nil
+}
+
+// credentialName is the {credential_name} path segment; an empty one names
+// no credential.
+func credentialName(r *http.Request) (string, error) {
+	name := r.PathValue("credential_name")
+	if name == "" {
+		return "", notFound()
+	}
+	return name, nil
 }
 
 type deleteResponse struct {
@@ -177,9 +179,9 @@ func (h *handlers) decrypt(w http.ResponseWriter, r *http.Request, id *vault.Ide
 }
 
 func (h *handlers) decryptByName(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	name := r.PathValue("credential_name")
-	if name == "" {
-		return notFound()
+	name, err := credentialName(r)
+	if err != nil {
+		return err
 	}
 	return h.writeSecret(w, r, id, "", name)
 }
@@ -226,30 +228,9 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 
 func notFound() error { return vault.Errorf(vault.KindNotFound, "credential not found") }
 
-// statusOf maps error kinds to SGP status codes.
-func statusOf(k vault.Kind) int {
-	switch k {
-	case vault.KindInvalid:
-		return http.StatusUnprocessableEntity
-	case vault.KindNotFound:
-		return http.StatusNotFound
-	case vault.KindConflict:
-		return http.StatusConflict
-	case vault.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case vault.KindPermissionDenied:
-		return http.StatusForbidden
-	case vault.KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case vault.KindUnavailable:
-		return http.StatusServiceUnavailable
-	case vault.KindRateLimited:
-		return http.StatusTooManyRequests
-	case vault.KindIntegrity:
-		return http.StatusConflict
-	}
-	return http.StatusInternalServerError
-}
+// statusOverrides are SGP's departures from httpx's status table: a
+// validation error is 422, as FastAPI answers it.
+var statusOverrides = map[vault.Kind]int{vault.KindInvalid: http.StatusUnprocessableEntity}
 
 const (
 	locBody  = "body"
@@ -273,7 +254,7 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 		loc, err = le.loc, le.err
 	}
 	kind := vault.KindOf(err)
-	status := statusOf(kind)
+	status := httpx.Status(err, statusOverrides)
 	switch kind {
 	case vault.KindInvalid:
 		var ve *vault.Error
@@ -288,22 +269,13 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 	case vault.KindUnavailable:
 		w.Header().Set("Retry-After", "1")
 	case vault.KindRateLimited:
-		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter(err).Seconds())+1))
+		w.Header().Set("Retry-After", strconv.Itoa(httpx.RetryAfter(err)))
 		w.Header().Set("x-should-retry", "true")
 	case vault.KindInternal:
 	default:
 		w.Header().Set("x-should-retry", "false")
 	}
 	httpx.WriteJSON(w, status, map[string]string{"detail": vault.Message(err)})
-}
-
-// retryAfter returns the wait a RateLimited error asks for.
-func retryAfter(err error) time.Duration {
-	var ra interface{ RetryAfter() time.Duration }
-	if errors.As(err, &ra) {
-		return ra.RetryAfter()
-	}
-	return time.Second
 }
 
 // locError places a core validation error in the query rather than the body.

@@ -117,19 +117,9 @@ func (h *handlers) auth(fn handlerFunc) http.Handler {
 	})
 }
 
-var statuses = map[vault.Kind]int{
-	vault.KindInvalid: http.StatusBadRequest, vault.KindNotFound: http.StatusNotFound,
-	vault.KindConflict: http.StatusConflict, vault.KindUnauthenticated: http.StatusUnauthorized,
-	vault.KindPermissionDenied: http.StatusForbidden, vault.KindTooLarge: http.StatusRequestEntityTooLarge,
-	vault.KindRateLimited: http.StatusTooManyRequests, vault.KindUnavailable: http.StatusServiceUnavailable,
-}
-
 func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error) {
 	httpx.LogError(r.Context(), h.log, err)
-	status := statuses[vault.KindOf(err)]
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
+	status := httpx.Status(err, nil)
 	if vault.KindOf(err) == vault.KindUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Basic realm="credvault"`)
 	}

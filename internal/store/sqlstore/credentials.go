@@ -125,7 +125,8 @@ func (db *DB) DeleteCredential(ctx context.Context, accountID, id string) error 
 }
 
 // sortColumn maps a sort field to its column and whether it is unique per
-// account (then it alone orders rows; otherwise id breaks ties).
+// account (then it alone orders rows; otherwise id breaks ties). The core
+// validated the field (vault.IsSortField): another is a bug, not bad input.
 func sortColumn(field string) (col string, unique bool, err error) {
 	switch field {
 	case vault.SortCreatedAt, vault.SortUpdatedAt, vault.SortType:
@@ -133,7 +134,7 @@ func sortColumn(field string) (col string, unique bool, err error) {
 	case vault.SortName, vault.SortID:
 		return field, true, nil
 	}
-	return "", false, vault.FieldError("sort_by", "unknown sort field")
+	return "", false, fmt.Errorf("list credentials: no column for sort field %q", field)
 }
 
 // ListCredentials implements keyset pagination: the cursor's sort key is

@@ -482,13 +482,6 @@ func forUpdateOf(d *dialect, t string) string {
 	return ""
 }
 
-// ExpireDSMSessionsForTest sets every session's expiry to at. Tests use it
-// to see an expired session as another replica would.
-func (db *DB) ExpireDSMSessionsForTest(at time.Time) error {
-	_, err := db.w.Exec(db.q(`UPDATE dsm_sessions SET expires_at = ?`), ts(at))
-	return db.translate(err)
-}
-
 // reachClause restricts an audit query to what a group-scoped DSM caller
 // reaches (vault.AuditReach): its own actions, and records about its
 // groups and about the objects, credentials and apps now in them.

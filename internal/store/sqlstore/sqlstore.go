@@ -34,7 +34,7 @@ type DB struct {
 	rebound sync.Map // query text → dialect text
 	stmts   sync.Map // stmtKey → *sql.Stmt
 
-	clock atomic.Pointer[func() time.Time] // see SetClock; time.Now if unset
+	clock func() time.Time // Options.Now; time.Now if unset
 
 	log           *slog.Logger
 	damaged       atomic.Pointer[error] // set once corruption is seen: writes are refused
@@ -81,6 +81,10 @@ type Options struct {
 	// Logger receives what the operator must act on: corruption seen at run
 	// time, writes that fail. Nil discards.
 	Logger *slog.Logger
+	// Now is the clock the store uses for the bookkeeping it does itself
+	// (tombstone times and their expiry, backup times); time.Now if nil.
+	// Tests pass a clock they can move instead of sleeping.
+	Now func() time.Time
 }
 
 func (o Options) logger() *slog.Logger {
@@ -110,6 +114,7 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	db.clock = opts.Now
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -345,7 +350,7 @@ func (db *DB) translate(err error) error {
 	case errors.Is(err, sql.ErrNoRows):
 		return vault.ErrNotFound
 	case db.d.isUnique(err):
-		return &vault.Error{Kind: vault.KindConflict, Msg: "conflict", Err: err}
+		return fmt.Errorf("%w: %w", vault.ErrConflict, err)
 	case db.d.isUnavailable(err):
 		return &vault.Error{Kind: vault.KindUnavailable, Msg: "the database is unavailable", Err: err}
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):

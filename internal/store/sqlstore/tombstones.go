@@ -16,14 +16,10 @@ import (
 // deleted credentials are not kept forever.
 const TombstoneTTL = 30 * 24 * time.Hour
 
-// SetClock replaces the clock the store uses for the bookkeeping it does
-// itself (tombstone times and their expiry, backup times); tests use it to
-// move time without sleeping. It is safe to call at any time.
-func (db *DB) SetClock(now func() time.Time) { db.clock.Store(&now) }
-
+// now reads the clock of Options.Now.
 func (db *DB) now() time.Time {
-	if c := db.clock.Load(); c != nil {
-		return (*c)()
+	if db.clock != nil {
+		return db.clock()
 	}
 	return time.Now()
 }

@@ -40,7 +40,7 @@ func (db *DB) CreateTrustPolicy(ctx context.Context, p *vault.TrustPolicy, pr va
 			return err
 		}
 		if n > 0 {
-			return &vault.Error{Kind: vault.KindConflict, Msg: "conflict"}
+			return vault.ErrConflict
 		}
 		if err := exec(`INSERT INTO principals (id, kind, name, default_account_id, created_at) VALUES (?, ?, ?, ?, ?)`,
 			pr.ID, string(pr.Kind), pr.Name, pr.DefaultAccountID, ts(pr.CreatedAt)); err != nil {

@@ -19,8 +19,13 @@ package vaulttest
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -33,6 +38,7 @@ import (
 
 	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/testutil/clock"
 	"github.com/credvault/credvault/internal/testutil/oapi"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
@@ -48,12 +54,13 @@ func Engines() []string {
 	return []string{sqlstore.SQLite, sqlstore.Postgres}
 }
 
-// Each runs fn as a subtest per engine, each with a fresh vault.
-func Each(t *testing.T, fn func(t *testing.T, v *Vault)) {
+// Each runs fn as a subtest per engine, each with a fresh vault built with
+// opts.
+func Each(t *testing.T, fn func(t *testing.T, v *Vault), opts ...Option) {
 	t.Helper()
 	for _, engine := range Engines() {
 		t.Run(engine, func(t *testing.T) {
-			fn(t, New(t, engine))
+			fn(t, New(t, engine, opts...))
 		})
 	}
 }
@@ -66,6 +73,9 @@ type Vault struct {
 	DataDir     string
 	App         *app.App
 	Config      app.Config
+	// Clock is the vault's clock (app.Config.Clock): the real time until a
+	// test moves it, which it does instead of sleeping.
+	Clock *clock.Clock
 
 	// AdminKey is the bootstrap admin's API key in the default account.
 	AdminKey    string
@@ -98,10 +108,12 @@ func New(t testing.TB, engine string, opts ...Option) *Vault {
 		t.Fatalf("vaulttest: unknown engine %q", engine)
 	}
 	logs := &syncBuffer{}
+	clk := &clock.Clock{}
 	cfg := app.Config{
 		DataDir:     dir,
 		DatabaseURL: dbURL,
 		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Clock:       clk.Now,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -118,7 +130,7 @@ func New(t testing.TB, engine string, opts ...Option) *Vault {
 	}
 	srv := httptest.NewServer(a.Handler)
 	v := &Vault{
-		URL: srv.URL, Engine: engine, DatabaseURL: dbURL, DataDir: dir, App: a, Config: cfg,
+		URL: srv.URL, Engine: engine, DatabaseURL: dbURL, DataDir: dir, App: a, Config: cfg, Clock: clk,
 		AdminKey: boot.APIKey, AccountID: boot.Account.ID, PrincipalID: boot.Principal.ID,
 		logs: logs, server: srv, client: srv.Client(), closeOnce: new(sync.Once),
 	}
@@ -312,4 +324,183 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// NewDSMApp creates a DSM app of role whose groups are groups (each with
+// SIGN, VERIFY, EXPORT and MANAGE), as the caller whose Authorization
+// header is auth, and returns the app's API key (as DSM clients build it:
+// base64(app_id:secret)) and id.
+func (v *Vault) NewDSMApp(t testing.TB, auth, name, role string, groups ...string) (key, id string) {
+	t.Helper()
+	gs := map[string][]string{}
+	for _, g := range groups {
+		gs[g] = []string{"SIGN", "VERIFY", "EXPORT", "MANAGE"}
+	}
+	r := v.Do(t, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs}, "Authorization", auth)
+	if r.Status != http.StatusOK {
+		t.Fatalf("vaulttest: create app %s: %d %s", name, r.Status, r.Body)
+	}
+	id, _ = r.Object(t)["app_id"].(string)
+	r = v.Do(t, "GET", "/sys/v1/apps/"+id+"/credential", nil, "Authorization", auth)
+	if r.Status != http.StatusOK {
+		t.Fatalf("vaulttest: app credential %s: %d %s", name, r.Status, r.Body)
+	}
+	secret, _ := r.Object(t)["credential"].(map[string]any)["secret"].(string)
+	return vault.AppAPIKey(id, secret), id
+}
+
+// OpenRaw opens a raw database/sql handle on the database at dbURL (of
+// engine), closed when the test ends: for tests that inspect or break the
+// database behind a running vault's back.
+func OpenRaw(t testing.TB, engine, dbURL string) *sql.DB {
+	t.Helper()
+	driver := "sqlite"
+	if engine == sqlstore.Postgres {
+		driver = "pgx"
+	}
+	raw, err := sql.Open(driver, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
+}
+
+// RawDB is OpenRaw on the vault's own database.
+func (v *Vault) RawDB(t testing.TB) *sql.DB { return OpenRaw(t, v.Engine, v.DatabaseURL) }
+
+// FailInserts installs on raw (a database of engine) a trigger that makes
+// every insert into table fail inside the database, and returns the
+// function that removes it.
+func FailInserts(t testing.TB, raw *sql.DB, engine, table string) (restore func()) {
+	t.Helper()
+	name := "refuse_" + table
+	install := []string{`CREATE TRIGGER ` + name + ` BEFORE INSERT ON ` + table + ` BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`}
+	remove := []string{`DROP TRIGGER ` + name}
+	if engine == sqlstore.Postgres {
+		install = []string{
+			`CREATE FUNCTION ` + name + `() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`,
+			`CREATE TRIGGER ` + name + ` BEFORE INSERT ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION ` + name + `()`,
+		}
+		remove = []string{`DROP TRIGGER ` + name + ` ON ` + table, `DROP FUNCTION ` + name + `()`}
+	}
+	for _, q := range install {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("vaulttest: install the failing trigger on %s: %v", table, err)
+		}
+	}
+	return func() {
+		t.Helper()
+		for _, q := range remove {
+			if _, err := raw.Exec(q); err != nil {
+				t.Fatalf("vaulttest: remove the failing trigger on %s: %v", table, err)
+			}
+		}
+	}
+}
+
+// QueryStrings runs q on db and returns its single text column.
+func QueryStrings(t testing.TB, db *sql.DB, q string, args ...any) []string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// DatabaseBytes returns everything the vault stored: for SQLite the database file,
+// its -wal and -shm; for PostgreSQL every row of every table of the schema
+// as text (bytea as hex) plus the raw bytea columns.
+func (v *Vault) DatabaseBytes(t testing.TB) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	switch v.Engine {
+	case sqlstore.SQLite:
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			b, err := os.ReadFile(v.DatabaseURL + suffix)
+			if errors.Is(err, fs.ErrNotExist) && suffix != "" {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.Write(b)
+		}
+	case sqlstore.Postgres:
+		db, err := sql.Open("pgx", v.DatabaseURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		ctx := context.Background()
+		tables := QueryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
+		if len(tables) < 5 {
+			t.Fatalf("only tables %v", tables)
+		}
+		for _, table := range tables {
+			for _, row := range QueryStrings(t, db, fmt.Sprintf(`SELECT t::text FROM %q t`, table)) {
+				out.WriteString(row + "\n")
+			}
+		}
+		// bytea columns raw as well.
+		rows, err := db.QueryContext(ctx, `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() AND data_type = 'bytea'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cols [][2]string
+		for rows.Next() {
+			var tn, cn string
+			if err := rows.Scan(&tn, &cn); err != nil {
+				t.Fatal(err)
+			}
+			cols = append(cols, [2]string{tn, cn})
+		}
+		rows.Close()
+		for _, c := range cols {
+			rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT %q FROM %q WHERE %q IS NOT NULL`, c[1], c[0], c[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var b []byte
+				if err := rows.Scan(&b); err != nil {
+					t.Fatal(err)
+				}
+				out.Write(b)
+				out.WriteByte('\n')
+			}
+			rows.Close()
+		}
+	default:
+		t.Fatalf("unknown engine %q", v.Engine)
+	}
+	return out.Bytes()
+}
+
+// B64 is standard base64, as DSM sends binary fields.
+func B64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// UnB64 decodes a DSM binary field (a JSON string in standard base64) and
+// fails the test if it is not one.
+func UnB64(t testing.TB, v any) []byte {
+	t.Helper()
+	s, _ := v.(string)
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatalf("not base64: %q", s)
+	}
+	return b
 }

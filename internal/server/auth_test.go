@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/server"
@@ -170,4 +171,116 @@ func TestForwardedClient(t *testing.T) {
 			t.Errorf("ForwardedClient(%q) = %s, want %s", tc.xff, got, tc.want)
 		}
 	}
+}
+
+// A DSM session is opened with an API key. Revoking that key ("it stops
+// working at once") must also end what the key opened: otherwise a leaked
+// key, once revoked, keeps working through a session that can be
+// refreshed for ever.
+func TestDSMSessionEndsWhenItsKeyIsRevoked(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		v.NoValidate = true // the contract declares no 401 for these operations
+		m := v.NewMember(t, v.AccountID, "ops", vault.RoleAdmin)
+		r := v.Do(t, "POST", "/sys/v1/session/auth", nil, "Authorization", "Basic "+m.Key)
+		if r.Status != 200 {
+			t.Fatalf("session/auth: %d %s", r.Status, r.Body)
+		}
+		bearer := "Bearer " + r.Object(t)["access_token"].(string)
+		if r := v.Do(t, "GET", "/sys/v1/groups", nil, "Authorization", bearer); r.Status != 200 {
+			t.Fatalf("with the session: %d %s", r.Status, r.Body)
+		}
+		keyID, _ := vault.APIKeyID(m.Key)
+		if err := v.App.Service.RevokeAPIKey(context.Background(), keyID); err != nil {
+			t.Fatal(err)
+		}
+		if r := v.Do(t, "GET", "/sys/v1/groups", nil, "Authorization", "Basic "+m.Key); r.Status != 401 {
+			t.Fatalf("revoked key: want 401, got %d", r.Status)
+		}
+		if r := v.Do(t, "GET", "/sys/v1/groups", nil, "Authorization", bearer); r.Status != 401 {
+			t.Errorf("session of a revoked key: want 401, got %d %s", r.Status, r.Body)
+		}
+		if r := v.Do(t, "POST", "/sys/v1/session/refresh", nil, "Authorization", bearer); r.Status != 401 {
+			t.Errorf("refresh of a revoked key's session: want 401, got %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// Likewise a session cannot outlive the expiry of the key that opened it.
+func TestDSMSessionEndsWhenItsKeyExpires(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		v.NoValidate = true
+		ctx := context.Background()
+		p, err := v.App.Service.CreatePrincipal(ctx, vault.PrincipalServiceAccount, "short", v.AccountID, vault.RoleAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, key, err := v.App.Service.CreateAPIKey(ctx, p.ID, "short", 1500*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := v.Do(t, "POST", "/sys/v1/session/auth", nil, "Authorization", "Basic "+key)
+		if r.Status != 200 {
+			t.Fatalf("session/auth: %d %s", r.Status, r.Body)
+		}
+		bearer := "Bearer " + r.Object(t)["access_token"].(string)
+		v.Clock.Advance(2 * time.Second)
+		if r := v.Do(t, "GET", "/sys/v1/groups", nil, "Authorization", "Basic "+key); r.Status != 401 {
+			t.Fatalf("expired key: want 401, got %d", r.Status)
+		}
+		if r := v.Do(t, "GET", "/sys/v1/groups", nil, "Authorization", bearer); r.Status != 401 {
+			t.Errorf("session of an expired key: want 401, got %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// An admin app reaches only its own groups. It may see an app that shares
+// one of them, but it must not take over an app that also reaches groups
+// it does not: resetting that app's secret and fetching the new one would
+// hand it a key to those other groups (and it could also disable, re-role
+// or delete an app it does not fully govern).
+func TestAdminAppCannotTakeOverAppsReachingOtherGroups(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		basic := "Basic " + v.AdminKey
+		do := func(auth string, want int, method, path string, body any) map[string]any {
+			t.Helper()
+			r := v.Do(t, method, path, body, "Authorization", auth)
+			if r.Status != want {
+				t.Fatalf("%s %s: want %d, got %d: %s", method, path, want, r.Status, r.Body)
+			}
+			if want >= 300 || len(r.Body) == 0 {
+				return nil
+			}
+			m, _ := r.JSON(t).(map[string]any)
+			return m
+		}
+		group := func(name string) string {
+			return do(basic, 200, "POST", "/sys/v1/groups", map[string]any{"name": name})["group_id"].(string)
+		}
+		shared, private := group("shared"), group("private")
+
+		newApp := func(name, role string, groups ...string) (string, string) {
+			gs := map[string][]string{}
+			for _, g := range groups {
+				gs[g] = []string{"SIGN", "EXPORT"}
+			}
+			id := do(basic, 200, "POST", "/sys/v1/apps", map[string]any{"name": name, "role": role, "add_groups": gs})["app_id"].(string)
+			key := vault.AppAPIKey(id, do(basic, 200, "GET", "/sys/v1/apps/"+id+"/credential", nil)["credential"].(map[string]any)["secret"].(string))
+			return id, "Basic " + key
+		}
+		_, attacker := newApp("scoped-admin", "admin", shared)
+		victim, victimKey := newApp("victim", "crypto", shared, private)
+
+		v.NoValidate = true // 403s on these operations are outside the contract document
+		// It may still see the victim (they share a group) ...
+		do(attacker, 200, "GET", "/sys/v1/apps/"+victim, nil)
+		// ... but may not take it over.
+		do(attacker, 403, "POST", "/sys/v1/apps/"+victim+"/reset_secret", map[string]any{})
+		do(attacker, 403, "GET", "/sys/v1/apps/"+victim+"/credential", nil)
+		do(attacker, 403, "PATCH", "/sys/v1/apps/"+victim, map[string]any{"enabled": false})
+		do(attacker, 403, "DELETE", "/sys/v1/apps/"+victim, nil)
+		// The victim's secret was not reset.
+		do(victimKey, 200, "GET", "/sys/v1/groups/"+private, nil)
+		// An account admin (all groups) still manages it.
+		do(basic, 200, "PATCH", "/sys/v1/apps/"+victim, map[string]any{"description": "ok"})
+	})
 }
