@@ -11,6 +11,10 @@
 #   3. makes sure SoftHSM2 (Debian's `softhsm2`) and a C compiler exist for
 #      the PKCS#11 tests (installs them when root), and then requires those
 #      tests to run (CREDVAULT_REQUIRE_SOFTHSM=1: they fail instead of skip),
+#   3b. makes sure Chromium (Debian's `chromium`) exists for the web console's
+#      browser tests (installs it when root, in the same apt-get as step 3),
+#      and then requires those tests to run (CREDVAULT_REQUIRE_CHROMIUM=1:
+#      they fail instead of skip),
 #   4. runs go vet ./... and go test -count=1 -timeout 60m "$@" ./...,
 #      and checks that a pure-Go build (CGO_ENABLED=0) still compiles,
 #   5. runs every fuzz target (func FuzzXxx in *_test.go) for a short while.
@@ -24,6 +28,8 @@
 #   CREDVAULT_FUZZTIME           time per fuzz target (default 10s; 0 skips fuzzing)
 #   CREDVAULT_TEST_SKIP_POSTGRES=1  no PostgreSQL: database tests skip themselves
 #   CREDVAULT_TEST_SKIP_SOFTHSM=1   do not install SoftHSM2: PKCS#11 tests skip
+#                                   (except under CI=true, where they fail)
+#   CREDVAULT_TEST_SKIP_CHROMIUM=1  do not install Chromium: browser tests skip
 #                                   (except under CI=true, where they fail)
 set -euo pipefail
 
@@ -210,31 +216,53 @@ else
 	start_cluster
 fi
 
-# ---------------------------------------------------------------- SoftHSM2
+# ---------------------------------------------------------------- SoftHSM2, Chromium
 
 # The PKCS#11 tests (internal/crypto/pkcs11kms, internal/app TestRootKey_*)
 # run against Debian's SoftHSM2 and need cgo (the binding dlopens the
-# library). Once this script has made sure both exist, a missing one is a
+# library). The web console's browser tests (internal/console TestBrowser_*)
+# drive Debian's headless Chromium. What is missing is installed with one
+# apt-get; once this script has made sure they exist, a missing one is a
 # test failure, never a skip.
 have_softhsm() {
 	command -v softhsm2-util >/dev/null &&
 		{ [[ -e /usr/lib/softhsm/libsofthsm2.so ]] || compgen -G '/usr/lib/*/softhsm/libsofthsm2.so' >/dev/null; }
 }
 have_cc() { command -v "$(go env CC)" >/dev/null 2>&1 || command -v gcc >/dev/null; }
+have_chromium() { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }
+want_softhsm=1 want_chromium=1
 if [[ ${CREDVAULT_TEST_SKIP_SOFTHSM:-} == 1 ]]; then
+	want_softhsm=0
 	log "CREDVAULT_TEST_SKIP_SOFTHSM=1: PKCS#11 tests will skip (fail under CI=true)"
-else
-	if ! have_softhsm || ! have_cc; then
-		[[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null ||
-			die "SoftHSM2 or a C compiler is missing and cannot be installed (not root or no apt-get): 'sudo apt-get install -y softhsm2 gcc libc6-dev', or CREDVAULT_TEST_SKIP_SOFTHSM=1"
-		log "installing SoftHSM2 and a C compiler (apt-get install softhsm2 gcc libc6-dev)"
-		DEBIAN_FRONTEND=noninteractive apt-get update -q
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends softhsm2 gcc libc6-dev ||
-			die "apt-get install softhsm2 gcc libc6-dev failed"
-	fi
+fi
+if [[ ${CREDVAULT_TEST_SKIP_CHROMIUM:-} == 1 ]]; then
+	want_chromium=0
+	log "CREDVAULT_TEST_SKIP_CHROMIUM=1: browser tests will skip (fail under CI=true)"
+fi
+missing=()
+if [[ $want_softhsm == 1 ]] && { ! have_softhsm || ! have_cc; }; then
+	missing+=(softhsm2 gcc libc6-dev)
+fi
+if [[ $want_chromium == 1 ]] && ! have_chromium; then
+	missing+=(chromium)
+fi
+if ((${#missing[@]} > 0)); then
+	[[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null ||
+		die "${missing[*]} missing and cannot be installed (not root or no apt-get): 'sudo apt-get install -y ${missing[*]}', or CREDVAULT_TEST_SKIP_SOFTHSM=1 / CREDVAULT_TEST_SKIP_CHROMIUM=1"
+	log "installing ${missing[*]} (apt-get install)"
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+		die "apt-get install ${missing[*]} failed"
+fi
+if [[ $want_softhsm == 1 ]]; then
 	have_softhsm || die "SoftHSM2 still not found after installing softhsm2"
 	export CREDVAULT_REQUIRE_SOFTHSM=1 CGO_ENABLED=1
 	log "SoftHSM2 present: PKCS#11 tests are required to run"
+fi
+if [[ $want_chromium == 1 ]]; then
+	have_chromium || die "Chromium still not found after installing chromium"
+	export CREDVAULT_REQUIRE_CHROMIUM=1
+	log "Chromium present: browser tests are required to run"
 fi
 
 # ---------------------------------------------------------------- Go

@@ -278,7 +278,7 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 		root:      root,
 	}
 	scfg := server.Config{Ready: db.Ping, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
-		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere, OIDC: cfg.OIDC}
+		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere, Console: db, OIDC: cfg.OIDC}
 	if fp, ok := prov.(*crypto.FileProvider); root != nil || ok && fp.Path != "" {
 		newKeys := func() keyStore { return fileKeys{&crypto.FileProvider{Path: fp.Path}} }
 		if root != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/credvault/credvault/api"
 	"github.com/credvault/credvault/internal/api/dsm"
 	"github.com/credvault/credvault/internal/api/sgp"
+	"github.com/credvault/credvault/internal/console"
 )
 
 // routes mounts every endpoint. Each dialect registers its own routes over
@@ -24,6 +25,7 @@ func (s *Server) routes() {
 
 	sgp.Register(s.mux, sgp.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 	dsm.Register(s.mux, dsm.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
+	console.Register(s.mux, console.Deps{Service: s.svc, Logger: s.log, Sessions: s.cfg.Console, Directory: s.cfg.Console, Audit: s.cfg.Console})
 	s.mountWorkloadIdentity()
 
 	// Anything else is 405 (a known path, another method) or 404, in the

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/credvault/credvault/internal/console"
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/vault"
@@ -50,6 +51,9 @@ type Config struct {
 	MetricsElsewhere bool
 	// OIDC configures the verification of workload tokens (POST /oauth/token).
 	OIDC oidc.Options
+	// Console is the storage the web console under /ui/ keeps its sessions
+	// in and reads (the vault's store.Engine); nil: /ui/ answers 503.
+	Console console.Store
 }
 
 // Server is credvault's HTTP handler.

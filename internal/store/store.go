@@ -2,7 +2,8 @@
 // core's vault.Store (split by consumer in internal/vault) plus the
 // capabilities the binary uses beyond the core — backup and restore,
 // master-key re-wrapping, the start-up lock, planner statistics, purging
-// tombstones and expired workload keys, and the shared state of admin jobs. internal/app depends on
+// tombstones and expired workload keys, the shared state of admin jobs and
+// the web console's sessions. internal/app depends on
 // Engine only, never on an engine's concrete type.
 //
 // An engine is a package whose Open returns an Engine and whose tests run
@@ -32,6 +33,7 @@ type Engine interface {
 	WorkloadKeyPurger
 	RekeyJobStore
 	MasterKeysetStore
+	ConsoleSessionStore
 
 	// Engine names the engine ("sqlite", "postgres") for logs and reports.
 	Engine() string
@@ -201,4 +203,35 @@ type RekeyJobStore interface {
 	// LatestRekeyJob returns the most recently started job, ErrNotFound if
 	// none was ever started.
 	LatestRekeyJob(ctx context.Context) (*RekeyJob, error)
+}
+
+// ConsoleSession is a web console session (internal/console) as stored:
+// the SHA-256 hash of its token, never the token.
+type ConsoleSession struct {
+	TokenHash   []byte
+	PrincipalID string
+	AccountID   string
+	KeyID       string // the API key it was opened with; "" for a password sign-in
+	CreatedAt   time.Time
+	LastSeenAt  time.Time
+	ExpiresAt   time.Time // the absolute timeout
+}
+
+// ConsoleSessionStore keeps web console sessions in the database, so that
+// every replica sees every session.
+type ConsoleSessionStore interface {
+	// CreateConsoleSession stores s.
+	CreateConsoleSession(ctx context.Context, s *ConsoleSession) error
+	// GetConsoleSession returns the session whose token hashes to hash;
+	// ErrNotFound if there is none.
+	GetConsoleSession(ctx context.Context, hash []byte) (*ConsoleSession, error)
+	// TouchConsoleSession records activity on a session at t and moves it
+	// to accountID; ErrNotFound if the session is gone.
+	TouchConsoleSession(ctx context.Context, hash []byte, accountID string, at time.Time) error
+	// DeleteConsoleSession removes a session (sign out); removing a
+	// missing session is not an error.
+	DeleteConsoleSession(ctx context.Context, hash []byte) error
+	// DeleteConsoleSessionsBefore removes sessions whose absolute timeout
+	// is before t or that were last seen before idleBefore.
+	DeleteConsoleSessionsBefore(ctx context.Context, t, idleBefore time.Time) error
 }

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"BackupRestore", func(t *testing.T, s store.Engine) { testBackupRestore(t, s, open(t)) }},
 		{"Rewrap", testRewrap},
 		{"RekeyJobs", testRekeyJobs},
+		{"ConsoleSessions", testConsoleSessions},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -748,5 +749,47 @@ func testRekeyJobs(t *testing.T, s store.Engine) {
 	must(t, "start after done", s.StartRekeyJob(ctx, second, at.Add(-time.Minute)))
 	if err := s.UpdateRekeyJob(ctx, &store.RekeyJob{ID: vault.NewID(), State: store.RekeyDone, UpdatedAt: at}); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("update unknown job: %v, want ErrNotFound", err)
+	}
+}
+
+func testConsoleSessions(t *testing.T, s store.Engine) {
+	ctx := context.Background()
+	hash := func(b byte) []byte { h := make([]byte, 32); h[0], h[31] = b, b; return h }
+	if _, err := s.GetConsoleSession(ctx, hash(1)); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("unknown session: %v, want ErrNotFound", err)
+	}
+	if err := s.TouchConsoleSession(ctx, hash(1), "acct", at); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("touch unknown session: %v, want ErrNotFound", err)
+	}
+	a := &store.ConsoleSession{TokenHash: hash(1), PrincipalID: "p1", AccountID: "acct-a", KeyID: "key-1", CreatedAt: at, LastSeenAt: at, ExpiresAt: at.Add(12 * time.Hour)}
+	b := &store.ConsoleSession{TokenHash: hash(2), PrincipalID: "p2", AccountID: "acct-a", CreatedAt: at, LastSeenAt: at, ExpiresAt: at.Add(time.Hour)}
+	must(t, "create a", s.CreateConsoleSession(ctx, a))
+	must(t, "create b", s.CreateConsoleSession(ctx, b))
+	got, err := s.GetConsoleSession(ctx, hash(1))
+	must(t, "get", err)
+	if got.PrincipalID != "p1" || got.AccountID != "acct-a" || got.KeyID != "key-1" || !got.CreatedAt.Equal(at) || !got.LastSeenAt.Equal(at) || !got.ExpiresAt.Equal(a.ExpiresAt) {
+		t.Fatalf("get = %+v", got)
+	}
+	must(t, "touch", s.TouchConsoleSession(ctx, hash(1), "acct-b", at.Add(10*time.Minute)))
+	got, err = s.GetConsoleSession(ctx, hash(1))
+	must(t, "get after touch", err)
+	if got.AccountID != "acct-b" || !got.LastSeenAt.Equal(at.Add(10*time.Minute)) {
+		t.Fatalf("after touch = %+v", got)
+	}
+	// b expires at +1h and was last seen at +0; a was seen at +10m.
+	must(t, "delete idle", s.DeleteConsoleSessionsBefore(ctx, at.Add(30*time.Minute), at.Add(5*time.Minute)))
+	if _, err := s.GetConsoleSession(ctx, hash(2)); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("idle session kept: %v", err)
+	}
+	must(t, "a survives", func() error { _, err := s.GetConsoleSession(ctx, hash(1)); return err }())
+	must(t, "delete expired", s.DeleteConsoleSessionsBefore(ctx, at.Add(13*time.Hour), at))
+	if _, err := s.GetConsoleSession(ctx, hash(1)); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("expired session kept: %v", err)
+	}
+	must(t, "create again", s.CreateConsoleSession(ctx, a))
+	must(t, "sign out", s.DeleteConsoleSession(ctx, hash(1)))
+	must(t, "sign out twice", s.DeleteConsoleSession(ctx, hash(1)))
+	if _, err := s.GetConsoleSession(ctx, hash(1)); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("signed-out session kept: %v", err)
 	}
 }
