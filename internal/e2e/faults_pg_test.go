@@ -170,7 +170,8 @@ func killBackends(t *testing.T, cl *pgtest.Cluster, dbname string) int {
 		t.Fatalf("no backend is connected to %s", dbname)
 	}
 	for _, pid := range pids {
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		// ESRCH: the postmaster already ended it after the first SIGKILL.
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
 			t.Fatalf("kill -9 %d: %v", pid, err)
 		}
 	}

@@ -224,7 +224,7 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 	if err := id.requireAccountWide(ActReadSecret); err != nil {
 		return nil, nil, s.auditResult(ctx, id, "credential.decrypt", nil, credID, err)
 	}
-	c, err := s.getCredential(ctx, id, credID, name)
+	c, err := s.getCredential(WithFreshRead(ctx), id, credID, name)
 	if err != nil {
 		return nil, nil, s.auditResult(ctx, id, "credential.decrypt", nil, credID, err)
 	}

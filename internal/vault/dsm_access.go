@@ -43,17 +43,17 @@ func (s *Service) AuthenticateKeyOrSession(ctx context.Context, apiKey, sessionT
 		return nil, err
 	}
 	if id.Principal.Kind == PrincipalApp {
-		app, err := s.store.GetApp(ctx, id.AccountID, id.Principal.ID)
+		app, enabled, err := s.appEnabled(ctx, id.AccountID, id.Principal.ID)
 		if err != nil {
 			if KindOf(err) == KindNotFound {
 				return nil, s.authFailed(ctx, id.KeyID, id, errBadKey)
 			}
 			return nil, fmt.Errorf("authenticate: %w", err)
 		}
-		if !app.Enabled {
+		if !enabled {
 			return nil, s.authFailed(ctx, id.KeyID, id, Errorf(KindUnauthenticated, "this app is disabled"))
 		}
-		id.App = app
+		id.App = app // nil when the cache answered: scope reads the app
 	}
 	return id, nil
 }
@@ -62,7 +62,7 @@ func hashToken(token string) []byte { return HashAPIKey("dsm-session\x00" + toke
 
 func (s *Service) authenticateSession(ctx context.Context, token string) (*Identity, error) {
 	h := hashToken(token)
-	rec, err := s.store.LookupSession(ctx, h)
+	rec, err := s.lookupSession(ctx, h)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
 			return nil, s.authFailed(ctx, "", nil, errBadSession)

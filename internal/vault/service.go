@@ -44,6 +44,8 @@ type Service struct {
 	onAuthFailure  func()
 	onSecretAccess func(op string)
 	rekeyHook      func(step int) error
+
+	auth *authCache // nil: every authentication reads the store (authcache.go)
 }
 
 // Options configures a Service. Everything a Service depends on is given
@@ -84,7 +86,8 @@ type Options struct {
 // NewService returns a Service over store and sealer.
 func NewService(store Store, sealer Sealer, opts Options) *Service {
 	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload,
-		auditor: opts.Auditor, onAuthFailure: opts.OnAuthFailure, onSecretAccess: opts.OnSecretAccess, rekeyHook: opts.RekeyHook}
+		auditor: opts.Auditor, onAuthFailure: opts.OnAuthFailure, onSecretAccess: opts.OnSecretAccess, rekeyHook: opts.RekeyHook,
+		auth: newAuthCache(store)}
 	s.chain, _ = opts.Auditor.(AuditChain)
 	if s.now == nil {
 		s.now = time.Now
@@ -213,7 +216,7 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 		return nil, s.authFailed(ctx, "", nil, errBadKey)
 	}
 	hash := HashAPIKey(key)
-	rec, err := s.store.LookupAPIKey(ctx, hash, accountID)
+	rec, err := s.lookupAPIKey(ctx, hash, accountID)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
 			return nil, s.authFailed(ctx, keyID, nil, errBadKey)
@@ -239,6 +242,7 @@ func (s *Service) Authenticate(ctx context.Context, key, accountID string) (*Ide
 		// (disk full) must not stop requests that need no write. The store
 		// reports such failures through its readiness check.
 		_ = s.store.TouchAPIKey(ctx, rec.Key.ID, now)
+		s.touchedAPIKey(hash, accountID, now)
 	}
 	id := &Identity{Principal: rec.Principal, AccountID: rec.AccountID, Role: rec.Role, KeyID: rec.Key.ID, KeyExpiresAt: rec.Key.ExpiresAt}
 	if err := s.Throttle(id); err != nil {

@@ -31,7 +31,7 @@ func (db *DB) AppendAudit(ctx context.Context, build func(vault.AuditHead) ([]va
 	if err != nil {
 		return db.translate(fmt.Errorf("audit head: %w", err))
 	}
-	return db.tx(ctx, func(tx *sql.Tx) error { return db.appendAudit(ctx, tx, st, build) })
+	return db.tx(withoutChanges(ctx), func(tx *sql.Tx) error { return db.appendAudit(ctx, tx, st, build) })
 }
 
 // auditStatements are the head row's statements, prepared on the write pool

@@ -99,7 +99,7 @@ func (db *DB) tables(ctx context.Context, q interface {
 		if err := rows.Scan(&name); err != nil {
 			return nil, err
 		}
-		if name != "schema_migrations" {
+		if name != "schema_migrations" && name != changeCountersTable {
 			out = append(out, name)
 		}
 	}

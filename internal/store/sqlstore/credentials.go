@@ -74,7 +74,14 @@ func (db *DB) bumpCount(ctx context.Context, tx *sql.Tx, accountID string, delta
 }
 
 func (db *DB) GetCredential(ctx context.Context, accountID, id string) (*vault.Credential, error) {
+	hit, gen, cacheable := db.cachedCredential(accountID, id)
+	if hit != nil && !vault.IsFreshRead(ctx) {
+		return hit, nil
+	}
 	c, err := scanCredential(db.readRow(ctx, `SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`, accountID, id))
+	if err == nil && cacheable {
+		db.keepCredential(gen, c)
+	}
 	return c, db.translate(err)
 }
 

@@ -379,7 +379,7 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres: cannot connect to %s: %s", redactDSN(dsn), pgErrText(err))
 	}
-	return &DB{w: db, r: db, d: postgresDialect, log: opts.logger()}, nil
+	return &DB{w: db, r: db, d: postgresDialect, log: opts.logger(), pgcfg: cfg}, nil
 }
 
 // pgErrText returns a one-line description of a connection error without

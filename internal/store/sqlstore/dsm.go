@@ -446,6 +446,7 @@ func (db *DB) ExtendSession(ctx context.Context, id string, expiresAt time.Time)
 	if err != nil {
 		return db.translate(err)
 	}
+	db.changed(ctx)
 	if n, _ := res.RowsAffected(); n == 0 {
 		return vault.ErrNotFound
 	}

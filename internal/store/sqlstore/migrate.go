@@ -18,7 +18,23 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+	engine  string // "sqlite" or "postgres" for NNNN_x.<engine>.sql; "" for both
 }
+
+// migrationEngine is the engine a migration file is for: SQLite for
+// NNNN_x.sqlite.sql, Postgres for NNNN_x.postgres.sql, "" (every engine)
+// otherwise.
+func migrationEngine(name string) string {
+	for _, e := range []string{SQLite, Postgres} {
+		if strings.HasSuffix(name, "."+e+".sql") {
+			return e
+		}
+	}
+	return ""
+}
+
+// forEngine reports whether m applies to the named engine.
+func (m migration) forEngine(engine string) bool { return m.engine == "" || m.engine == engine }
 
 func loadMigrations() ([]migration, error) {
 	entries, err := migrations.ReadDir("migrations")
@@ -35,7 +51,7 @@ func loadMigrations() ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b), engine: migrationEngine(e.Name())})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	if err := uniqueVersions(ms); err != nil {
@@ -49,17 +65,9 @@ func loadMigrations() ([]migration, error) {
 // NNNN_x.postgres.sql): the runner records versions, so the second would be
 // skipped silently wherever the first was applied.
 func uniqueVersions(ms []migration) error {
-	engine := func(name string) string {
-		for _, e := range []string{"sqlite", "postgres"} {
-			if strings.HasSuffix(name, "."+e+".sql") {
-				return e
-			}
-		}
-		return ""
-	}
 	for i := 1; i < len(ms); i++ {
 		a, b := ms[i-1], ms[i]
-		if a.version == b.version && (engine(a.name) == "" || engine(b.name) == "" || engine(a.name) == engine(b.name)) {
+		if a.version == b.version && (a.engine == "" || b.engine == "" || a.engine == b.engine) {
 			return fmt.Errorf("migrations %s and %s share version %d", a.name, b.name, a.version)
 		}
 	}
@@ -83,6 +91,9 @@ func (db *DB) migrate(ctx context.Context) error {
 		return db.translate(fmt.Errorf("migrate: %w", err))
 	}
 	for _, m := range ms {
+		if !m.forEngine(db.d.name) {
+			continue
+		}
 		err := db.tx(ctx, func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n); err != nil {

@@ -25,7 +25,7 @@ func TestMigrationVersionsAreUnique(t *testing.T) {
 			for _, c := range n[:4] {
 				v = v*10 + int(c-'0')
 			}
-			ms = append(ms, migration{version: v, name: n})
+			ms = append(ms, migration{version: v, name: n, engine: migrationEngine(n)})
 		}
 		if err := uniqueVersions(ms); (err == nil) != tc.ok {
 			t.Errorf("%v: err = %v, want ok = %v", tc.names, err, tc.ok)

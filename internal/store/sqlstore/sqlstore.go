@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -40,9 +42,16 @@ type DB struct {
 	damaged       atomic.Pointer[error] // set once corruption is seen: writes are refused
 	writeFailedAt atomic.Int64          // Unix ns of a storage failure not yet cleared by a successful write probe
 	checkpointing atomic.Bool
+
+	changes changeWatch     // change counters (changes.go)
+	creds   credCache       // credential rows by id (credcache.go)
+	pgcfg   *pgx.ConnConfig // PostgreSQL: for the change listener (changes.go)
 }
 
-var _ vault.Store = (*DB)(nil)
+var (
+	_ vault.Store           = (*DB)(nil)
+	_ vault.AuthGenerations = (*DB)(nil) // the authentication cache (changes.go)
+)
 
 // Engine names.
 const (
@@ -119,6 +128,10 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if db.d == sqliteDialect {
+		db.dropSQLiteStat4(ctx)
+	}
+	db.watchChanges()
 	return db, nil
 }
 
@@ -135,6 +148,7 @@ func (db *DB) Engine() string { return db.d.name }
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.changes.stopWatching()
 	db.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
 	err := db.w.Close()
 	if db.r != db.w {
@@ -315,8 +329,12 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 			return vault.AuditWriteError(db.translate(err))
 		}
 	}
+	n, counted := db.readChanges(ctx, tx)
 	if err := tx.Commit(); err != nil {
 		return db.translate(fmt.Errorf("commit: %w", err))
+	}
+	if counted {
+		db.changes.saw(n)
 	}
 	if ta != nil {
 		ta.Committed()
@@ -441,6 +459,9 @@ func (db *DB) readRow(ctx context.Context, query string, args ...any) interface{
 // tables are small (autovacuum has not analysed them yet) and may choose a
 // full scan and sort over the pagination index for a first page.
 func (db *DB) Analyze(ctx context.Context) error {
+	if db.d == sqliteDialect {
+		return db.analyzeSQLite(ctx)
+	}
 	if _, err := db.w.ExecContext(ctx, `ANALYZE`); err != nil {
 		return db.translate(fmt.Errorf("analyze: %w", err))
 	}

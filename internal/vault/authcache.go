@@ -1,0 +1,176 @@
+package vault
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// AuthGenerations is implemented by stores that can tell when
+// authentication state may have changed (sqlstore: a change counter bumped
+// by triggers in the writing transaction, polled for other processes'
+// writes). AuthGeneration returns a number that grows whenever a key,
+// principal, membership, account, DSM app or session changes, and false
+// when it cannot vouch for it (then nothing cached may be used). A store
+// must publish a change made through it before the write call returns, and
+// one made elsewhere within its documented bound.
+type AuthGenerations interface {
+	AuthGeneration() (gen uint64, ok bool)
+}
+
+// authCacheMax bounds the entries of each map; a full map is cleared.
+const authCacheMax = 50_000
+
+// authCache keeps successful authentication lookups — API key (by hash and
+// selected account), DSM session (by token hash), app enabled — so that the
+// hot path runs no SQL. Every entry was read under the generation it is
+// kept with; all entries are dropped when the generation moves, so no
+// answer outlives a change the store has published. Only hashes are keys;
+// nothing secret is kept. Failed lookups are never cached. Expiry is still
+// checked on every request from the cached expires_at.
+type authCache struct {
+	src AuthGenerations
+
+	mu       sync.RWMutex
+	gen      uint64
+	keys     map[string]AuthRecord
+	sessions map[string]SessionRecord
+	apps     map[string]bool
+}
+
+func newAuthCache(store Store) *authCache {
+	src, ok := store.(AuthGenerations)
+	if !ok {
+		return nil
+	}
+	return &authCache{src: src, keys: map[string]AuthRecord{}, sessions: map[string]SessionRecord{}, apps: map[string]bool{}}
+}
+
+// current returns the generation to read under, and false if the cache
+// must be bypassed.
+func (c *authCache) current() (uint64, bool) {
+	if c == nil {
+		return 0, false
+	}
+	return c.src.AuthGeneration()
+}
+
+// keep stores an entry read under gen, unless the generation has moved
+// past gen since (the entry may then predate a change).
+func keep[V any](c *authCache, gen uint64, m func() map[string]V, k string, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		if gen < c.gen {
+			return
+		}
+		c.gen = gen
+		clear(c.keys)
+		clear(c.sessions)
+		clear(c.apps)
+	}
+	if mm := m(); len(mm) < authCacheMax {
+		mm[k] = v
+	} else {
+		clear(mm)
+	}
+}
+
+func (s *Service) lookupAPIKey(ctx context.Context, hash []byte, accountID string) (*AuthRecord, error) {
+	c := s.auth
+	gen, ok := c.current()
+	if !ok {
+		return s.store.LookupAPIKey(ctx, hash, accountID)
+	}
+	k := string(hash) + "\x00" + accountID
+	c.mu.RLock()
+	rec, hit := c.keys[k]
+	hit = hit && c.gen == gen
+	c.mu.RUnlock()
+	if hit {
+		return &rec, nil
+	}
+	got, err := s.store.LookupAPIKey(ctx, hash, accountID)
+	if err == nil && got.Key.RevokedAt == nil && got.Role != "" {
+		keep(c, gen, func() map[string]AuthRecord { return c.keys }, k, *got)
+	}
+	return got, err
+}
+
+// touchedAPIKey records in the cache that the key's last use was stored
+// at t, so that the minute-granular touch is not repeated on every request.
+func (s *Service) touchedAPIKey(hash []byte, accountID string, t time.Time) {
+	c := s.auth
+	if c == nil {
+		return
+	}
+	k := string(hash) + "\x00" + accountID
+	c.mu.Lock()
+	if rec, ok := c.keys[k]; ok {
+		rec.Key.LastUsedAt = &t
+		c.keys[k] = rec
+	}
+	c.mu.Unlock()
+}
+
+func (s *Service) lookupSession(ctx context.Context, tokenHash []byte) (*SessionRecord, error) {
+	c := s.auth
+	gen, ok := c.current()
+	if !ok {
+		return s.store.LookupSession(ctx, tokenHash)
+	}
+	k := string(tokenHash)
+	c.mu.RLock()
+	rec, hit := c.sessions[k]
+	hit = hit && c.gen == gen
+	c.mu.RUnlock()
+	if hit {
+		return &rec, nil
+	}
+	got, err := s.store.LookupSession(ctx, tokenHash)
+	if err == nil && got.KeyFound && got.KeyRevokedAt == nil && got.Role != "" {
+		keep(c, gen, func() map[string]SessionRecord { return c.sessions }, k, *got)
+	}
+	return got, err
+}
+
+// appEnabled reports whether the app may authenticate; errors as GetApp.
+// On a cache miss it also returns the app as read (the caller keeps it on
+// the Identity for the DSM scope); on a hit app is nil, and the scope reads
+// the app's groups from the store itself.
+func (s *Service) appEnabled(ctx context.Context, accountID, appID string) (app *App, enabled bool, err error) {
+	c := s.auth
+	gen, ok := c.current()
+	k := accountID + "\x00" + appID
+	if ok {
+		c.mu.RLock()
+		enabled, hit := c.apps[k]
+		hit = hit && c.gen == gen
+		c.mu.RUnlock()
+		if hit {
+			return nil, enabled, nil
+		}
+	}
+	app, err = s.store.GetApp(ctx, accountID, appID)
+	if err != nil {
+		return nil, false, err
+	}
+	if ok && app.Enabled {
+		keep(c, gen, func() map[string]bool { return c.apps }, k, true)
+	}
+	return app, app.Enabled, nil
+}
+
+type freshReadKey struct{}
+
+// WithFreshRead marks ctx so that the store reads rows from the database
+// itself, not from an in-process cache. The secret paths (decrypt) use it:
+// a ciphertext changed outside this server (tampering, a master-key
+// rotation by another process, a restore) is then opened — or refused — as
+// it is stored now, not as it was cached up to sqlstore.RevocationBound ago.
+func WithFreshRead(ctx context.Context) context.Context {
+	return context.WithValue(ctx, freshReadKey{}, true)
+}
+
+// IsFreshRead reports whether ctx asks for a fresh read (WithFreshRead).
+func IsFreshRead(ctx context.Context) bool { return ctx.Value(freshReadKey{}) != nil }
