@@ -451,6 +451,11 @@ func TestTokenExchange(t *testing.T) {
 
 		t.Run("err/deleted-trust-policy", func(t *testing.T) {
 			key := e.mustExchange(t, e.is.sign(t, "k2", e.claims(nil)))
+			// Used once first, so that a server caching authentications
+			// has it cached: the deletion must reach the cache too.
+			if r := v.SGP(t, key, "", "GET", "/v5/credentials", nil); r.Status != 200 {
+				t.Fatalf("a fresh key: %d %s", r.Status, r.Body)
+			}
 			if r := e.do(t, "DELETE", "/admin/v1/trust-policies/"+policyID, nil, "x-api-key", v.AdminKey); r.Status != 204 {
 				t.Fatalf("delete: %d %s", r.Status, r.Body)
 			}
