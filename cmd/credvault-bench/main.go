@@ -148,6 +148,7 @@ func bench(ctx context.Context, cfg config) error {
 		}
 	}
 	acfg := app.Config{DataDir: dataDir, DatabaseURL: cfg.databaseURL, Logger: slog.New(slog.DiscardHandler), NoAudit: cfg.noAudit}
+	acfg.Lifecycle.WebhookAllowHosts = []string{"127.0.0.1"} // create-webhooks delivers to the local bare handler
 	if cfg.databaseURL == "" {
 		acfg.DatabaseURL = filepath.Join(dataDir, "credvault.db")
 	}

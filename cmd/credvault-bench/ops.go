@@ -68,18 +68,19 @@ var ops = []opSpec{
 		return e.sgp(http.MethodGet, fixed("/v5/credentials?limit=100&starting_after="+e.deepCursor), nil), nil
 	}},
 	{name: "create", desc: "POST /v5/credentials, new name each time", status: 200, setup: func(e *env) (builder, error) {
-		return e.sgp(http.MethodPost, fixed("/v5/credentials"), func(w *worker) []byte {
-			w.buf = append(w.buf[:0], `{"name":"bench-`...)
-			w.buf = append(w.buf, e.runID...)
-			w.buf = append(w.buf, '-')
-			w.buf = strconv.AppendInt(w.buf, int64(w.id), 10)
-			w.buf = append(w.buf, '-')
-			w.buf = strconv.AppendInt(w.buf, int64(w.seq), 10)
-			w.buf = append(w.buf, `","type":"key","payload":"`...)
-			w.buf = append(w.buf, e.payload...)
-			w.buf = append(w.buf, `"}`...)
-			return w.buf
-		}), nil
+		return e.sgp(http.MethodPost, fixed("/v5/credentials"), e.createBody("")), nil
+	}},
+	// Issue 15: the same create with 3 webhooks registered, so each create
+	// also writes its event and 3 deliveries to the outbox (and the worker
+	// sends them to a local receiver meanwhile). Runs after "create".
+	{name: "create-webhooks", desc: "POST /v5/credentials with 3 webhooks registered (outbox rows in the same transaction; deliveries sent meanwhile)", status: 200, setup: func(e *env) (builder, error) {
+		for range 3 {
+			b := e.sgp(http.MethodPost, fixed("/v5/webhooks"), constBody(`{"url":"`+e.bareURL+`/bare","events":["*"]}`))
+			if err := e.call(b, nil); err != nil {
+				return nil, err
+			}
+		}
+		return e.sgp(http.MethodPost, fixed("/v5/credentials"), e.createBody("wh-")), nil
 	}},
 	// DSM dialect (issue 3). Skipped while the server does not serve them.
 	{name: "sign-rsa2048", desc: "POST /crypto/v1/sign, RSA-2048, SHA-256 over 32 bytes of data", status: 200, setup: func(e *env) (builder, error) {
@@ -179,6 +180,23 @@ func (e *env) call(b builder, out any) error {
 		return json.Unmarshal(body, out)
 	}
 	return nil
+}
+
+// createBody is the body of a create with a new name each time.
+func (e *env) createBody(prefix string) func(*worker) []byte {
+	return func(w *worker) []byte {
+		w.buf = append(w.buf[:0], `{"name":"bench-`...)
+		w.buf = append(w.buf, prefix...)
+		w.buf = append(w.buf, e.runID...)
+		w.buf = append(w.buf, '-')
+		w.buf = strconv.AppendInt(w.buf, int64(w.id), 10)
+		w.buf = append(w.buf, '-')
+		w.buf = strconv.AppendInt(w.buf, int64(w.seq), 10)
+		w.buf = append(w.buf, `","type":"key","payload":"`...)
+		w.buf = append(w.buf, e.payload...)
+		w.buf = append(w.buf, `"}`...)
+		return w.buf
+	}
 }
 
 func constBody(s string) func(*worker) []byte {

@@ -43,6 +43,8 @@ type serveOptions struct {
 	auditAnchorWebhook      string
 	oidcAllowHosts          string
 	oidcCAFile              string
+
+	lifecycle lifecycleFlags // serve_lifecycle.go
 }
 
 func newServeCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
@@ -74,6 +76,7 @@ SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 		},
 	}
 	f := cmd.Flags()
+	so.lifecycle.register(f, o)
 	f.StringVar(&so.addr, "addr", o.env("CREDVAULT_ADDR", "127.0.0.1:8080"), "listen address ($CREDVAULT_ADDR)")
 	f.DurationVar(&so.readHeaderTimeout, "read-header-timeout", o.envDuration("CREDVAULT_READ_HEADER_TIMEOUT", 5*time.Second), "time allowed to read request headers ($CREDVAULT_READ_HEADER_TIMEOUT)")
 	f.DurationVar(&so.readTimeout, "read-timeout", o.envDuration("CREDVAULT_READ_TIMEOUT", 15*time.Second), "time allowed to read a whole request ($CREDVAULT_READ_TIMEOUT)")
@@ -145,6 +148,9 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 	cfg.MetricsElsewhere = so.metricsAddr != ""
 	cfg.AuditCheckpointInterval, cfg.AuditAnchorFile, cfg.AuditAnchorWebhook = so.auditCheckpointInterval, so.auditAnchorFile, so.auditAnchorWebhook
 	if cfg.OIDC, err = oidcOptions(so.oidcAllowHosts, so.oidcCAFile); err != nil {
+		return err
+	}
+	if err := so.lifecycle.apply(&cfg); err != nil {
 		return err
 	}
 	a, err := app.Open(ctx, cfg)

@@ -30,6 +30,7 @@ import (
 	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
+	"github.com/credvault/credvault/internal/webhook"
 )
 
 // Config is everything needed to build a vault. cmd/credvault fills it from
@@ -80,8 +81,12 @@ type Config struct {
 	// (best effort: a failure is logged, the next checkpoint is sent anyway).
 	AuditAnchorWebhook string
 
-	// Clock is the vault's clock (the service's and the store's); time.Now
-	// if nil. Tests pass a clock they move instead of sleeping.
+	// Lifecycle configures versions, the trash, expiry and webhooks (lifecycle.go).
+	Lifecycle LifecycleConfig
+
+	// Clock is the vault's clock (the service's, the store's and the
+	// webhook worker's); time.Now if nil. Tests pass a clock they move
+	// instead of sleeping.
 	Clock func() time.Time
 	// RekeyHook is vault.Options.RekeyHook: tests inject a failure inside a
 	// rotation's transaction with it. Nil in production.
@@ -103,6 +108,7 @@ type App struct {
 	Service  *vault.Service
 	Handler  *server.Server
 	Registry *prometheus.Registry
+	Webhooks *webhook.Worker // lifecycle.go
 
 	// KeySource describes where the master key came from; KeyGenerated is
 	// true when it was generated into the data directory just now.
@@ -116,6 +122,7 @@ type App struct {
 	stopWatch       func()
 	stopPurge       func()
 	stopCheckpoints func()
+	stopLifecycle   func()
 	root            crypto.RootKey
 	closeOnce       sync.Once
 	closeErr        error
@@ -244,6 +251,7 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 	})
 	reg.MustRegister(batchSizes)
 	trail.ObserveBatches(func(n int) { batchSizes.Observe(float64(n)) })
+	wakeWebhooks := newWakeup() // the service wakes the webhook worker (lifecycle.go)
 	var auditor vault.Auditor = trail
 	if cfg.NoAudit {
 		auditor = nil
@@ -259,6 +267,8 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 		OnAuthFailure:       authFailures.Inc,
 		OnSecretAccess:      func(op string) { secretAccesses.WithLabelValues(op).Inc() },
 		RekeyHook:           cfg.RekeyHook,
+		Lifecycle:           cfg.Lifecycle.serviceOptions(),
+		OnEvents:            wakeWebhooks.wake,
 	})
 	if err := svc.CheckMasterKey(ctx); err != nil {
 		trail.Close()
@@ -298,6 +308,15 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 	a.stopPurge = purgeTombstones(db, cfg.Logger, tombstonePurgeInterval)
 	if cfg.AuditCheckpointInterval > 0 {
 		a.stopCheckpoints = runCheckpoints(trail, cfg)
+	}
+	if err := a.startLifecycle(cfg, wakeWebhooks); err != nil {
+		for _, stop := range []func(){a.stopWatch, a.stopPurge, a.stopCheckpoints} {
+			if stop != nil {
+				stop()
+			}
+		}
+		a.Trail.Close()
+		return nil, err
 	}
 	return a, nil
 }
@@ -434,6 +453,9 @@ func (a *App) close() error {
 	}
 	if a.stopCheckpoints != nil {
 		a.stopCheckpoints()
+	}
+	if a.stopLifecycle != nil {
+		a.stopLifecycle()
 	}
 	a.Trail.Close()
 	err := a.Store.Close()

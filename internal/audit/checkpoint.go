@@ -150,7 +150,8 @@ func AppendCheckpoint(path string, c Checkpoint) error {
 }
 
 // RunCheckpoints writes a checkpoint every interval while ctx lives, each
-// time the head moved since the last one, through emit (the server logs
+// time the head moved since the last one (never for an empty trail: it
+// anchors nothing), through emit (the server logs
 // it and appends it to the anchor file). Errors go to emit too (c is the
 // zero value then).
 func (t *Trail) RunCheckpoints(ctx context.Context, interval time.Duration, now func() time.Time, emit func(c Checkpoint, err error)) {
@@ -170,8 +171,8 @@ func (t *Trail) RunCheckpoints(ctx context.Context, interval time.Duration, now 
 			}
 			continue
 		}
-		if c.Seq == last {
-			continue
+		if c.Seq == last || c.Seq == 0 {
+			continue // unchanged, or an empty trail (before the bootstrap): nothing to anchor
 		}
 		last = c.Seq
 		emit(c, nil)

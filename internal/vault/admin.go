@@ -221,6 +221,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, principalID, name string, tt
 	k := APIKey{ID: NewID(), PrincipalID: principalID, Name: name, CreatedAt: now}
 	id := actor(ctx, "")
 	ctx = s.auditing(ctx, id, "api_key.create", "api_key", func() string { return k.ID })
+	ctx = s.emitting(ctx, id, EventAPIKeyCreated, func() EventData { return EventData{ObjectType: "api_key", ObjectID: k.ID, Name: k.Name} })
 	defer func() {
 		if err = s.auditAdmin(ctx, id, "api_key.create", "api_key", k.ID, err); err != nil {
 			key, secret = nil, ""
@@ -248,6 +249,13 @@ func (s *Service) RevokeAPIKey(ctx context.Context, keyID string) (err error) {
 	id := actor(ctx, "")
 	ctx = s.auditing(ctx, id, "api_key.revoke", "api_key", func() string { return keyID })
 	defer func() { err = s.auditAdmin(ctx, id, "api_key.revoke", "api_key", keyID, err) }()
+	// The event goes to the key's principal's default account (as for
+	// apikey.created); none for an unknown or already revoked key.
+	if acct, name, revoked, err := s.store.APIKeyOwner(ctx, keyID); err == nil && !revoked {
+		ev := *id
+		ev.AccountID = acct
+		ctx = s.emitting(ctx, &ev, EventAPIKeyRevoked, func() EventData { return EventData{ObjectType: "api_key", ObjectID: keyID, Name: name} })
+	}
 	if err := s.store.RevokeAPIKey(ctx, keyID, s.Now()); err != nil {
 		return fmt.Errorf("revoke api key: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -20,6 +21,7 @@ type CredentialInput struct {
 	Description string
 	Metadata    json.RawMessage // a JSON object or nil
 	Payload     []byte
+	ExpiresAt   *time.Time // nil: never (extension, lifecycle.go)
 }
 
 // CredentialPatch is the input of UpdateCredential: nil fields are left as
@@ -30,6 +32,7 @@ type CredentialPatch struct {
 	Description *string
 	Metadata    json.RawMessage // nil: unchanged
 	Payload     []byte          // nil: unchanged
+	ExpiresAt   **time.Time     // nil: unchanged; *nil: never (extension)
 }
 
 // credentialAD is the associated data of a credential payload: it binds the
@@ -113,6 +116,7 @@ func normalizeMetadata(m json.RawMessage) (json.RawMessage, error) {
 // CreateCredential seals the payload and stores a new credential.
 func (s *Service) CreateCredential(ctx context.Context, id *Identity, in CredentialInput) (c *Credential, err error) {
 	ctx = s.auditing(ctx, id, "credential.create", "credential", func() string { return c.ID })
+	ctx = s.emitting(ctx, id, EventCredentialCreated, func() EventData { return credentialEvent(c) })
 	defer func() { err = s.auditResult(ctx, id, "credential.create", c, "", err) }()
 	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
@@ -165,6 +169,8 @@ func (s *Service) newCredential(id *Identity, in *CredentialInput) (*Credential,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 		Version:       1,
+		ExpiresAt:     in.ExpiresAt,
+		VersionBy:     id.Principal.ID,
 	}, nil
 }
 
@@ -244,6 +250,8 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 // new version.
 func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID string, p CredentialPatch) (c *Credential, err error) {
 	ctx = s.auditing(ctx, id, "credential.update", "credential", func() string { return credID })
+	var changed *Credential
+	ctx = s.emitting(ctx, id, EventCredentialUpdated, func() EventData { return credentialEvent(changed) })
 	defer func() { err = s.auditResult(ctx, id, "credential.update", nil, credID, err) }()
 	if err := id.requireAccountWide(ActWrite); err != nil {
 		return nil, err
@@ -300,6 +308,7 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 				return err
 			}
 			c.Version++
+			c.VersionBy = id.Principal.ID
 			ct, err := s.sealer.Seal(p.Payload, credentialAD(c.AccountID, c.ID, c.Version))
 			if err != nil {
 				return fmt.Errorf("seal: %w", err)
@@ -315,7 +324,11 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 				return FieldError("type", "the stored payload is not valid JSON, so the type cannot become json without a new payload")
 			}
 		}
+		if p.ExpiresAt != nil {
+			c.ExpiresAt = *p.ExpiresAt
+		}
 		c.UpdatedAt = now
+		changed = c
 		return nil
 	})
 	if err != nil {
@@ -342,6 +355,13 @@ func (s *Service) DeleteCredential(ctx context.Context, id *Identity, credID str
 	if !storable(credID) {
 		return Errorf(KindNotFound, "credential not found")
 	}
+	// The credential goes to the trash (lifecycle.go); its name is read
+	// first for the event.
+	cur, err := s.getCredential(ctx, id, credID, "")
+	if err != nil {
+		return err
+	}
+	ctx = s.emitting(withDeleter(ctx, id.Principal.ID), id, EventCredentialDeleted, func() EventData { return credentialEvent(cur) })
 	if err := s.store.DeleteCredential(ctx, id.AccountID, credID); err != nil {
 		if KindOf(err) == KindNotFound {
 			return Errorf(KindNotFound, "credential not found")

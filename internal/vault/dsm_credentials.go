@@ -320,6 +320,10 @@ const RotationGenerate = "Generate"
 // changed. Replaced objects are renamed by retired (nil: RetiredNameRFC3339).
 func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity, credID, method string, retired RetiredName) (c *IntegrationCredential, err error) {
 	ctx = s.auditing(ctx, id, "integration_credential.rotate", "credential", func() string { return credID })
+	var rotatedName string
+	ctx = s.emitting(ctx, id, EventIntegrationRotated, func() EventData {
+		return EventData{ObjectType: "integration_credential", ObjectID: credID, Name: rotatedName}
+	})
 	defer func() { err = s.auditCred(ctx, id, "integration_credential.rotate", credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
@@ -335,6 +339,7 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 	if err != nil {
 		return nil, err
 	}
+	rotatedName = cur.Name
 	switch cur.Details.Auth {
 	case AuthAzureClientSecret:
 		return nil, Errorf(KindInvalid, "Azure ClientSecret credentials cannot be rotated by credvault: a client secret is issued by Azure (Entra ID). "+

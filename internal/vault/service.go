@@ -46,6 +46,9 @@ type Service struct {
 	rekeyHook      func(step int) error
 
 	auth *authCache // nil: every authentication reads the store (authcache.go)
+
+	lifecycle LifecycleOptions // lifecycle.go
+	onEvents  func()           // events.go
 }
 
 // Options configures a Service. Everything a Service depends on is given
@@ -71,6 +74,9 @@ type Options struct {
 	// transaction after each object is rotated; an error rolls the whole
 	// transaction back. Tests use it to inject a failure mid-transaction.
 	RekeyHook func(step int) error
+	// OnEvents, if set, runs after a transaction that wrote change events
+	// commits (it wakes the webhook worker; events.go).
+	OnEvents func()
 
 	// FailedAuthPerMinute and FailedAuthBurst bound failed authentications
 	// per client address (and, at half the rate, per API key id). Defaults
@@ -81,13 +87,17 @@ type Options struct {
 	// second; 0 means unlimited.
 	PrincipalRPS   float64
 	PrincipalBurst int
+
+	// Lifecycle sets version retention, the delete retention window and
+	// the expiry notice lead (lifecycle.go).
+	Lifecycle LifecycleOptions
 }
 
 // NewService returns a Service over store and sealer.
 func NewService(store Store, sealer Sealer, opts Options) *Service {
 	s := &Service{store: store, sealer: sealer, now: opts.Now, maxPayload: opts.MaxPayload,
 		auditor: opts.Auditor, onAuthFailure: opts.OnAuthFailure, onSecretAccess: opts.OnSecretAccess, rekeyHook: opts.RekeyHook,
-		auth: newAuthCache(store)}
+		auth: newAuthCache(store), lifecycle: opts.Lifecycle.withDefaults(), onEvents: opts.OnEvents}
 	s.chain, _ = opts.Auditor.(AuditChain)
 	if s.now == nil {
 		s.now = time.Now

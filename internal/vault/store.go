@@ -27,6 +27,7 @@ type Store interface {
 	DSMStore
 	MetaStore
 	AuditStore
+	LifecycleStore // lifecycle_store.go
 	ReadinessStore
 	TrustStore
 

@@ -82,8 +82,12 @@ type Credential struct {
 	CreatedByKind PrincipalKind
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
-	Version       int64  // payload version; bumped whenever the payload changes
-	Ciphertext    []byte // envelope ciphertext of the payload
+	Version       int64      // payload version; bumped whenever the payload changes
+	Ciphertext    []byte     // envelope ciphertext of the payload
+	ExpiresAt     *time.Time // when the credential expires (nil: never); see lifecycle.go
+	// VersionBy is the principal that made the current version, set by
+	// the service when it makes one (not a column of the credential).
+	VersionBy string
 }
 
 // Credential sort fields accepted by ListCredentials.

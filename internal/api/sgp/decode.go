@@ -122,6 +122,7 @@ func decodeCreate(body []byte) (vault.CredentialInput, error) {
 		in.Payload = []byte(payload)
 	}
 	in.Metadata, _ = object(m, "credential_metadata", verr)
+	in.ExpiresAt, _ = expiresAt(m, verr) // extension
 	return in, verr.err()
 }
 
@@ -145,6 +146,9 @@ func decodeUpdate(body []byte) (vault.CredentialPatch, error) {
 		p.Payload = []byte(s)
 	}
 	p.Metadata, _ = object(m, "credential_metadata", verr)
+	if t, ok := expiresAt(m, verr); ok { // extension
+		p.ExpiresAt = &t
+	}
 	return p, verr.err()
 }
 

@@ -490,6 +490,10 @@ func TestTombstonesExpire(t *testing.T) {
 		gone := a.createNamed(t, "m-deleted-credential-name", "p")
 		c := a.createNamed(t, "z-last", "p")
 		wantStatus(t, a.do(t, "DELETE", "/v5/credentials/"+gone.ID, nil), 200)
+		// A deleted credential stays in the trash (with its name) for the
+		// delete retention (7 days, well inside the 30-day cursor horizon);
+		// purged now, only its tombstone is left (see TestTrashRestorePurge).
+		wantStatus(t, a.do(t, "DELETE", "/v5/trash/credentials/"+gone.ID, nil), 200)
 		after := url.Values{"starting_after": {gone.ID}, "sort_by": {"name"}, "sort_order": {"asc"}}
 
 		// Within the horizon the deleted id is a valid cursor.

@@ -35,6 +35,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	// the GET route also takes an unencoded rest of the path.
 	mux.Handle("GET /v5/credentials/name/{credential_name...}", h.auth(h.getByName))
 	mux.Handle("POST /v5/credentials/name/{credential_name}/secret", h.auth(h.decryptByName))
+	h.registerLifecycle(mux) // credvault extensions: lifecycle.go
 }
 
 type handlers struct {
@@ -72,6 +73,10 @@ type Credential struct {
 	CredentialMetadata    json.RawMessage `json:"credential_metadata"`
 	CreatedAt             string          `json:"created_at"`
 	UpdatedAt             string          `json:"updated_at"`
+	// credvault extensions (lifecycle.go).
+	Version   int64   `json:"version"`
+	ExpiresAt *string `json:"expires_at,omitempty"`
+	Expired   *bool   `json:"expired,omitempty"`
 }
 
 const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
@@ -105,12 +110,12 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		return err
 	}
 	c, err := h.svc.CreateCredential(r.Context(), id, in)
-	return writeCredential(w, c, err)
+	return h.writeCredential(w, c, err)
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	c, err := h.svc.GetCredential(r.Context(), id, r.PathValue("credential_id"))
-	return writeCredential(w, c, err)
+	return h.writeCredential(w, c, err)
 }
 
 func (h *handlers) getByName(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -119,7 +124,7 @@ func (h *handlers) getByName(w http.ResponseWriter, r *http.Request, id *vault.I
 		return err
 	}
 	c, err := h.svc.GetCredentialByName(r.Context(), id, name)
-	return writeCredential(w, c, err)
+	return h.writeCredential(w, c, err)
 }
 
 func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -132,15 +137,15 @@ func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		return err
 	}
 	c, err := h.svc.UpdateCredential(r.Context(), id, r.PathValue("credential_id"), p)
-	return writeCredential(w, c, err)
+	return h.writeCredential(w, c, err)
 }
 
 // writeCredential writes c, or returns err.
-func writeCredential(w http.ResponseWriter, c *vault.Credential, err error) error {
+func (h *handlers) writeCredential(w http.ResponseWriter, c *vault.Credential, err error) error {
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(c))
+	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
 	return nil
 }
 
@@ -220,7 +225,7 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	}
 	out := listResponse{Object: "list", Items: make([]Credential, len(page.Items)), Total: page.Total, HasMore: page.HasMore, Limit: q.Limit}
 	for i := range page.Items {
-		out.Items[i] = toWire(&page.Items[i])
+		out.Items[i] = h.toWire(&page.Items[i])
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil

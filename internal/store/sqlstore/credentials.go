@@ -9,19 +9,21 @@ import (
 	"github.com/credvault/credvault/internal/vault"
 )
 
-const credentialCols = `account_id, id, name, type, description, metadata, created_by, created_by_kind, created_at, updated_at, version, ciphertext`
+const credentialCols = `account_id, id, name, type, description, metadata, created_by, created_by_kind, created_at, updated_at, version, ciphertext, expires_at`
 
 // credentialListCols is credentialCols without the ciphertext, which
 // listings never need.
-const credentialListCols = `account_id, id, name, type, description, metadata, created_by, created_by_kind, created_at, updated_at, version, NULL`
+const credentialListCols = `account_id, id, name, type, description, metadata, created_by, created_by_kind, created_at, updated_at, version, NULL, expires_at`
 
 func scanCredential(row interface{ Scan(...any) error }) (*vault.Credential, error) {
 	var c vault.Credential
 	var meta, kind string
 	var created, updated int64
-	if err := row.Scan(&c.AccountID, &c.ID, &c.Name, &c.Type, &c.Description, &meta, &c.CreatedBy, &kind, &created, &updated, &c.Version, &c.Ciphertext); err != nil {
+	var expires sql.NullInt64
+	if err := row.Scan(&c.AccountID, &c.ID, &c.Name, &c.Type, &c.Description, &meta, &c.CreatedBy, &kind, &created, &updated, &c.Version, &c.Ciphertext, &expires); err != nil {
 		return nil, err
 	}
+	c.ExpiresAt = fromNullTS(expires)
 	c.Metadata = []byte(meta)
 	c.CreatedByKind = vault.PrincipalKind(kind)
 	c.CreatedAt, c.UpdatedAt = fromTS(created), fromTS(updated)
@@ -30,9 +32,12 @@ func scanCredential(row interface{ Scan(...any) error }) (*vault.Credential, err
 
 func (db *DB) CreateCredential(ctx context.Context, c *vault.Credential) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			c.AccountID, c.ID, c.Name, c.Type, c.Description, string(c.Metadata), c.CreatedBy, string(c.CreatedByKind),
-			ts(c.CreatedAt), ts(c.UpdatedAt), c.Version, c.Ciphertext); err != nil {
+			ts(c.CreatedAt), ts(c.UpdatedAt), c.Version, c.Ciphertext, tsPtr(c.ExpiresAt)); err != nil {
+			return err
+		}
+		if err := db.putVersion(ctx, tx, c); err != nil {
 			return err
 		}
 		return db.bumpCount(ctx, tx, c.AccountID, 1)
@@ -45,7 +50,7 @@ func (db *DB) CreateCredentials(ctx context.Context, cs []*vault.Credential) err
 		return nil
 	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+		stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 		if err != nil {
 			return err
 		}
@@ -53,7 +58,10 @@ func (db *DB) CreateCredentials(ctx context.Context, cs []*vault.Credential) err
 		counts := map[string]int{}
 		for _, c := range cs {
 			if _, err := stmt.ExecContext(ctx, c.AccountID, c.ID, c.Name, c.Type, c.Description, string(c.Metadata), c.CreatedBy,
-				string(c.CreatedByKind), ts(c.CreatedAt), ts(c.UpdatedAt), c.Version, c.Ciphertext); err != nil {
+				string(c.CreatedByKind), ts(c.CreatedAt), ts(c.UpdatedAt), c.Version, c.Ciphertext, tsPtr(c.ExpiresAt)); err != nil {
+				return err
+			}
+			if err := db.putVersion(ctx, tx, c); err != nil {
 				return err
 			}
 			counts[c.AccountID]++
@@ -97,13 +105,19 @@ func (db *DB) UpdateCredential(ctx context.Context, accountID, id string, fn fun
 		if err != nil {
 			return err
 		}
+		before := c.Version
 		if err := fn(c); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE credentials SET name = ?, type = ?, description = ?, metadata = ?, updated_at = ?, version = ?, ciphertext = ?
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE credentials SET name = ?, type = ?, description = ?, metadata = ?, updated_at = ?, version = ?, ciphertext = ?, expires_at = ?
 			WHERE account_id = ? AND id = ?`),
-			c.Name, c.Type, c.Description, string(c.Metadata), ts(c.UpdatedAt), c.Version, c.Ciphertext, accountID, id); err != nil {
+			c.Name, c.Type, c.Description, string(c.Metadata), ts(c.UpdatedAt), c.Version, c.Ciphertext, tsPtr(c.ExpiresAt), accountID, id); err != nil {
 			return err
+		}
+		if c.Version != before {
+			if err := db.putVersion(ctx, tx, c); err != nil {
+				return err
+			}
 		}
 		out = c
 		return nil
@@ -116,6 +130,9 @@ func (db *DB) UpdateCredential(ctx context.Context, accountID, id string, fn fun
 
 func (db *DB) DeleteCredential(ctx context.Context, accountID, id string) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
+		if err := db.trashCredential(ctx, tx, accountID, id); err != nil {
+			return err
+		}
 		var name, typ string
 		var created, updated int64
 		err := tx.QueryRowContext(ctx, db.q(`DELETE FROM credentials WHERE account_id = ? AND id = ? RETURNING name, type, created_at, updated_at`), accountID, id).

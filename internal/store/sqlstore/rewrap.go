@@ -26,6 +26,9 @@ var sealedColumns = []sealedColumn{
 	{table: "credentials", keys: []string{"account_id", "id"}, col: "ciphertext"},
 	{table: "dsm_sobjects", keys: []string{"account_id", "kid"}, col: "ciphertext"},
 	{table: "dsm_app_secrets", keys: []string{"app_id"}, col: "ciphertext"},
+	{table: "credential_versions", keys: []string{"account_id", "credential_id", "version"}, col: "ciphertext"},
+	{table: "credential_trash", keys: []string{"account_id", "id"}, col: "ciphertext"},
+	{table: "webhooks", keys: []string{"account_id", "id"}, col: "secret"},
 }
 
 // RewrapStats counts the work of RewrapAll (see store.Rewrapper).

@@ -91,8 +91,8 @@ type Options struct {
 	// time, writes that fail. Nil discards.
 	Logger *slog.Logger
 	// Now is the clock the store uses for the bookkeeping it does itself
-	// (tombstone times and their expiry, backup times); time.Now if nil.
-	// Tests pass a clock they can move instead of sleeping.
+	// (tombstone, trash and delivery times and their expiry, backup times);
+	// time.Now if nil. Tests pass a clock they can move instead of sleeping.
 	Now func() time.Time
 }
 
@@ -323,6 +323,13 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		_ = tx.Rollback()
 		return db.translate(err)
 	}
+	te := vault.TxEventsFrom(ctx) // events.go: the outbox, in the change's transaction
+	if te != nil {
+		if err := db.writeEvents(ctx, tx, te); err != nil {
+			_ = tx.Rollback()
+			return db.translate(err)
+		}
+	}
 	if ta != nil {
 		if err := db.appendAudit(ctx, tx, st, ta.Records); err != nil {
 			_ = tx.Rollback()
@@ -338,6 +345,9 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if ta != nil {
 		ta.Committed()
+	}
+	if te != nil {
+		te.Committed()
 	}
 	return nil
 }

@@ -694,12 +694,14 @@ func testRewrap(t *testing.T, s store.Engine) {
 		return append([]byte{2}, ct[1:]...), nil
 	})
 	must(t, "rewrap", err)
-	if st.Rewrapped != 5 || st.Scanned < 5 {
+	// Every sealed copy is rewrapped: the credentials' rows and, as the
+	// store keeps payload versions (issue 15), their version rows.
+	if st.Rewrapped < 5 || st.Scanned < st.Rewrapped {
 		t.Fatalf("rewrap stats %+v", st)
 	}
 	inUse, err := s.WrappingKeysInUse(ctx, keyID)
 	must(t, "in use", err)
-	if inUse[1] != 0 || inUse[2] != 5 {
+	if inUse[1] != 0 || inUse[2] != st.Rewrapped {
 		t.Fatalf("keys in use = %v", inUse)
 	}
 	// Running it again finds nothing to do.

@@ -1,0 +1,442 @@
+package sgp
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/credvault/credvault/internal/httpx"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// credvault extensions of the SGP dialect (issue 15): credential versions
+// and rollback, the trash of deleted credentials, per-account settings and
+// webhooks. They are documented in the contract document with x-credvault
+// markers; the eight SGP operations keep their shapes (the Credential gains
+// optional extension fields only).
+
+func (h *handlers) registerLifecycle(mux *http.ServeMux) {
+	// GET /v5/credentials/{id}/versions cannot be a pattern of its own: it
+	// would overlap GET /v5/credentials/name/{name...} (see versionsOrNot).
+	mux.Handle("GET /v5/credentials/{credential_id}/{rest...}", h.versionsOrNot())
+	mux.Handle("POST /v5/credentials/{credential_id}/versions/{version}/secret", h.auth(h.versionSecret))
+	mux.Handle("POST /v5/credentials/{credential_id}/rollback", h.auth(h.rollback))
+	mux.Handle("GET /v5/trash/credentials", h.auth(h.listTrash))
+	mux.Handle("POST /v5/trash/credentials/{credential_id}/restore", h.auth(h.restore))
+	mux.Handle("DELETE /v5/trash/credentials/{credential_id}", h.auth(h.purge))
+	mux.Handle("GET /v5/credential_settings", h.auth(h.getSettings))
+	mux.Handle("PUT /v5/credential_settings", h.auth(h.putSettings))
+	mux.Handle("POST /v5/webhooks", h.auth(h.createWebhook))
+	mux.Handle("GET /v5/webhooks", h.auth(h.listWebhooks))
+	mux.Handle("GET /v5/webhooks/{webhook_id}", h.auth(h.getWebhook))
+	mux.Handle("PATCH /v5/webhooks/{webhook_id}", h.auth(h.updateWebhook))
+	mux.Handle("DELETE /v5/webhooks/{webhook_id}", h.auth(h.deleteWebhook))
+	mux.Handle("GET /v5/webhooks/{webhook_id}/deliveries", h.auth(h.listDeliveries))
+}
+
+// versionsOrNot serves GET /v5/credentials/{id}/versions, and answers any
+// other GET below a credential as the server would without this route:
+// 405 for the POST-only paths, 404 otherwise.
+func (h *handlers) versionsOrNot() http.Handler {
+	versions := h.auth(h.listVersions)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch rest := r.PathValue("rest"); rest {
+		case "versions":
+			versions.ServeHTTP(w, r)
+		case "secret", "rollback":
+			w.Header().Set("Allow", "POST")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			_, _ = w.Write([]byte(`{"detail":"Method Not Allowed"}`))
+		default:
+			if strings.HasPrefix(rest, "versions/") && strings.HasSuffix(rest, "/secret") && strings.Count(rest, "/") == 2 {
+				w.Header().Set("Allow", "POST")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusMethodNotAllowed)
+				_, _ = w.Write([]byte(`{"detail":"Method Not Allowed"}`))
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"detail":"Not Found"}`))
+		}
+	})
+}
+
+// toWire is the wire form of c with the extension fields.
+func (h *handlers) toWire(c *vault.Credential) Credential {
+	out := toWire(c)
+	out.Version = c.Version
+	if c.ExpiresAt != nil {
+		s := c.ExpiresAt.UTC().Format(timeFormat)
+		out.ExpiresAt = &s
+		expired := c.Expired(h.svc.Now())
+		out.Expired = &expired
+	}
+	return out
+}
+
+// expiresAt decodes the optional expires_at extension field: an RFC 3339
+// time, or null (never). set reports whether the field was present.
+func expiresAt(m map[string]json.RawMessage, verr *validationError) (t *time.Time, set bool) {
+	raw, ok := m["expires_at"]
+	if !ok {
+		return nil, false
+	}
+	if string(raw) == "null" {
+		return nil, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		verr.add("Input should be a valid datetime", "datetime_type", "body", "expires_at")
+		return nil, false
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || v.Year() < 1970 || v.Year() > 9999 {
+		verr.add("Input should be a valid datetime (RFC 3339)", "datetime_parsing", "body", "expires_at")
+		return nil, false
+	}
+	v = v.UTC().Truncate(time.Microsecond)
+	return &v, true
+}
+
+type versionItem struct {
+	Version         int64  `json:"version"`
+	CreatedAt       string `json:"created_at"`
+	CreatedByUserID string `json:"created_by_user_id"`
+	Current         bool   `json:"current"`
+}
+
+type versionList struct {
+	Items  []versionItem `json:"items"`
+	Object string        `json:"object"`
+}
+
+func (h *handlers) listVersions(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	vs, err := h.svc.ListCredentialVersions(r.Context(), id, r.PathValue("credential_id"))
+	if err != nil {
+		return err
+	}
+	out := versionList{Items: make([]versionItem, len(vs)), Object: "list"}
+	for i, v := range vs {
+		out.Items[i] = versionItem{Version: v.Version, CreatedAt: v.CreatedAt.UTC().Format(timeFormat), CreatedByUserID: v.CreatedBy, Current: v.Current}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func pathVersion(r *http.Request) (int64, error) {
+	n, err := strconv.ParseInt(r.PathValue("version"), 10, 64)
+	if err != nil || n < 1 {
+		verr := &validationError{}
+		verr.add("Input should be a positive integer", "int_parsing", "path", "version")
+		return 0, verr
+	}
+	return n, nil
+}
+
+func (h *handlers) versionSecret(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	n, err := pathVersion(r)
+	if err != nil {
+		return err
+	}
+	pt, err := h.svc.DecryptCredentialVersion(r.Context(), id, r.PathValue("credential_id"), n)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusOK, secretResponse{Result: string(pt), Object: "credential_secret"})
+	clear(pt)
+	return nil
+}
+
+func (h *handlers) rollback(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return err
+	}
+	m, err := decodeObject(body)
+	if err != nil {
+		return err
+	}
+	verr := &validationError{}
+	var n int64
+	if raw, ok := m["version"]; !ok {
+		verr.add("Field required", "missing", "body", "version")
+	} else if err := json.Unmarshal(raw, &n); err != nil || n < 1 {
+		verr.add("Input should be a positive integer", "int_type", "body", "version")
+	}
+	if err := verr.err(); err != nil {
+		return err
+	}
+	c, err := h.svc.RollbackCredential(r.Context(), id, r.PathValue("credential_id"), n)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
+	return nil
+}
+
+type trashItem struct {
+	Credential
+	DeletedAt       string `json:"deleted_at"`
+	DeletedByUserID string `json:"deleted_by_user_id"`
+	PurgeAt         string `json:"purge_at"`
+}
+
+type trashPage struct {
+	Object  string      `json:"object"`
+	Items   []trashItem `json:"items"`
+	HasMore bool        `json:"has_more"`
+	Limit   int         `json:"limit"`
+}
+
+func (h *handlers) listTrash(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	v := r.URL.Query()
+	limit := 100
+	if v.Has("limit") {
+		n, err := strconv.Atoi(strings.TrimSpace(v.Get("limit")))
+		if err != nil || n < 1 || n > vault.MaxListLimit {
+			verr := &validationError{}
+			verr.add("Input should be an integer between 1 and 10000", "int_parsing", "query", "limit")
+			return verr
+		}
+		limit = n
+	}
+	items, more, err := h.svc.ListTrash(r.Context(), id, v.Get("starting_after"), limit)
+	if err != nil {
+		var ve *vault.Error
+		if errors.As(err, &ve) && ve.Kind == vault.KindInvalid {
+			return &locError{loc: "query", err: ve}
+		}
+		return err
+	}
+	out := trashPage{Object: "list", Items: make([]trashItem, len(items)), HasMore: more, Limit: limit}
+	for i := range items {
+		t := &items[i]
+		out.Items[i] = trashItem{Credential: h.toWire(&t.Credential), DeletedAt: t.DeletedAt.UTC().Format(timeFormat),
+			DeletedByUserID: t.DeletedBy, PurgeAt: h.svc.PurgeAt(t).UTC().Format(timeFormat)}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *handlers) restore(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	c, err := h.svc.RestoreCredential(r.Context(), id, r.PathValue("credential_id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
+	return nil
+}
+
+func (h *handlers) purge(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	credID := r.PathValue("credential_id")
+	if err := h.svc.PurgeCredential(r.Context(), id, credID); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, deleteResponse{ID: credID, Deleted: true, Object: "credential"})
+	return nil
+}
+
+type settings struct {
+	Object                 string `json:"object"`
+	MaxVersions            int    `json:"max_versions"`
+	DeleteRetentionSeconds int64  `json:"delete_retention_seconds"`
+}
+
+func (h *handlers) writeSettings(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	n, err := h.svc.MaxVersions(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, settings{Object: "credential_settings", MaxVersions: n, DeleteRetentionSeconds: int64(h.svc.DeleteRetention() / time.Second)})
+	return nil
+}
+
+func (h *handlers) getSettings(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	return h.writeSettings(w, r, id)
+}
+
+func (h *handlers) putSettings(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return err
+	}
+	m, err := decodeObject(body)
+	if err != nil {
+		return err
+	}
+	var n int
+	if raw, ok := m["max_versions"]; !ok || json.Unmarshal(raw, &n) != nil {
+		verr := &validationError{}
+		verr.add("Input should be a valid integer", "int_type", "body", "max_versions")
+		return verr
+	}
+	if err := h.svc.SetMaxVersions(r.Context(), id, n); err != nil {
+		return err
+	}
+	return h.writeSettings(w, r, id)
+}
+
+type webhookWire struct {
+	ID          string   `json:"id"`
+	Object      string   `json:"object"`
+	URL         string   `json:"url"`
+	Events      []string `json:"events"`
+	Description string   `json:"description"`
+	CreatedAt   string   `json:"created_at"`
+	UpdatedAt   string   `json:"updated_at"`
+	// Secret is present only in the answer to the create.
+	Secret string `json:"secret,omitempty"`
+}
+
+func webhookToWire(wh *vault.Webhook) webhookWire {
+	return webhookWire{ID: wh.ID, Object: "webhook", URL: wh.URL, Events: wh.Events, Description: wh.Description,
+		CreatedAt: wh.CreatedAt.UTC().Format(timeFormat), UpdatedAt: wh.UpdatedAt.UTC().Format(timeFormat)}
+}
+
+func decodeWebhook(body []byte, create bool) (vault.WebhookInput, error) {
+	m, err := decodeObject(body)
+	if err != nil {
+		return vault.WebhookInput{}, err
+	}
+	verr := &validationError{}
+	var in vault.WebhookInput
+	if s, ok := str(m, "url", create, true, verr); ok {
+		in.URL = &s
+	}
+	if s, ok := str(m, "description", false, false, verr); ok {
+		in.Description = &s
+	}
+	if raw, ok := m["events"]; ok && string(raw) != "null" {
+		if json.Unmarshal(raw, &in.Events) != nil || in.Events == nil {
+			verr.add("Input should be a valid list of strings", "list_type", "body", "events")
+		}
+	} else if create {
+		verr.add("Field required", "missing", "body", "events")
+	}
+	return in, verr.err()
+}
+
+func (h *handlers) createWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return err
+	}
+	in, err := decodeWebhook(body, true)
+	if err != nil {
+		return err
+	}
+	wh, secret, err := h.svc.CreateWebhook(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	out := webhookToWire(wh)
+	out.Secret = secret
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *handlers) listWebhooks(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	ws, err := h.svc.ListWebhooks(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	items := make([]webhookWire, len(ws))
+	for i := range ws {
+		items[i] = webhookToWire(&ws[i])
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "items": items})
+	return nil
+}
+
+func (h *handlers) getWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	wh, err := h.svc.GetWebhook(r.Context(), id, r.PathValue("webhook_id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, webhookToWire(wh))
+	return nil
+}
+
+func (h *handlers) updateWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return err
+	}
+	in, err := decodeWebhook(body, false)
+	if err != nil {
+		return err
+	}
+	wh, err := h.svc.UpdateWebhook(r.Context(), id, r.PathValue("webhook_id"), in)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, webhookToWire(wh))
+	return nil
+}
+
+func (h *handlers) deleteWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	whID := r.PathValue("webhook_id")
+	if err := h.svc.DeleteWebhook(r.Context(), id, whID); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"id": whID, "deleted": true, "object": "webhook"})
+	return nil
+}
+
+type deliveryWire struct {
+	ID         string  `json:"id"`
+	Object     string  `json:"object"`
+	EventID    string  `json:"event_id"`
+	EventType  string  `json:"event_type"`
+	Status     string  `json:"status"`
+	Attempts   int     `json:"attempts"`
+	CreatedAt  string  `json:"created_at"`
+	NextAt     *string `json:"next_attempt_at"`
+	LastAt     *string `json:"last_attempt_at"`
+	LastStatus *int    `json:"last_status_code"`
+	LastError  string  `json:"last_error"`
+}
+
+func (h *handlers) listDeliveries(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			verr := &validationError{}
+			verr.add("Input should be a valid integer", "int_parsing", "query", "limit")
+			return verr
+		}
+		limit = n
+	}
+	ds, err := h.svc.ListDeliveries(r.Context(), id, r.PathValue("webhook_id"), limit)
+	if err != nil {
+		return err
+	}
+	items := make([]deliveryWire, len(ds))
+	for i, d := range ds {
+		dw := deliveryWire{ID: d.ID, Object: "webhook_delivery", EventID: d.EventID, EventType: d.EventType, Status: d.Status,
+			Attempts: d.Attempts, CreatedAt: d.CreatedAt.UTC().Format(timeFormat), LastError: d.LastError}
+		if d.Status == vault.DeliveryPending {
+			s := d.NextAt.UTC().Format(timeFormat)
+			dw.NextAt = &s
+		}
+		if d.LastAt != nil {
+			s := d.LastAt.UTC().Format(timeFormat)
+			dw.LastAt = &s
+		}
+		if d.LastStatus != 0 {
+			c := d.LastStatus
+			dw.LastStatus = &c
+		}
+		items[i] = dw
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "items": items})
+	return nil
+}

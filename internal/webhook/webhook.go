@@ -1,0 +1,376 @@
+// Package webhook delivers credvault's change events to the webhooks
+// accounts register: it takes due deliveries from the outbox (written in
+// the transaction of each change, see vault.TxEvents), leases them so that
+// one replica sends each, POSTs the event signed with the webhook's secret,
+// and retries failures with exponential backoff for at least a day.
+//
+// Destinations are checked at connect time, on the address actually
+// dialled (net.Dialer.Control), for every connection, including those a
+// redirect or a changed DNS answer leads to: loopback, private, link-local
+// and other non-public addresses are refused unless the operator allows
+// the host or its network (Options.AllowHosts).
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// SignatureHeader carries "t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">".
+const SignatureHeader = "credvault-signature"
+
+// Defaults.
+const (
+	DefaultTimeout   = 10 * time.Second
+	DefaultRetryBase = 30 * time.Second
+	MaxBackoff       = 4 * time.Hour
+	// DefaultRetryWindow is how long a failing delivery is retried.
+	DefaultRetryWindow = 25 * time.Hour
+	pollInterval       = time.Second
+	batchSize          = 16
+)
+
+// Sign returns the signature header value of body at t under secret.
+func Sign(secret []byte, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a signature header against body and secret, and that its
+// time is within tolerance of now (receivers should refuse old replays).
+func Verify(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	var ts string
+	var sigs []string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sigs = append(sigs, v)
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return errors.New("webhook signature: no valid t=")
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return errors.New("webhook signature: timestamp outside the tolerance")
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	want := m.Sum(nil)
+	for _, s := range sigs {
+		got, err := hex.DecodeString(s)
+		if err == nil && hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return errors.New("webhook signature: no v1 signature matches")
+}
+
+// Options configures a Worker.
+type Options struct {
+	// Service opens the webhooks' signing secrets; Store holds the outbox.
+	Service *vault.Service
+	Store   vault.DeliveryStore
+	// Wake, if set, wakes the worker when events were committed (the
+	// service's vault.Options.OnEvents sends on it; a buffer of 1 is
+	// enough). Kick does the same.
+	Wake   chan struct{}
+	Logger *slog.Logger
+	Now    func() time.Time // time.Now if nil
+	// Timeout bounds each attempt (connect, TLS, headers, body).
+	Timeout time.Duration
+	// RetryBase is the first retry's delay; each next one doubles, up to
+	// MaxBackoff. RetryWindow is how long after the event a failing
+	// delivery is retried before it is marked failed.
+	RetryBase   time.Duration
+	RetryWindow time.Duration
+	// AllowHosts lists hosts (names or IP addresses) and CIDRs that may be
+	// delivered to even though they are not public addresses.
+	AllowHosts []string
+}
+
+// Worker sends deliveries.
+type Worker struct {
+	opts   Options
+	store  vault.DeliveryStore
+	client *http.Client
+	kick   chan struct{}
+	log    *slog.Logger
+}
+
+// New returns a worker; Run starts it.
+func New(opts Options) (*Worker, error) {
+	if opts.Service == nil || opts.Store == nil {
+		return nil, errors.New("webhook worker: Service and Store are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = DefaultRetryBase
+	}
+	if opts.RetryWindow <= 0 {
+		opts.RetryWindow = DefaultRetryWindow
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	g, err := newGuard(opts.AllowHosts)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would dial for us, past the guard
+		DialContext:           g.dialContext(opts.Timeout),
+		TLSHandshakeTimeout:   opts.Timeout,
+		ResponseHeaderTimeout: opts.Timeout,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       30 * time.Second,
+	}
+	client := &http.Client{
+		Transport: tr,
+		Timeout:   opts.Timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 3 {
+				return errors.New("too many redirects")
+			}
+			return nil // the redirect's connection goes through the guard too
+		},
+	}
+	kick := opts.Wake
+	if kick == nil {
+		kick = make(chan struct{}, 1)
+	}
+	return &Worker{opts: opts, store: opts.Store, client: client, kick: kick, log: opts.Logger}, nil
+}
+
+// Kick wakes the worker (new events were committed).
+func (w *Worker) Kick() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends.
+func (w *Worker) Run(ctx context.Context) {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := w.RunOnce(ctx)
+			if err != nil && ctx.Err() == nil {
+				w.log.Warn("webhook deliveries: claiming failed; retrying later", "err", err.Error())
+			}
+			if n < batchSize || err != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.kick:
+		}
+	}
+}
+
+// RunOnce claims one batch of due deliveries and attempts each; it returns
+// how many it attempted.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	lease := 2*w.opts.Timeout + time.Second
+	ds, err := w.store.ClaimDeliveries(ctx, w.opts.Now(), lease, batchSize)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	for i := range ds {
+		wg.Add(1)
+		go func(d *vault.ClaimedDelivery) {
+			defer wg.Done()
+			w.attempt(ctx, d)
+		}(&ds[i])
+	}
+	wg.Wait()
+	return len(ds), nil
+}
+
+func (w *Worker) attempt(ctx context.Context, d *vault.ClaimedDelivery) {
+	if d.Expired {
+		_ = w.store.FinishDelivery(ctx, d, vault.DeliveryOutcome{At: w.opts.Now(), Status: vault.DeliveryFailed, NextAt: w.opts.Now(), Error: "webhook deleted"})
+		return
+	}
+	code, err := w.send(ctx, d)
+	now := w.opts.Now()
+	o := vault.DeliveryOutcome{At: now, Code: code, Status: vault.DeliveryDelivered, NextAt: now}
+	if err != nil {
+		o.Error = err.Error()
+		o.Status = vault.DeliveryPending
+		o.NextAt = now.Add(w.backoff(d.Attempts + 1))
+		if o.NextAt.Sub(d.CreatedAt) > w.opts.RetryWindow {
+			o.Status = vault.DeliveryFailed
+		}
+		w.log.Info("webhook delivery failed", "webhook_id", d.WebhookID, "delivery_id", d.ID, "event_id", d.EventID,
+			"attempt", d.Attempts+1, "status", code, "err", o.Error, "next", o.Status)
+	}
+	if ferr := w.store.FinishDelivery(ctx, d, o); ferr != nil && ctx.Err() == nil {
+		w.log.Warn("webhook delivery outcome not recorded; it will be retried when its lease ends", "delivery_id", d.ID, "err", ferr.Error())
+	}
+}
+
+// backoff is the delay before attempt n+1 after n failed attempts.
+func (w *Worker) backoff(n int) time.Duration {
+	d := w.opts.RetryBase
+	for i := 1; i < n && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxBackoff)
+}
+
+func (w *Worker) send(ctx context.Context, d *vault.ClaimedDelivery) (int, error) {
+	secret, err := w.opts.Service.WebhookSecret(d.AccountID, d.WebhookID, d.Secret)
+	if err != nil {
+		return 0, errors.New("the webhook's signing secret does not open")
+	}
+	defer clear(secret)
+	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Body))
+	if err != nil {
+		return 0, errors.New("invalid webhook url")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "credvault-webhook/1")
+	req.Header.Set("credvault-event-id", d.EventID)
+	req.Header.Set("credvault-delivery-id", d.ID)
+	req.Header.Set(SignatureHeader, Sign(secret, w.opts.Now(), d.Body))
+	resp, err := w.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL
+		}
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return resp.StatusCode, fmt.Errorf("receiver answered %d", resp.StatusCode)
+	}
+	return resp.StatusCode, nil
+}
+
+// ErrBlocked is the error of a connection to a refused address.
+var ErrBlocked = errors.New("destination address is not public and not allowed (--webhook-allow-hosts)")
+
+type guard struct {
+	hosts map[string]bool
+	nets  []netip.Prefix
+}
+
+func newGuard(allow []string) (*guard, error) {
+	g := &guard{hosts: map[string]bool{}}
+	for _, a := range allow {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if strings.Contains(a, "/") {
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				return nil, fmt.Errorf("webhook allow list: %q is not a CIDR: %w", a, err)
+			}
+			g.nets = append(g.nets, p.Masked())
+			continue
+		}
+		if ip, err := netip.ParseAddr(strings.Trim(a, "[]")); err == nil {
+			g.nets = append(g.nets, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+			continue
+		}
+		g.hosts[strings.ToLower(strings.TrimSuffix(a, "."))] = true
+	}
+	return g, nil
+}
+
+var nonPublic = func() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
+		"203.0.113.0/24", "240.0.0.0/4", "64:ff9b::/96", "64:ff9b:1::/48", "2001:db8::/32", "2002::/16", "100::/64",
+	} {
+		ps = append(ps, netip.MustParsePrefix(s))
+	}
+	return ps
+}()
+
+// allowedIP reports whether ip may be connected to.
+func (g *guard) allowedIP(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range g.nets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// dialContext dials through a net.Dialer whose Control hook checks the
+// address of each connection right before it is made: after DNS
+// resolution, so a name that resolves (or re-resolves) to a refused
+// address is refused.
+func (g *guard) dialContext(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		hostAllowed := g.hosts[strings.ToLower(strings.TrimSuffix(host, "."))]
+		d := &net.Dialer{Timeout: timeout, Control: func(_, address string, _ syscall.RawConn) error {
+			if hostAllowed {
+				return nil
+			}
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || !g.allowedIP(ap.Addr()) {
+				return ErrBlocked
+			}
+			return nil
+		}}
+		return d.DialContext(ctx, network, addr)
+	}
+}
