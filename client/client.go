@@ -59,9 +59,12 @@ const maxResponseBytes = 64 << 20
 type Client struct {
 	// Credentials is the SGP v5 credentials API.
 	Credentials *CredentialsService
+	// Trust manages workload-identity trust policies (admin API).
+	Trust *TrustService
 
 	base      *url.URL
 	apiKey    string
+	workload  *workloadKeys // set by WithWorkloadIdentity: keys come from token exchange
 	account   string
 	userAgent string
 
@@ -88,9 +91,6 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("client: server URL %q must be http://host[:port] or https://host[:port]", baseURL)
 	}
-	if apiKey == "" {
-		return nil, errors.New("client: no API key")
-	}
 	c := &Client{
 		base: u, apiKey: apiKey,
 		userAgent:     "credvault-go/" + Version() + " (" + runtime.GOOS + "/" + runtime.GOARCH + "; " + runtime.Version() + ")",
@@ -105,12 +105,16 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
+	if apiKey == "" && c.workload == nil {
+		return nil, errors.New("client: no API key")
+	}
 	if c.hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = c.tlsConfig
 		c.hc = &http.Client{Transport: tr}
 	}
 	c.Credentials = &CredentialsService{c: c}
+	c.Trust = &TrustService{c: c}
 	return c, nil
 }
 
@@ -270,6 +274,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	rid := newRequestID()
 	for attempt := 0; ; attempt++ {
 		resp, sent, err := c.send(ctx, r.method, u, body, rid)
+		if ke := (*keyError)(nil); errors.As(err, &ke) {
+			return ke.err // the token exchange failed (and was retried by itself)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("credvault: %s %s: %w", r.method, r.path, ctx.Err())
@@ -327,7 +334,11 @@ func (c *Client) send(ctx context.Context, method, u string, body []byte, rid st
 	if err != nil {
 		return nil, false, err
 	}
-	req.Header.Set("x-api-key", c.apiKey)
+	key, err := c.key(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	req.Header.Set("x-api-key", key)
 	if c.account != "" {
 		req.Header.Set("x-selected-account-id", c.account)
 	}

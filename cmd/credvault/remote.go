@@ -31,6 +31,7 @@ func addClientCommands(root *cobra.Command, o *options, stdout, stderr io.Writer
 	root.AddCommand(newExportCmd(o, stdout, stderr))
 	root.AddCommand(newImportCmd(o, stdout, stderr))
 	root.AddCommand(newLoginCmd(o, stdout, stderr))
+	root.AddCommand(newTrustCmd(o, stdout, stderr))
 }
 
 // Exit statuses: 0 success, 1 error, 2 usage error; `run` exits with its
@@ -89,6 +90,7 @@ func exitCode(err error) int {
 // remoteFlags locate the vault and the key.
 type remoteFlags struct {
 	url, apiKey, account, caFile, profile string
+	oidcTokenFile                         string
 }
 
 func addRemoteFlags(f interface {
@@ -99,6 +101,7 @@ func addRemoteFlags(f interface {
 	f.StringVar(&rf.account, "account", "", "account id to act in; default: the key's own account ($CREDVAULT_ACCOUNT; else the saved profile)")
 	f.StringVar(&rf.caFile, "ca-file", "", "PEM certificate(s) of the CA to trust for an https server ($CREDVAULT_CA_FILE; else the saved profile)")
 	f.StringVar(&rf.profile, "profile", "", "profile saved by `credvault login` to use ($CREDVAULT_PROFILE; default \"default\")")
+	f.StringVar(&rf.oidcTokenFile, "oidc-token-file", "", "authenticate with no stored key: exchange the workload token in this file (e.g. a Kubernetes projected service-account token) for a short-lived key, again before it expires ($CREDVAULT_OIDC_TOKEN_FILE; else the saved profile)")
 }
 
 // profile is one saved login.
@@ -107,6 +110,8 @@ type profile struct {
 	APIKey  string `json:"api_key"`
 	Account string `json:"account,omitempty"`
 	CAFile  string `json:"ca_file,omitempty"`
+	// OIDCTokenFile, instead of APIKey: a workload token to exchange.
+	OIDCTokenFile string `json:"oidc_token_file,omitempty"`
 }
 
 type profilesFile struct {
@@ -208,10 +213,17 @@ func (o *options) connect(rf *remoteFlags) (*remote, error) {
 	key := first(rf.apiKey, o.getenv("CREDVAULT_API_KEY"), p.APIKey)
 	account := first(rf.account, o.getenv("CREDVAULT_ACCOUNT"), p.Account)
 	caFile := first(rf.caFile, o.getenv("CREDVAULT_CA_FILE"), p.CAFile)
-	if key == "" {
+	tokenFile := workloadTokenFile(rf, o.getenv, p)
+	if tokenFile != "" {
+		key = ""
+	}
+	if key == "" && tokenFile == "" {
 		return nil, usageError{fmt.Errorf("no API key for %s: set CREDVAULT_API_KEY, or run `credvault login --url %s`", url, url)}
 	}
 	opts := []client.Option{client.WithUserAgent("credvault-cli/" + client.Version())}
+	if tokenFile != "" {
+		opts = append(opts, client.WithWorkloadIdentity(client.WorkloadIdentity{Token: client.TokenFile(tokenFile)}))
+	}
 	if account != "" {
 		opts = append(opts, client.WithAccount(account))
 	}

@@ -108,7 +108,7 @@ Start a vault on the embedded SQLite store:   credvault serve
 Only serve and restore create a database: run the other commands where serve
 ran (they find the vault in ./credvault-data) or give them the same
 --data-dir or --database-url.
-The client commands (credential, run, export, import, login) talk to a
+The client commands (credential, run, export, import, login, trust) talk to a
 running vault over HTTP instead: start with ` + "`credvault login --url URL`" + `.
 Every flag can also be set through the environment variable named in its help.`,
 		SilenceUsage:  true,

@@ -41,6 +41,8 @@ type serveOptions struct {
 	auditCheckpointInterval time.Duration
 	auditAnchorFile         string
 	auditAnchorWebhook      string
+	oidcAllowHosts          string
+	oidcCAFile              string
 
 	lifecycle lifecycleFlags // serve_lifecycle.go
 }
@@ -96,6 +98,8 @@ SIGINT or SIGTERM stops the server gracefully: in-flight requests finish.`,
 	f.DurationVar(&so.auditCheckpointInterval, "audit-checkpoint-interval", o.envDuration("CREDVAULT_AUDIT_CHECKPOINT_INTERVAL", time.Minute), "how often to log a signed checkpoint of the audit trail's head (when it moved); 0 disables ($CREDVAULT_AUDIT_CHECKPOINT_INTERVAL)")
 	f.StringVar(&so.auditAnchorFile, "audit-anchor-file", o.env("CREDVAULT_AUDIT_ANCHOR_FILE", ""), "also append each checkpoint to this file, kept away from the database; check with `credvault audit verify --anchor-file` ($CREDVAULT_AUDIT_ANCHOR_FILE)")
 	f.StringVar(&so.auditAnchorWebhook, "audit-anchor-webhook", o.env("CREDVAULT_AUDIT_ANCHOR_WEBHOOK", ""), "also POST each checkpoint as JSON to this URL, best effort ($CREDVAULT_AUDIT_ANCHOR_WEBHOOK)")
+	f.StringVar(&so.oidcAllowHosts, "oidc-allow-hosts", o.env("CREDVAULT_OIDC_ALLOW_HOSTS", ""), "comma-separated hosts, addresses and CIDRs of workload-identity issuers that may be fetched although they are not public (loopback, private, link-local); others are refused ($CREDVAULT_OIDC_ALLOW_HOSTS)")
+	f.StringVar(&so.oidcCAFile, "oidc-ca-file", o.env("CREDVAULT_OIDC_CA_FILE", ""), "PEM certificates trusted, besides the system roots, for workload-identity issuers, e.g. a cluster's CA ($CREDVAULT_OIDC_CA_FILE)")
 	return cmd
 }
 
@@ -143,6 +147,9 @@ func serve(ctx context.Context, o *options, so *serveOptions, stdout, stderr io.
 	}
 	cfg.MetricsElsewhere = so.metricsAddr != ""
 	cfg.AuditCheckpointInterval, cfg.AuditAnchorFile, cfg.AuditAnchorWebhook = so.auditCheckpointInterval, so.auditAnchorFile, so.auditAnchorWebhook
+	if cfg.OIDC, err = oidcOptions(so.oidcAllowHosts, so.oidcCAFile); err != nil {
+		return err
+	}
 	if err := so.lifecycle.apply(&cfg); err != nil {
 		return err
 	}

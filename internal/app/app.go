@@ -25,6 +25,7 @@ import (
 
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/server"
 	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
@@ -93,6 +94,10 @@ type Config struct {
 	// NoAudit builds a service that records no audit events, for
 	// credvault-bench --no-audit only (to measure the audit trail's cost).
 	NoAudit bool
+
+	// OIDC configures the verification of workload tokens at
+	// /oauth/token (allowed non-public issuer hosts, timeouts).
+	OIDC oidc.Options
 }
 
 // App is an assembled vault.
@@ -283,7 +288,7 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 		root:      root,
 	}
 	scfg := server.Config{Ready: db.Ping, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Registry: reg,
-		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere, Console: db}
+		TrustedProxies: cfg.TrustedProxies, MetricsToken: cfg.MetricsToken, MetricsElsewhere: cfg.MetricsElsewhere, Console: db, OIDC: cfg.OIDC}
 	if fp, ok := prov.(*crypto.FileProvider); root != nil || ok && fp.Path != "" {
 		newKeys := func() keyStore { return fileKeys{&crypto.FileProvider{Path: fp.Path}} }
 		if root != nil {

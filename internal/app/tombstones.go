@@ -13,9 +13,13 @@ import (
 // the purge only frees their rows.
 const tombstonePurgeInterval = time.Hour
 
-// purgeTombstones purges expired tombstones now and then every interval
+// purgeTombstones purges expired tombstones (and workload keys expired for
+// a day, see sqlstore.PurgeExpiredWorkloadKeys) now and then every interval
 // until stop is called. Failures are logged and retried at the next tick.
-func purgeTombstones(db store.TombstonePurger, log *slog.Logger, interval time.Duration) (stop func()) {
+func purgeTombstones(db interface {
+	store.TombstonePurger
+	store.WorkloadKeyPurger
+}, log *slog.Logger, interval time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() {
@@ -29,6 +33,11 @@ func purgeTombstones(db store.TombstonePurger, log *slog.Logger, interval time.D
 				}
 			} else if n > 0 {
 				log.Info("purged expired tombstones of deleted credentials", "count", n)
+			}
+			if n, err := db.PurgeExpiredWorkloadKeys(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+				log.Warn("purging expired workload keys failed; retrying later", "err", err.Error())
+			} else if n > 0 {
+				log.Info("purged workload keys expired for a day", "count", n)
 			}
 			select {
 			case <-ctx.Done():

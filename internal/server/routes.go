@@ -32,6 +32,7 @@ func (s *Server) routes() {
 	admin.Register(s.mux, admin.Deps{Service: s.svc, Logger: s.log, MaxBody: s.cfg.MaxBodyBytes})
 	console.Register(s.mux, console.Deps{Service: s.svc, Logger: s.log, Sessions: s.cfg.Console, Directory: s.cfg.Console, Audit: s.cfg.Console,
 		Passwords: passwordLogin{s.svc}})
+	s.mountWorkloadIdentity()
 
 	// Anything else is 405 (a known path, another method) or 404, in the
 	// shape of the dialect the path belongs to: DSM errors are plain text,

@@ -25,6 +25,7 @@ import (
 
 	"github.com/credvault/credvault/internal/console"
 	"github.com/credvault/credvault/internal/httpx"
+	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -48,6 +49,8 @@ type Config struct {
 	// MetricsElsewhere removes /metrics from this handler: it is served
 	// only by MetricsHandler, mounted on a separate listener.
 	MetricsElsewhere bool
+	// OIDC configures the verification of workload tokens (POST /oauth/token).
+	OIDC oidc.Options
 	// Console is the storage the web console under /ui/ keeps its sessions
 	// in and reads (the vault's store.Engine); nil: /ui/ answers 503.
 	Console console.Store

@@ -1,8 +1,9 @@
 // Package store names what credvault needs from a storage engine: the
 // core's vault.Store (split by consumer in internal/vault) plus the
 // capabilities the binary uses beyond the core — backup and restore,
-// master-key re-wrapping, the start-up lock, planner statistics, tombstone
-// purging, the shared state of admin jobs and the web console's sessions. internal/app depends on
+// master-key re-wrapping, the start-up lock, planner statistics, purging
+// tombstones and expired workload keys, the shared state of admin jobs and
+// the web console's sessions. internal/app depends on
 // Engine only, never on an engine's concrete type.
 //
 // An engine is a package whose Open returns an Engine and whose tests run
@@ -29,6 +30,7 @@ type Engine interface {
 	Locker
 	Analyzer
 	TombstonePurger
+	WorkloadKeyPurger
 	RekeyJobStore
 	MasterKeysetStore
 	ConsoleSessionStore
@@ -128,6 +130,14 @@ type Analyzer interface {
 type TombstonePurger interface {
 	// PurgeTombstones deletes expired tombstones and returns how many.
 	PurgeTombstones(ctx context.Context) (int64, error)
+}
+
+// WorkloadKeyPurger frees the rows of keys issued through trust policies
+// (workload identity) once they have expired: each token exchange adds one.
+type WorkloadKeyPurger interface {
+	// PurgeExpiredWorkloadKeys deletes the workload keys that expired
+	// before before and returns how many.
+	PurgeExpiredWorkloadKeys(ctx context.Context, before time.Time) (int64, error)
 }
 
 // MasterKeyset is the stored data-key keyset: encrypted under the root key

@@ -30,6 +30,7 @@ type Store interface {
 	LifecycleStore // lifecycle_store.go
 	ReadinessStore
 	MgmtStore
+	TrustStore
 
 	// Close releases the store.
 	Close() error

@@ -257,6 +257,8 @@ func (v *Vault) Do(t testing.TB, method, path string, body any, headers ...strin
 			oapi.SGP(t).Response(t, method, req.URL.EscapedPath(), r.Status, r.Header, r.Body)
 		case strings.HasPrefix(p, "/sys/") || strings.HasPrefix(p, "/crypto/"):
 			oapi.DSM(t).Response(t, method, req.URL.EscapedPath(), r.Status, r.Header, r.Body)
+		case strings.HasPrefix(p, "/admin/v1/trust-policies"): // issue 17's own contract
+			oapi.Trust(t).Response(t, method, req.URL.EscapedPath(), r.Status, r.Header, r.Body)
 		case strings.HasPrefix(p, "/admin/"):
 			oapi.Admin(t).Response(t, method, req.URL.EscapedPath(), r.Status, r.Header, r.Body)
 		}

@@ -1,0 +1,96 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"time"
+)
+
+// TrustService manages trust policies (POST/GET/DELETE
+// /admin/v1/trust-policies): which workload tokens may be exchanged for
+// keys of which role in which account. It needs the key of an admin of the
+// policy's account (or of the system account).
+type TrustService struct{ c *Client }
+
+// ClaimRule requires a token claim to match Pattern (exact, or a glob with
+// *, ? or [).
+type ClaimRule struct {
+	Claim   string `json:"claim"`
+	Pattern string `json:"pattern"`
+}
+
+// Key sources of a trust policy.
+const (
+	KeySourceDiscovery = "discovery" // the issuer's OIDC discovery document
+	KeySourceJWKSURL   = "jwks_url"  // a JWKS URL
+	KeySourceJWKS      = "jwks"      // a JWKS document stored in the policy
+)
+
+// TrustPolicyParams create a trust policy.
+type TrustPolicyParams struct {
+	Name       string          `json:"name"`
+	AccountID  string          `json:"account_id"`
+	Issuer     string          `json:"issuer"`
+	KeySource  string          `json:"key_source"`
+	JWKSURL    string          `json:"jwks_url,omitempty"`
+	JWKS       json.RawMessage `json:"jwks,omitempty"`
+	Audiences  []string        `json:"audiences"`
+	Claims     []ClaimRule     `json:"claims"`
+	Role       string          `json:"role"`
+	TTLSeconds int64           `json:"ttl_seconds,omitempty"`
+}
+
+// TrustPolicy is a stored trust policy.
+type TrustPolicy struct {
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	AccountID  string          `json:"account_id"`
+	Issuer     string          `json:"issuer"`
+	KeySource  string          `json:"key_source"`
+	JWKSURL    string          `json:"jwks_url,omitempty"`
+	JWKS       json.RawMessage `json:"jwks,omitempty"`
+	Audiences  []string        `json:"audiences"`
+	Claims     []ClaimRule     `json:"claims"`
+	Role       string          `json:"role"`
+	TTLSeconds int64           `json:"ttl_seconds"`
+	CreatedAt  time.Time       `json:"created_at"`
+}
+
+// Create creates a trust policy.
+func (s *TrustService) Create(ctx context.Context, p TrustPolicyParams) (*TrustPolicy, error) {
+	var out TrustPolicy
+	if err := s.c.do(ctx, request{method: "POST", path: "/admin/v1/trust-policies", body: p, idem: createOnce}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// List lists the trust policies of accountID ("" = the key's account).
+func (s *TrustService) List(ctx context.Context, accountID string) ([]TrustPolicy, error) {
+	var out struct {
+		Items []TrustPolicy `json:"items"`
+	}
+	q := url.Values{}
+	if accountID != "" {
+		q.Set("account_id", accountID)
+	}
+	if err := s.c.do(ctx, request{method: "GET", path: "/admin/v1/trust-policies", query: q}, &out); err != nil {
+		return nil, err
+	}
+	return out.Items, nil
+}
+
+// Get returns one trust policy.
+func (s *TrustService) Get(ctx context.Context, id string) (*TrustPolicy, error) {
+	var out TrustPolicy
+	if err := s.c.do(ctx, request{method: "GET", path: "/admin/v1/trust-policies/" + url.PathEscape(id)}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Delete deletes a trust policy; keys issued through it stop working.
+func (s *TrustService) Delete(ctx context.Context, id string) error {
+	return s.c.do(ctx, request{method: "DELETE", path: "/admin/v1/trust-policies/" + url.PathEscape(id)}, nil)
+}

@@ -1,0 +1,199 @@
+// Package trust serves the trust-policy admin endpoints
+// (/admin/v1/trust-policies): which workload tokens the token exchange
+// (internal/api/oauth) accepts, for which role in which account. Contract:
+// api/trust-v1.openapi.yaml.
+package trust
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/credvault/credvault/internal/httpx"
+	"github.com/credvault/credvault/internal/oidc"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// Deps are the endpoints' dependencies.
+type Deps struct {
+	Service *vault.Service
+	Logger  *slog.Logger
+	MaxBody int64
+}
+
+// Register mounts the trust-policy routes on mux.
+func Register(mux *http.ServeMux, d Deps) {
+	h := &handlers{svc: d.Service, log: d.Logger, maxBody: d.MaxBody}
+	mux.Handle("POST /admin/v1/trust-policies", h.auth(h.create))
+	mux.Handle("GET /admin/v1/trust-policies", h.auth(h.list))
+	mux.Handle("GET /admin/v1/trust-policies/{policy_id}", h.auth(h.get))
+	mux.Handle("DELETE /admin/v1/trust-policies/{policy_id}", h.auth(h.delete))
+}
+
+// ClaimRule is a claim rule on the wire.
+type ClaimRule struct {
+	Claim   string `json:"claim"`
+	Pattern string `json:"pattern"`
+}
+
+// PolicyInput is the body of POST /admin/v1/trust-policies.
+type PolicyInput struct {
+	Name       string          `json:"name"`
+	AccountID  string          `json:"account_id"`
+	Issuer     string          `json:"issuer"`
+	KeySource  string          `json:"key_source"`
+	JWKSURL    string          `json:"jwks_url,omitempty"`
+	JWKS       json.RawMessage `json:"jwks,omitempty"`
+	Audiences  []string        `json:"audiences"`
+	Claims     []ClaimRule     `json:"claims"`
+	Role       string          `json:"role"`
+	TTLSeconds int64           `json:"ttl_seconds,omitempty"`
+}
+
+// Policy is a trust policy on the wire.
+type Policy struct {
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	AccountID  string          `json:"account_id"`
+	Issuer     string          `json:"issuer"`
+	KeySource  string          `json:"key_source"`
+	JWKSURL    string          `json:"jwks_url,omitempty"`
+	JWKS       json.RawMessage `json:"jwks,omitempty"`
+	Audiences  []string        `json:"audiences"`
+	Claims     []ClaimRule     `json:"claims"`
+	Role       string          `json:"role"`
+	TTLSeconds int64           `json:"ttl_seconds"`
+	CreatedAt  time.Time       `json:"created_at"`
+}
+
+// List is the body of GET /admin/v1/trust-policies.
+type List struct {
+	Items []Policy `json:"items"`
+}
+
+func toWire(p *vault.TrustPolicy) Policy {
+	w := Policy{ID: p.ID, Name: p.Name, AccountID: p.AccountID, Issuer: p.Issuer, KeySource: string(p.KeySource), JWKSURL: p.JWKSURL,
+		Audiences: p.Audiences, Claims: []ClaimRule{}, Role: string(p.Role), TTLSeconds: int64(p.TTL / time.Second), CreatedAt: p.CreatedAt}
+	if p.JWKS != "" {
+		w.JWKS = json.RawMessage(p.JWKS)
+	}
+	for _, c := range p.Claims {
+		w.Claims = append(w.Claims, ClaimRule(c))
+	}
+	return w
+}
+
+type handlers struct {
+	svc     *vault.Service
+	log     *slog.Logger
+	maxBody int64
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+
+// auth authenticates the request's API key (x-api-key, or Authorization:
+// Basic as DSM clients send it) in the account x-selected-account-id
+// selects, then runs fn and renders its error, if any. Whether the
+// identity may manage a given policy is the service's decision.
+func (h *handlers) auth(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("x-api-key")
+		if key == "" {
+			if k, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Basic "); ok {
+				key = strings.TrimSpace(k)
+			}
+		}
+		id, err := h.svc.Authenticate(r.Context(), key, strings.TrimSpace(r.Header.Get("x-selected-account-id")))
+		if err == nil {
+			httpx.SetIdentity(r.Context(), id)
+			err = fn(w, r, id)
+		}
+		if err != nil {
+			h.renderError(w, r, err)
+		}
+	})
+}
+
+func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.LogError(r.Context(), h.log, err)
+	status := httpx.Status(err, nil)
+	if vault.KindOf(err) == vault.KindUnauthenticated {
+		w.Header().Set("WWW-Authenticate", `Basic realm="credvault"`)
+	}
+	httpx.WriteJSON(w, status, map[string]string{"detail": vault.Message(err)})
+}
+
+func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return err
+	}
+	var in PolicyInput
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return vault.Errorf(vault.KindInvalid, "the body must be a JSON trust policy: %s", jsonProblem(err))
+	}
+	p := vault.TrustPolicy{Name: in.Name, AccountID: in.AccountID, Issuer: in.Issuer, KeySource: vault.KeySourceKind(in.KeySource),
+		JWKSURL: in.JWKSURL, Audiences: in.Audiences, Role: vault.Role(in.Role), TTL: time.Duration(in.TTLSeconds) * time.Second}
+	if in.TTLSeconds < 0 || in.TTLSeconds > int64(vault.MaxWorkloadKeyTTL/time.Second) {
+		return vault.FieldError("ttl_seconds", "the lifetime of issued keys must be between 60 and 43200 seconds")
+	}
+	if len(in.JWKS) > 0 && string(in.JWKS) != "null" {
+		doc, err := oidc.CheckJWKS(in.JWKS)
+		if err != nil {
+			return err
+		}
+		p.JWKS = doc
+	}
+	for _, c := range in.Claims {
+		p.Claims = append(p.Claims, vault.ClaimRule(c))
+	}
+	out, err := h.svc.CreateTrustPolicy(r.Context(), id, p)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, toWire(out))
+	return nil
+}
+
+func jsonProblem(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "json: unknown field") {
+		return strings.TrimPrefix(msg, "json: ")
+	}
+	return "malformed JSON or a field of the wrong type"
+}
+
+func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	ps, err := h.svc.ListTrustPolicies(r.Context(), id, strings.TrimSpace(r.URL.Query().Get("account_id")))
+	if err != nil {
+		return err
+	}
+	out := List{Items: []Policy{}}
+	for i := range ps {
+		out.Items = append(out.Items, toWire(&ps[i]))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	p, err := h.svc.GetTrustPolicy(r.Context(), id, r.PathValue("policy_id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, toWire(p))
+	return nil
+}
+
+func (h *handlers) delete(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	if err := h.svc.DeleteTrustPolicy(r.Context(), id, r.PathValue("policy_id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
