@@ -69,6 +69,7 @@ type outcome struct {
 	err    error
 	took   time.Duration
 	body   string
+	start  time.Time
 }
 
 // load runs workers mixing get, list, decrypt and create against ids until
@@ -110,9 +111,9 @@ func startLoad(c *client, ids []string, workers int, phase string) *load {
 					op, method, path = "create", "POST", "/v5/credentials"
 					body = map[string]any{"type": "key", "name": fmt.Sprintf("load-%d-%d", w, l.seq.Add(1)), "payload": "x"}
 				}
-				ph := *l.phase.Load()
+				ph, start := *l.phase.Load(), time.Now()
 				r, took, err := c.doH(method, path, body)
-				o := outcome{phase: ph, end: *l.phase.Load(), op: op, err: err, took: took}
+				o := outcome{phase: ph, end: *l.phase.Load(), op: op, err: err, took: took, start: start}
 				if r != nil {
 					o.status, o.retry, o.body = r.Status, r.Header.Get("Retry-After"), string(r.Body)
 				}
