@@ -62,6 +62,7 @@ func (db *DB) DeleteAccount(ctx context.Context, id string, force bool) error {
 			`DELETE FROM user_sessions WHERE principal_id IN ` + homed,
 			`DELETE FROM console_sessions WHERE principal_id IN ` + homed,
 			`DELETE FROM console_sessions WHERE account_id = ?`,
+			`DELETE FROM trust_policies WHERE account_id = ?`,
 			`DELETE FROM api_keys WHERE principal_id IN ` + homed,
 			`DELETE FROM memberships WHERE principal_id IN ` + homed,
 			`DELETE FROM memberships WHERE account_id = ?`,
@@ -251,6 +252,7 @@ func (db *DB) DeletePrincipal(ctx context.Context, id string) error {
 			`DELETE FROM user_sessions WHERE principal_id = ?`,
 			`DELETE FROM dsm_sessions WHERE principal_id = ?`,
 			`DELETE FROM console_sessions WHERE principal_id = ?`,
+			`DELETE FROM trust_policies WHERE id = ?`, // a workload policy's service principal
 			`DELETE FROM api_keys WHERE principal_id = ?`,
 			`DELETE FROM memberships WHERE principal_id = ?`,
 		} {
