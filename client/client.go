@@ -11,7 +11,7 @@
 // API are [*Error] values carrying the status, the API's detail and the
 // request id, and match sentinels such as [ErrNotFound] with errors.Is.
 // Operations are grouped by API area in services hanging off [Client]
-// (today [Client.Credentials]); the admin API will get its own service.
+// ([Client.Credentials], [Client.Trust], [Client.Admin]).
 package client
 
 import (
@@ -61,6 +61,9 @@ type Client struct {
 	Credentials *CredentialsService
 	// Trust manages workload-identity trust policies (admin API).
 	Trust *TrustService
+	// Admin is the management API: accounts, principals, memberships, API
+	// keys and passwords.
+	Admin *AdminService
 
 	base      *url.URL
 	apiKey    string
@@ -115,6 +118,7 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	}
 	c.Credentials = &CredentialsService{c: c}
 	c.Trust = &TrustService{c: c}
+	c.Admin = &AdminService{c: c}
 	return c, nil
 }
 
