@@ -358,11 +358,13 @@ func (v *Vault) NewDSMApp(t testing.TB, auth, name, role string, groups ...strin
 // database behind a running vault's back.
 func OpenRaw(t testing.TB, engine, dbURL string) *sql.DB {
 	t.Helper()
-	driver := "sqlite"
+	// The vault's own background work (checkpoints, the sweeper) may hold
+	// SQLite's write lock for a moment: wait for it rather than fail.
+	driver, dsn := "sqlite", "file:"+dbURL+"?_pragma=busy_timeout(10000)"
 	if engine == sqlstore.Postgres {
-		driver = "pgx"
+		driver, dsn = "pgx", dbURL
 	}
-	raw, err := sql.Open(driver, dbURL)
+	raw, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
