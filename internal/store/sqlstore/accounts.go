@@ -22,50 +22,52 @@ func (db *DB) CreateAccount(ctx context.Context, a *vault.Account) error {
 	return db.translate(err)
 }
 
-func (db *DB) GetAccount(ctx context.Context, id string) (*vault.Account, error) {
+const accountCols = `id, name, created_at`
+
+func scanAccount(row scanner) (*vault.Account, error) {
 	var a vault.Account
 	var created int64
-	err := db.r.QueryRowContext(ctx, db.q(`SELECT id, name, created_at FROM accounts WHERE id = ?`), id).Scan(&a.ID, &a.Name, &created)
-	if err != nil {
-		return nil, db.translate(err)
+	if err := row.Scan(&a.ID, &a.Name, &created); err != nil {
+		return nil, err
 	}
 	a.CreatedAt = fromTS(created)
 	return &a, nil
 }
 
-func (db *DB) ListAccounts(ctx context.Context) ([]vault.Account, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, name, created_at FROM accounts ORDER BY created_at, id`)
+func (db *DB) GetAccount(ctx context.Context, id string) (*vault.Account, error) {
+	a, err := scanAccount(db.r.QueryRowContext(ctx, db.q(`SELECT `+accountCols+` FROM accounts WHERE id = ?`), id))
 	if err != nil {
 		return nil, db.translate(err)
 	}
-	defer rows.Close()
-	var out []vault.Account
-	for rows.Next() {
-		var a vault.Account
-		var created int64
-		if err := rows.Scan(&a.ID, &a.Name, &created); err != nil {
-			return nil, db.translate(err)
-		}
-		a.CreatedAt = fromTS(created)
-		out = append(out, a)
-	}
-	return out, db.translate(rows.Err())
+	return a, nil
+}
+
+func (db *DB) ListAccounts(ctx context.Context) ([]vault.Account, error) {
+	as, err := queryAll(ctx, db.r, `SELECT `+accountCols+` FROM accounts ORDER BY created_at, id`, scanAccount)
+	return as, db.translate(err)
 }
 
 func (db *DB) CreatePrincipal(ctx context.Context, p *vault.Principal, ms []vault.Membership) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO principals (id, kind, name, default_account_id, created_at) VALUES (?, ?, ?, ?, ?)`),
-			p.ID, string(p.Kind), p.Name, p.DefaultAccountID, ts(p.CreatedAt)); err != nil {
+	return db.tx(ctx, func(tx *sql.Tx) error { return db.insertPrincipal(ctx, tx, p, ms...) })
+}
+
+// insertPrincipal inserts p and its memberships in tx.
+func (db *DB) insertPrincipal(ctx context.Context, tx *sql.Tx, p *vault.Principal, ms ...vault.Membership) error {
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO principals (`+principalCols+`) VALUES (?, ?, ?, ?, ?)`),
+		p.ID, string(p.Kind), p.Name, p.DefaultAccountID, ts(p.CreatedAt)); err != nil {
+		return err
+	}
+	return db.insertMemberships(ctx, tx, ms)
+}
+
+func (db *DB) insertMemberships(ctx context.Context, tx *sql.Tx, ms []vault.Membership) error {
+	for _, m := range ms {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)`),
+			m.PrincipalID, m.AccountID, string(m.Role)); err != nil {
 			return err
 		}
-		for _, m := range ms {
-			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)`),
-				m.PrincipalID, m.AccountID, string(m.Role)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func (db *DB) ApplyAccountChanges(ctx context.Context, ch vault.AccountChanges) error {
@@ -117,7 +119,7 @@ func (db *DB) ApplyAccountChanges(ctx context.Context, ch vault.AccountChanges) 
 
 const principalCols = `id, kind, name, default_account_id, created_at`
 
-func scanPrincipal(row interface{ Scan(...any) error }) (*vault.Principal, error) {
+func scanPrincipal(row scanner) (*vault.Principal, error) {
 	var p vault.Principal
 	var kind string
 	var created int64
@@ -135,20 +137,8 @@ func (db *DB) GetPrincipal(ctx context.Context, id string) (*vault.Principal, er
 }
 
 func (db *DB) ListPrincipals(ctx context.Context) ([]vault.Principal, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+principalCols+` FROM principals ORDER BY created_at, id`)
-	if err != nil {
-		return nil, db.translate(err)
-	}
-	defer rows.Close()
-	var out []vault.Principal
-	for rows.Next() {
-		p, err := scanPrincipal(rows)
-		if err != nil {
-			return nil, db.translate(err)
-		}
-		out = append(out, *p)
-	}
-	return out, db.translate(rows.Err())
+	ps, err := queryAll(ctx, db.r, `SELECT `+principalCols+` FROM principals ORDER BY created_at, id`, scanPrincipal)
+	return ps, db.translate(err)
 }
 
 func (db *DB) PutMembership(ctx context.Context, m vault.Membership) error {
@@ -157,23 +147,19 @@ func (db *DB) PutMembership(ctx context.Context, m vault.Membership) error {
 	return db.translate(err)
 }
 
+func scanMembership(row scanner) (*vault.Membership, error) {
+	var m vault.Membership
+	var role string
+	if err := row.Scan(&m.PrincipalID, &m.AccountID, &role); err != nil {
+		return nil, err
+	}
+	m.Role = vault.Role(role)
+	return &m, nil
+}
+
 func (db *DB) ListMemberships(ctx context.Context, principalID string) ([]vault.Membership, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT principal_id, account_id, role FROM memberships WHERE principal_id = ? ORDER BY account_id`), principalID)
-	if err != nil {
-		return nil, db.translate(err)
-	}
-	defer rows.Close()
-	var out []vault.Membership
-	for rows.Next() {
-		var m vault.Membership
-		var role string
-		if err := rows.Scan(&m.PrincipalID, &m.AccountID, &role); err != nil {
-			return nil, db.translate(err)
-		}
-		m.Role = vault.Role(role)
-		out = append(out, m)
-	}
-	return out, db.translate(rows.Err())
+	ms, err := queryAll(ctx, db.r, db.q(`SELECT principal_id, account_id, role FROM memberships WHERE principal_id = ? ORDER BY account_id`), scanMembership, principalID)
+	return ms, db.translate(err)
 }
 
 func (db *DB) CreateAPIKey(ctx context.Context, k *vault.APIKey) error {
@@ -208,35 +194,27 @@ func (db *DB) LookupAPIKey(ctx context.Context, hash []byte, accountID string) (
 	return &rec, nil
 }
 
+// apiKeyCols are the columns of an API key but its hash.
+const apiKeyCols = `id, principal_id, name, created_at, expires_at, revoked_at, last_used_at`
+
+func scanAPIKey(row scanner) (*vault.APIKey, error) {
+	var k vault.APIKey
+	var created int64
+	var exp, rev, used sql.NullInt64
+	if err := row.Scan(&k.ID, &k.PrincipalID, &k.Name, &created, &exp, &rev, &used); err != nil {
+		return nil, err
+	}
+	k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.LastUsedAt = fromTS(created), fromNullTS(exp), fromNullTS(rev), fromNullTS(used)
+	return &k, nil
+}
+
 func (db *DB) ListAPIKeys(ctx context.Context, principalID string) ([]vault.APIKey, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT id, principal_id, name, created_at, expires_at, revoked_at, last_used_at FROM api_keys WHERE principal_id = ? ORDER BY created_at, id`), principalID)
-	if err != nil {
-		return nil, db.translate(err)
-	}
-	defer rows.Close()
-	var out []vault.APIKey
-	for rows.Next() {
-		var k vault.APIKey
-		var created int64
-		var exp, rev, used sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.PrincipalID, &k.Name, &created, &exp, &rev, &used); err != nil {
-			return nil, db.translate(err)
-		}
-		k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.LastUsedAt = fromTS(created), fromNullTS(exp), fromNullTS(rev), fromNullTS(used)
-		out = append(out, k)
-	}
-	return out, db.translate(rows.Err())
+	ks, err := queryAll(ctx, db.r, db.q(`SELECT `+apiKeyCols+` FROM api_keys WHERE principal_id = ? ORDER BY created_at, id`), scanAPIKey, principalID)
+	return ks, db.translate(err)
 }
 
 func (db *DB) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
-	res, err := db.write(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ts(at), id)
-	if err != nil {
-		return db.translate(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return vault.ErrNotFound
-	}
-	return nil
+	return db.translate(found(db.write(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ts(at), id)))
 }
 
 func (db *DB) TouchAPIKey(ctx context.Context, id string, at time.Time) error {

@@ -12,15 +12,17 @@ import (
 
 const auditCols = `seq, id, time, account_id, principal_id, principal_kind, action, object_type, object_id, outcome, request_id, client_addr, prev_hash, hash`
 
-func scanAudit(row interface{ Scan(...any) error }) (vault.AuditRecord, error) {
+func scanAudit(row scanner) (*vault.AuditRecord, error) {
 	var r vault.AuditRecord
 	var t int64
 	var kind string
-	err := row.Scan(&r.Seq, &r.ID, &t, &r.AccountID, &r.PrincipalID, &kind, &r.Action, &r.ObjectType, &r.ObjectID,
-		&r.Outcome, &r.RequestID, &r.ClientAddr, &r.PrevHash, &r.Hash)
+	if err := row.Scan(&r.Seq, &r.ID, &t, &r.AccountID, &r.PrincipalID, &kind, &r.Action, &r.ObjectType, &r.ObjectID,
+		&r.Outcome, &r.RequestID, &r.ClientAddr, &r.PrevHash, &r.Hash); err != nil {
+		return nil, err
+	}
 	r.Time = fromTS(t)
 	r.PrincipalKind = vault.PrincipalKind(kind)
-	return r, err
+	return &r, nil
 }
 
 // AppendAudit appends records in a transaction of their own (the group
@@ -135,38 +137,30 @@ func (db *DB) ListAudit(ctx context.Context, q vault.AuditQuery) ([]vault.AuditR
 		query, args = reachClause(query, args, q.AccountID, q.Reach)
 	}
 	query += fmt.Sprintf(` ORDER BY seq DESC LIMIT %d OFFSET %d`, max(q.Limit, 1), max(q.Offset, 0))
-	rows, err := db.r.QueryContext(ctx, db.q(query), args...)
+	out, err := queryAll(ctx, db.r, db.q(query), scanAudit, args...)
 	if err != nil {
 		return nil, db.translate(fmt.Errorf("list audit: %w", err))
 	}
-	defer rows.Close()
-	var out []vault.AuditRecord
-	for rows.Next() {
-		r, err := scanAudit(rows)
-		if err != nil {
-			return nil, db.translate(err)
-		}
-		out = append(out, r)
-	}
-	return out, db.translate(rows.Err())
+	return out, nil
 }
 
 func (db *DB) ScanAudit(ctx context.Context, fn func(vault.AuditRecord) error) error {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_log ORDER BY seq`)
+	var fnErr error // fn's own error, returned as it is
+	err := forRows(ctx, db.r, `SELECT `+auditCols+` FROM audit_log ORDER BY seq`, nil, func(row scanner) error {
+		r, err := scanAudit(row)
+		if err != nil {
+			return err
+		}
+		fnErr = fn(*r)
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
+	}
 	if err != nil {
 		return db.translate(fmt.Errorf("scan audit: %w", err))
 	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanAudit(rows)
-		if err != nil {
-			return db.translate(err)
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return db.translate(rows.Err())
+	return nil
 }
 
 func (db *DB) AuditHead(ctx context.Context) (vault.AuditHead, error) {

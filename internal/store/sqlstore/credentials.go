@@ -99,33 +99,26 @@ func (db *DB) GetCredentialByName(ctx context.Context, accountID, name string) (
 }
 
 func (db *DB) UpdateCredential(ctx context.Context, accountID, id string, fn func(*vault.Credential) error) (*vault.Credential, error) {
-	var out *vault.Credential
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	var before int64 // the version read
+	get := func(tx *sql.Tx) (*vault.Credential, error) {
 		c, err := scanCredential(tx.QueryRowContext(ctx, db.q(`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id))
-		if err != nil {
-			return err
+		if err == nil {
+			before = c.Version
 		}
-		before := c.Version
-		if err := fn(c); err != nil {
-			return err
-		}
+		return c, err
+	}
+	put := func(tx *sql.Tx, c *vault.Credential) error {
 		if _, err := tx.ExecContext(ctx, db.q(`UPDATE credentials SET name = ?, type = ?, description = ?, metadata = ?, updated_at = ?, version = ?, ciphertext = ?, expires_at = ?
 			WHERE account_id = ? AND id = ?`),
 			c.Name, c.Type, c.Description, string(c.Metadata), ts(c.UpdatedAt), c.Version, c.Ciphertext, tsPtr(c.ExpiresAt), accountID, id); err != nil {
 			return err
 		}
-		if c.Version != before {
-			if err := db.putVersion(ctx, tx, c); err != nil {
-				return err
-			}
+		if c.Version == before {
+			return nil
 		}
-		out = c
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		return db.putVersion(ctx, tx, c)
 	}
-	return out, nil
+	return modify(ctx, db, get, fn, put)
 }
 
 func (db *DB) DeleteCredential(ctx context.Context, accountID, id string) error {

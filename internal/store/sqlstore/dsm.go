@@ -14,7 +14,9 @@ import (
 // DSM storage: groups, apps, sessions. Security objects and integration
 // credentials are in dsm_sobjects.go.
 
-type scanner interface{ Scan(...any) error }
+// scanner is a row to scan: *sql.Row, *sql.Rows. An alias, so that the
+// scan functions written with the literal interface fit it too.
+type scanner = interface{ Scan(...any) error }
 
 func jsonText(v any) string {
 	b, err := json.Marshal(v)
@@ -59,40 +61,20 @@ func (db *DB) GetGroup(ctx context.Context, accountID, id string) (*vault.Group,
 }
 
 func (db *DB) ListGroups(ctx context.Context, accountID string) ([]vault.Group, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+groupCols+` FROM dsm_groups WHERE account_id = ? ORDER BY id`), accountID)
-	if err != nil {
-		return nil, db.translate(err)
-	}
-	defer rows.Close()
-	out := []vault.Group{}
-	for rows.Next() {
-		g, err := scanGroup(rows)
-		if err != nil {
-			return nil, db.translate(err)
-		}
-		out = append(out, *g)
-	}
-	return out, db.translate(rows.Err())
+	gs, err := queryAll(ctx, db.r, db.q(`SELECT `+groupCols+` FROM dsm_groups WHERE account_id = ? ORDER BY id`), scanGroup, accountID)
+	return gs, db.translate(err)
 }
 
 func (db *DB) UpdateGroup(ctx context.Context, accountID, id string, fn func(*vault.Group) error) (*vault.Group, error) {
-	var out *vault.Group
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		g, err := scanGroup(tx.QueryRowContext(ctx, db.q(`SELECT `+groupCols+` FROM dsm_groups WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id))
-		if err != nil {
-			return err
-		}
-		if err := fn(g); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_groups SET name = ?, description = ?, custom_metadata = ?, updated_at = ? WHERE account_id = ? AND id = ?`),
-			g.Name, g.Description, jsonText(g.CustomMetadata), ts(g.UpdatedAt), accountID, id); err != nil {
-			return err
-		}
-		out = g
-		return nil
-	})
-	return out, err
+	get := func(tx *sql.Tx) (*vault.Group, error) {
+		return scanGroup(tx.QueryRowContext(ctx, db.q(`SELECT `+groupCols+` FROM dsm_groups WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id))
+	}
+	put := func(tx *sql.Tx, g *vault.Group) error {
+		_, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_groups SET name = ?, description = ?, custom_metadata = ?, updated_at = ? WHERE account_id = ? AND id = ?`),
+			g.Name, g.Description, jsonText(g.CustomMetadata), ts(g.UpdatedAt), accountID, id)
+		return err
+	}
+	return modify(ctx, db, get, fn, put)
 }
 
 func (db *DB) DeleteGroup(ctx context.Context, accountID, id string) error {
@@ -184,11 +166,7 @@ func (db *DB) loadAppGroups(ctx context.Context, q querier, accountID string, ap
 
 func (db *DB) CreateApp(ctx context.Context, a *vault.App, p *vault.Principal, role vault.Role) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO principals (id, kind, name, default_account_id, created_at) VALUES (?, ?, ?, ?, ?)`),
-			p.ID, string(p.Kind), p.Name, p.DefaultAccountID, ts(p.CreatedAt)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)`), p.ID, a.AccountID, string(role)); err != nil {
+		if err := db.insertPrincipal(ctx, tx, p, vault.Membership{PrincipalID: p.ID, AccountID: a.AccountID, Role: role}); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO dsm_apps (account_id, id, name, description, app_type, role, enabled, default_group, creator_kind, creator_id, created_at, updated_at)
@@ -236,46 +214,29 @@ func (db *DB) GetApp(ctx context.Context, accountID, id string) (*vault.App, err
 }
 
 func (db *DB) ListApps(ctx context.Context, accountID string) ([]vault.App, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+appCols+appFrom+` WHERE a.account_id = ? ORDER BY a.id`), accountID)
+	apps, err := queryAll(ctx, db.r, db.q(`SELECT `+appCols+appFrom+` WHERE a.account_id = ? ORDER BY a.id`), scanApp, accountID)
 	if err != nil {
 		return nil, db.translate(err)
 	}
-	var ptrs []*vault.App
-	for rows.Next() {
-		a, err := scanApp(rows)
-		if err != nil {
-			rows.Close()
-			return nil, db.translate(err)
-		}
-		ptrs = append(ptrs, a)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, db.translate(err)
+	ptrs := make([]*vault.App, len(apps))
+	for i := range apps {
+		ptrs[i] = &apps[i]
 	}
 	if err := db.loadAppGroups(ctx, db.r, accountID, ptrs); err != nil {
 		return nil, db.translate(err)
 	}
-	out := make([]vault.App, len(ptrs))
-	for i, a := range ptrs {
-		out[i] = *a
-	}
-	return out, nil
+	return apps, nil
 }
 
 func (db *DB) UpdateApp(ctx context.Context, accountID, id string, fn func(*vault.App) error) (*vault.App, error) {
-	var out *vault.App
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	get := func(tx *sql.Tx) (*vault.App, error) {
 		a, err := scanApp(tx.QueryRowContext(ctx, db.q(`SELECT `+appCols+appFrom+` WHERE a.account_id = ? AND a.id = ?`+forUpdateOf(db.d, "a")), accountID, id))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := db.loadAppGroups(ctx, tx, accountID, []*vault.App{a}); err != nil {
-			return err
-		}
-		if err := fn(a); err != nil {
-			return err
-		}
+		return a, db.loadAppGroups(ctx, tx, accountID, []*vault.App{a})
+	}
+	put := func(tx *sql.Tx, a *vault.App) error {
 		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_apps SET name = ?, description = ?, app_type = ?, role = ?, enabled = ?, default_group = ?, updated_at = ?
 			WHERE account_id = ? AND id = ?`),
 			a.Name, a.Description, a.AppType, string(a.Role), a.Enabled, a.DefaultGroup, ts(a.UpdatedAt), accountID, id); err != nil {
@@ -293,36 +254,23 @@ func (db *DB) UpdateApp(ctx context.Context, accountID, id string, fn func(*vaul
 				return err
 			}
 		}
-		if err := db.writeAppGroups(ctx, tx, a); err != nil {
-			return err
-		}
-		out = a
-		return nil
-	})
-	return out, err
+		return db.writeAppGroups(ctx, tx, a)
+	}
+	return modify(ctx, db, get, fn, put)
 }
 
 func (db *DB) DeleteApp(ctx context.Context, accountID, id string) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM dsm_apps WHERE account_id = ? AND id = ?`), accountID, id)
-		if err != nil {
+		if err := found(tx.ExecContext(ctx, db.q(`DELETE FROM dsm_apps WHERE account_id = ? AND id = ?`), accountID, id)); err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return vault.ErrNotFound
-		}
-		for _, q := range []string{
+		return db.execEach(ctx, tx, []any{id},
 			`DELETE FROM dsm_app_secrets WHERE app_id = ?`,
 			`DELETE FROM dsm_sessions WHERE principal_id = ?`,
 			`DELETE FROM api_keys WHERE principal_id = ?`,
 			`DELETE FROM memberships WHERE principal_id = ?`,
 			`DELETE FROM principals WHERE id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, db.q(q), id); err != nil {
-				return err
-			}
-		}
-		return nil
+		)
 	})
 }
 
@@ -443,25 +391,14 @@ func (db *DB) LookupSession(ctx context.Context, tokenHash []byte) (*vault.Sessi
 
 func (db *DB) ExtendSession(ctx context.Context, id string, expiresAt time.Time) error {
 	res, err := db.w.ExecContext(ctx, db.q(`UPDATE dsm_sessions SET expires_at = ? WHERE id = ?`), ts(expiresAt), id)
-	if err != nil {
-		return db.translate(err)
+	if err == nil {
+		db.changed(ctx)
 	}
-	db.changed(ctx)
-	if n, _ := res.RowsAffected(); n == 0 {
-		return vault.ErrNotFound
-	}
-	return nil
+	return db.translate(found(res, err))
 }
 
 func (db *DB) SetSessionAccount(ctx context.Context, id, accountID string) error {
-	res, err := db.write(ctx, `UPDATE dsm_sessions SET account_id = ? WHERE id = ?`, accountID, id)
-	if err != nil {
-		return db.translate(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return vault.ErrNotFound
-	}
-	return nil
+	return db.translate(found(db.write(ctx, `UPDATE dsm_sessions SET account_id = ? WHERE id = ?`, accountID, id)))
 }
 
 func (db *DB) DeleteSession(ctx context.Context, id string) error {

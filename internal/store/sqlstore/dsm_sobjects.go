@@ -245,17 +245,7 @@ func (l *listing) page(ctx context.Context, cols, col string, desc bool, start s
 		where += " AND " + col + " " + op + " ?"
 		args = append(args, start)
 	}
-	rows, err := l.db.r.QueryContext(ctx, l.db.q(fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY %s %s LIMIT %d OFFSET %d`, cols, l.table, where, col, dir, limit, offset)), args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := each(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return forRows(ctx, l.db.r, l.db.q(fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY %s %s LIMIT %d OFFSET %d`, cols, l.table, where, col, dir, limit, offset)), args, each)
 }
 
 // jsonKey is the text value of the key given as the next argument in the
@@ -272,22 +262,9 @@ func (db *DB) getSobjectTx(ctx context.Context, tx *sql.Tx, accountID, kid strin
 }
 
 func (db *DB) UpdateSobject(ctx context.Context, accountID, kid string, fn func(*vault.Sobject) error) (*vault.Sobject, error) {
-	var out *vault.Sobject
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		o, err := db.getSobjectTx(ctx, tx, accountID, kid)
-		if err != nil {
-			return err
-		}
-		if err := fn(o); err != nil {
-			return err
-		}
-		if err := db.updateSobject(ctx, tx, o); err != nil {
-			return err
-		}
-		out = o
-		return nil
-	})
-	return out, err
+	get := func(tx *sql.Tx) (*vault.Sobject, error) { return db.getSobjectTx(ctx, tx, accountID, kid) }
+	put := func(tx *sql.Tx, o *vault.Sobject) error { return db.updateSobject(ctx, tx, o) }
+	return modify(ctx, db, get, fn, put)
 }
 
 func (db *DB) DeleteSobject(ctx context.Context, accountID, kid string) error {
@@ -479,26 +456,20 @@ func (db *DB) ListIntegrationCredentials(ctx context.Context, accountID string, 
 }
 
 func (db *DB) UpdateIntegrationCredential(ctx context.Context, accountID, id string, fn func(*vault.IntegrationCredential, vault.SobjectGetter) error) (*vault.IntegrationCredential, error) {
-	var out *vault.IntegrationCredential
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		c, err := scanIntegrationCredential(tx.QueryRowContext(ctx, db.q(`SELECT `+credCols+` FROM dsm_credentials WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id))
-		if err != nil {
-			return err
-		}
-		if err := fn(c, db.txGetter(ctx, tx, accountID)); err != nil {
-			return err
-		}
+	var getter vault.SobjectGetter // the objects as the transaction sees them
+	get := func(tx *sql.Tx) (*vault.IntegrationCredential, error) {
+		getter = db.txGetter(ctx, tx, accountID)
+		return scanIntegrationCredential(tx.QueryRowContext(ctx, db.q(`SELECT `+credCols+` FROM dsm_credentials WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id))
+	}
+	change := func(c *vault.IntegrationCredential) error { return fn(c, getter) }
+	put := func(tx *sql.Tx, c *vault.IntegrationCredential) error {
 		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dsm_credentials SET name = ?, description = ?, details = ?, updated_at = ? WHERE account_id = ? AND id = ?`),
 			c.Name, c.Description, detailsJSON(&c.Details), ts(c.UpdatedAt), accountID, id); err != nil {
 			return err
 		}
-		if err := db.writeRefs(ctx, tx, accountID, id, &c.Details); err != nil {
-			return err
-		}
-		out = c
-		return nil
-	})
-	return out, err
+		return db.writeRefs(ctx, tx, accountID, id, &c.Details)
+	}
+	return modify(ctx, db, get, change, put)
 }
 
 func (db *DB) DeleteIntegrationCredential(ctx context.Context, accountID, id string) error {

@@ -56,7 +56,7 @@ func (db *DB) writeEvents(ctx context.Context, tx *sql.Tx, te *vault.TxEvents) e
 
 const webhookCols = `account_id, id, url, events, description, created_by, created_at, updated_at, secret`
 
-func scanWebhook(row interface{ Scan(...any) error }) (*vault.Webhook, error) {
+func scanWebhook(row scanner) (*vault.Webhook, error) {
 	var w vault.Webhook
 	var evs string
 	var created, updated int64
@@ -71,20 +71,7 @@ func scanWebhook(row interface{ Scan(...any) error }) (*vault.Webhook, error) {
 }
 
 func listWebhooks(ctx context.Context, q querier, db *DB, accountID string) ([]vault.Webhook, error) {
-	rows, err := q.QueryContext(ctx, db.q(`SELECT `+webhookCols+` FROM webhooks WHERE account_id = ? ORDER BY created_at, id`), accountID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []vault.Webhook{}
-	for rows.Next() {
-		w, err := scanWebhook(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *w)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, q, db.q(`SELECT `+webhookCols+` FROM webhooks WHERE account_id = ? ORDER BY created_at, id`), scanWebhook, accountID)
 }
 
 func eventsJSON(evs []string) string {
@@ -109,34 +96,23 @@ func (db *DB) ListWebhooks(ctx context.Context, accountID string) ([]vault.Webho
 }
 
 func (db *DB) UpdateWebhook(ctx context.Context, w *vault.Webhook) error {
-	res, err := db.write(ctx, `UPDATE webhooks SET url = ?, events = ?, description = ?, updated_at = ? WHERE account_id = ? AND id = ?`,
-		w.URL, eventsJSON(w.Events), w.Description, ts(w.UpdatedAt), w.AccountID, w.ID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return vault.ErrNotFound
-	}
-	return nil
+	return found(db.write(ctx, `UPDATE webhooks SET url = ?, events = ?, description = ?, updated_at = ? WHERE account_id = ? AND id = ?`,
+		w.URL, eventsJSON(w.Events), w.Description, ts(w.UpdatedAt), w.AccountID, w.ID))
 }
 
 func (db *DB) DeleteWebhook(ctx context.Context, accountID, id string) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM webhooks WHERE account_id = ? AND id = ?`), accountID, id)
-		if err != nil {
+		if err := found(tx.ExecContext(ctx, db.q(`DELETE FROM webhooks WHERE account_id = ? AND id = ?`), accountID, id)); err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return vault.ErrNotFound
-		}
-		_, err = tx.ExecContext(ctx, db.q(`DELETE FROM webhook_deliveries WHERE account_id = ? AND webhook_id = ?`), accountID, id)
+		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM webhook_deliveries WHERE account_id = ? AND webhook_id = ?`), accountID, id)
 		return err
 	})
 }
 
 const deliveryCols = `id, account_id, webhook_id, event_id, event_type, status, attempts, created_at, next_at, last_at, last_status, last_error`
 
-func scanDelivery(row interface{ Scan(...any) error }, extra ...any) (*vault.Delivery, error) {
+func scanDelivery(row scanner, extra ...any) (*vault.Delivery, error) {
 	var d vault.Delivery
 	var created, next int64
 	var last, code sql.NullInt64
@@ -149,21 +125,12 @@ func scanDelivery(row interface{ Scan(...any) error }, extra ...any) (*vault.Del
 }
 
 func (db *DB) ListDeliveries(ctx context.Context, accountID, webhookID string, limit int) ([]vault.Delivery, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+deliveryCols+` FROM webhook_deliveries WHERE account_id = ? AND webhook_id = ?
-		ORDER BY created_at DESC, id DESC`+fmt.Sprintf(` LIMIT %d`, limit)), accountID, webhookID)
+	out, err := queryAll(ctx, db.r, db.q(`SELECT `+deliveryCols+` FROM webhook_deliveries WHERE account_id = ? AND webhook_id = ?
+		ORDER BY created_at DESC, id DESC`+fmt.Sprintf(` LIMIT %d`, limit)), func(row scanner) (*vault.Delivery, error) { return scanDelivery(row) }, accountID, webhookID)
 	if err != nil {
 		return nil, db.translate(fmt.Errorf("list deliveries: %w", err))
 	}
-	defer rows.Close()
-	out := []vault.Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, db.translate(fmt.Errorf("list deliveries: %w", err))
-		}
-		out = append(out, *d)
-	}
-	return out, db.translate(rows.Err())
+	return out, nil
 }
 
 // ClaimDeliveries leases due deliveries. The claim is one UPDATE whose
@@ -200,26 +167,21 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil
 		}
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT d.id, d.account_id, d.webhook_id, d.event_id, d.event_type, d.status, d.attempts, d.created_at,
+		return forRows(ctx, tx, db.q(`SELECT d.id, d.account_id, d.webhook_id, d.event_id, d.event_type, d.status, d.attempts, d.created_at,
 			d.next_at, d.last_at, d.last_status, d.last_error, e.body, w.url, w.secret
 			FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
 			LEFT JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
-			WHERE d.lock_token = ?`), token)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+			WHERE d.lock_token = ?`), []any{token}, func(row scanner) error {
 			var body string
 			var url sql.NullString
 			var secret []byte
-			d, err := scanDelivery(rows, &body, &url, &secret)
+			d, err := scanDelivery(row, &body, &url, &secret)
 			if err != nil {
 				return err
 			}
 			out = append(out, vault.ClaimedDelivery{Delivery: *d, Token: token, Body: []byte(body), URL: url.String, Secret: secret, Expired: !url.Valid})
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, db.translate(fmt.Errorf("claim deliveries: %w", err))

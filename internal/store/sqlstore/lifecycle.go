@@ -43,24 +43,18 @@ func (db *DB) putVersion(ctx context.Context, tx *sql.Tx, c *vault.Credential) e
 }
 
 func (db *DB) ListCredentialVersions(ctx context.Context, accountID, credID string) ([]vault.CredentialVersion, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT version, created_at, created_by FROM credential_versions
+	out, err := queryAll(ctx, db.r, db.q(`SELECT version, created_at, created_by FROM credential_versions
 		WHERE account_id = ? AND credential_id = ? AND EXISTS (SELECT 1 FROM credentials WHERE account_id = ? AND id = ?)
-		ORDER BY version DESC`), accountID, credID, accountID, credID)
-	if err != nil {
-		return nil, db.translate(fmt.Errorf("list versions: %w", err))
-	}
-	defer rows.Close()
-	var out []vault.CredentialVersion
-	for rows.Next() {
+		ORDER BY version DESC`), func(row scanner) (*vault.CredentialVersion, error) {
 		v := vault.CredentialVersion{AccountID: accountID, CredentialID: credID}
 		var created int64
-		if err := rows.Scan(&v.Version, &created, &v.CreatedBy); err != nil {
-			return nil, db.translate(fmt.Errorf("list versions: %w", err))
+		if err := row.Scan(&v.Version, &created, &v.CreatedBy); err != nil {
+			return nil, err
 		}
 		v.CreatedAt = fromTS(created)
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
+		return &v, nil
+	}, accountID, credID, accountID, credID)
+	if err != nil {
 		return nil, db.translate(fmt.Errorf("list versions: %w", err))
 	}
 	if len(out) == 0 {
@@ -111,7 +105,7 @@ func (db *DB) trashCredential(ctx context.Context, tx *sql.Tx, accountID, id str
 	return nil
 }
 
-func scanTrashed(row interface{ Scan(...any) error }) (*vault.TrashedCredential, error) {
+func scanTrashed(row scanner) (*vault.TrashedCredential, error) {
 	var t vault.TrashedCredential
 	var meta, kind string
 	var created, updated, deleted int64
@@ -125,6 +119,17 @@ func scanTrashed(row interface{ Scan(...any) error }) (*vault.TrashedCredential,
 	c.CreatedByKind = vault.PrincipalKind(kind)
 	c.CreatedAt, c.UpdatedAt, c.ExpiresAt, t.DeletedAt = fromTS(created), fromTS(updated), fromNullTS(expires), fromTS(deleted)
 	return &t, nil
+}
+
+// scanTrashedListed is scanTrashed for listings, which never carry
+// ciphertext further than here.
+func scanTrashedListed(row scanner) (*vault.TrashedCredential, error) {
+	t, err := scanTrashed(row)
+	if err != nil {
+		return nil, err
+	}
+	t.Ciphertext = nil
+	return t, nil
 }
 
 func (db *DB) ListTrash(ctx context.Context, accountID, after string, limit int) ([]vault.TrashedCredential, bool, error) {
@@ -143,21 +148,8 @@ func (db *DB) ListTrash(ctx context.Context, accountID, after string, limit int)
 		args = append(args, key, after)
 	}
 	query += fmt.Sprintf(` ORDER BY deleted_at DESC, id DESC LIMIT %d`, limit+1)
-	rows, err := db.r.QueryContext(ctx, db.q(query), args...)
+	out, err := queryAll(ctx, db.r, db.q(query), scanTrashedListed, args...)
 	if err != nil {
-		return nil, false, db.translate(fmt.Errorf("list trash: %w", err))
-	}
-	defer rows.Close()
-	out := []vault.TrashedCredential{}
-	for rows.Next() {
-		t, err := scanTrashed(rows)
-		if err != nil {
-			return nil, false, db.translate(fmt.Errorf("list trash: %w", err))
-		}
-		t.Ciphertext = nil
-		out = append(out, *t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, false, db.translate(fmt.Errorf("list trash: %w", err))
 	}
 	more := len(out) > limit
@@ -168,109 +160,67 @@ func (db *DB) ListTrash(ctx context.Context, accountID, after string, limit int)
 }
 
 func (db *DB) GetTrashedCredential(ctx context.Context, accountID, id string) (*vault.TrashedCredential, error) {
-	t, err := scanTrashed(db.r.QueryRowContext(ctx, db.q(`SELECT `+trashCols+` FROM credential_trash WHERE account_id = ? AND id = ?`), accountID, id))
+	t, err := scanTrashedListed(db.r.QueryRowContext(ctx, db.q(`SELECT `+trashCols+` FROM credential_trash WHERE account_id = ? AND id = ?`), accountID, id))
 	if err != nil {
 		return nil, db.translate(err)
 	}
-	t.Ciphertext = nil
 	return t, nil
 }
 
 func (db *DB) RestoreCredential(ctx context.Context, accountID, id string) (*vault.Credential, error) {
-	var out *vault.Credential
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	return txValue(ctx, db, func(tx *sql.Tx) (*vault.Credential, error) {
 		t, err := scanTrashed(tx.QueryRowContext(ctx, db.q(`SELECT `+trashCols+` FROM credential_trash WHERE account_id = ? AND id = ?`+db.d.forUpdate()), accountID, id))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO credentials (`+credentialCols+`)
-			SELECT `+credentialCols+` FROM credential_trash WHERE account_id = ? AND id = ?`), accountID, id); err != nil {
-			return err
-		}
-		for _, q := range []string{
+		err = db.execEach(ctx, tx, []any{accountID, id},
+			`INSERT INTO credentials (`+credentialCols+`) SELECT `+credentialCols+` FROM credential_trash WHERE account_id = ? AND id = ?`,
 			`DELETE FROM credential_trash WHERE account_id = ? AND id = ?`,
 			`DELETE FROM credential_tombstones WHERE account_id = ? AND id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, db.q(q), accountID, id); err != nil {
-				return err
-			}
+		)
+		if err != nil {
+			return nil, err
 		}
-		out = &t.Credential
-		return db.bumpCount(ctx, tx, accountID, 1)
+		return &t.Credential, db.bumpCount(ctx, tx, accountID, 1)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 func (db *DB) PurgeCredential(ctx context.Context, accountID, id string, deletedBefore time.Time) (*vault.TrashedCredential, error) {
-	var out *vault.TrashedCredential
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	return txValue(ctx, db, func(tx *sql.Tx) (*vault.TrashedCredential, error) {
 		query := `DELETE FROM credential_trash WHERE account_id = ? AND id = ?`
 		args := []any{accountID, id}
 		if !deletedBefore.IsZero() {
 			query += ` AND deleted_at < ?`
 			args = append(args, ts(deletedBefore))
 		}
-		t, err := scanTrashed(tx.QueryRowContext(ctx, db.q(query+` RETURNING `+trashCols), args...))
+		t, err := scanTrashedListed(tx.QueryRowContext(ctx, db.q(query+` RETURNING `+trashCols), args...))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, q := range []string{
+		return t, db.execEach(ctx, tx, []any{accountID, id},
 			`DELETE FROM credential_versions WHERE account_id = ? AND credential_id = ?`,
 			`DELETE FROM credential_expiry_notices WHERE account_id = ? AND credential_id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, db.q(q), accountID, id); err != nil {
-				return err
-			}
-		}
-		t.Ciphertext = nil
-		out = t
-		return nil
+		)
 	})
+}
+
+func (db *DB) DueTrash(ctx context.Context, before time.Time, limit int) ([]vault.TrashedCredential, error) {
+	out, err := queryAll(ctx, db.r, db.q(`SELECT `+trashCols+` FROM credential_trash WHERE deleted_at < ? ORDER BY deleted_at`+fmt.Sprintf(` LIMIT %d`, limit)), scanTrashedListed, ts(before))
 	if err != nil {
-		return nil, err
+		return nil, db.translate(fmt.Errorf("due trash: %w", err))
 	}
 	return out, nil
 }
 
-func (db *DB) DueTrash(ctx context.Context, before time.Time, limit int) ([]vault.TrashedCredential, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+trashCols+` FROM credential_trash WHERE deleted_at < ? ORDER BY deleted_at`+fmt.Sprintf(` LIMIT %d`, limit)), ts(before))
-	if err != nil {
-		return nil, db.translate(fmt.Errorf("due trash: %w", err))
-	}
-	defer rows.Close()
-	var out []vault.TrashedCredential
-	for rows.Next() {
-		t, err := scanTrashed(rows)
-		if err != nil {
-			return nil, db.translate(fmt.Errorf("due trash: %w", err))
-		}
-		t.Ciphertext = nil
-		out = append(out, *t)
-	}
-	return out, db.translate(rows.Err())
-}
-
 func (db *DB) DueExpiry(ctx context.Context, before time.Time, stage string, limit int) ([]vault.Credential, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+credentialListCols+` FROM credentials c
+	out, err := queryAll(ctx, db.r, db.q(`SELECT `+credentialListCols+` FROM credentials c
 		WHERE expires_at IS NOT NULL AND expires_at < ? AND NOT EXISTS (SELECT 1 FROM credential_expiry_notices n
 			WHERE n.account_id = c.account_id AND n.credential_id = c.id AND n.expires_at = c.expires_at AND n.stage = ?)
-		ORDER BY expires_at`+fmt.Sprintf(` LIMIT %d`, limit)), ts(before), stage)
+		ORDER BY expires_at`+fmt.Sprintf(` LIMIT %d`, limit)), scanCredential, ts(before), stage)
 	if err != nil {
 		return nil, db.translate(fmt.Errorf("due expiry: %w", err))
 	}
-	defer rows.Close()
-	var out []vault.Credential
-	for rows.Next() {
-		c, err := scanCredential(rows)
-		if err != nil {
-			return nil, db.translate(fmt.Errorf("due expiry: %w", err))
-		}
-		out = append(out, *c)
-	}
-	return out, db.translate(rows.Err())
+	return out, nil
 }
 
 var errNoticed = errors.New("expiry notice already recorded")

@@ -13,14 +13,7 @@ import (
 // The management plane's storage (vault.MgmtStore).
 
 func (db *DB) RenameAccount(ctx context.Context, id, name string) error {
-	res, err := db.write(ctx, `UPDATE accounts SET name = ? WHERE id = ?`, name, id)
-	if err != nil {
-		return db.translate(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return vault.ErrNotFound
-	}
-	return nil
+	return db.translate(found(db.write(ctx, `UPDATE accounts SET name = ? WHERE id = ?`, name, id)))
 }
 
 // accountContents counts what an account holds that a plain delete refuses
@@ -51,20 +44,20 @@ func (db *DB) DeleteAccount(ctx context.Context, id string, force bool) error {
 				return vault.Errorf(vault.KindConflict, "the account still holds credentials, security objects or principals; delete them first, or delete with force=true to remove them with it")
 			}
 		}
-		for _, q := range []string{
+		err := db.execEach(ctx, tx, []any{id},
 			`DELETE FROM dsm_credential_refs WHERE account_id = ?`,
 			`DELETE FROM dsm_credentials WHERE account_id = ?`,
 			`DELETE FROM dsm_sobjects WHERE account_id = ?`,
 			`DELETE FROM dsm_app_groups WHERE account_id = ?`,
 			`DELETE FROM dsm_app_secrets WHERE account_id = ?`,
 			`DELETE FROM dsm_sessions WHERE account_id = ?`,
-			`DELETE FROM dsm_sessions WHERE principal_id IN ` + homed,
-			`DELETE FROM user_sessions WHERE principal_id IN ` + homed,
-			`DELETE FROM console_sessions WHERE principal_id IN ` + homed,
+			`DELETE FROM dsm_sessions WHERE principal_id IN `+homed,
+			`DELETE FROM user_sessions WHERE principal_id IN `+homed,
+			`DELETE FROM console_sessions WHERE principal_id IN `+homed,
 			`DELETE FROM console_sessions WHERE account_id = ?`,
 			`DELETE FROM trust_policies WHERE account_id = ?`,
-			`DELETE FROM api_keys WHERE principal_id IN ` + homed,
-			`DELETE FROM memberships WHERE principal_id IN ` + homed,
+			`DELETE FROM api_keys WHERE principal_id IN `+homed,
+			`DELETE FROM memberships WHERE principal_id IN `+homed,
 			`DELETE FROM memberships WHERE account_id = ?`,
 			`DELETE FROM dsm_apps WHERE account_id = ?`,
 			`DELETE FROM dsm_group_stats WHERE account_id = ?`,
@@ -81,10 +74,9 @@ func (db *DB) DeleteAccount(ctx context.Context, id string, force bool) error {
 			`DELETE FROM account_stats WHERE account_id = ?`,
 			`DELETE FROM principals WHERE default_account_id = ?`,
 			`DELETE FROM accounts WHERE id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, db.q(q), id); err != nil {
-				return fmt.Errorf("delete account: %w", err)
-			}
+		)
+		if err != nil {
+			return fmt.Errorf("delete account: %w", err)
 		}
 		return nil
 	})
@@ -96,13 +88,7 @@ func (db *DB) CreatePrincipalDetail(ctx context.Context, p *vault.PrincipalDetai
 			p.ID, string(p.Kind), p.Name, p.DefaultAccountID, ts(p.CreatedAt), nullString(p.Email), nullString(passwordHash)); err != nil {
 			return err
 		}
-		for _, m := range p.Memberships {
-			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)`),
-				m.PrincipalID, m.AccountID, string(m.Role)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return db.insertMemberships(ctx, tx, p.Memberships)
 	})
 }
 
@@ -115,7 +101,7 @@ func nullString(s string) any {
 
 const detailCols = `id, kind, name, default_account_id, created_at, COALESCE(email, ''), CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END, disabled_at, last_login_at`
 
-func scanDetail(row interface{ Scan(...any) error }) (*vault.PrincipalDetail, error) {
+func scanDetail(row scanner) (*vault.PrincipalDetail, error) {
 	var p vault.PrincipalDetail
 	var kind string
 	var created int64
@@ -168,21 +154,8 @@ func (db *DB) ListPrincipalDetails(ctx context.Context, q vault.PrincipalQuery) 
 		}
 	}
 	args = append(args, q.Limit+1)
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+detailCols+` FROM principals WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`), args...)
+	out, err := queryAll(ctx, db.r, db.q(`SELECT `+detailCols+` FROM principals WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`), scanDetail, args...)
 	if err != nil {
-		return nil, false, db.translate(err)
-	}
-	var out []vault.PrincipalDetail
-	for rows.Next() {
-		p, err := scanDetail(rows)
-		if err != nil {
-			rows.Close()
-			return nil, false, db.translate(err)
-		}
-		out = append(out, *p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, false, db.translate(err)
 	}
 	more := len(out) > q.Limit
@@ -200,26 +173,13 @@ func (db *DB) ListPrincipalDetails(ctx context.Context, q vault.PrincipalQuery) 
 // endSessions ends every session of a principal: login, DSM and web
 // console sessions.
 func endSessions(ctx context.Context, db *DB, tx *sql.Tx, principalID string) error {
-	for _, q := range []string{`DELETE FROM user_sessions WHERE principal_id = ?`, `DELETE FROM dsm_sessions WHERE principal_id = ?`, `DELETE FROM console_sessions WHERE principal_id = ?`} {
-		if _, err := tx.ExecContext(ctx, db.q(q), principalID); err != nil {
-			return err
-		}
-	}
-	return nil
+	return db.execEach(ctx, tx, []any{principalID},
+		`DELETE FROM user_sessions WHERE principal_id = ?`, `DELETE FROM dsm_sessions WHERE principal_id = ?`, `DELETE FROM console_sessions WHERE principal_id = ?`)
 }
 
 func (db *DB) UpdatePrincipal(ctx context.Context, id string, u vault.PrincipalUpdate) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		exec := func(q string, args ...any) error {
-			res, err := tx.ExecContext(ctx, db.q(q), args...)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return vault.ErrNotFound
-			}
-			return nil
-		}
+		exec := func(q string, args ...any) error { return found(tx.ExecContext(ctx, db.q(q), args...)) }
 		if err := exec(`UPDATE principals SET id = id WHERE id = ?`, id); err != nil {
 			return err
 		}
@@ -248,26 +208,18 @@ func (db *DB) UpdatePrincipal(ctx context.Context, id string, u vault.PrincipalU
 
 func (db *DB) DeletePrincipal(ctx context.Context, id string) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM user_sessions WHERE principal_id = ?`,
-			`DELETE FROM dsm_sessions WHERE principal_id = ?`,
-			`DELETE FROM console_sessions WHERE principal_id = ?`,
+		if err := endSessions(ctx, db, tx, id); err != nil {
+			return err
+		}
+		err := db.execEach(ctx, tx, []any{id},
 			`DELETE FROM trust_policies WHERE id = ?`, // a workload policy's service principal
 			`DELETE FROM api_keys WHERE principal_id = ?`,
 			`DELETE FROM memberships WHERE principal_id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, db.q(q), id); err != nil {
-				return err
-			}
-		}
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM principals WHERE id = ? AND kind <> 'app'`), id)
+		)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return vault.ErrNotFound
-		}
-		return nil
+		return found(tx.ExecContext(ctx, db.q(`DELETE FROM principals WHERE id = ? AND kind <> 'app'`), id))
 	})
 }
 
@@ -283,26 +235,17 @@ func (db *DB) DeleteMembership(ctx context.Context, principalID, accountID strin
 }
 
 func (db *DB) GetAPIKey(ctx context.Context, id string) (*vault.APIKey, error) {
-	var k vault.APIKey
-	var created int64
-	var exp, rev, used sql.NullInt64
-	err := db.w.QueryRowContext(ctx, db.q(`SELECT id, principal_id, name, created_at, expires_at, revoked_at, last_used_at FROM api_keys WHERE id = ?`), id).
-		Scan(&k.ID, &k.PrincipalID, &k.Name, &created, &exp, &rev, &used)
+	k, err := scanAPIKey(db.w.QueryRowContext(ctx, db.q(`SELECT `+apiKeyCols+` FROM api_keys WHERE id = ?`), id))
 	if err != nil {
 		return nil, db.translate(err)
 	}
-	k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.LastUsedAt = fromTS(created), fromNullTS(exp), fromNullTS(rev), fromNullTS(used)
-	return &k, nil
+	return k, nil
 }
 
 func (db *DB) SetPassword(ctx context.Context, principalID, hash string) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`UPDATE principals SET password_hash = ? WHERE id = ?`), hash, principalID)
-		if err != nil {
+		if err := found(tx.ExecContext(ctx, db.q(`UPDATE principals SET password_hash = ? WHERE id = ?`), hash, principalID)); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return vault.ErrNotFound
 		}
 		return endSessions(ctx, db, tx, principalID)
 	})

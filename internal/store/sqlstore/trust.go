@@ -31,10 +31,6 @@ func (db *DB) CreateTrustPolicy(ctx context.Context, p *vault.TrustPolicy, pr va
 		return fmt.Errorf("create trust policy: %w", err)
 	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		exec := func(query string, args ...any) error {
-			_, err := tx.ExecContext(ctx, db.q(query), args...)
-			return err
-		}
 		var n int
 		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM trust_policies WHERE account_id = ? AND name = ?`), p.AccountID, p.Name).Scan(&n); err != nil {
 			return err
@@ -42,20 +38,17 @@ func (db *DB) CreateTrustPolicy(ctx context.Context, p *vault.TrustPolicy, pr va
 		if n > 0 {
 			return vault.ErrConflict
 		}
-		if err := exec(`INSERT INTO principals (id, kind, name, default_account_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-			pr.ID, string(pr.Kind), pr.Name, pr.DefaultAccountID, ts(pr.CreatedAt)); err != nil {
+		if err := db.insertPrincipal(ctx, tx, &pr, vault.Membership{PrincipalID: pr.ID, AccountID: p.AccountID, Role: p.Role}); err != nil {
 			return err
 		}
-		if err := exec(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)`, pr.ID, p.AccountID, string(p.Role)); err != nil {
-			return err
-		}
-		return exec(`INSERT INTO trust_policies (`+trustCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO trust_policies (`+trustCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			p.ID, p.AccountID, p.Name, p.Issuer, string(p.KeySource), p.JWKSURL, p.JWKS, string(auds), string(claims),
 			string(p.Role), int64(p.TTL/time.Second), ts(p.CreatedAt))
+		return err
 	})
 }
 
-func scanTrustPolicy(row interface{ Scan(...any) error }) (*vault.TrustPolicy, error) {
+func scanTrustPolicy(row scanner) (*vault.TrustPolicy, error) {
 	var p vault.TrustPolicy
 	var src, auds, claims, role string
 	var ttl, created int64
@@ -83,20 +76,8 @@ func (db *DB) GetTrustPolicy(ctx context.Context, id string) (*vault.TrustPolicy
 }
 
 func (db *DB) listTrust(ctx context.Context, where string, args ...any) ([]vault.TrustPolicy, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+trustCols+` FROM trust_policies WHERE `+where+` ORDER BY created_at, id`), args...)
-	if err != nil {
-		return nil, db.translate(err)
-	}
-	defer rows.Close()
-	out := []vault.TrustPolicy{}
-	for rows.Next() {
-		p, err := scanTrustPolicy(rows)
-		if err != nil {
-			return nil, db.translate(err)
-		}
-		out = append(out, *p)
-	}
-	return out, db.translate(rows.Err())
+	ps, err := queryAll(ctx, db.r, db.q(`SELECT `+trustCols+` FROM trust_policies WHERE `+where+` ORDER BY created_at, id`), scanTrustPolicy, args...)
+	return ps, db.translate(err)
 }
 
 func (db *DB) ListTrustPolicies(ctx context.Context, accountID string) ([]vault.TrustPolicy, error) {
@@ -116,21 +97,15 @@ func (db *DB) TrustPoliciesForIssuer(ctx context.Context, issuer, accountID stri
 // and a store refusing writes refuses this one too.
 func (db *DB) DeleteTrustPolicy(ctx context.Context, id string, at time.Time) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM trust_policies WHERE id = ?`), id)
-		if err != nil {
+		if err := found(tx.ExecContext(ctx, db.q(`DELETE FROM trust_policies WHERE id = ?`), id)); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return vault.ErrNotFound
 		}
 		// The principal stays (the audit trail names it); it loses its
 		// role and every key issued through the policy is revoked.
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM memberships WHERE principal_id = ?`), id); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE api_keys SET revoked_at = ? WHERE principal_id = ? AND revoked_at IS NULL`), ts(at), id)
+		_, err := tx.ExecContext(ctx, db.q(`UPDATE api_keys SET revoked_at = ? WHERE principal_id = ? AND revoked_at IS NULL`), ts(at), id)
 		return err
 	})
 }
