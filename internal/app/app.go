@@ -381,35 +381,22 @@ func watchKeyFile(path string, kr *crypto.Keyring, log *slog.Logger) (stop func(
 		return (&crypto.FileProvider{Path: path}).Load(context.Background())
 	}
 	kr.SetReloader(load)
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		var last time.Time
-		if fi, err := os.Stat(path); err == nil {
-			last = fi.ModTime()
+	var last time.Time
+	if fi, err := os.Stat(path); err == nil {
+		last = fi.ModTime()
+	}
+	return every(context.Background(), 2*time.Second, false, func(context.Context) {
+		fi, err := os.Stat(path)
+		if err != nil || fi.ModTime().Equal(last) {
+			return
 		}
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-			fi, err := os.Stat(path)
-			if err != nil || fi.ModTime().Equal(last) {
-				continue
-			}
-			last = fi.ModTime()
-			if changed, err := kr.Reload(); err != nil {
-				log.Error("master key file changed but cannot be loaded; keeping the current keys", "err", err.Error())
-			} else if changed {
-				log.Info("master keyset reloaded", "primary_key_id", kr.PrimaryKeyID())
-			}
+		last = fi.ModTime()
+		if changed, err := kr.Reload(); err != nil {
+			log.Error("master key file changed but cannot be loaded; keeping the current keys", "err", err.Error())
+		} else if changed {
+			log.Info("master keyset reloaded", "primary_key_id", kr.PrimaryKeyID())
 		}
-	}()
-	return func() { close(done); <-stopped }
+	})
 }
 
 // postCheckpoint POSTs c as JSON to url and expects a 2xx answer.

@@ -130,23 +130,11 @@ func (j *rekeyJobs) run(job *store.RekeyJob) {
 		job.UpdatedAt = rekeyNow()
 		return j.db.UpdateRekeyJob(ctx, job)
 	}
-	hbCtx, stopHeartbeat := context.WithCancel(ctx)
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
-		t := time.NewTicker(rekeyHeartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-hbCtx.Done():
-				return
-			case <-t.C:
-				if err := update(hbCtx, func() {}); err != nil && hbCtx.Err() == nil {
-					j.log.Warn("master-key rotation heartbeat not recorded", "err", err.Error())
-				}
-			}
+	stopHeartbeat := every(ctx, rekeyHeartbeat, false, func(hbCtx context.Context) {
+		if err := update(hbCtx, func() {}); err != nil && hbCtx.Err() == nil {
+			j.log.Warn("master-key rotation heartbeat not recorded", "err", err.Error())
 		}
-	}()
+	})
 	rep, err := rekeyStore(ctx, j.db, j.keys(), RekeyOptions{
 		Resume:  job.Resume,
 		Grace:   j.grace,
@@ -157,7 +145,6 @@ func (j *rekeyJobs) run(job *store.RekeyJob) {
 		},
 	})
 	stopHeartbeat()
-	<-hbDone
 	// The outcome is recorded even when shutdown canceled the job.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

@@ -207,32 +207,19 @@ func watchRootKeyset(k *dbKeys, kr *crypto.Keyring, log *slog.Logger) (stop func
 		defer cancel()
 		return reader.load(ctx)
 	})
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		last := k.version
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			v, err := k.db.MasterKeysetVersion(ctx)
-			cancel()
-			if err != nil || v == last {
-				continue
-			}
-			last = v
-			if changed, err := kr.Reload(); err != nil {
-				log.Error("stored data keyset changed but cannot be loaded; keeping the current keys", "err", err.Error())
-			} else if changed {
-				log.Info("data keyset reloaded from the database", "primary_key_id", kr.PrimaryKeyID(), "version", v)
-			}
+	last := k.version
+	return every(context.Background(), 2*time.Second, false, func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := k.db.MasterKeysetVersion(ctx)
+		cancel()
+		if err != nil || v == last {
+			return
 		}
-	}()
-	return func() { close(done); <-stopped }
+		last = v
+		if changed, err := kr.Reload(); err != nil {
+			log.Error("stored data keyset changed but cannot be loaded; keeping the current keys", "err", err.Error())
+		} else if changed {
+			log.Info("data keyset reloaded from the database", "primary_key_id", kr.PrimaryKeyID(), "version", v)
+		}
+	})
 }

@@ -20,31 +20,18 @@ func purgeTombstones(db interface {
 	store.TombstonePurger
 	store.WorkloadKeyPurger
 }, log *slog.Logger, interval time.Duration) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			if n, err := db.PurgeTombstones(ctx); err != nil {
-				if ctx.Err() == nil {
-					log.Warn("purging expired tombstones failed; retrying later", "err", err.Error())
-				}
-			} else if n > 0 {
-				log.Info("purged expired tombstones of deleted credentials", "count", n)
+	return every(context.Background(), interval, true, func(ctx context.Context) {
+		if n, err := db.PurgeTombstones(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("purging expired tombstones failed; retrying later", "err", err.Error())
 			}
-			if n, err := db.PurgeExpiredWorkloadKeys(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
-				log.Warn("purging expired workload keys failed; retrying later", "err", err.Error())
-			} else if n > 0 {
-				log.Info("purged workload keys expired for a day", "count", n)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		} else if n > 0 {
+			log.Info("purged expired tombstones of deleted credentials", "count", n)
 		}
-	}()
-	return func() { cancel(); <-stopped }
+		if n, err := db.PurgeExpiredWorkloadKeys(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			log.Warn("purging expired workload keys failed; retrying later", "err", err.Error())
+		} else if n > 0 {
+			log.Info("purged workload keys expired for a day", "count", n)
+		}
+	})
 }

@@ -177,6 +177,22 @@ func oaepHash(h crypto.Hash) (crypto.Hash, error) {
 	return 0, errorf("OAEP supports MGF1 with SHA1 or SHA256")
 }
 
+// rsaPadding checks the padding p asks for: OAEP (the default; with its
+// hash) or PKCS#1 v1.5, which takes no label.
+func rsaPadding(p CryptParams) (oaep bool, h crypto.Hash, err error) {
+	switch p.Mode {
+	case PadOAEP, "":
+		h, err := oaepHash(p.OAEP)
+		return true, h, err
+	case PadPKCS1v15:
+		if p.Label != nil {
+			return false, 0, errorf("label applies to OAEP only")
+		}
+		return false, 0, nil
+	}
+	return false, 0, errorf("unsupported RSA padding (use OAEP or PKCS1_V15)")
+}
+
 // EncryptRSA encrypts plain with the PKIX public key p.Public.
 func EncryptRSA(p CryptParams, plain []byte) ([]byte, error) {
 	k, err := x509.ParsePKIXPublicKey(p.Public)
@@ -187,21 +203,15 @@ func EncryptRSA(p CryptParams, plain []byte) ([]byte, error) {
 	if !ok {
 		return nil, errorf("encryption needs an RSA key")
 	}
+	oaep, h, err := rsaPadding(p)
+	if err != nil {
+		return nil, err
+	}
 	var out []byte
-	switch p.Mode {
-	case PadOAEP, "":
-		h, herr := oaepHash(p.OAEP)
-		if herr != nil {
-			return nil, herr
-		}
+	if oaep {
 		out, err = rsa.EncryptOAEP(h.New(), rand.Reader, pub, plain, p.Label)
-	case PadPKCS1v15:
-		if p.Label != nil {
-			return nil, errorf("label applies to OAEP only")
-		}
+	} else {
 		out, err = rsa.EncryptPKCS1v15(rand.Reader, pub, plain)
-	default:
-		return nil, errorf("unsupported RSA padding (use OAEP or PKCS1_V15)")
 	}
 	if err != nil {
 		return nil, errorf("plain is too long for this key and padding")
@@ -220,21 +230,15 @@ func DecryptRSA(p CryptParams, ct []byte) ([]byte, error) {
 	if !ok {
 		return nil, errorf("decryption needs an RSA private key")
 	}
+	oaep, h, err := rsaPadding(p)
+	if err != nil {
+		return nil, err
+	}
 	var out []byte
-	switch p.Mode {
-	case PadOAEP, "":
-		h, herr := oaepHash(p.OAEP)
-		if herr != nil {
-			return nil, herr
-		}
+	if oaep {
 		out, err = rsa.DecryptOAEP(h.New(), nil, key, ct, p.Label)
-	case PadPKCS1v15:
-		if p.Label != nil {
-			return nil, errorf("label applies to OAEP only")
-		}
+	} else {
 		out, err = rsa.DecryptPKCS1v15(nil, key, ct)
-	default:
-		return nil, errorf("unsupported RSA padding (use OAEP or PKCS1_V15)")
 	}
 	if err != nil {
 		return nil, ErrDecrypt

@@ -264,11 +264,23 @@ const (
 	PSS
 )
 
+// checkDigest checks that digest has the size of a hash h.
+func checkDigest(h crypto.Hash, digest []byte) error {
+	if len(digest) != h.Size() {
+		return errorf("hash must be %d bytes for %v", h.Size(), h)
+	}
+	return nil
+}
+
+// otherMGF reports whether a PSS MGF1 hash mgf (0: h) differs from h,
+// which the standard library's PSS does not offer.
+func otherMGF(h, mgf crypto.Hash) bool { return mgf != 0 && mgf != h }
+
 // Sign signs digest (already hashed with h) with the PKCS#8 private key
 // in secret. For PSS, mgf is the MGF1 hash (0: h), which may differ from h.
 func Sign(objType string, secret []byte, h crypto.Hash, digest []byte, pad Padding, mgf crypto.Hash) ([]byte, error) {
-	if len(digest) != h.Size() {
-		return nil, errorf("hash must be %d bytes for %v", h.Size(), h)
+	if err := checkDigest(h, digest); err != nil {
+		return nil, err
 	}
 	k, err := x509.ParsePKCS8PrivateKey(secret)
 	if err != nil {
@@ -277,7 +289,7 @@ func Sign(objType string, secret []byte, h crypto.Hash, digest []byte, pad Paddi
 	switch key := k.(type) {
 	case *rsa.PrivateKey:
 		if pad == PSS {
-			if mgf != 0 && mgf != h {
+			if otherMGF(h, mgf) {
 				return signPSSMGF(key, h, digest, mgf)
 			}
 			return rsa.SignPSS(rand.Reader, key, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h})
@@ -292,8 +304,8 @@ func Sign(objType string, secret []byte, h crypto.Hash, digest []byte, pad Paddi
 // Verify checks sig over digest with the PKIX public key pub. For PSS,
 // mgf is the MGF1 hash (0: h).
 func Verify(pub []byte, h crypto.Hash, digest, sig []byte, pad Padding, mgf crypto.Hash) (bool, error) {
-	if len(digest) != h.Size() {
-		return false, errorf("hash must be %d bytes for %v", h.Size(), h)
+	if err := checkDigest(h, digest); err != nil {
+		return false, err
 	}
 	k, err := x509.ParsePKIXPublicKey(pub)
 	if err != nil {
@@ -302,7 +314,7 @@ func Verify(pub []byte, h crypto.Hash, digest, sig []byte, pad Padding, mgf cryp
 	switch key := k.(type) {
 	case *rsa.PublicKey:
 		if pad == PSS {
-			if mgf != 0 && mgf != h {
+			if otherMGF(h, mgf) {
 				return verifyPSSMGF(key, h, digest, sig, mgf), nil
 			}
 			return rsa.VerifyPSS(key, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: h}) == nil, nil

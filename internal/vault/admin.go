@@ -47,16 +47,6 @@ func actor(ctx context.Context, accountID string) *Identity {
 	return &cp
 }
 
-// auditAdmin records the outcome of an administrative change. The change's
-// own record was written with it (auditing); this records failures, and
-// fails closed if a successful change could not be recorded otherwise.
-func (s *Service) auditAdmin(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) error {
-	if aerr := s.Audit(ctx, id, action, objectType, objectID, opErr); aerr != nil && opErr == nil {
-		return aerr
-	}
-	return opErr
-}
-
 // BootstrapResult is what Bootstrap created. APIKey is the only copy of the
 // key in plaintext; it must be shown once and forgotten.
 type BootstrapResult struct {
@@ -99,7 +89,7 @@ func (s *Service) Bootstrap(ctx context.Context, suppliedKey string) (res *Boots
 	ctx = s.auditing(ctx, id, "vault.bootstrap", "account", func() string { return acct.ID })
 	defer func() {
 		if res != nil || err != nil { // nothing to record when another process bootstrapped first
-			err = s.auditAdmin(ctx, id, "vault.bootstrap", "account", acct.ID, err)
+			err = s.auditOutcome(ctx, id, "vault.bootstrap", "account", acct.ID, err)
 		}
 	}()
 	err = s.store.ApplyAccountChanges(ctx, AccountChanges{
@@ -155,7 +145,7 @@ func (s *Service) CreateAccount(ctx context.Context, name, adminPrincipalID stri
 	acct := Account{ID: NewID(), Name: name, CreatedAt: s.Now()}
 	id := actor(ctx, acct.ID)
 	ctx = s.auditing(ctx, id, "account.create", "account", func() string { return acct.ID })
-	defer func() { err = s.auditAdmin(ctx, id, "account.create", "account", acct.ID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "account.create", "account", acct.ID, err) }()
 	if name == "" {
 		return nil, FieldError("name", "account name must not be empty")
 	}
@@ -178,7 +168,7 @@ func (s *Service) CreatePrincipal(ctx context.Context, kind PrincipalKind, name,
 	pr := Principal{ID: NewID(), Kind: kind, Name: name, DefaultAccountID: accountID, CreatedAt: s.Now()}
 	id := actor(ctx, accountID)
 	ctx = s.auditing(ctx, id, "principal.create", "principal", func() string { return pr.ID })
-	defer func() { err = s.auditAdmin(ctx, id, "principal.create", "principal", pr.ID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "principal.create", "principal", pr.ID, err) }()
 	if kind != PrincipalUser && kind != PrincipalServiceAccount {
 		return nil, FieldError("kind", "principal kind must be user or service_account")
 	}
@@ -201,7 +191,7 @@ func (s *Service) CreatePrincipal(ctx context.Context, kind PrincipalKind, name,
 func (s *Service) AddMembership(ctx context.Context, principalID, accountID string, role Role) (err error) {
 	id := actor(ctx, accountID)
 	ctx = s.auditing(ctx, id, "membership.put", "principal", func() string { return principalID })
-	defer func() { err = s.auditAdmin(ctx, id, "membership.put", "principal", principalID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "membership.put", "principal", principalID, err) }()
 	if _, ok := ParseRole(string(role)); !ok {
 		return FieldError("role", "unknown role %q", role)
 	}
@@ -223,7 +213,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, principalID, name string, tt
 	ctx = s.auditing(ctx, id, "api_key.create", "api_key", func() string { return k.ID })
 	ctx = s.emitting(ctx, id, EventAPIKeyCreated, func() EventData { return EventData{ObjectType: "api_key", ObjectID: k.ID, Name: k.Name} })
 	defer func() {
-		if err = s.auditAdmin(ctx, id, "api_key.create", "api_key", k.ID, err); err != nil {
+		if err = s.auditOutcome(ctx, id, "api_key.create", "api_key", k.ID, err); err != nil {
 			key, secret = nil, ""
 		}
 	}()
@@ -248,7 +238,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, principalID, name string, tt
 func (s *Service) RevokeAPIKey(ctx context.Context, keyID string) (err error) {
 	id := actor(ctx, "")
 	ctx = s.auditing(ctx, id, "api_key.revoke", "api_key", func() string { return keyID })
-	defer func() { err = s.auditAdmin(ctx, id, "api_key.revoke", "api_key", keyID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "api_key.revoke", "api_key", keyID, err) }()
 	// The event goes to the key's principal's default account (as for
 	// apikey.created); none for an unknown or already revoked key.
 	if acct, name, revoked, err := s.store.APIKeyOwner(ctx, keyID); err == nil && !revoked {

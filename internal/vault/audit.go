@@ -117,10 +117,30 @@ func (s *Service) Audit(ctx context.Context, id *Identity, action, objectType, o
 // crash cannot separate them. Secret reads do not use it: their record is
 // committed before the plaintext leaves (fail closed), through Audit.
 type TxAudit struct {
-	chain     AuditChain
-	action    string
-	event     func() AuditEvent
-	committed atomic.Bool
+	txOnce
+	chain  AuditChain
+	action string
+	event  func() AuditEvent
+}
+
+// txOnce is the state of what a change's context carries into the store's
+// transaction (TxAudit, TxEvents): written by the first write transaction
+// on the context, then marked committed.
+type txOnce struct{ committed atomic.Bool }
+
+func (o *txOnce) pending() bool { return !o.committed.Load() }
+
+// pendingFrom returns the P that ctx carries under key, or nil when there
+// is none or it was committed.
+func pendingFrom[P interface {
+	*T
+	pending() bool
+}, T any](ctx context.Context, key any) P {
+	p, _ := ctx.Value(key).(P)
+	if p == nil || !p.pending() {
+		return nil
+	}
+	return p
 }
 
 type txAuditKey struct{}
@@ -128,11 +148,7 @@ type txAuditKey struct{}
 // TxAuditFrom returns the audit record a store must write in its next
 // write transaction on ctx, or nil when there is none or it was written.
 func TxAuditFrom(ctx context.Context) *TxAudit {
-	a, _ := ctx.Value(txAuditKey{}).(*TxAudit)
-	if a == nil || a.committed.Load() {
-		return nil
-	}
-	return a
+	return pendingFrom[*TxAudit](ctx, txAuditKey{})
 }
 
 // Records returns the records to insert after head, and the new head. It
@@ -158,7 +174,7 @@ func (a *TxAudit) Committed() { a.committed.Store(true) }
 // deferred Audit call records the outcome:
 //
 //	ctx = s.auditing(ctx, id, "group.delete", "group", func() string { return groupID })
-//	defer func() { err = s.auditDSM(ctx, id, "group.delete", "group", groupID, err) }()
+//	defer func() { err = s.auditOutcome(ctx, id, "group.delete", "group", groupID, err) }()
 func (s *Service) auditing(ctx context.Context, id *Identity, action, objectType string, objectID func() string) context.Context {
 	if s.chain == nil {
 		return ctx

@@ -76,25 +76,36 @@ func keep[V any](c *authCache, gen uint64, m func() map[string]V, k string, v V)
 	}
 }
 
-func (s *Service) lookupAPIKey(ctx context.Context, hash []byte, accountID string) (*AuthRecord, error) {
-	c := s.auth
+// lookup returns the entry of m under k if it was read under gen.
+func lookup[V any](c *authCache, gen uint64, m func() map[string]V, k string) (V, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, hit := m()[k]
+	return v, hit && c.gen == gen
+}
+
+// cached answers from m under k when the cache holds a current entry, else
+// with load, keeping what it loaded if keepable.
+func cached[V any](c *authCache, m func() map[string]V, k string, load func() (*V, error), keepable func(*V) bool) (*V, error) {
 	gen, ok := c.current()
 	if !ok {
-		return s.store.LookupAPIKey(ctx, hash, accountID)
+		return load()
 	}
-	k := string(hash) + "\x00" + accountID
-	c.mu.RLock()
-	rec, hit := c.keys[k]
-	hit = hit && c.gen == gen
-	c.mu.RUnlock()
-	if hit {
-		return &rec, nil
+	if v, hit := lookup(c, gen, m, k); hit {
+		return &v, nil
 	}
-	got, err := s.store.LookupAPIKey(ctx, hash, accountID)
-	if err == nil && got.Key.RevokedAt == nil && got.Role != "" {
-		keep(c, gen, func() map[string]AuthRecord { return c.keys }, k, *got)
+	got, err := load()
+	if err == nil && keepable(got) {
+		keep(c, gen, m, k, *got)
 	}
 	return got, err
+}
+
+func (s *Service) lookupAPIKey(ctx context.Context, hash []byte, accountID string) (*AuthRecord, error) {
+	c := s.auth
+	return cached(c, func() map[string]AuthRecord { return c.keys }, string(hash)+"\x00"+accountID,
+		func() (*AuthRecord, error) { return s.store.LookupAPIKey(ctx, hash, accountID) },
+		func(r *AuthRecord) bool { return r.Key.RevokedAt == nil && r.Role != "" })
 }
 
 // touchedAPIKey records in the cache that the key's last use was stored
@@ -115,23 +126,9 @@ func (s *Service) touchedAPIKey(hash []byte, accountID string, t time.Time) {
 
 func (s *Service) lookupSession(ctx context.Context, tokenHash []byte) (*SessionRecord, error) {
 	c := s.auth
-	gen, ok := c.current()
-	if !ok {
-		return s.store.LookupSession(ctx, tokenHash)
-	}
-	k := string(tokenHash)
-	c.mu.RLock()
-	rec, hit := c.sessions[k]
-	hit = hit && c.gen == gen
-	c.mu.RUnlock()
-	if hit {
-		return &rec, nil
-	}
-	got, err := s.store.LookupSession(ctx, tokenHash)
-	if err == nil && got.KeyFound && got.KeyRevokedAt == nil && got.Role != "" {
-		keep(c, gen, func() map[string]SessionRecord { return c.sessions }, k, *got)
-	}
-	return got, err
+	return cached(c, func() map[string]SessionRecord { return c.sessions }, string(tokenHash),
+		func() (*SessionRecord, error) { return s.store.LookupSession(ctx, tokenHash) },
+		func(r *SessionRecord) bool { return r.KeyFound && r.KeyRevokedAt == nil && r.Role != "" })
 }
 
 // appEnabled reports whether the app may authenticate; errors as GetApp.
@@ -143,11 +140,7 @@ func (s *Service) appEnabled(ctx context.Context, accountID, appID string) (app 
 	gen, ok := c.current()
 	k := accountID + "\x00" + appID
 	if ok {
-		c.mu.RLock()
-		enabled, hit := c.apps[k]
-		hit = hit && c.gen == gen
-		c.mu.RUnlock()
-		if hit {
+		if enabled, hit := lookup(c, gen, func() map[string]bool { return c.apps }, k); hit {
 			return nil, enabled, nil
 		}
 	}

@@ -129,12 +129,25 @@ func (s *Service) CreateCredential(ctx context.Context, id *Identity, in Credent
 		return nil, fmt.Errorf("create credential: seal: %w", err)
 	}
 	if err := s.store.CreateCredential(ctx, c); err != nil {
-		if KindOf(err) == KindConflict {
-			return nil, &Error{Kind: KindConflict, Field: "name", Msg: "a credential with this name already exists in this account", Err: err}
-		}
-		return nil, fmt.Errorf("create credential: %w", err)
+		return nil, credentialChangeErr(err, "credential", "", "create credential")
 	}
 	return c, nil
+}
+
+// credentialChangeErr maps the store's error of a change to a credential:
+// a missing one is NotFound (what: "credential" or "deleted credential"), a
+// taken name a Conflict on name (hint is added to its message), and the
+// errors of the change's own checks pass as they are.
+func credentialChangeErr(err error, what, hint, op string) error {
+	switch KindOf(err) {
+	case KindNotFound:
+		return Errorf(KindNotFound, "%s not found", what)
+	case KindConflict:
+		return &Error{Kind: KindConflict, Field: "name", Msg: "a credential with this name already exists in this account" + hint, Err: err}
+	case KindInvalid, KindTooLarge:
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // newCredential validates in and returns the credential it describes, not
@@ -180,10 +193,7 @@ func (s *Service) auditResult(ctx context.Context, id *Identity, action string, 
 	if c != nil {
 		credID = c.ID
 	}
-	if aerr := s.Audit(ctx, id, action, "credential", credID, opErr); aerr != nil && opErr == nil {
-		return aerr
-	}
-	return opErr
+	return s.auditOutcome(ctx, id, action, "credential", credID, opErr)
 }
 
 // GetCredential returns a credential's metadata.
@@ -332,15 +342,7 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 		return nil
 	})
 	if err != nil {
-		switch KindOf(err) {
-		case KindNotFound:
-			return nil, Errorf(KindNotFound, "credential not found")
-		case KindConflict:
-			return nil, &Error{Kind: KindConflict, Field: "name", Msg: "a credential with this name already exists in this account", Err: err}
-		case KindInvalid, KindTooLarge:
-			return nil, err
-		}
-		return nil, fmt.Errorf("update credential: %w", err)
+		return nil, credentialChangeErr(err, "credential", "", "update credential")
 	}
 	return c, nil
 }

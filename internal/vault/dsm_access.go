@@ -139,7 +139,7 @@ func (s *Service) RefreshSession(ctx context.Context, id *Identity) error {
 // TerminateSession ends the caller's session.
 func (s *Service) TerminateSession(ctx context.Context, id *Identity) (err error) {
 	ctx = s.auditing(ctx, id, "session.terminate", "session", func() string { return id.SessionID })
-	defer func() { err = s.auditDSM(ctx, id, "session.terminate", "session", id.SessionID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "session.terminate", "session", id.SessionID, err) }()
 	if id.SessionID == "" {
 		return Errorf(KindInvalid, "this request did not use a session (Authorization: Bearer); there is nothing to terminate")
 	}
@@ -155,7 +155,7 @@ func (s *Service) TerminateSession(ctx context.Context, id *Identity) (err error
 // exists or not.
 func (s *Service) SelectAccount(ctx context.Context, id *Identity, accountID string) (err error) {
 	ctx = s.auditing(ctx, id, "session.select_account", "account", func() string { return accountID })
-	defer func() { err = s.auditDSM(ctx, id, "session.select_account", "account", accountID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "session.select_account", "account", accountID, err) }()
 	if accountID == id.AccountID {
 		return nil
 	}
@@ -182,9 +182,11 @@ func (s *Service) SelectAccount(ctx context.Context, id *Identity, accountID str
 	return nil
 }
 
-// auditDSM records the outcome of a DSM operation and returns the
-// operation's error, or the audit error if the record could not be written.
-func (s *Service) auditDSM(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) error {
+// auditOutcome records the outcome of a change (administrative or DSM)
+// and returns the operation's error, or the audit error if the record could
+// not be written: it fails closed. A change's own record is written with it
+// (auditing); this records failures.
+func (s *Service) auditOutcome(ctx context.Context, id *Identity, action, objectType, objectID string, opErr error) error {
 	if aerr := s.Audit(ctx, id, action, objectType, objectID, opErr); aerr != nil && opErr == nil {
 		return aerr
 	}
@@ -232,6 +234,20 @@ func (s *Service) scope(ctx context.Context, id *Identity) (*dsmScope, error) {
 		sc.groups[g.GroupID] = true
 	}
 	return sc, nil
+}
+
+// scoped is the start of most DSM operations: it checks that the caller's
+// role allows act and runs fn with the DSM scope the caller reaches.
+func scoped[T any](ctx context.Context, s *Service, id *Identity, act Action, fn func(*dsmScope) (T, error)) (T, error) {
+	var zero T
+	if err := id.Require(act); err != nil {
+		return zero, err
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return zero, err
+	}
+	return fn(sc)
 }
 
 func creatorOf(id *Identity) Creator { return Creator{Kind: id.Principal.Kind, ID: id.Principal.ID} }

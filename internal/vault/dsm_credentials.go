@@ -100,7 +100,7 @@ func checkRefs(get SobjectGetter, sc *dsmScope, groupID string, d *CredentialDet
 }
 
 func (s *Service) auditCred(ctx context.Context, id *Identity, action, credID string, opErr error) error {
-	return s.auditDSM(ctx, id, action, "credential", credID, opErr)
+	return s.auditOutcome(ctx, id, action, "credential", credID, opErr)
 }
 
 // CreateIntegrationCredential creates a credential in a group the caller reaches.
@@ -168,14 +168,7 @@ func (s *Service) findCredential(ctx context.Context, id *Identity, sc *dsmScope
 
 // GetIntegrationCredential returns a credential the caller reaches.
 func (s *Service) GetIntegrationCredential(ctx context.Context, id *Identity, credID string) (*IntegrationCredential, error) {
-	if err := id.Require(ActRead); err != nil {
-		return nil, err
-	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return s.findCredential(ctx, id, sc, credID)
+	return scoped(ctx, s, id, ActRead, func(sc *dsmScope) (*IntegrationCredential, error) { return s.findCredential(ctx, id, sc, credID) })
 }
 
 // CredentialListQuery selects one page of integration credentials.

@@ -38,11 +38,7 @@ func (s *Service) cryptKey(ctx context.Context, id *Identity, in *CryptInput, op
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	o, err := s.findSobject(ctx, id, sc, in.Key)
+	o, err := s.findSobject(ctx, id, in.Key)
 	if err != nil {
 		return nil, err
 	}

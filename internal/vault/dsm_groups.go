@@ -27,7 +27,7 @@ func (s *Service) CreateGroup(ctx context.Context, id *Identity, in GroupInput) 
 		if g != nil {
 			oid = g.ID
 		}
-		err = s.auditDSM(ctx, id, "group.create", "group", oid, err)
+		err = s.auditOutcome(ctx, id, "group.create", "group", oid, err)
 	}()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
@@ -64,36 +64,18 @@ func (s *Service) CreateGroup(ctx context.Context, id *Identity, in GroupInput) 
 
 // ListGroups returns the groups the caller reaches.
 func (s *Service) ListGroups(ctx context.Context, id *Identity) ([]Group, error) {
-	if err := id.Require(ActRead); err != nil {
-		return nil, err
-	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	all, err := s.store.ListGroups(ctx, id.AccountID)
-	if err != nil {
-		return nil, fmt.Errorf("list groups: %w", err)
-	}
-	out := all[:0]
-	for _, g := range all {
-		if sc.has(g.ID) {
-			out = append(out, g)
+	return scoped(ctx, s, id, ActRead, func(sc *dsmScope) ([]Group, error) {
+		all, err := s.store.ListGroups(ctx, id.AccountID)
+		if err != nil {
+			return nil, fmt.Errorf("list groups: %w", err)
 		}
-	}
-	return out, nil
+		return slices.DeleteFunc(all, func(g Group) bool { return !sc.has(g.ID) }), nil
+	})
 }
 
 // GetGroup returns a group the caller reaches.
 func (s *Service) GetGroup(ctx context.Context, id *Identity, groupID string) (*Group, error) {
-	if err := id.Require(ActRead); err != nil {
-		return nil, err
-	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return s.getGroup(ctx, id, sc, groupID)
+	return scoped(ctx, s, id, ActRead, func(sc *dsmScope) (*Group, error) { return s.getGroup(ctx, id, sc, groupID) })
 }
 
 func (s *Service) getGroup(ctx context.Context, id *Identity, sc *dsmScope, groupID string) (*Group, error) {
@@ -110,16 +92,9 @@ func (s *Service) getGroup(ctx context.Context, id *Identity, sc *dsmScope, grou
 // UpdateGroup changes a group's name, description or custom metadata.
 func (s *Service) UpdateGroup(ctx context.Context, id *Identity, groupID string, in GroupInput) (g *Group, err error) {
 	ctx = s.auditing(ctx, id, "group.update", "group", func() string { return groupID })
-	defer func() { err = s.auditDSM(ctx, id, "group.update", "group", groupID, err) }()
-	if err := id.Require(ActAdmin); err != nil {
+	defer func() { err = s.auditOutcome(ctx, id, "group.update", "group", groupID, err) }()
+	if err := s.groupInReach(ctx, id, ActAdmin, groupID); err != nil {
 		return nil, err
-	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !sc.has(groupID) {
-		return nil, notFound("group")
 	}
 	if in.Name != nil {
 		if err := checkDSMName("name", *in.Name); err != nil {
@@ -146,19 +121,24 @@ func (s *Service) UpdateGroup(ctx context.Context, id *Identity, groupID string,
 	return g, nil
 }
 
+// groupInReach checks that the caller's role allows act and that it
+// reaches groupID (NotFound otherwise, as for a missing group).
+func (s *Service) groupInReach(ctx context.Context, id *Identity, act Action, groupID string) error {
+	_, err := scoped(ctx, s, id, act, func(sc *dsmScope) (struct{}, error) {
+		if !sc.has(groupID) {
+			return struct{}{}, notFound("group")
+		}
+		return struct{}{}, nil
+	})
+	return err
+}
+
 // DeleteGroup deletes an empty group.
 func (s *Service) DeleteGroup(ctx context.Context, id *Identity, groupID string) (err error) {
 	ctx = s.auditing(ctx, id, "group.delete", "group", func() string { return groupID })
-	defer func() { err = s.auditDSM(ctx, id, "group.delete", "group", groupID, err) }()
-	if err := id.Require(ActAdmin); err != nil {
+	defer func() { err = s.auditOutcome(ctx, id, "group.delete", "group", groupID, err) }()
+	if err := s.groupInReach(ctx, id, ActAdmin, groupID); err != nil {
 		return err
-	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return err
-	}
-	if !sc.has(groupID) {
-		return notFound("group")
 	}
 	if err := s.store.DeleteGroup(ctx, id.AccountID, groupID); err != nil {
 		return mapStoreErr(err, "group", "delete group")
@@ -309,7 +289,7 @@ func (s *Service) CreateApp(ctx context.Context, id *Identity, in AppInput) (a *
 		if a != nil {
 			oid = a.ID
 		}
-		err = s.auditDSM(ctx, id, "app.create", "app", oid, err)
+		err = s.auditOutcome(ctx, id, "app.create", "app", oid, err)
 	}()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
@@ -369,6 +349,23 @@ func manageableApp(sc *dsmScope, a *App) error {
 	return nil
 }
 
+// manageApp returns an app the caller may see and manage (manageableApp),
+// with the caller's scope.
+func (s *Service) manageApp(ctx context.Context, id *Identity, appID string) (*dsmScope, *App, error) {
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := s.getApp(ctx, id, sc, appID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := manageableApp(sc, a); err != nil {
+		return nil, nil, err
+	}
+	return sc, a, nil
+}
+
 // ListApps returns the apps the caller may see.
 func (s *Service) ListApps(ctx context.Context, id *Identity) ([]App, error) {
 	if err := id.Require(ActRead); err != nil {
@@ -382,25 +379,12 @@ func (s *Service) ListApps(ctx context.Context, id *Identity) ([]App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list apps: %w", err)
 	}
-	out := all[:0]
-	for _, a := range all {
-		if visibleApp(id, sc, &a) {
-			out = append(out, a)
-		}
-	}
-	return out, nil
+	return slices.DeleteFunc(all, func(a App) bool { return !visibleApp(id, sc, &a) }), nil
 }
 
 // GetApp returns an app the caller may see.
 func (s *Service) GetApp(ctx context.Context, id *Identity, appID string) (*App, error) {
-	if err := id.Require(ActRead); err != nil {
-		return nil, err
-	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return s.getApp(ctx, id, sc, appID)
+	return scoped(ctx, s, id, ActRead, func(sc *dsmScope) (*App, error) { return s.getApp(ctx, id, sc, appID) })
 }
 
 func (s *Service) getApp(ctx context.Context, id *Identity, sc *dsmScope, appID string) (*App, error) {
@@ -417,19 +401,12 @@ func (s *Service) getApp(ctx context.Context, id *Identity, sc *dsmScope, appID 
 // UpdateApp changes an app.
 func (s *Service) UpdateApp(ctx context.Context, id *Identity, appID string, in AppInput) (a *App, err error) {
 	ctx = s.auditing(ctx, id, "app.update", "app", func() string { return appID })
-	defer func() { err = s.auditDSM(ctx, id, "app.update", "app", appID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "app.update", "app", appID, err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
 	}
-	sc, err := s.scope(ctx, id)
+	sc, _, err := s.manageApp(ctx, id, appID)
 	if err != nil {
-		return nil, err
-	}
-	cur, err := s.getApp(ctx, id, sc, appID)
-	if err != nil {
-		return nil, err
-	}
-	if err := manageableApp(sc, cur); err != nil {
 		return nil, err
 	}
 	if err := in.validate(sc); err != nil {
@@ -455,19 +432,11 @@ func (s *Service) UpdateApp(ctx context.Context, id *Identity, appID string, in 
 // DeleteApp deletes an app, its key and its sessions.
 func (s *Service) DeleteApp(ctx context.Context, id *Identity, appID string) (err error) {
 	ctx = s.auditing(ctx, id, "app.delete", "app", func() string { return appID })
-	defer func() { err = s.auditDSM(ctx, id, "app.delete", "app", appID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "app.delete", "app", appID, err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return err
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return err
-	}
-	a, err := s.getApp(ctx, id, sc, appID)
-	if err != nil {
-		return err
-	}
-	if err := manageableApp(sc, a); err != nil {
+	if _, _, err := s.manageApp(ctx, id, appID); err != nil {
 		return err
 	}
 	if err := s.store.DeleteApp(ctx, id.AccountID, appID); err != nil {
@@ -530,15 +499,8 @@ func (s *Service) GetAppCredential(ctx context.Context, id *Identity, appID stri
 	if err := id.Require(ActAdmin); err != nil {
 		return "", err
 	}
-	sc, err := s.scope(ctx, id)
+	_, a, err := s.manageApp(ctx, id, appID)
 	if err != nil {
-		return "", err
-	}
-	a, err := s.getApp(ctx, id, sc, appID)
-	if err != nil {
-		return "", err
-	}
-	if err := manageableApp(sc, a); err != nil {
 		return "", err
 	}
 	sec, err := s.store.GetAppSecret(ctx, id.AccountID, appID)
@@ -580,22 +542,14 @@ func (s *Service) GetAppCredential(ctx context.Context, id *Identity, appID stri
 // keep working for that long.
 func (s *Service) ResetAppSecret(ctx context.Context, id *Identity, appID string, migrationPeriod time.Duration) (a *App, err error) {
 	ctx = s.auditing(ctx, id, "app.reset_secret", "app", func() string { return appID })
-	defer func() { err = s.auditDSM(ctx, id, "app.reset_secret", "app", appID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "app.reset_secret", "app", appID, err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
 	}
 	if migrationPeriod < 0 || migrationPeriod > MaxCredentialMigrationPeriod*time.Second {
 		return nil, FieldError("credential_migration_period", "credential_migration_period must be between 0 and %d seconds", MaxCredentialMigrationPeriod)
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := s.getApp(ctx, id, sc, appID)
-	if err != nil {
-		return nil, err
-	}
-	if err := manageableApp(sc, cur); err != nil {
+	if _, _, err := s.manageApp(ctx, id, appID); err != nil {
 		return nil, err
 	}
 	k, sealed, err := s.newAppKey(id.AccountID, appID)

@@ -126,7 +126,11 @@ func keymatErr(err error) error {
 
 // pickGroup resolves the group of a new object: the requested one, else
 // the app's default group, else the only group in reach.
-func (s *Service) pickGroup(ctx context.Context, id *Identity, sc *dsmScope, requested *string) (string, error) {
+func (s *Service) pickGroup(ctx context.Context, id *Identity, requested *string) (string, error) {
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return "", err
+	}
 	if requested != nil {
 		g := *requested
 		if !ValidUUID(g) {
@@ -209,7 +213,12 @@ func (s *Service) newSobject(id *Identity, in SobjectInput, groupID string, m *k
 	return o, nil
 }
 
-func checkSobjectInput(in *SobjectInput, create bool) error {
+// checkSobjectWrite checks that the caller may write objects and that in
+// is acceptable for a create (or an update).
+func checkSobjectWrite(id *Identity, in *SobjectInput, create bool) error {
+	if err := id.Require(ActWrite); err != nil {
+		return err
+	}
 	if create {
 		if in.Name == nil {
 			return FieldError("name", "name is required")
@@ -233,20 +242,13 @@ func checkSobjectInput(in *SobjectInput, create bool) error {
 func (s *Service) CreateSobject(ctx context.Context, id *Identity, in SobjectInput) (o *Sobject, err error) {
 	ctx = s.auditing(ctx, id, "sobject.create", "sobject", func() string { return o.KID })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.create", o, "", err) }()
-	if err := id.Require(ActWrite); err != nil {
-		return nil, err
-	}
-	if err := checkSobjectInput(&in, true); err != nil {
+	if err := checkSobjectWrite(id, &in, true); err != nil {
 		return nil, err
 	}
 	if in.Value != nil {
 		return nil, FieldError("value", "value is only accepted when importing an object; generating one creates its material")
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	groupID, err := s.pickGroup(ctx, id, sc, in.GroupID)
+	groupID, err := s.pickGroup(ctx, id, in.GroupID)
 	if err != nil {
 		return nil, err
 	}
@@ -272,24 +274,14 @@ func (s *Service) CreateSobject(ctx context.Context, id *Identity, in SobjectInp
 		return nil, keymatErr(err)
 	}
 	defer clear(m.Secret)
-	o, err = s.newSobject(id, in, groupID, m, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.store.CreateSobject(ctx, o); err != nil {
-		return nil, mapStoreErr(conflictName(err, "security object"), "security object", "create sobject")
-	}
-	return o, nil
+	return s.storeNewSobject(ctx, id, in, groupID, m, true)
 }
 
 // ImportSobject imports key material given in in.Value.
 func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInput) (o *Sobject, err error) {
 	ctx = s.auditing(ctx, id, "sobject.import", "sobject", func() string { return o.KID })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.import", o, "", err) }()
-	if err := id.Require(ActWrite); err != nil {
-		return nil, err
-	}
-	if err := checkSobjectInput(&in, true); err != nil {
+	if err := checkSobjectWrite(id, &in, true); err != nil {
 		return nil, err
 	}
 	if len(in.Value) == 0 {
@@ -298,11 +290,7 @@ func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInp
 	if len(in.Value) > s.maxPayload {
 		return nil, &Error{Kind: KindTooLarge, Field: "value", Msg: fmt.Sprintf("value exceeds the limit of %d bytes", s.maxPayload)}
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	groupID, err := s.pickGroup(ctx, id, sc, in.GroupID)
+	groupID, err := s.pickGroup(ctx, id, in.GroupID)
 	if err != nil {
 		return nil, err
 	}
@@ -317,12 +305,21 @@ func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInp
 	if in.EllipticCurve != nil && m.Curve != "" && *in.EllipticCurve != m.Curve {
 		return nil, FieldError("elliptic_curve", "elliptic_curve does not match the imported key (%s)", m.Curve)
 	}
-	o, err = s.newSobject(id, in, groupID, m, false)
+	return s.storeNewSobject(ctx, id, in, groupID, m, false)
+}
+
+// storeNewSobject seals m into a new object in groupID and stores it.
+func (s *Service) storeNewSobject(ctx context.Context, id *Identity, in SobjectInput, groupID string, m *keymat.Material, generated bool) (*Sobject, error) {
+	o, err := s.newSobject(id, in, groupID, m, generated)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.store.CreateSobject(ctx, o); err != nil {
-		return nil, mapStoreErr(conflictName(err, "security object"), "security object", "import sobject")
+		op := "import sobject"
+		if generated {
+			op = "create sobject"
+		}
+		return nil, mapStoreErr(conflictName(err, "security object"), "security object", op)
 	}
 	return o, nil
 }
@@ -331,16 +328,17 @@ func (s *Service) auditSobject(ctx context.Context, id *Identity, action string,
 	if o != nil {
 		kid = o.KID
 	}
-	return s.auditDSM(ctx, id, action, "sobject", kid, opErr)
+	return s.auditOutcome(ctx, id, action, "sobject", kid, opErr)
 }
 
 // findSobject resolves a descriptor within the caller's scope. Objects
 // outside it are NotFound, exactly like missing ones.
-func (s *Service) findSobject(ctx context.Context, id *Identity, sc *dsmScope, d SobjectDescriptor) (*Sobject, error) {
-	var (
-		o   *Sobject
-		err error
-	)
+func (s *Service) findSobject(ctx context.Context, id *Identity, d SobjectDescriptor) (*Sobject, error) {
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var o *Sobject
 	switch {
 	case d.KID != "":
 		if !ValidUUID(d.KID) {
@@ -375,11 +373,7 @@ func (s *Service) GetSobject(ctx context.Context, id *Identity, d SobjectDescrip
 	if err := id.Require(ActRead); err != nil {
 		return nil, nil, err
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	o, err = s.findSobject(ctx, id, sc, d)
+	o, err = s.findSobject(ctx, id, d)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -464,20 +458,13 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, in SobjectInput) (o *Sobject, err error) {
 	ctx = s.auditing(ctx, id, "sobject.update", "sobject", func() string { return kid })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.update", nil, kid, err) }()
-	if err := id.Require(ActWrite); err != nil {
-		return nil, err
-	}
-	if err := checkSobjectInput(&in, false); err != nil {
+	if err := checkSobjectWrite(id, &in, false); err != nil {
 		return nil, err
 	}
 	if in.Value != nil {
 		return nil, FieldError("value", "key material cannot be changed; use rekey")
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := s.findSobject(ctx, id, sc, SobjectDescriptor{KID: kid})
+	cur, err := s.findSobject(ctx, id, SobjectDescriptor{KID: kid})
 	if err != nil {
 		return nil, err
 	}
@@ -546,11 +533,7 @@ func (s *Service) DeleteSobject(ctx context.Context, id *Identity, kid string) (
 	if err := id.Require(ActWrite); err != nil {
 		return err
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return err
-	}
-	if _, err := s.findSobject(ctx, id, sc, SobjectDescriptor{KID: kid}); err != nil {
+	if _, err := s.findSobject(ctx, id, SobjectDescriptor{KID: kid}); err != nil {
 		return err
 	}
 	if err := s.store.DeleteSobject(ctx, id.AccountID, kid); err != nil {
@@ -569,11 +552,7 @@ func (s *Service) ExportSobject(ctx context.Context, id *Identity, d SobjectDesc
 	if err := id.Require(ActReadSecret); err != nil {
 		return fail(nil, err)
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return fail(nil, err)
-	}
-	o, err := s.findSobject(ctx, id, sc, d)
+	o, err := s.findSobject(ctx, id, d)
 	if err != nil {
 		return fail(nil, err)
 	}
@@ -677,11 +656,7 @@ func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) 
 	if r.In.Value != nil {
 		return nil, FieldError("value", "rekey generates new material; value is not accepted")
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	old, err := s.findSobject(ctx, id, sc, SobjectDescriptor{Name: *r.In.Name})
+	old, err := s.findSobject(ctx, id, SobjectDescriptor{Name: *r.In.Name})
 	if err != nil {
 		return nil, err
 	}
@@ -762,11 +737,7 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 	if err != nil {
 		return "", nil, err
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return "", nil, err
-	}
-	o, err := s.findSobject(ctx, id, sc, in.Key)
+	o, err := s.findSobject(ctx, id, in.Key)
 	if err != nil {
 		return "", nil, err
 	}
@@ -810,11 +781,7 @@ func (s *Service) Verify(ctx context.Context, id *Identity, in SignInput) (kid s
 	if in.Signature == nil {
 		return "", false, FieldError("signature", "signature is required")
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return "", false, err
-	}
-	o, err := s.findSobject(ctx, id, sc, in.Key)
+	o, err := s.findSobject(ctx, id, in.Key)
 	if err != nil {
 		return "", false, err
 	}

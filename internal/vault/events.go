@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync/atomic"
 	"time"
 )
 
@@ -72,9 +71,9 @@ func (e *Event) Body() []byte {
 // matching webhook) in the transaction that makes the change: the outbox
 // holds an event if and only if its change committed.
 type TxEvents struct {
-	build     []func() Event
-	committed atomic.Bool
-	onCommit  func()
+	txOnce
+	build    []func() Event
+	onCommit func()
 }
 
 type txEventsKey struct{}
@@ -82,11 +81,7 @@ type txEventsKey struct{}
 // TxEventsFrom returns the events a store must write in its next write
 // transaction on ctx, or nil.
 func TxEventsFrom(ctx context.Context) *TxEvents {
-	e, _ := ctx.Value(txEventsKey{}).(*TxEvents)
-	if e == nil || e.committed.Load() {
-		return nil
-	}
-	return e
+	return pendingFrom[*TxEvents](ctx, txEventsKey{})
 }
 
 // Events builds the events. It runs inside the store's transaction, after
@@ -114,8 +109,8 @@ func (e *TxEvents) Committed() {
 // emitting returns ctx carrying an event of type typ by id, whose data is
 // computed inside the change's transaction (see TxEvents).
 func (s *Service) emitting(ctx context.Context, id *Identity, typ string, data func() EventData) context.Context {
-	te, _ := ctx.Value(txEventsKey{}).(*TxEvents)
-	if te == nil || te.committed.Load() {
+	te := pendingFrom[*TxEvents](ctx, txEventsKey{})
+	if te == nil {
 		te = &TxEvents{onCommit: s.onEvents}
 		ctx = context.WithValue(ctx, txEventsKey{}, te)
 	}

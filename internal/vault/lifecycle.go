@@ -255,13 +255,7 @@ func (s *Service) RestoreCredential(ctx context.Context, id *Identity, credID st
 	ctx = s.emitting(ctx, id, EventCredentialRestored, func() EventData { return credentialEvent(&t.Credential) })
 	out, err := s.store.RestoreCredential(ctx, id.AccountID, credID)
 	if err != nil {
-		switch KindOf(err) {
-		case KindNotFound:
-			return nil, Errorf(KindNotFound, "deleted credential not found")
-		case KindConflict:
-			return nil, &Error{Kind: KindConflict, Field: "name", Msg: "a credential with this name already exists in this account; rename it or delete it first", Err: err}
-		}
-		return nil, fmt.Errorf("restore credential: %w", err)
+		return nil, credentialChangeErr(err, "deleted credential", "; rename it or delete it first", "restore credential")
 	}
 	return out, nil
 }

@@ -287,7 +287,7 @@ func (s *Service) AdminRenameAccount(ctx context.Context, id *Identity, accountI
 	}
 	actor := c.actorIn(accountID)
 	ctx = s.auditing(ctx, actor, "account.rename", "account", func() string { return accountID })
-	defer func() { err = s.auditAdmin(ctx, actor, "account.rename", "account", accountID, err) }()
+	defer func() { err = s.auditOutcome(ctx, actor, "account.rename", "account", accountID, err) }()
 	if err := checkMgmtName("name", name); err != nil {
 		return nil, err
 	}
@@ -313,7 +313,7 @@ func (s *Service) AdminDeleteAccount(ctx context.Context, id *Identity, accountI
 	}
 	actor := c.actorIn(accountID)
 	ctx = s.auditing(ctx, actor, action, "account", func() string { return accountID })
-	defer func() { err = s.auditAdmin(ctx, actor, action, "account", accountID, err) }()
+	defer func() { err = s.auditOutcome(ctx, actor, action, "account", accountID, err) }()
 	if accountID == c.sys {
 		return Errorf(KindConflict, "the system account cannot be deleted")
 	}
@@ -346,7 +346,7 @@ func (s *Service) AdminCreatePrincipal(ctx context.Context, id *Identity, np New
 	pr := PrincipalDetail{Principal: Principal{ID: NewID(), Kind: np.Kind, Name: np.Name, DefaultAccountID: np.AccountID, CreatedAt: s.Now()}, Email: np.Email}
 	actor := c.actorIn(np.AccountID)
 	ctx = s.auditing(ctx, actor, "principal.create", "principal", func() string { return pr.ID })
-	defer func() { err = s.auditAdmin(ctx, actor, "principal.create", "principal", pr.ID, err) }()
+	defer func() { err = s.auditOutcome(ctx, actor, "principal.create", "principal", pr.ID, err) }()
 	if np.Kind != PrincipalUser && np.Kind != PrincipalServiceAccount {
 		return nil, FieldError("kind", "principal kind must be user or service_account")
 	}
@@ -374,6 +374,23 @@ func (s *Service) AdminCreatePrincipal(ctx context.Context, id *Identity, np New
 		return nil, nameTaken(fmt.Errorf("create principal: %w", err), "a principal with this name already exists in the account, or a user with this email exists")
 	}
 	return &pr, nil
+}
+
+// administeredPrincipal is principalFor for a change to the principal:
+// the caller must administer its home account.
+func (s *Service) administeredPrincipal(ctx context.Context, id *Identity, principalID string) (*mgmtCaller, *PrincipalDetail, error) {
+	c, err := s.mgmtCaller(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, admin, err := s.principalFor(ctx, c, principalID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !admin {
+		return nil, nil, errNotAdmin
+	}
+	return c, p, nil
 }
 
 // principalFor loads a user or service account the caller may see: one
@@ -451,16 +468,9 @@ func (s *Service) AdminListPrincipals(ctx context.Context, id *Identity, q Princ
 // enables it (admins of its home account and operators). Disabling ends
 // every session at once; its keys stop working at once.
 func (s *Service) AdminUpdatePrincipal(ctx context.Context, id *Identity, principalID string, u PrincipalUpdate) (p *PrincipalDetail, err error) {
-	c, err := s.mgmtCaller(ctx, id)
+	c, p, err := s.administeredPrincipal(ctx, id, principalID)
 	if err != nil {
 		return nil, err
-	}
-	p, admin, err := s.principalFor(ctx, c, principalID)
-	if err != nil {
-		return nil, err
-	}
-	if !admin {
-		return nil, errNotAdmin
 	}
 	action := "principal.update"
 	if u.Disabled != nil {
@@ -468,7 +478,7 @@ func (s *Service) AdminUpdatePrincipal(ctx context.Context, id *Identity, princi
 	}
 	actor := c.actorIn(p.DefaultAccountID)
 	ctx = s.auditing(ctx, actor, action, "principal", func() string { return principalID })
-	defer func() { err = s.auditAdmin(ctx, actor, action, "principal", principalID, err) }()
+	defer func() { err = s.auditOutcome(ctx, actor, action, "principal", principalID, err) }()
 	if u.Name != nil {
 		if err := checkMgmtName("name", *u.Name); err != nil {
 			return nil, err
@@ -495,20 +505,13 @@ func (s *Service) AdminUpdatePrincipal(ctx context.Context, id *Identity, princi
 // AdminDeletePrincipal deletes a principal with its keys, memberships and
 // sessions (admins of its home account and operators; not oneself).
 func (s *Service) AdminDeletePrincipal(ctx context.Context, id *Identity, principalID string) (err error) {
-	c, err := s.mgmtCaller(ctx, id)
+	c, p, err := s.administeredPrincipal(ctx, id, principalID)
 	if err != nil {
 		return err
-	}
-	p, admin, err := s.principalFor(ctx, c, principalID)
-	if err != nil {
-		return err
-	}
-	if !admin {
-		return errNotAdmin
 	}
 	actor := c.actorIn(p.DefaultAccountID)
 	ctx = s.auditing(ctx, actor, "principal.delete", "principal", func() string { return principalID })
-	defer func() { err = s.auditAdmin(ctx, actor, "principal.delete", "principal", principalID, err) }()
+	defer func() { err = s.auditOutcome(ctx, actor, "principal.delete", "principal", principalID, err) }()
 	if principalID == id.Principal.ID {
 		return Errorf(KindConflict, "a principal cannot delete itself")
 	}
@@ -548,7 +551,7 @@ func (s *Service) AdminRevokeMembership(ctx context.Context, id *Identity, princ
 	}
 	actor := c.actorIn(accountID)
 	ctx = s.auditing(ctx, actor, "membership.revoke", "principal", func() string { return principalID })
-	defer func() { err = s.auditAdmin(ctx, actor, "membership.revoke", "principal", principalID, err) }()
+	defer func() { err = s.auditOutcome(ctx, actor, "membership.revoke", "principal", principalID, err) }()
 	p, err := s.store.GetPrincipal(ctx, principalID)
 	if err != nil || p.Kind == PrincipalApp {
 		return Errorf(KindNotFound, "no such principal")

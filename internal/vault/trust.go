@@ -238,7 +238,7 @@ func (s *Service) requireTrustAdmin(ctx context.Context, id *Identity, accountID
 func (s *Service) CreateTrustPolicy(ctx context.Context, id *Identity, p TrustPolicy) (out *TrustPolicy, err error) {
 	p.ID, p.CreatedAt = NewID(), s.Now()
 	ctx = s.auditing(ctx, id, "trust_policy.create", "trust_policy", func() string { return p.ID })
-	defer func() { err = s.auditAdmin(ctx, id, "trust_policy.create", "trust_policy", p.ID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "trust_policy.create", "trust_policy", p.ID, err) }()
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -298,7 +298,7 @@ func (s *Service) DeleteTrustPolicy(ctx context.Context, id *Identity, policyID 
 		return err
 	}
 	ctx = s.auditing(ctx, id, "trust_policy.delete", "trust_policy", func() string { return policyID })
-	defer func() { err = s.auditAdmin(ctx, id, "trust_policy.delete", "trust_policy", policyID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "trust_policy.delete", "trust_policy", policyID, err) }()
 	if err := s.trustStore().DeleteTrustPolicy(ctx, policyID, s.Now()); err != nil {
 		return fmt.Errorf("delete trust policy: %w", err)
 	}
@@ -391,7 +391,7 @@ func (s *Service) issueWorkloadKey(ctx context.Context, p *TrustPolicy, c *Workl
 	id := policyIdentity(p)
 	id.KeyID = k.ID
 	ctx = s.auditing(ctx, id, "workload.exchange", "workload", func() string { return c.Subject })
-	defer func() { err = s.auditAdmin(ctx, id, "workload.exchange", "workload", c.Subject, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "workload.exchange", "workload", c.Subject, err) }()
 	if err := s.store.CreateAPIKey(ctx, &k); err != nil {
 		return nil, fmt.Errorf("token exchange: %w", err)
 	}

@@ -166,7 +166,7 @@ func (s *Service) openUserSession(ctx context.Context, id *Identity) (token stri
 	id = &Identity{Principal: id.Principal, AccountID: id.AccountID, SessionID: sess.ID}
 	ctx = s.auditing(ctx, id, "session.login", "session", func() string { return sess.ID })
 	defer func() {
-		if err = s.auditAdmin(ctx, id, "session.login", "session", sess.ID, err); err != nil {
+		if err = s.auditOutcome(ctx, id, "session.login", "session", sess.ID, err); err != nil {
 			token, sess, p = "", nil, nil
 		}
 	}()
@@ -232,7 +232,7 @@ func (s *Service) Logout(ctx context.Context, id *Identity) (err error) {
 		return Errorf(KindInvalid, "logout needs a login session (Authorization: Bearer <session token>)")
 	}
 	ctx = s.auditing(ctx, id, "session.logout", "session", func() string { return id.SessionID })
-	defer func() { err = s.auditAdmin(ctx, id, "session.logout", "session", id.SessionID, err) }()
+	defer func() { err = s.auditOutcome(ctx, id, "session.logout", "session", id.SessionID, err) }()
 	if err := s.store.DeleteUserSession(ctx, id.SessionID); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
@@ -242,16 +242,9 @@ func (s *Service) Logout(ctx context.Context, id *Identity) (err error) {
 // AdminSetPassword sets a user's password (admins of its home account and
 // operators). Every session of the user ends.
 func (s *Service) AdminSetPassword(ctx context.Context, id *Identity, principalID, password string) (err error) {
-	c, err := s.mgmtCaller(ctx, id)
+	c, p, err := s.administeredPrincipal(ctx, id, principalID)
 	if err != nil {
 		return err
-	}
-	p, admin, err := s.principalFor(ctx, c, principalID)
-	if err != nil {
-		return err
-	}
-	if !admin {
-		return errNotAdmin
 	}
 	return s.setPassword(ctx, c.actorIn(p.DefaultAccountID), p, password)
 }
@@ -281,7 +274,7 @@ func (s *Service) ChangePassword(ctx context.Context, id *Identity, oldPassword,
 
 func (s *Service) setPassword(ctx context.Context, actor *Identity, p *PrincipalDetail, password string) (err error) {
 	ctx = s.auditing(ctx, actor, "principal.set_password", "principal", func() string { return p.ID })
-	defer func() { err = s.auditAdmin(ctx, actor, "principal.set_password", "principal", p.ID, err) }()
+	defer func() { err = s.auditOutcome(ctx, actor, "principal.set_password", "principal", p.ID, err) }()
 	if p.Kind != PrincipalUser {
 		return Errorf(KindInvalid, "only users have a password")
 	}

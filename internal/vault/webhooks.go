@@ -99,10 +99,7 @@ func (s *Service) auditWebhook(ctx context.Context, id *Identity, action string,
 	if w != nil {
 		whID = w.ID
 	}
-	if aerr := s.Audit(ctx, id, action, "webhook", whID, opErr); aerr != nil && opErr == nil {
-		return aerr
-	}
-	return opErr
+	return s.auditOutcome(ctx, id, action, "webhook", whID, opErr)
 }
 
 // GetWebhook returns a webhook (account admins).

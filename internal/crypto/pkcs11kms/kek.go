@@ -178,6 +178,19 @@ func (k *KEK) connect() error {
 	return nil
 }
 
+// rootKeyRules are what findKey demands of the key it finds: a 256-bit
+// AES key the token never reveals.
+var rootKeyRules = []struct {
+	attr    uint
+	ok      func(value []byte) bool
+	refusal string
+}{
+	{pkcs11.CKA_KEY_TYPE, func(v []byte) bool { return ulong(v) == pkcs11.CKK_AES }, "the key is not an AES key"},
+	{pkcs11.CKA_VALUE_LEN, func(v []byte) bool { return ulong(v) == 32 }, "the key is not a 256-bit AES key"},
+	{pkcs11.CKA_SENSITIVE, boolean, "the key is not CKA_SENSITIVE; refusing a root key the token would reveal"},
+	{pkcs11.CKA_EXTRACTABLE, func(v []byte) bool { return !boolean(v) }, "the key is CKA_EXTRACTABLE; refusing a root key that can leave the token"},
+}
+
 func (k *KEK) findKey(sh pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) {
 	p := k.mod.ctx
 	tmpl := []*pkcs11.Attribute{
@@ -198,32 +211,18 @@ func (k *KEK) findKey(sh pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) {
 	case 2:
 		return 0, k.errorf("two secret keys carry this label; give the key a unique label")
 	}
-	attrs, err := p.GetAttributeValue(sh, objs[0], []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
-	})
+	tmpl = make([]*pkcs11.Attribute, len(rootKeyRules))
+	for i, r := range rootKeyRules {
+		tmpl[i] = pkcs11.NewAttribute(r.attr, nil)
+	}
+	attrs, err := p.GetAttributeValue(sh, objs[0], tmpl)
 	if err != nil {
 		return 0, k.errorf("read key attributes: %w", err)
 	}
 	for _, a := range attrs {
-		switch a.Type {
-		case pkcs11.CKA_KEY_TYPE:
-			if ulong(a.Value) != pkcs11.CKK_AES {
-				return 0, k.errorf("the key is not an AES key")
-			}
-		case pkcs11.CKA_VALUE_LEN:
-			if ulong(a.Value) != 32 {
-				return 0, k.errorf("the key is not a 256-bit AES key")
-			}
-		case pkcs11.CKA_SENSITIVE:
-			if !boolean(a.Value) {
-				return 0, k.errorf("the key is not CKA_SENSITIVE; refusing a root key the token would reveal")
-			}
-		case pkcs11.CKA_EXTRACTABLE:
-			if boolean(a.Value) {
-				return 0, k.errorf("the key is CKA_EXTRACTABLE; refusing a root key that can leave the token")
+		for _, r := range rootKeyRules {
+			if a.Type == r.attr && !r.ok(a.Value) {
+				return 0, k.errorf("%s", r.refusal)
 			}
 		}
 	}

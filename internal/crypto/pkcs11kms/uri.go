@@ -59,14 +59,7 @@ func ParseURI(s string) (URI, error) {
 		return u, errors.New("pkcs11 uri: must start with pkcs11:")
 	}
 	path, query, _ := strings.Cut(rest, "?")
-	for _, attr := range strings.Split(path, ";") {
-		if attr == "" {
-			continue
-		}
-		k, v, err := attribute(attr)
-		if err != nil {
-			return u, err
-		}
+	err := attributes(path, ";", func(k, v string) error {
 		switch k {
 		case "token":
 			u.Token = v
@@ -74,34 +67,35 @@ func ParseURI(s string) (URI, error) {
 			u.Object = v
 		case "type":
 			if v != "secret-key" {
-				return u, fmt.Errorf("pkcs11 uri: type=%s: the master key is a secret key (type=secret-key)", v)
+				return fmt.Errorf("pkcs11 uri: type=%s: the master key is a secret key (type=secret-key)", v)
 			}
 		default:
-			return u, fmt.Errorf("pkcs11 uri: path attribute %q is not supported (use token, object and type)", k)
+			return fmt.Errorf("pkcs11 uri: path attribute %q is not supported (use token, object and type)", k)
 		}
+		return nil
+	})
+	if err != nil {
+		return u, err
 	}
-	for _, attr := range strings.Split(query, "&") {
-		if attr == "" {
-			continue
-		}
-		k, v, err := attribute(attr)
-		if err != nil {
-			return u, err
-		}
+	err = attributes(query, "&", func(k, v string) error {
 		switch k {
 		case "module-path":
 			u.ModulePath = v
 		case "pin-source":
 			file, ok := strings.CutPrefix(v, "file:")
 			if !ok {
-				return u, errors.New("pkcs11 uri: pin-source must be file:<path>")
+				return errors.New("pkcs11 uri: pin-source must be file:<path>")
 			}
 			u.PINSource = strings.TrimPrefix(file, "//")
 		case "pin-value":
 			u.pinValue = v
 		default:
-			return u, fmt.Errorf("pkcs11 uri: query attribute %q is not supported (use module-path, pin-source, pin-value)", k)
+			return fmt.Errorf("pkcs11 uri: query attribute %q is not supported (use module-path, pin-source, pin-value)", k)
 		}
+		return nil
+	})
+	if err != nil {
+		return u, err
 	}
 	switch {
 	case u.Token == "":
@@ -116,6 +110,24 @@ func ParseURI(s string) (URI, error) {
 		return u, errors.New("pkcs11 uri: pin-source=file:<path> (or pin-value) is required")
 	}
 	return u, nil
+}
+
+// attributes calls fn with the name and value of each attribute in list,
+// separated by sep (";" in the path, "&" in the query).
+func attributes(list, sep string, fn func(k, v string) error) error {
+	for _, attr := range strings.Split(list, sep) {
+		if attr == "" {
+			continue
+		}
+		k, v, err := attribute(attr)
+		if err != nil {
+			return err
+		}
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func attribute(attr string) (string, string, error) {

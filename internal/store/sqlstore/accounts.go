@@ -36,10 +36,7 @@ func scanAccount(row scanner) (*vault.Account, error) {
 
 func (db *DB) GetAccount(ctx context.Context, id string) (*vault.Account, error) {
 	a, err := scanAccount(db.r.QueryRowContext(ctx, db.q(`SELECT `+accountCols+` FROM accounts WHERE id = ?`), id))
-	if err != nil {
-		return nil, db.translate(err)
-	}
-	return a, nil
+	return a, db.translate(err)
 }
 
 func (db *DB) ListAccounts(ctx context.Context) ([]vault.Account, error) {

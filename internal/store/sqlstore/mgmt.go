@@ -236,10 +236,7 @@ func (db *DB) DeleteMembership(ctx context.Context, principalID, accountID strin
 
 func (db *DB) GetAPIKey(ctx context.Context, id string) (*vault.APIKey, error) {
 	k, err := scanAPIKey(db.w.QueryRowContext(ctx, db.q(`SELECT `+apiKeyCols+` FROM api_keys WHERE id = ?`), id))
-	if err != nil {
-		return nil, db.translate(err)
-	}
-	return k, nil
+	return k, db.translate(err)
 }
 
 func (db *DB) SetPassword(ctx context.Context, principalID, hash string) error {
