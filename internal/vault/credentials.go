@@ -301,15 +301,9 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 	}
 	now := s.Now()
 	c, err = s.store.UpdateCredential(ctx, id.AccountID, credID, func(c *Credential) error {
-		if p.Name != nil {
-			c.Name = *p.Name
-		}
-		if p.Type != nil {
-			c.Type = *p.Type
-		}
-		if p.Description != nil {
-			c.Description = *p.Description
-		}
+		patch(&c.Name, p.Name)
+		patch(&c.Type, p.Type)
+		patch(&c.Description, p.Description)
 		if meta != nil {
 			c.Metadata = meta
 		}
@@ -334,9 +328,7 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 				return FieldError("type", "the stored payload is not valid JSON, so the type cannot become json without a new payload")
 			}
 		}
-		if p.ExpiresAt != nil {
-			c.ExpiresAt = *p.ExpiresAt
-		}
+		patch(&c.ExpiresAt, p.ExpiresAt)
 		c.UpdatedAt = now
 		changed = c
 		return nil

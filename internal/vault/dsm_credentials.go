@@ -152,23 +152,33 @@ func (s *Service) CreateIntegrationCredential(ctx context.Context, id *Identity,
 	return c, nil
 }
 
-func (s *Service) findCredential(ctx context.Context, id *Identity, sc *dsmScope, credID string) (*IntegrationCredential, error) {
+// findCredential returns a credential the caller reaches, and the
+// caller's scope. Credentials outside it are NotFound, like missing ones.
+func (s *Service) findCredential(ctx context.Context, id *Identity, credID string) (*IntegrationCredential, *dsmScope, error) {
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
 	if !ValidUUID(credID) {
-		return nil, FieldError("cred_id", "cred_id must be a UUID")
+		return nil, nil, FieldError("cred_id", "cred_id must be a UUID")
 	}
 	c, err := s.store.GetIntegrationCredential(ctx, id.AccountID, credID)
 	if err != nil {
-		return nil, mapStoreErr(err, "credential", "get integration credential")
+		return nil, nil, mapStoreErr(err, "credential", "get integration credential")
 	}
 	if !sc.has(c.GroupID) {
-		return nil, notFound("credential")
+		return nil, nil, notFound("credential")
 	}
-	return c, nil
+	return c, sc, nil
 }
 
 // GetIntegrationCredential returns a credential the caller reaches.
 func (s *Service) GetIntegrationCredential(ctx context.Context, id *Identity, credID string) (*IntegrationCredential, error) {
-	return scoped(ctx, s, id, ActRead, func(sc *dsmScope) (*IntegrationCredential, error) { return s.findCredential(ctx, id, sc, credID) })
+	if err := id.Require(ActRead); err != nil {
+		return nil, err
+	}
+	c, _, err := s.findCredential(ctx, id, credID)
+	return c, err
 }
 
 // CredentialListQuery selects one page of integration credentials.
@@ -205,30 +215,25 @@ const MaxCredentialListLimit = 1000
 // ListIntegrationCredentials lists credentials in the caller's groups; the
 // store filters, orders and pages.
 func (s *Service) ListIntegrationCredentials(ctx context.Context, id *Identity, q CredentialListQuery) (*CredentialListPage, error) {
-	if err := id.Require(ActRead); err != nil {
-		return nil, err
-	}
-	if q.Limit == 0 {
-		q.Limit = MaxCredentialListLimit
-	}
-	if q.Limit < 0 || q.Limit > MaxCredentialListLimit {
-		return nil, FieldError("limit", "limit must be between 1 and %d", MaxCredentialListLimit)
-	}
-	if q.Offset < 0 {
-		return nil, FieldError("offset", "offset must not be negative")
-	}
-	if q.SortBy != "name" {
-		q.SortBy = "id"
-	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	page, err := s.store.ListIntegrationCredentials(ctx, id.AccountID, sc.list(), q)
-	if err != nil {
-		return nil, fmt.Errorf("list integration credentials: %w", err)
-	}
-	return page, nil
+	return scoped(ctx, s, id, ActRead, func(sc *dsmScope) (*CredentialListPage, error) {
+		if q.Limit == 0 {
+			q.Limit = MaxCredentialListLimit
+		}
+		if q.Limit < 0 || q.Limit > MaxCredentialListLimit {
+			return nil, FieldError("limit", "limit must be between 1 and %d", MaxCredentialListLimit)
+		}
+		if q.Offset < 0 {
+			return nil, FieldError("offset", "offset must not be negative")
+		}
+		if q.SortBy != "name" {
+			q.SortBy = "id"
+		}
+		page, err := s.store.ListIntegrationCredentials(ctx, id.AccountID, sc.list(), q)
+		if err != nil {
+			return nil, fmt.Errorf("list integration credentials: %w", err)
+		}
+		return page, nil
+	})
 }
 
 // UpdateIntegrationCredential changes name, description or details. New
@@ -252,18 +257,13 @@ func (s *Service) UpdateIntegrationCredential(ctx context.Context, id *Identity,
 			return nil, err
 		}
 	}
-	sc, err := s.scope(ctx, id)
+	_, sc, err := s.findCredential(ctx, id, credID)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := s.findCredential(ctx, id, sc, credID); err != nil {
 		return nil, err
 	}
 	now := s.Now()
 	c, err = s.store.UpdateIntegrationCredential(ctx, id.AccountID, credID, func(c *IntegrationCredential, get SobjectGetter) error {
-		if in.Name != nil {
-			c.Name = *in.Name
-		}
+		patch(&c.Name, in.Name)
 		if in.Description != nil {
 			c.Description = in.Description
 		}
@@ -289,11 +289,7 @@ func (s *Service) DeleteIntegrationCredential(ctx context.Context, id *Identity,
 	if err := id.Require(ActWrite); err != nil {
 		return err
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return err
-	}
-	if _, err := s.findCredential(ctx, id, sc, credID); err != nil {
+	if _, _, err := s.findCredential(ctx, id, credID); err != nil {
 		return err
 	}
 	if err := s.store.DeleteIntegrationCredential(ctx, id.AccountID, credID); err != nil {
@@ -324,11 +320,7 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 	if method != RotationGenerate {
 		return nil, FieldError("method", "unknown rotation method (supported: Generate)")
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := s.findCredential(ctx, id, sc, credID)
+	cur, _, err := s.findCredential(ctx, id, credID)
 	if err != nil {
 		return nil, err
 	}

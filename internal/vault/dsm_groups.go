@@ -40,9 +40,7 @@ func (s *Service) CreateGroup(ctx context.Context, id *Identity, in GroupInput) 
 	}
 	now := s.Now()
 	g = &Group{ID: NewID(), AccountID: id.AccountID, Name: *in.Name, CustomMetadata: in.CustomMetadata, Creator: creatorOf(id), CreatedAt: now, UpdatedAt: now}
-	if in.Description != nil {
-		g.Description = *in.Description
-	}
+	patch(&g.Description, in.Description)
 	if g.CustomMetadata == nil {
 		g.CustomMetadata = map[string]string{}
 	}
@@ -103,12 +101,8 @@ func (s *Service) UpdateGroup(ctx context.Context, id *Identity, groupID string,
 	}
 	now := s.Now()
 	g, err = s.store.UpdateGroup(ctx, id.AccountID, groupID, func(g *Group) error {
-		if in.Name != nil {
-			g.Name = *in.Name
-		}
-		if in.Description != nil {
-			g.Description = *in.Description
-		}
+		patch(&g.Name, in.Name)
+		patch(&g.Description, in.Description)
 		if in.CustomMetadata != nil {
 			g.CustomMetadata = in.CustomMetadata
 		}
@@ -217,21 +211,11 @@ func (in *AppInput) validate(sc *dsmScope) error {
 
 // apply applies in to a; it enforces that an app keeps at least one group.
 func (in *AppInput) apply(a *App) error {
-	if in.Name != nil {
-		a.Name = *in.Name
-	}
-	if in.Description != nil {
-		a.Description = *in.Description
-	}
-	if in.AppType != nil {
-		a.AppType = *in.AppType
-	}
-	if in.Role != nil {
-		a.Role = *in.Role
-	}
-	if in.Enabled != nil {
-		a.Enabled = *in.Enabled
-	}
+	patch(&a.Name, in.Name)
+	patch(&a.Description, in.Description)
+	patch(&a.AppType, in.AppType)
+	patch(&a.Role, in.Role)
+	patch(&a.Enabled, in.Enabled)
 	idx := func(g string) int {
 		return slices.IndexFunc(a.Groups, func(x AppGroup) bool { return x.GroupID == g })
 	}
@@ -263,9 +247,7 @@ func (in *AppInput) apply(a *App) error {
 	if len(a.Groups) == 0 {
 		return FieldError("add_groups", "an app must be a member of at least one group")
 	}
-	if in.DefaultGroup != nil {
-		a.DefaultGroup = *in.DefaultGroup
-	}
+	patch(&a.DefaultGroup, in.DefaultGroup)
 	if a.DefaultGroup != "" && idx(a.DefaultGroup) < 0 {
 		if in.DefaultGroup != nil {
 			return FieldError("default_group", "default_group must be one of the app's groups")

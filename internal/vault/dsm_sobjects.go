@@ -179,15 +179,9 @@ func (s *Service) newSobject(id *Identity, in SobjectInput, groupID string, m *k
 	if generated {
 		o.Origin = OriginGenerated
 	}
-	if in.Description != nil {
-		o.Description = *in.Description
-	}
-	if in.Enabled != nil {
-		o.Enabled = *in.Enabled
-	}
-	if in.AllowCredentialUse != nil {
-		o.AllowCredentialUse = *in.AllowCredentialUse
-	}
+	patch(&o.Description, in.Description)
+	patch(&o.Enabled, in.Enabled)
+	patch(&o.AllowCredentialUse, in.AllowCredentialUse)
 	if o.CustomMetadata == nil {
 		o.CustomMetadata = map[string]string{}
 	}
@@ -257,12 +251,8 @@ func (s *Service) CreateSobject(ctx context.Context, id *Identity, in SobjectInp
 		return nil, FieldError("obj_type", "security objects of type %s cannot be generated (generate AES, RSA, EC or HMAC; import others)", typ)
 	}
 	size, curve := 0, ""
-	if in.KeySize != nil {
-		size = *in.KeySize
-	}
-	if in.EllipticCurve != nil {
-		curve = *in.EllipticCurve
-	}
+	patch(&size, in.KeySize)
+	patch(&curve, in.EllipticCurve)
 	switch {
 	case typ == ObjEC && curve == "":
 		return nil, FieldError("elliptic_curve", "elliptic_curve is required for EC keys")
@@ -427,9 +417,6 @@ const MaxSobjectListLimit = 1000
 // orders and pages, so a page costs the same wherever it is in the list
 // (Offset aside, which the store must still skip over).
 func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQuery) (*SobjectPage, error) {
-	if err := id.Require(ActRead); err != nil {
-		return nil, err
-	}
 	if q.Limit <= 0 || q.Limit > MaxSobjectListLimit {
 		q.Limit = MaxSobjectListLimit
 	}
@@ -437,20 +424,18 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 	if q.SortBy != "name" {
 		q.SortBy = "kid"
 	}
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if q.GroupID != "" {
-		if _, err := s.getGroup(ctx, id, sc, q.GroupID); err != nil {
-			return nil, err
+	return scoped(ctx, s, id, ActRead, func(sc *dsmScope) (*SobjectPage, error) {
+		if q.GroupID != "" {
+			if _, err := s.getGroup(ctx, id, sc, q.GroupID); err != nil {
+				return nil, err
+			}
 		}
-	}
-	page, err := s.store.ListSobjects(ctx, id.AccountID, sc.list(), q)
-	if err != nil {
-		return nil, fmt.Errorf("list sobjects: %w", err)
-	}
-	return page, nil
+		page, err := s.store.ListSobjects(ctx, id.AccountID, sc.list(), q)
+		if err != nil {
+			return nil, fmt.Errorf("list sobjects: %w", err)
+		}
+		return page, nil
+	})
 }
 
 // UpdateSobject changes an object's name, description, enabled state,
@@ -484,18 +469,10 @@ func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, i
 	}
 	now := s.Now()
 	o, err = s.store.UpdateSobject(ctx, id.AccountID, kid, func(o *Sobject) error {
-		if in.Name != nil {
-			o.Name = *in.Name
-		}
-		if in.Description != nil {
-			o.Description = *in.Description
-		}
-		if in.Enabled != nil {
-			o.Enabled = *in.Enabled
-		}
-		if in.AllowCredentialUse != nil {
-			o.AllowCredentialUse = *in.AllowCredentialUse
-		}
+		patch(&o.Name, in.Name)
+		patch(&o.Description, in.Description)
+		patch(&o.Enabled, in.Enabled)
+		patch(&o.AllowCredentialUse, in.AllowCredentialUse)
 		if in.CustomMetadata != nil {
 			o.CustomMetadata = in.CustomMetadata
 		}
