@@ -213,6 +213,17 @@ const (
 	AuthAzureCertificate  = "Certificate"
 )
 
+// credentialProviders are the providers of integration credentials, and
+// credentialAuths the authentication variants of each: the one place that
+// says which variants exist (a dialect decodes their shape only).
+var (
+	credentialProviders = []string{ProviderOCI, ProviderAzure}
+	credentialAuths     = map[string][]string{
+		ProviderOCI:   {AuthOCIAPIKey},
+		ProviderAzure: {AuthAzureClientSecret, AuthAzureCertificate},
+	}
+)
+
 // CredentialDetails is the tagged union of integration credential details.
 // Secret material is only referenced, by security object id.
 type CredentialDetails struct {

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -22,7 +23,25 @@ type IntegrationCredentialInput struct {
 	Details     *CredentialDetails
 }
 
+// checkVariant checks that d is a known provider/auth variant. Its errors
+// name the field in domain terms: details.provider, details.auth.
+func checkVariant(d *CredentialDetails) error {
+	auths, ok := credentialAuths[d.Provider]
+	if !ok {
+		return FieldError("details.provider", "unknown details.provider (supported: %s)", strings.Join(credentialProviders, ", "))
+	}
+	if !slices.Contains(auths, d.Auth) {
+		return FieldError("details.auth", "unknown details.auth for %s (supported: %s)", d.Provider, strings.Join(auths, ", "))
+	}
+	return nil
+}
+
+// checkDetails checks that d is a known variant with every field that
+// variant requires.
 func checkDetails(d *CredentialDetails) error {
+	if err := checkVariant(d); err != nil {
+		return err
+	}
 	req := func(field, v string) error {
 		if strings.TrimSpace(v) == "" {
 			return FieldError("details."+field, "details.%s is required", field)
@@ -46,8 +65,6 @@ func checkDetails(d *CredentialDetails) error {
 		errs = append(errs, req("tenant_id", d.TenantID), req("client_id", d.ClientID), uuidRef("client_secret", d.ClientSecret))
 	case d.Provider == ProviderAzure && d.Auth == AuthAzureCertificate:
 		errs = append(errs, req("tenant_id", d.TenantID), req("client_id", d.ClientID), uuidRef("client_cert", d.ClientCert), uuidRef("client_key", d.ClientKey))
-	default:
-		return FieldError("details", "details: unknown variant %s/%s", d.Provider, d.Auth)
 	}
 	for _, err := range errs {
 		if err != nil {
@@ -301,6 +318,18 @@ func (s *Service) DeleteIntegrationCredential(ctx context.Context, id *Identity,
 // RotationGenerate is the only rotation method.
 const RotationGenerate = "Generate"
 
+// rotationMethods are the rotation methods of integration credentials.
+var rotationMethods = []string{RotationGenerate}
+
+// checkRotationMethod checks that method is a known rotation method (the
+// field is "method").
+func checkRotationMethod(method string) error {
+	if !slices.Contains(rotationMethods, method) {
+		return FieldError("method", "unknown method (supported: %s)", strings.Join(rotationMethods, ", "))
+	}
+	return nil
+}
+
 // RotateIntegrationCredential rotates with method Generate: every object
 // the credential references gets new material by rekey (the old object is
 // renamed, linked and deactivated), and the credential points at the new
@@ -317,8 +346,8 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
 	}
-	if method != RotationGenerate {
-		return nil, FieldError("method", "unknown rotation method (supported: Generate)")
+	if err := checkRotationMethod(method); err != nil {
+		return nil, err
 	}
 	cur, _, err := s.findCredential(ctx, id, credID)
 	if err != nil {
