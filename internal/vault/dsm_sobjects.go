@@ -264,7 +264,10 @@ func (s *Service) CreateSobject(ctx context.Context, id *Identity, in SobjectInp
 		return nil, keymatErr(err)
 	}
 	defer clear(m.Secret)
-	return s.storeNewSobject(ctx, id, in, groupID, m, true)
+	if o, err = s.newSobject(id, in, groupID, m, true); err != nil {
+		return nil, err
+	}
+	return s.storeNewSobject(ctx, o, "create sobject")
 }
 
 // ImportSobject imports key material given in in.Value.
@@ -295,20 +298,16 @@ func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInp
 	if in.EllipticCurve != nil && m.Curve != "" && *in.EllipticCurve != m.Curve {
 		return nil, FieldError("elliptic_curve", "elliptic_curve does not match the imported key (%s)", m.Curve)
 	}
-	return s.storeNewSobject(ctx, id, in, groupID, m, false)
-}
-
-// storeNewSobject seals m into a new object in groupID and stores it.
-func (s *Service) storeNewSobject(ctx context.Context, id *Identity, in SobjectInput, groupID string, m *keymat.Material, generated bool) (*Sobject, error) {
-	o, err := s.newSobject(id, in, groupID, m, generated)
-	if err != nil {
+	if o, err = s.newSobject(id, in, groupID, m, false); err != nil {
 		return nil, err
 	}
+	return s.storeNewSobject(ctx, o, "import sobject")
+}
+
+// storeNewSobject stores a new object o. The caller has already set its
+// result to o: the audit record written with the object names it.
+func (s *Service) storeNewSobject(ctx context.Context, o *Sobject, op string) (*Sobject, error) {
 	if err := s.store.CreateSobject(ctx, o); err != nil {
-		op := "import sobject"
-		if generated {
-			op = "create sobject"
-		}
 		return nil, mapStoreErr(conflictName(err, "security object"), "security object", op)
 	}
 	return o, nil
