@@ -331,7 +331,9 @@ type DSMStore interface {
 	// membership in the account and the app's groups in one transaction.
 	CreateApp(ctx context.Context, a *App, p *Principal, role Role) error
 	GetApp(ctx context.Context, accountID, id string) (*App, error)
-	ListApps(ctx context.Context, accountID string) ([]App, error)
+	// ListApps returns one page of the apps in reach (nil: all) matching
+	// q; filter, order and page in the query.
+	ListApps(ctx context.Context, accountID string, reach *AppReach, q AppListQuery) (*AppPage, error)
 	// UpdateApp reads, applies fn and writes (groups and the core role
 	// included) in one transaction.
 	UpdateApp(ctx context.Context, accountID, id string, fn func(*App) error) (*App, error)

@@ -348,20 +348,75 @@ func (s *Service) manageApp(ctx context.Context, id *Identity, appID string) (*d
 	return sc, a, nil
 }
 
-// ListApps returns the apps the caller may see.
+// AppReach is what apps a caller limited to some groups may see
+// (visibleApp): itself, and the apps sharing one of its groups.
+type AppReach struct {
+	Self   string
+	Groups []string
+}
+
+// appReach returns the apps sc reaches (self: the caller), nil for all.
+func (sc *dsmScope) appReach(self string) *AppReach {
+	if sc.all {
+		return nil
+	}
+	return &AppReach{Self: self, Groups: sc.list()}
+}
+
+// AppListQuery selects one page of apps: every non-empty field is a
+// condition that must hold.
+type AppListQuery struct {
+	Role    DSMRole // only apps of this role
+	GroupID string  // only members of this group
+	SortBy  string  // "id" (default) or "name"
+	Desc    bool
+	Start   string // only apps after this id or name in the sort order (exclusive)
+	// From starts the page at the first app, in the sort order, whose id
+	// is greater than From (a continuation token); Offset is then ignored.
+	From   string
+	Offset int
+	Limit  int  // at most this many apps; 0: no limit
+	Count  bool // also count the apps matching (Start included)
+}
+
+// AppPage is one page of apps.
+type AppPage struct {
+	Items []App
+	Count int  // with Count: the apps matching
+	More  bool // apps follow the page (with a Limit)
+}
+
+// ListApps returns the apps the caller may see, by id.
 func (s *Service) ListApps(ctx context.Context, id *Identity) ([]App, error) {
-	if err := id.Require(ActRead); err != nil {
-		return nil, err
-	}
-	sc, err := s.scope(ctx, id)
+	page, err := s.ListAppsPage(ctx, id, AppListQuery{})
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.store.ListApps(ctx, id.AccountID)
-	if err != nil {
-		return nil, fmt.Errorf("list apps: %w", err)
+	return page.Items, nil
+}
+
+// ListAppsPage returns one page of the apps the caller may see. The store
+// filters, orders and pages.
+func (s *Service) ListAppsPage(ctx context.Context, id *Identity, q AppListQuery) (*AppPage, error) {
+	if q.SortBy == "" {
+		q.SortBy = "id"
 	}
-	return slices.DeleteFunc(all, func(a App) bool { return !visibleApp(id, sc, &a) }), nil
+	if q.SortBy != "id" && q.SortBy != "name" {
+		return nil, FieldError("sort", "apps are sorted by id or name")
+	}
+	if q.Role != "" && q.Role != DSMRoleAdmin && q.Role != DSMRoleCrypto {
+		return nil, FieldError("role", "role must be admin or crypto")
+	}
+	if q.Offset < 0 || q.Limit < 0 {
+		return nil, FieldError("limit", "offset and limit must not be negative")
+	}
+	return scoped(ctx, s, id, ActRead, func(sc *dsmScope) (*AppPage, error) {
+		page, err := s.store.ListApps(ctx, id.AccountID, sc.appReach(id.Principal.ID), q)
+		if err != nil {
+			return nil, fmt.Errorf("list apps: %w", err)
+		}
+		return page, nil
+	})
 }
 
 // GetApp returns an app the caller may see.

@@ -356,66 +356,40 @@ func (h *handlers) listApps(w http.ResponseWriter, r *http.Request, id *vault.Id
 	if q.err != nil {
 		return q.err
 	}
-	apps, err := h.svc.ListApps(r.Context(), id)
+	lq := vault.AppListQuery{Role: vault.DSMRole(role), GroupID: groupID, Desc: desc, Offset: offset, Limit: limit}
+	// start keeps the apps after it in the order of sort=app_id|app_name
+	// (exclusive, as DSM pages: the Go client's ListApps loop passes the
+	// last id of a page as the next start and stops on an empty page); it
+	// applies only with a sort.
+	if sortBy != "" {
+		lq.SortBy, lq.Start = map[string]string{"app_id": "id", "app_name": "name"}[sortBy], start
+	}
+	token := q.v.Has("continuation_token")
+	if token {
+		tok := q.v.Get("continuation_token")
+		if tok != "" && !vault.ValidUUID(tok) {
+			return invalid("continuation_token must be empty or a token returned by a previous call")
+		}
+		lq.From, lq.Count = strings.ToLower(tok), true
+	}
+	p, err := h.svc.ListAppsPage(r.Context(), id, lq)
 	if err != nil {
 		return err
 	}
-	items := make([]appWire, 0, len(apps))
-	for i := range apps {
-		a := &apps[i]
-		if role != "" && string(a.Role) != role {
-			continue
-		}
-		if groupID != "" && !contains(a.GroupIDs(), groupID) {
-			continue
-		}
-		items = append(items, toApp(a, perms))
+	items := make([]appWire, len(p.Items))
+	for i := range p.Items {
+		items[i] = toApp(&p.Items[i], perms)
 	}
-	items = sortApps(items, sortBy, desc, start)
-	if q.v.Has("continuation_token") {
-		items, md, err := continued(q, items, offset, limit, func(a *appWire) string { return a.AppID })
-		if err != nil {
-			return err
-		}
-		writeJSON(w, map[string]any{"items": items, "metadata": md})
+	if !token {
+		writeJSON(w, items)
 		return nil
 	}
-	writeJSON(w, page(items, offset, limit))
+	md := collectionMetadata(p.Count)
+	if limit > 0 && len(items) == limit && p.More {
+		md["continuation_token"] = items[len(items)-1].AppID
+	}
+	writeJSON(w, map[string]any{"items": items, "metadata": md})
 	return nil
-}
-
-// sortApps orders apps by sort=app_id|app_name[:asc|:desc] and keeps those
-// after start (exclusive, as DSM pages: the Go client's ListApps loop
-// passes the last id of a page as the next start and stops on an empty
-// page).
-func sortApps(items []appWire, by string, desc bool, start string) []appWire {
-	if by == "" {
-		return items
-	}
-	key := func(a *appWire) string {
-		if by == "app_name" {
-			return a.Name
-		}
-		return a.AppID
-	}
-	slices.SortStableFunc(items, func(a, b appWire) int {
-		c := strings.Compare(key(&a), key(&b))
-		if desc {
-			c = -c
-		}
-		return c
-	})
-	if start == "" {
-		return items
-	}
-	out := items[:0]
-	for i := range items {
-		c := strings.Compare(key(&items[i]), start)
-		if (!desc && c > 0) || (desc && c < 0) {
-			out = append(out, items[i])
-		}
-	}
-	return out
 }
 
 func contains(list []string, s string) bool {

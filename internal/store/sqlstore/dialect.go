@@ -417,6 +417,16 @@ func (d *dialect) forUpdate() string {
 	return ""
 }
 
+// bytewise returns the collation suffix that compares and orders text
+// byte by byte, as Go does (PostgreSQL's database collation may not;
+// SQLite's default BINARY does).
+func (d *dialect) bytewise() string {
+	if d.name == Postgres {
+		return ` COLLATE "C"`
+	}
+	return ""
+}
+
 // expand turns the portable type names of the migrations into the
 // dialect's: BLOB, and SEQ_PK — a 64-bit integer primary key, which on
 // SQLite must be spelled INTEGER PRIMARY KEY to be the table's row id (one

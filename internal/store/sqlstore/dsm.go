@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -130,6 +131,10 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// maxAppGroupsIn bounds the apps whose groups loadAppGroups reads by id;
+// for more it reads the account's.
+const maxAppGroupsIn = 1000
+
 func (db *DB) loadAppGroups(ctx context.Context, q querier, accountID string, apps []*vault.App) error {
 	if len(apps) == 0 {
 		return nil
@@ -141,9 +146,12 @@ func (db *DB) loadAppGroups(ctx context.Context, q querier, accountID string, ap
 	}
 	query := `SELECT app_id, group_id, permissions FROM dsm_app_groups WHERE account_id = ?`
 	args := []any{accountID}
-	if len(apps) == 1 {
-		query += ` AND app_id = ?`
-		args = append(args, apps[0].ID)
+	if len(apps) <= maxAppGroupsIn {
+		// A page: its apps' rows only (by the primary key).
+		query += ` AND app_id IN ` + inClause(len(apps))
+		for _, a := range apps {
+			args = append(args, a.ID)
+		}
 	}
 	rows, err := q.QueryContext(ctx, db.q(query+` ORDER BY group_id`), args...)
 	if err != nil {
@@ -213,19 +221,88 @@ func (db *DB) GetApp(ctx context.Context, accountID, id string) (*vault.App, err
 	return a, nil
 }
 
-func (db *DB) ListApps(ctx context.Context, accountID string) ([]vault.App, error) {
-	apps, err := queryAll(ctx, db.r, db.q(`SELECT `+appCols+appFrom+` WHERE a.account_id = ? ORDER BY a.id`), scanApp, accountID)
+// ListApps reads one page of apps: the conditions, the order (by id or
+// name, both unique in an account), an exclusive start and the page bounds
+// are all in the query, keyset-style like ListSobjects; a continuation
+// token (q.From) first looks up the app the page starts at. Only the
+// page's apps have their groups read.
+func (db *DB) ListApps(ctx context.Context, accountID string, reach *vault.AppReach, q vault.AppListQuery) (*vault.AppPage, error) {
+	wrap := func(err error) error { return db.translate(fmt.Errorf("list apps: %w", err)) }
+	col := "a.id"
+	if q.SortBy == "name" {
+		col = "a.name" + db.d.bytewise()
+	}
+	after, dir := ">", "ASC"
+	if q.Desc {
+		after, dir = "<", "DESC"
+	}
+	where, args := ` WHERE a.account_id = ?`, []any{accountID}
+	cond := func(c string, as ...any) { where, args = where+" AND "+c, append(args, as...) }
+	inGroup := `EXISTS (SELECT 1 FROM dsm_app_groups g WHERE g.account_id = a.account_id AND g.app_id = a.id AND g.group_id `
+	if reach != nil {
+		if len(reach.Groups) == 0 {
+			cond(`a.id = ?`, reach.Self)
+		} else {
+			in := []any{reach.Self}
+			for _, g := range reach.Groups {
+				in = append(in, g)
+			}
+			cond(`(a.id = ? OR `+inGroup+`IN `+inClause(len(reach.Groups))+`))`, in...)
+		}
+	}
+	if q.Role != "" {
+		cond(`a.role = ?`, string(q.Role))
+	}
+	if q.GroupID != "" {
+		cond(inGroup+`= ?)`, q.GroupID)
+	}
+	if q.Start != "" {
+		cond(col+" "+after+" ?", q.Start)
+	}
+	page := &vault.AppPage{Items: []vault.App{}}
+	if q.Count {
+		if err := db.r.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM dsm_apps a`+where), args...).Scan(&page.Count); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	order := ` ORDER BY ` + col + ` ` + dir
+	offset := q.Offset
+	if q.From != "" {
+		// The page starts at the first app in the order whose id is
+		// greater than the token: look up its sort key.
+		var key string
+		err := db.r.QueryRowContext(ctx, db.q(`SELECT `+col+` FROM dsm_apps a`+where+` AND a.id > ?`+order+` LIMIT 1`), append(args, q.From)...).Scan(&key)
+		if errors.Is(err, sql.ErrNoRows) {
+			return page, nil
+		}
+		if err != nil {
+			return nil, wrap(err)
+		}
+		cond(col+" "+after+"= ?", key)
+		offset = 0
+	}
+	bounds := fmt.Sprintf(` OFFSET %d`, offset)
+	if q.Limit > 0 {
+		bounds = fmt.Sprintf(` LIMIT %d`, q.Limit+1) + bounds
+	} else if db.d.name == SQLite {
+		bounds = ` LIMIT -1` + bounds // SQLite has no OFFSET without LIMIT
+	}
+	apps, err := queryAll(ctx, db.r, db.q(`SELECT `+appCols+appFrom+where+order+bounds), scanApp, args...)
 	if err != nil {
-		return nil, db.translate(err)
+		return nil, wrap(err)
+	}
+	if q.Limit > 0 && len(apps) > q.Limit {
+		apps, page.More = apps[:q.Limit], true
 	}
 	ptrs := make([]*vault.App, len(apps))
 	for i := range apps {
 		ptrs[i] = &apps[i]
 	}
 	if err := db.loadAppGroups(ctx, db.r, accountID, ptrs); err != nil {
-		return nil, db.translate(err)
+		return nil, wrap(err)
 	}
-	return apps, nil
+	page.Items = apps
+	return page, nil
 }
 
 func (db *DB) UpdateApp(ctx context.Context, accountID, id string, fn func(*vault.App) error) (*vault.App, error) {
