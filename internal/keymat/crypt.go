@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/subtle"
-	"crypto/x509"
 	"fmt"
 )
 
@@ -177,71 +176,54 @@ func oaepHash(h crypto.Hash) (crypto.Hash, error) {
 	return 0, errorf("OAEP supports MGF1 with SHA1 or SHA256")
 }
 
-// rsaPadding checks the padding p asks for: OAEP (the default; with its
-// hash) or PKCS#1 v1.5, which takes no label.
-func rsaPadding(p CryptParams) (oaep bool, h crypto.Hash, err error) {
+// rsaPadded runs the operation of the padding p asks for: oaep (the
+// default) with its hash, or pkcs1, which takes no label. A bad choice of
+// padding is reported as such; a failed operation is failed.
+func rsaPadded(p CryptParams, oaep func(h crypto.Hash) ([]byte, error), pkcs1 func() ([]byte, error), failed error) ([]byte, error) {
+	var out []byte
+	var err error
 	switch p.Mode {
 	case PadOAEP, "":
-		h, err := oaepHash(p.OAEP)
-		return true, h, err
+		h, herr := oaepHash(p.OAEP)
+		if herr != nil {
+			return nil, herr
+		}
+		out, err = oaep(h)
 	case PadPKCS1v15:
 		if p.Label != nil {
-			return false, 0, errorf("label applies to OAEP only")
+			return nil, errorf("label applies to OAEP only")
 		}
-		return false, 0, nil
+		out, err = pkcs1()
+	default:
+		return nil, errorf("unsupported RSA padding (use OAEP or PKCS1_V15)")
 	}
-	return false, 0, errorf("unsupported RSA padding (use OAEP or PKCS1_V15)")
+	if err != nil {
+		return nil, failed
+	}
+	return out, nil
 }
 
 // EncryptRSA encrypts plain with the PKIX public key p.Public.
 func EncryptRSA(p CryptParams, plain []byte) ([]byte, error) {
-	k, err := x509.ParsePKIXPublicKey(p.Public)
-	if err != nil {
-		return nil, fmt.Errorf("parse stored public key: %w", err)
-	}
-	pub, ok := k.(*rsa.PublicKey)
-	if !ok {
-		return nil, errorf("encryption needs an RSA key")
-	}
-	oaep, h, err := rsaPadding(p)
+	pub, err := storedAs[*rsa.PublicKey](p.Public, parsePublic, "encryption needs an RSA key")
 	if err != nil {
 		return nil, err
 	}
-	var out []byte
-	if oaep {
-		out, err = rsa.EncryptOAEP(h.New(), rand.Reader, pub, plain, p.Label)
-	} else {
-		out, err = rsa.EncryptPKCS1v15(rand.Reader, pub, plain)
-	}
-	if err != nil {
-		return nil, errorf("plain is too long for this key and padding")
-	}
-	return out, nil
+	return rsaPadded(p,
+		func(h crypto.Hash) ([]byte, error) { return rsa.EncryptOAEP(h.New(), rand.Reader, pub, plain, p.Label) },
+		func() ([]byte, error) { return rsa.EncryptPKCS1v15(rand.Reader, pub, plain) },
+		errorf("plain is too long for this key and padding"))
 }
 
 // DecryptRSA decrypts ct with the PKCS#8 private key p.Private. Any
 // failure of the ciphertext is ErrDecrypt.
 func DecryptRSA(p CryptParams, ct []byte) ([]byte, error) {
-	k, err := x509.ParsePKCS8PrivateKey(p.Private)
-	if err != nil {
-		return nil, fmt.Errorf("parse stored private key: %w", err)
-	}
-	key, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, errorf("decryption needs an RSA private key")
-	}
-	oaep, h, err := rsaPadding(p)
+	key, err := storedAs[*rsa.PrivateKey](p.Private, parsePrivate, "decryption needs an RSA private key")
 	if err != nil {
 		return nil, err
 	}
-	var out []byte
-	if oaep {
-		out, err = rsa.DecryptOAEP(h.New(), nil, key, ct, p.Label)
-	} else {
-		out, err = rsa.DecryptPKCS1v15(nil, key, ct)
-	}
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	return out, nil
+	return rsaPadded(p,
+		func(h crypto.Hash) ([]byte, error) { return rsa.DecryptOAEP(h.New(), nil, key, ct, p.Label) },
+		func() ([]byte, error) { return rsa.DecryptPKCS1v15(nil, key, ct) },
+		ErrDecrypt)
 }

@@ -264,6 +264,39 @@ const (
 	PSS
 )
 
+// parsePublic parses an object's stored PKIX public key.
+func parsePublic(der []byte) (any, error) {
+	k, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse stored public key: %w", err)
+	}
+	return k, nil
+}
+
+// parsePrivate parses an object's stored PKCS#8 private key.
+func parsePrivate(der []byte) (any, error) {
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse stored private key: %w", err)
+	}
+	return k, nil
+}
+
+// storedAs parses stored key material with parse and returns it as a T;
+// a key of another type is refused with refusal.
+func storedAs[T any](der []byte, parse func([]byte) (any, error), refusal string) (T, error) {
+	var zero T
+	k, err := parse(der)
+	if err != nil {
+		return zero, err
+	}
+	t, ok := k.(T)
+	if !ok {
+		return zero, errorf("%s", refusal)
+	}
+	return t, nil
+}
+
 // checkDigest checks that digest has the size of a hash h.
 func checkDigest(h crypto.Hash, digest []byte) error {
 	if len(digest) != h.Size() {
@@ -282,9 +315,9 @@ func Sign(objType string, secret []byte, h crypto.Hash, digest []byte, pad Paddi
 	if err := checkDigest(h, digest); err != nil {
 		return nil, err
 	}
-	k, err := x509.ParsePKCS8PrivateKey(secret)
+	k, err := parsePrivate(secret)
 	if err != nil {
-		return nil, fmt.Errorf("parse stored private key: %w", err)
+		return nil, err
 	}
 	switch key := k.(type) {
 	case *rsa.PrivateKey:
@@ -307,9 +340,9 @@ func Verify(pub []byte, h crypto.Hash, digest, sig []byte, pad Padding, mgf cryp
 	if err := checkDigest(h, digest); err != nil {
 		return false, err
 	}
-	k, err := x509.ParsePKIXPublicKey(pub)
+	k, err := parsePublic(pub)
 	if err != nil {
-		return false, fmt.Errorf("parse stored public key: %w", err)
+		return false, err
 	}
 	switch key := k.(type) {
 	case *rsa.PublicKey:
