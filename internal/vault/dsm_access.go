@@ -236,15 +236,20 @@ func (s *Service) scope(ctx context.Context, id *Identity) (*dsmScope, error) {
 	return sc, nil
 }
 
-// scoped is the start of most DSM operations: it checks that the caller's
-// role allows act and runs fn with the DSM scope the caller reaches.
-func scoped[T any](ctx context.Context, s *Service, id *Identity, act Action, fn func(*dsmScope) (T, error)) (T, error) {
-	var zero T
+// scopeFor is the start of most DSM operations: it checks that the
+// caller's role allows act and returns the DSM scope the caller reaches.
+func (s *Service) scopeFor(ctx context.Context, id *Identity, act Action) (*dsmScope, error) {
 	if err := id.Require(act); err != nil {
-		return zero, err
+		return nil, err
 	}
-	sc, err := s.scope(ctx, id)
+	return s.scope(ctx, id)
+}
+
+// scoped runs fn with the scope of scopeFor.
+func scoped[T any](ctx context.Context, s *Service, id *Identity, act Action, fn func(*dsmScope) (T, error)) (T, error) {
+	sc, err := s.scopeFor(ctx, id, act)
 	if err != nil {
+		var zero T
 		return zero, err
 	}
 	return fn(sc)

@@ -118,13 +118,14 @@ func (s *Service) UpdateGroup(ctx context.Context, id *Identity, groupID string,
 // groupInReach checks that the caller's role allows act and that it
 // reaches groupID (NotFound otherwise, as for a missing group).
 func (s *Service) groupInReach(ctx context.Context, id *Identity, act Action, groupID string) error {
-	_, err := scoped(ctx, s, id, act, func(sc *dsmScope) (struct{}, error) {
-		if !sc.has(groupID) {
-			return struct{}{}, notFound("group")
-		}
-		return struct{}{}, nil
-	})
-	return err
+	sc, err := s.scopeFor(ctx, id, act)
+	if err != nil {
+		return err
+	}
+	if !sc.has(groupID) {
+		return notFound("group")
+	}
+	return nil
 }
 
 // DeleteGroup deletes an empty group.
