@@ -82,14 +82,9 @@ func (db *DB) bumpCount(ctx context.Context, tx *sql.Tx, accountID string, delta
 }
 
 func (db *DB) GetCredential(ctx context.Context, accountID, id string) (*vault.Credential, error) {
-	hit, gen, cacheable := db.cachedCredential(accountID, id)
-	if hit != nil && !vault.IsFreshRead(ctx) {
-		return hit, nil
-	}
-	c, err := scanCredential(db.readRow(ctx, `SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`, accountID, id))
-	if err == nil && cacheable {
-		db.keepCredential(gen, c)
-	}
+	c, err := cached(ctx, db, &db.creds, cloneCredential, accountID, id, func() (*vault.Credential, error) {
+		return scanCredential(db.readRow(ctx, `SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`, accountID, id))
+	})
 	return c, db.translate(err)
 }
 

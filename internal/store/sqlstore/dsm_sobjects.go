@@ -444,7 +444,9 @@ func (db *DB) CreateIntegrationCredential(ctx context.Context, c *vault.Integrat
 }
 
 func (db *DB) GetIntegrationCredential(ctx context.Context, accountID, id string) (*vault.IntegrationCredential, error) {
-	c, err := scanIntegrationCredential(db.r.QueryRowContext(ctx, db.q(`SELECT `+credCols+` FROM dsm_credentials WHERE account_id = ? AND id = ?`), accountID, id))
+	c, err := cached(ctx, db, &db.dsmCreds, cloneIntegrationCredential, accountID, id, func() (*vault.IntegrationCredential, error) {
+		return scanIntegrationCredential(db.readRow(ctx, `SELECT `+credCols+` FROM dsm_credentials WHERE account_id = ? AND id = ?`, accountID, id))
+	})
 	return c, db.translate(err)
 }
 

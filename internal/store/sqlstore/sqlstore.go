@@ -43,9 +43,11 @@ type DB struct {
 	writeFailedAt atomic.Int64          // Unix ns of a storage failure not yet cleared by a successful write probe
 	checkpointing atomic.Bool
 
-	changes changeWatch     // change counters (changes.go)
-	creds   credCache       // credential rows by id (credcache.go)
-	pgcfg   *pgx.ConnConfig // PostgreSQL: for the change listener (changes.go)
+	changes changeWatch // change counters (changes.go)
+	// Rows read by id, ciphertext only (credcache.go).
+	creds    rowCache[vault.Credential]
+	dsmCreds rowCache[vault.IntegrationCredential]
+	pgcfg    *pgx.ConnConfig // PostgreSQL: for the change listener (changes.go)
 }
 
 var (
