@@ -225,7 +225,8 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 	if !unique {
 		query += `, id` + dir
 	}
-	query += fmt.Sprintf(` LIMIT %d`, q.Limit+1)
+	query += ` LIMIT ?`
+	args = append(args, q.Limit+1)
 
 	page := &vault.CredentialPage{}
 	if page.Items, err = db.listPage(ctx, accountID, query, args); err != nil {
@@ -258,23 +259,19 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 // driver. If a row goes between the two steps (deleted meanwhile), the page
 // is read again in one query so that it is never short of a row that exists.
 func (db *DB) listPage(ctx context.Context, accountID, from string, args []any) ([]vault.Credential, error) {
-	ids, err := queryStrings(ctx, db.r, db.q(`SELECT id`+from), args...)
+	// A listing's query has few shapes (sort, direction, cursor, name
+	// filter; the limit is a parameter): its statement is prepared once.
+	stmt, err := db.prepared(ctx, db.r, `SELECT id`+from)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := queryStrings(ctx, stmt, args...)
 	if err != nil {
 		return nil, err
 	}
 	items := make([]vault.Credential, len(ids))
-	var misses []int
 	gens := make([]uint64, len(ids))
-	cacheable := false
-	for i, id := range ids {
-		var hit *vault.Credential
-		hit, gens[i], cacheable = db.creds.get(&db.changes, listedCredential, accountID, id)
-		if hit == nil {
-			misses = append(misses, i)
-			continue
-		}
-		items[i] = *hit
-	}
+	misses, cacheable := db.creds.getMany(&db.changes, listedCredential, accountID, ids, items, gens)
 	if len(misses) == 0 {
 		return items, nil
 	}
@@ -344,11 +341,10 @@ func listedCredential(c *vault.Credential) *vault.Credential {
 	return &out
 }
 
-// queryStrings runs a query of one text column and returns its values.
-func queryStrings(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string, args ...any) ([]string, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
+// queryStrings runs a prepared query of one text column and returns its
+// values.
+func queryStrings(ctx context.Context, stmt *sql.Stmt, args ...any) ([]string, error) {
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
