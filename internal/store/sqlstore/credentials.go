@@ -183,13 +183,13 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 	if cursor != "" {
 		var key any
 		cq := `SELECT ` + col + ` FROM credentials WHERE account_id = ? AND id = ?`
-		err := db.r.QueryRowContext(ctx, db.q(cq), accountID, cursor).Scan(&key)
+		err := db.readRow(ctx, cq, accountID, cursor).Scan(&key)
 		tombstone := false
 		if err == sql.ErrNoRows {
 			// Tombstones older than the cursor horizon are expired: the
 			// cursor is refused like an unknown id (see TombstoneTTL).
 			tq := `SELECT ` + col + ` FROM credential_tombstones WHERE account_id = ? AND id = ? AND deleted_at >= ?`
-			err = db.r.QueryRowContext(ctx, db.q(tq), accountID, cursor, db.tombstoneHorizon()).Scan(&key)
+			err = db.readRow(ctx, tq, accountID, cursor, db.tombstoneHorizon()).Scan(&key)
 			tombstone = true
 		}
 		if err == sql.ErrNoRows {
@@ -241,9 +241,9 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 	}
 
 	if q.Name != nil {
-		err = db.r.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM credentials WHERE account_id = ? AND name = ?`), accountID, *q.Name).Scan(&page.Total)
+		err = db.readRow(ctx, `SELECT COUNT(*) FROM credentials WHERE account_id = ? AND name = ?`, accountID, *q.Name).Scan(&page.Total)
 	} else {
-		err = db.r.QueryRowContext(ctx, db.q(`SELECT COALESCE(SUM(credentials), 0) FROM account_stats WHERE account_id = ?`), accountID).Scan(&page.Total)
+		err = db.readRow(ctx, `SELECT COALESCE(SUM(credentials), 0) FROM account_stats WHERE account_id = ?`, accountID).Scan(&page.Total)
 	}
 	if err != nil {
 		return nil, db.translate(fmt.Errorf("list credentials: total: %w", err))
