@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -152,4 +153,38 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// formatTime is t.UTC().Format(timeFormat) — 2006-01-02T15:04:05.000000Z —
+// without the layout interpreter: a list page formats two times per item.
+func formatTime(t time.Time) string {
+	t = t.UTC()
+	year := t.Year()
+	if year < 0 || year > 9999 {
+		return t.Format(timeFormat)
+	}
+	month, day := t.Month(), t.Day()
+	hour, minute, sec := t.Clock()
+	var b [27]byte
+	put := func(at, v, width int) {
+		for i := at + width - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, year, 4)
+	b[4] = '-'
+	put(5, int(month), 2)
+	b[7] = '-'
+	put(8, day, 2)
+	b[10] = 'T'
+	put(11, hour, 2)
+	b[13] = ':'
+	put(14, minute, 2)
+	b[16] = ':'
+	put(17, sec, 2)
+	b[19] = '.'
+	put(20, t.Nanosecond()/1000, 6)
+	b[26] = 'Z'
+	return string(b[:])
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // TestEncodeMatchesEncodingJSON: the hand-written encoder writes exactly
@@ -49,6 +50,25 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 		writeList(w, &out)
 		if w.Body.String() != string(want) || w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
 			t.Fatalf("list: %d %q\n got %s\nwant %s", w.Code, w.Header().Get("Content-Type"), w.Body, want)
+		}
+	}
+}
+
+// TestFormatTime: formatTime is t.UTC().Format(timeFormat) for times in
+// every year the API stores, at microsecond and nanosecond precision, in
+// any zone.
+func TestFormatTime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	zones := []*time.Location{time.UTC, time.FixedZone("x", -9*3600-30*60), time.FixedZone("y", 14*3600)}
+	for i := range 20000 {
+		tm := time.Unix(rng.Int64N(253402300799+62135596800)-62135596800, rng.Int64N(1e9)).In(zones[i%len(zones)])
+		if got, want := formatTime(tm), tm.UTC().Format(timeFormat); got != want {
+			t.Fatalf("formatTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	for _, tm := range []time.Time{{}, time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got, want := formatTime(tm), tm.UTC().Format(timeFormat); got != want {
+			t.Fatalf("formatTime(%v) = %s, want %s", tm, got, want)
 		}
 	}
 }

@@ -95,8 +95,8 @@ func toWire(c *vault.Credential) Credential {
 		Name:                  c.Name,
 		Description:           c.Description,
 		CredentialMetadata:    meta,
-		CreatedAt:             c.CreatedAt.UTC().Format(timeFormat),
-		UpdatedAt:             c.UpdatedAt.UTC().Format(timeFormat),
+		CreatedAt:             formatTime(c.CreatedAt),
+		UpdatedAt:             formatTime(c.UpdatedAt),
 	}
 }
 
