@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"bytes"
 	"context"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/credvault/credvault/internal/vault"
@@ -13,14 +15,14 @@ import (
 const rowCacheMax = 20_000
 
 // rowCache keeps rows read by id as stored — metadata and ciphertext, never
-// plaintext — so that a hot read runs no SQL: SGP credentials and DSM
-// integration credentials. Each row is kept with
+// plaintext — so that a hot read runs no SQL: SGP credentials, DSM
+// integration credentials and DSM security objects (key material sealed). Each row is kept with
 // the value its shard's change counter had before the row was read, and is
 // used only while the counter still has that value and the counters are
 // fresh (changes.go): an update or deletion through this server invalidates
 // it before the write returns, one elsewhere within RevocationBound.
-// Triggers bump the shard counters on every update and deletion of both
-// tables (migrations 0010 and 0018).
+// Triggers bump the shard counters on every update and deletion of the
+// three tables (migrations 0010 and 0018).
 type rowCache[V any] struct {
 	mu   sync.RWMutex
 	rows map[rowKey]cachedRow[V]
@@ -127,5 +129,18 @@ func cloneIntegrationCredential(c *vault.IntegrationCredential) *vault.Integrati
 		d := *c.Description
 		out.Description = &d
 	}
+	return &out
+}
+
+func cloneSobject(o *vault.Sobject) *vault.Sobject {
+	out := *o
+	out.KeyOps = slices.Clone(o.KeyOps)
+	out.CustomMetadata = maps.Clone(o.CustomMetadata)
+	if o.DeactivationDate != nil {
+		t := *o.DeactivationDate
+		out.DeactivationDate = &t
+	}
+	out.PubKey = bytes.Clone(o.PubKey)
+	out.Ciphertext = bytes.Clone(o.Ciphertext)
 	return &out
 }

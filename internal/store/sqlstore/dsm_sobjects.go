@@ -96,7 +96,9 @@ func (db *DB) CreateSobject(ctx context.Context, o *vault.Sobject) error {
 }
 
 func (db *DB) GetSobject(ctx context.Context, accountID, kid string) (*vault.Sobject, error) {
-	o, err := scanSobject(db.readRow(ctx, `SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND kid = ?`, accountID, kid))
+	o, err := cached(ctx, db, &db.sobjects, cloneSobject, accountID, kid, func() (*vault.Sobject, error) {
+		return scanSobject(db.readRow(ctx, `SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND kid = ?`, accountID, kid))
+	})
 	return o, db.translate(err)
 }
 

@@ -47,6 +47,7 @@ type DB struct {
 	// Rows read by id, ciphertext only (credcache.go).
 	creds    rowCache[vault.Credential]
 	dsmCreds rowCache[vault.IntegrationCredential]
+	sobjects rowCache[vault.Sobject]
 	pgcfg    *pgx.ConnConfig // PostgreSQL: for the change listener (changes.go)
 
 	checkLater string // SQLite: the file whose quick_check runs in the background
