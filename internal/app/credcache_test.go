@@ -15,8 +15,8 @@ import (
 func TestCredentialCache_Coherent(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, a *vaulttest.Vault) {
 		b := a.Replica(t)
-		// get reads the metadata (served from the credential cache); secret
-		// decrypts (which reads the row itself: vault.WithFreshRead).
+		// get reads the metadata and secret decrypts, both from the row
+		// cache when it holds the row.
 		get := func(v *vaulttest.Vault, id string) (int, string) {
 			r := v.SGP(t, v.AdminKey, "", "GET", "/v5/credentials/"+id, nil)
 			if r.Status != 200 {

@@ -240,20 +240,40 @@ func (s *Service) DecryptCredential(ctx context.Context, id *Identity, credID, n
 	if err := id.requireAccountWide(ActReadSecret); err != nil {
 		return nil, nil, s.auditResult(ctx, id, "credential.decrypt", nil, credID, err)
 	}
-	c, err := s.getCredential(WithFreshRead(ctx), id, credID, name)
+	// The row may come from the store's cache (ciphertext only, coherent
+	// with this server's writes at once and with other processes' within
+	// the store's bound). A cached row that does not open — the key that
+	// sealed it was retired by a rekey elsewhere, or the row changed behind
+	// the cache — is read again from the database before anything is
+	// concluded: a verdict is never drawn from a cached copy.
+	c, err := s.getCredential(ctx, id, credID, name)
 	if err != nil {
 		return nil, nil, s.auditResult(ctx, id, "credential.decrypt", nil, credID, err)
 	}
-	// Fail closed: no record, no secret.
-	if err := s.auditResult(ctx, id, "credential.decrypt", c, "", nil); err != nil {
-		return nil, nil, err
-	}
-	pt, err := s.sealer.Open(c.Ciphertext, credentialAD(c.AccountID, c.ID, c.Version))
+	pt, err := s.openCredential(c)
 	if err != nil {
-		return nil, nil, IntegrityError("credential", fmt.Errorf("decrypt credential %s: %w", c.ID, err))
+		if c, err = s.getCredential(WithFreshRead(ctx), id, credID, name); err != nil {
+			return nil, nil, s.auditResult(ctx, id, "credential.decrypt", nil, credID, err)
+		}
+		pt, err = s.openCredential(c)
+	}
+	// Fail closed: no record, no secret. The record is committed before the
+	// plaintext leaves this function; a failure to open is recorded as one.
+	if err := s.auditResult(ctx, id, "credential.decrypt", c, "", err); err != nil {
+		clear(pt)
+		return nil, nil, err
 	}
 	s.SecretAccessed("credential.decrypt")
 	return c, pt, nil
+}
+
+// openCredential opens c's payload, bound to its account, id and version.
+func (s *Service) openCredential(c *Credential) ([]byte, error) {
+	pt, err := s.sealer.Open(c.Ciphertext, credentialAD(c.AccountID, c.ID, c.Version))
+	if err != nil {
+		return nil, IntegrityError("credential", fmt.Errorf("decrypt credential %s: %w", c.ID, err))
+	}
+	return pt, nil
 }
 
 // UpdateCredential applies a partial update. A new payload is sealed under a

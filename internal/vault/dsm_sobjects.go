@@ -320,6 +320,16 @@ func (s *Service) auditSobject(ctx context.Context, id *Identity, action string,
 	return s.auditOutcome(ctx, id, action, "sobject", kid, opErr)
 }
 
+// opens reports whether o's sealed key material (if it has any) opens.
+func (s *Service) opens(o *Sobject) bool {
+	if len(o.Ciphertext) == 0 {
+		return true
+	}
+	key, err := s.sealer.Open(o.Ciphertext, sobjectAD(o.AccountID, o.KID, o.Version))
+	clear(key)
+	return err == nil
+}
+
 // findSobject resolves a descriptor within the caller's scope. Objects
 // outside it are NotFound, exactly like missing ones.
 func (s *Service) findSobject(ctx context.Context, id *Identity, d SobjectDescriptor) (*Sobject, error) {
@@ -341,6 +351,13 @@ func (s *Service) findSobject(ctx context.Context, id *Identity, d SobjectDescri
 	}
 	if err != nil {
 		return nil, mapStoreErr(err, "security object", "get sobject")
+	}
+	if !s.opens(o) && !IsFreshRead(ctx) {
+		// The row may come from the store's cache, and its key material
+		// does not open: re-sealed by a master-key rotation elsewhere, or
+		// restored behind the cache. Every check and the operation itself
+		// then use the stored row; a verdict is never drawn from a copy.
+		return s.findSobject(WithFreshRead(ctx), id, sc, d)
 	}
 	if !sc.has(o.GroupID) {
 		return nil, notFound("security object")
@@ -440,6 +457,7 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 // UpdateSobject changes an object's name, description, enabled state,
 // key_ops, custom metadata, allow_credential_use or deactivation date.
 func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, in SobjectInput) (o *Sobject, err error) {
+	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "sobject.update", "sobject", func() string { return kid })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.update", nil, kid, err) }()
 	if err := checkSobjectWrite(id, &in, false); err != nil {
@@ -504,6 +522,7 @@ func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, i
 
 // DeleteSobject deletes an object that no credential references.
 func (s *Service) DeleteSobject(ctx context.Context, id *Identity, kid string) (err error) {
+	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "sobject.delete", "sobject", func() string { return kid })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.delete", nil, kid, err) }()
 	if err := id.Require(ActWrite); err != nil {
@@ -621,6 +640,7 @@ func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactiv
 // the new one (links.replacement / links.replaced), and deactivated if
 // asked; the new object takes the original name.
 func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) (o *Sobject, err error) {
+	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "sobject.rekey", "sobject", func() string { return o.KID })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.rekey", o, "", err) }()
 	if err := id.Require(ActWrite); err != nil {

@@ -95,8 +95,8 @@ func toWire(c *vault.Credential) Credential {
 		Name:                  c.Name,
 		Description:           c.Description,
 		CredentialMetadata:    meta,
-		CreatedAt:             c.CreatedAt.UTC().Format(timeFormat),
-		UpdatedAt:             c.UpdatedAt.UTC().Format(timeFormat),
+		CreatedAt:             formatTime(c.CreatedAt),
+		UpdatedAt:             formatTime(c.UpdatedAt),
 	}
 }
 
@@ -145,7 +145,11 @@ func (h *handlers) writeCredential(w http.ResponseWriter, c *vault.Credential, e
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
+	out := h.toWire(c)
+	b := appendCredential(make([]byte, 0, 384), &out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 	return nil
 }
 
@@ -227,7 +231,7 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	for i := range page.Items {
 		out.Items[i] = h.toWire(&page.Items[i])
 	}
-	httpx.WriteJSON(w, http.StatusOK, out)
+	writeList(w, &out)
 	return nil
 }
 

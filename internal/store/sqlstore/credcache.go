@@ -2,75 +2,145 @@ package sqlstore
 
 import (
 	"bytes"
+	"context"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// credCacheMax bounds the credential rows a server keeps (about 0.5 KiB
-// each with a small payload: a few MiB at most).
-const credCacheMax = 20_000
+// rowCacheMax bounds the rows a server keeps per cache (about 0.5 KiB each
+// with a small payload: a few MiB at most).
+const rowCacheMax = 20_000
 
-// credCache keeps credential rows as stored — metadata and ciphertext,
-// never plaintext — read by id, so that a get or a decrypt of a hot
-// credential runs no SQL. Each row is kept with the value its shard's change
-// counter had before the row was read, and is used only while the counter
-// still has that value and the counters are fresh (changes.go): an update
-// or deletion through this server invalidates it before the write returns,
-// one elsewhere within RevocationBound.
-type credCache struct {
+// rowCache keeps rows read by id as stored — metadata and ciphertext, never
+// plaintext — so that a hot read runs no SQL: SGP credentials, DSM
+// integration credentials and DSM security objects (key material sealed). Each row is kept with
+// the value its shard's change counter had before the row was read, and is
+// used only while the counter still has that value and the counters are
+// fresh (changes.go): an update or deletion through this server invalidates
+// it before the write returns, one elsewhere within RevocationBound.
+// Triggers bump the shard counters on every update and deletion of the
+// three tables (migrations 0010 and 0018).
+type rowCache[V any] struct {
 	mu   sync.RWMutex
-	rows map[credKey]cachedCredential
+	rows map[rowKey]cachedRow[V]
 }
 
-type credKey struct{ account, id string }
+type rowKey struct{ account, id string }
 
-type cachedCredential struct {
+type cachedRow[V any] struct {
 	gen uint64
-	c   vault.Credential
+	v   V
 }
 
-// clone returns a copy that shares no memory with the cache.
-func cloneCredential(c *vault.Credential) *vault.Credential {
-	out := *c
-	out.Metadata = bytes.Clone(c.Metadata)
-	out.Ciphertext = bytes.Clone(c.Ciphertext)
-	return &out
-}
-
-// cachedCredential returns the cached row of (accountID, id) if it is
-// still valid, and otherwise the counter value to cache a fresh read under.
-func (db *DB) cachedCredential(accountID, id string) (c *vault.Credential, gen uint64, cacheable bool) {
-	if !db.changes.usable() {
+// get returns the cached row of (accountID, id) if it is still valid, and
+// otherwise the counter value to keep a fresh read under.
+func (c *rowCache[V]) get(w *changeWatch, clone func(*V) *V, accountID, id string) (v *V, gen uint64, cacheable bool) {
+	if !w.usable() {
 		return nil, 0, false
 	}
-	gen = db.changes.gen[credentialShard(id)].Load()
-	db.creds.mu.RLock()
-	e, ok := db.creds.rows[credKey{accountID, id}]
-	db.creds.mu.RUnlock()
+	gen = w.gen[credentialShard(id)].Load()
+	c.mu.RLock()
+	e, ok := c.rows[rowKey{accountID, id}]
+	c.mu.RUnlock()
 	if ok && e.gen == gen {
-		return cloneCredential(&e.c), gen, true
+		return clone(&e.v), gen, true
 	}
 	return nil, gen, true
 }
 
-// keepCredential caches c, read after the shard counter was gen, unless
-// the counter has moved since (the read may predate the change).
-func (db *DB) keepCredential(gen uint64, c *vault.Credential) {
-	db.creds.mu.Lock()
-	defer db.creds.mu.Unlock()
-	if db.changes.gen[credentialShard(c.ID)].Load() != gen {
+// getMany is get for the rows ids of one account, under one lock: it
+// copies each valid row into out[i] and the counter value of each into
+// gens[i], and returns the indexes it did not find.
+func (c *rowCache[V]) getMany(w *changeWatch, clone func(*V) *V, accountID string, ids []string, out []V, gens []uint64) (misses []int, cacheable bool) {
+	if !w.usable() {
+		for i := range ids {
+			misses = append(misses, i)
+		}
+		return misses, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for i, id := range ids {
+		gens[i] = w.gen[credentialShard(id)].Load()
+		if e, ok := c.rows[rowKey{accountID, id}]; ok && e.gen == gens[i] {
+			out[i] = *clone(&e.v)
+			continue
+		}
+		misses = append(misses, i)
+	}
+	return misses, true
+}
+
+// keep caches v, the row of (accountID, id) read after the shard counter
+// was gen, unless the counter has moved since (the read may predate the
+// change).
+func (c *rowCache[V]) keep(w *changeWatch, clone func(*V) *V, gen uint64, accountID, id string, v *V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w.gen[credentialShard(id)].Load() != gen {
 		return
 	}
-	if db.creds.rows == nil {
-		db.creds.rows = map[credKey]cachedCredential{}
+	if c.rows == nil {
+		c.rows = map[rowKey]cachedRow[V]{}
 	}
-	k := credKey{c.AccountID, c.ID}
-	if _, ok := db.creds.rows[k]; !ok && len(db.creds.rows) >= credCacheMax {
-		for old := range db.creds.rows { // evict an arbitrary row
-			delete(db.creds.rows, old)
+	k := rowKey{accountID, id}
+	if _, ok := c.rows[k]; !ok && len(c.rows) >= rowCacheMax {
+		for old := range c.rows { // evict an arbitrary row
+			delete(c.rows, old)
 			break
 		}
 	}
-	db.creds.rows[k] = cachedCredential{gen, *cloneCredential(c)}
+	c.rows[k] = cachedRow[V]{gen, *clone(v)}
+}
+
+// cached reads the row of (accountID, id) through c: from the cache when it
+// holds a valid copy and ctx does not ask for a fresh read, else with read
+// (kept for the next caller when it succeeds). clone copies a row so that
+// the cache and its callers share no memory.
+func cached[V any](ctx context.Context, db *DB, c *rowCache[V], clone func(*V) *V, accountID, id string, read func() (*V, error)) (*V, error) {
+	hit, gen, cacheable := c.get(&db.changes, clone, accountID, id)
+	if hit != nil && !vault.IsFreshRead(ctx) {
+		return hit, nil
+	}
+	v, err := read()
+	if err == nil && cacheable {
+		c.keep(&db.changes, clone, gen, accountID, id, v)
+	}
+	return v, err
+}
+
+func cloneCredential(c *vault.Credential) *vault.Credential {
+	out := *c
+	out.Metadata = bytes.Clone(c.Metadata)
+	out.Ciphertext = bytes.Clone(c.Ciphertext)
+	if c.ExpiresAt != nil {
+		t := *c.ExpiresAt
+		out.ExpiresAt = &t
+	}
+	return &out
+}
+
+func cloneIntegrationCredential(c *vault.IntegrationCredential) *vault.IntegrationCredential {
+	out := *c
+	if c.Description != nil {
+		d := *c.Description
+		out.Description = &d
+	}
+	return &out
+}
+
+func cloneSobject(o *vault.Sobject) *vault.Sobject {
+	out := *o
+	out.KeyOps = slices.Clone(o.KeyOps)
+	out.CustomMetadata = maps.Clone(o.CustomMetadata)
+	if o.DeactivationDate != nil {
+		t := *o.DeactivationDate
+		out.DeactivationDate = &t
+	}
+	out.PubKey = bytes.Clone(o.PubKey)
+	out.Ciphertext = bytes.Clone(o.Ciphertext)
+	return &out
 }

@@ -244,8 +244,15 @@ func openSQLite(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	// Create the file with owner-only permissions before readers attach.
 	_ = os.Chmod(path, 0o600)
+	checkLater := ""
 	if opts.QuickCheck {
-		if err := quickCheck(ctx, w, path); err != nil {
+		inline := opts.QuickCheckInline
+		if inline <= 0 {
+			inline = 64 << 20
+		}
+		if fi, err := os.Stat(path); err == nil && fi.Size() > inline {
+			checkLater = path
+		} else if err := quickCheck(ctx, w, path); err != nil {
 			w.Close()
 			return nil, err
 		}
@@ -259,7 +266,7 @@ func openSQLite(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxLifetime(0)
-	return &DB{w: w, r: r, d: sqliteDialect, log: opts.logger()}, nil
+	return &DB{w: w, r: r, d: sqliteDialect, log: opts.logger(), checkLater: checkLater}, nil
 }
 
 // sqliteAppID is credvault's SQLite application_id ("crdv"), written into

@@ -43,9 +43,15 @@ type DB struct {
 	writeFailedAt atomic.Int64          // Unix ns of a storage failure not yet cleared by a successful write probe
 	checkpointing atomic.Bool
 
-	changes changeWatch     // change counters (changes.go)
-	creds   credCache       // credential rows by id (credcache.go)
-	pgcfg   *pgx.ConnConfig // PostgreSQL: for the change listener (changes.go)
+	changes changeWatch // change counters (changes.go)
+	// Rows read by id, ciphertext only (credcache.go).
+	creds    rowCache[vault.Credential]
+	dsmCreds rowCache[vault.IntegrationCredential]
+	sobjects rowCache[vault.Sobject]
+	pgcfg    *pgx.ConnConfig // PostgreSQL: for the change listener (changes.go)
+
+	checkLater string // SQLite: the file whose quick_check runs in the background
+	stopCheck  func() // stops that check and waits for it
 }
 
 var (
@@ -84,9 +90,16 @@ type Options struct {
 	// bounds each request's context with the same value. Zero leaves them
 	// unbounded, for admin commands that stream whole tables.
 	Timeout time.Duration
-	// QuickCheck runs SQLite's PRAGMA quick_check before anything else
-	// touches the file, and refuses a damaged file (ErrCorrupt).
+	// QuickCheck runs SQLite's PRAGMA quick_check, which reads every page:
+	// on a file up to QuickCheckInline bytes before anything else touches
+	// it, refusing a damaged file (ErrCorrupt); on a larger one in the
+	// background once the store is open, so that a large vault restarts in
+	// milliseconds — damage found then is handled like damage met at run
+	// time (writes refused, readiness failing, an ERROR log).
 	QuickCheck bool
+	// QuickCheckInline is the file size up to which QuickCheck runs before
+	// the store opens; zero means 64 MiB (well under a second here).
+	QuickCheckInline int64
 	// Logger receives what the operator must act on: corruption seen at run
 	// time, writes that fail. Nil discards.
 	Logger *slog.Logger
@@ -132,7 +145,33 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.dropSQLiteStat4(ctx)
 	}
 	db.watchChanges()
+	if db.checkLater != "" {
+		db.checkInBackground()
+	}
 	return db, nil
+}
+
+// checkInBackground runs the quick_check that opening a large SQLite file
+// deferred, on a read connection (writers are not held up), and treats
+// damage it finds like damage met by a request. Close stops it.
+func (db *DB) checkInBackground() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	db.stopCheck = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		start := time.Now()
+		err := quickCheck(ctx, db.r, db.checkLater)
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, ErrCorrupt):
+			db.markDamaged(err)
+		case err != nil:
+			db.log.Warn("the background integrity check (quick_check) did not run to the end", "err", err.Error())
+		default:
+			db.log.Info("integrity check (quick_check) passed", "duration_ms", time.Since(start).Milliseconds())
+		}
+	}()
 }
 
 // Pools returns the connection pools by role, for metrics.
@@ -148,6 +187,9 @@ func (db *DB) Engine() string { return db.d.name }
 
 // Close closes the database.
 func (db *DB) Close() error {
+	if db.stopCheck != nil {
+		db.stopCheck()
+	}
 	db.changes.stopWatching()
 	db.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
 	err := db.w.Close()
@@ -233,22 +275,7 @@ func (db *DB) probeWrite(ctx context.Context) error {
 func (db *DB) noteFault(err error) {
 	switch {
 	case db.d.isCorrupt(err):
-		e := fmt.Errorf("%w: %w", ErrCorrupt, err)
-		if !db.damaged.CompareAndSwap(nil, &e) {
-			return
-		}
-		db.log.Error("THE DATABASE IS DAMAGED: credvault refuses writes and reports not ready. "+
-			"Stop credvault, keep the damaged file for analysis, and restore the latest backup (credvault restore) into a new database.",
-			"engine", db.d.name, "err", err.Error())
-		if db.d.name == SQLite {
-			// Make the single write connection read-only too, so that no
-			// write path (not only transactions) touches the damaged file.
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				_, _ = db.w.ExecContext(ctx, "PRAGMA query_only = 1")
-			}()
-		}
+		db.markDamaged(fmt.Errorf("%w: %w", ErrCorrupt, err))
 	case db.d.isStorageFault(err):
 		if db.writeFailedAt.Swap(time.Now().UnixNano()) == 0 {
 			db.log.Error("database writes fail (disk full or I/O error): credvault reports not ready until a write succeeds; reads that need no write go on",
@@ -264,6 +291,26 @@ func (db *DB) noteFault(err error) {
 				_, _ = db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 			}()
 		}
+	}
+}
+
+// markDamaged records err (wrapping ErrCorrupt): from then on writes are
+// refused and readiness fails.
+func (db *DB) markDamaged(err error) {
+	if !db.damaged.CompareAndSwap(nil, &err) {
+		return
+	}
+	db.log.Error("THE DATABASE IS DAMAGED: credvault refuses writes and reports not ready. "+
+		"Stop credvault, keep the damaged file for analysis, and restore the latest backup (credvault restore) into a new database.",
+		"engine", db.d.name, "err", err.Error())
+	if db.d.name == SQLite {
+		// Make the single write connection read-only too, so that no
+		// write path (not only transactions) touches the damaged file.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, _ = db.w.ExecContext(ctx, "PRAGMA query_only = 1")
+		}()
 	}
 }
 
