@@ -357,7 +357,7 @@ func (s *Service) findSobject(ctx context.Context, id *Identity, d SobjectDescri
 		// does not open: re-sealed by a master-key rotation elsewhere, or
 		// restored behind the cache. Every check and the operation itself
 		// then use the stored row; a verdict is never drawn from a copy.
-		return s.findSobject(WithFreshRead(ctx), id, sc, d)
+		return s.findSobject(WithFreshRead(ctx), id, d)
 	}
 	if !sc.has(o.GroupID) {
 		return nil, notFound("security object")
