@@ -44,28 +44,23 @@ func writeList(w http.ResponseWriter, out *listResponse) {
 	_, _ = w.Write(b)
 }
 
-// appendCredential appends c as encoding/json would.
+// appendCredential appends c as encoding/json would: its fields in
+// declaration order, the optional extensions only when set.
 func appendCredential(b []byte, c *Credential) []byte {
-	b = append(b, `{"id":`...)
-	b = appendString(b, c.ID)
-	b = append(b, `,"object":`...)
-	b = appendString(b, c.Object)
-	b = append(b, `,"created_by_user_id":`...)
-	b = appendString(b, c.CreatedByUserID)
-	b = append(b, `,"created_by_identity_type":`...)
-	b = appendString(b, c.CreatedByIdentityType)
-	b = append(b, `,"type":`...)
-	b = appendString(b, c.Type)
-	b = append(b, `,"name":`...)
-	b = appendString(b, c.Name)
-	b = append(b, `,"description":`...)
-	b = appendString(b, c.Description)
-	b = append(b, `,"credential_metadata":`...)
-	b = appendRaw(b, c.CredentialMetadata)
-	b = append(b, `,"created_at":`...)
-	b = appendString(b, c.CreatedAt)
-	b = append(b, `,"updated_at":`...)
-	b = appendString(b, c.UpdatedAt)
+	const metadata = `,"credential_metadata":`
+	for _, f := range [...]struct{ key, val string }{
+		{`{"id":`, c.ID}, {`,"object":`, c.Object}, {`,"created_by_user_id":`, c.CreatedByUserID},
+		{`,"created_by_identity_type":`, c.CreatedByIdentityType}, {`,"type":`, c.Type}, {`,"name":`, c.Name},
+		{`,"description":`, c.Description}, {metadata, ""}, {`,"created_at":`, c.CreatedAt},
+		{`,"updated_at":`, c.UpdatedAt},
+	} {
+		b = append(b, f.key...)
+		if f.key == metadata {
+			b = appendRaw(b, c.CredentialMetadata)
+			continue
+		}
+		b = appendString(b, f.val)
+	}
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, c.Version, 10)
 	if c.ExpiresAt != nil {

@@ -28,45 +28,14 @@ import (
 func TestCorruptionAtRunTime(t *testing.T) {
 	ctx := context.Background()
 	path := t.TempDir() + "/c.db"
-	db, err := OpenWith(ctx, path, Options{QuickCheck: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, acct := storeWithCredentials(t, path, 200)
 	t.Cleanup(func() { db.Close() })
-	acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: time.Now()}
-	if err := db.CreateAccount(ctx, acct); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 200 {
-		if err := db.CreateCredential(ctx, testCredential(acct.ID, fmt.Sprintf("c-%03d", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Move everything from the WAL into the file, then damage the table's
-	// root page under the running store.
-	if _, err := db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatal(err)
-	}
-	var root, pageSize int64
-	if err := db.r.QueryRowContext(ctx, `SELECT rootpage FROM sqlite_master WHERE name = 'credentials'`).Scan(&root); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.r.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(pageSize)), (root-1)*pageSize); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	damagePage(t, db, path, "credentials") // under the running store
 	if err := db.Ping(ctx); err != nil {
 		t.Fatalf("ping before the damage is seen: %v", err)
 	}
 
-	_, err = db.ListCredentials(ctx, acct.ID, vault.CredentialQuery{SortBy: vault.SortName, Limit: 500})
+	_, err := db.ListCredentials(ctx, acct.ID, vault.CredentialQuery{SortBy: vault.SortName, Limit: 500})
 	if vault.KindOf(err) != vault.KindUnavailable {
 		t.Fatalf("list over a damaged page: kind %v (%v), want unavailable", vault.KindOf(err), err)
 	}
@@ -82,6 +51,93 @@ func TestCorruptionAtRunTime(t *testing.T) {
 	}
 	if !bytes.Equal(before, hashFile(t, path)) {
 		t.Error("the damaged file changed after the damage was seen")
+	}
+}
+
+// storeWithCredentials opens a new SQLite store at path (QuickCheck on)
+// with one account holding n credentials.
+func storeWithCredentials(t *testing.T, path string, n int) (*DB, *vault.Account) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := OpenWith(ctx, path, Options{QuickCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: time.Now()}
+	if err := db.CreateAccount(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := db.CreateCredential(ctx, testCredential(acct.ID, fmt.Sprintf("c-%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, acct
+}
+
+// damagePage moves everything from db's WAL into the file at path, then
+// overwrites the root page of the table or index name with garbage.
+func damagePage(t *testing.T, db *DB, path, name string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	var root, pageSize int64
+	if err := db.r.QueryRowContext(ctx, `SELECT rootpage FROM sqlite_master WHERE name = ?`, name).Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.r.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(pageSize)), (root-1)*pageSize); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQuickCheckInBackground: a file larger than QuickCheckInline opens at
+// once (its quick_check runs in the background, so a large vault restarts
+// in milliseconds), and damage the check finds — here in an index no
+// start-up query reads — is then handled like damage met at run time:
+// writes are refused and readiness fails, naming ErrCorrupt. A file under
+// the limit is still refused before it opens.
+func TestQuickCheckInBackground(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/c.db"
+	db, acct := storeWithCredentials(t, path, 50)
+	damagePage(t, db, path, "credentials_type")
+	db.Close()
+
+	if _, err := OpenWith(ctx, path, Options{QuickCheck: true}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open of a small damaged file: %v, want ErrCorrupt before it opens", err)
+	}
+	db, err := OpenWith(ctx, path, Options{QuickCheck: true, QuickCheckInline: 1})
+	if err != nil {
+		t.Fatalf("open with the check in the background: %v", err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := db.Ping(ctx)
+		if err != nil {
+			if vault.KindOf(err) != vault.KindUnavailable || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("ping after the background check: %v, want unavailable wrapping ErrCorrupt", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background quick_check did not report the damaged index")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	err = db.CreateCredential(ctx, testCredential(acct.ID, "after"))
+	if vault.KindOf(err) != vault.KindUnavailable || !errors.Is(err, ErrCorrupt) {
+		t.Errorf("create after the background check found damage: %v, want unavailable wrapping ErrCorrupt", err)
 	}
 }
 
