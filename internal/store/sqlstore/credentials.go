@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -274,26 +273,18 @@ func (db *DB) listPage(ctx context.Context, accountID, from string, args []any) 
 		in[j] = "?"
 		margs = append(margs, ids[i])
 	}
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id IN (`+strings.Join(in, ", ")+`)`), margs...)
+	read, err := queryAll(ctx, db.r, db.q(`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id IN (`+strings.Join(in, ", ")+`)`), scanCredential, margs...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	byID := make(map[string]*vault.Credential, len(misses))
-	for rows.Next() {
-		c, err := scanCredential(rows)
-		if err != nil {
-			return nil, err
-		}
-		byID[c.ID] = c
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	byID := make(map[string]*vault.Credential, len(read))
+	for j := range read {
+		byID[read[j].ID] = &read[j]
 	}
 	for _, i := range misses {
 		c, ok := byID[ids[i]]
-		if !ok {
-			return db.listRows(ctx, from, args)
+		if !ok { // deleted between the two queries
+			return queryAll(ctx, db.r, db.q(`SELECT `+credentialListCols+from), scanCredential, args...)
 		}
 		if cacheable {
 			db.creds.keep(&db.changes, cloneCredential, gens[i], accountID, c.ID, c)
@@ -303,35 +294,12 @@ func (db *DB) listPage(ctx context.Context, accountID, from string, args []any) 
 	return items, nil
 }
 
-// listRows reads a listing's rows in one query.
-func (db *DB) listRows(ctx context.Context, from string, args []any) ([]vault.Credential, error) {
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+credentialListCols+from), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []vault.Credential{}
-	for rows.Next() {
-		c, err := scanCredential(rows)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, *c)
-	}
-	return items, rows.Err()
-}
-
 // listedCredential copies a row for a listing: listings never carry
 // ciphertext further than the store.
 func listedCredential(c *vault.Credential) *vault.Credential {
 	out := *c
 	out.Ciphertext = nil
-	out.Metadata = bytes.Clone(c.Metadata)
-	if c.ExpiresAt != nil {
-		t := *c.ExpiresAt
-		out.ExpiresAt = &t
-	}
-	return &out
+	return cloneCredential(&out)
 }
 
 // queryStrings runs a prepared query of one text column and returns its

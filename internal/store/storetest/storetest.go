@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"CredentialsList", testCredentialsList},
 		{"CredentialsBulk", testCredentialsBulk},
 		{"CredentialsConcurrent", testCredentialsConcurrent},
+		{"CredentialsListUnderDeletes", testCredentialsListUnderDeletes},
 		{"Audit", testAudit},
 		{"Groups", testGroups},
 		{"Sobjects", testSobjects},
@@ -440,6 +441,62 @@ func testCredentialsConcurrent(t *testing.T, s store.Engine) {
 	must(t, "list", err)
 	if p.Total != 1+workers*each {
 		t.Errorf("total = %d, want %d", p.Total, 1+workers*each)
+	}
+}
+
+// testCredentialsListUnderDeletes lists pages while another goroutine
+// deletes the rows: every page is in order, has no duplicates and no row
+// that was never created, and is never short while it says there is more
+// (a store that reads a page in two steps must not lose a row deleted
+// between them).
+func testCredentialsListUnderDeletes(t *testing.T, s store.Engine) {
+	ctx := context.Background()
+	acct, pid := seed(t, s, "deletes")
+	const n, limit = 300, 40
+	var all []*vault.Credential
+	names := map[string]bool{}
+	for i := range n {
+		c := newCredential(acct, pid, fmt.Sprintf("d%03d", i), i)
+		all = append(all, c)
+		names[c.Name] = true
+	}
+	must(t, "bulk create", s.CreateCredentials(ctx, all))
+	for _, c := range all[:n/2] { // half the rows are read (and may be cached) before the deletes
+		_, err := s.GetCredential(ctx, acct, c.ID)
+		must(t, "get", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := n - 1; i >= 0; i -= 3 {
+			if err := s.DeleteCredential(ctx, acct, all[(i*7)%n].ID); err != nil && !errors.Is(err, vault.ErrNotFound) {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for pages := 0; ; pages++ {
+		p, err := s.ListCredentials(ctx, acct, vault.CredentialQuery{Limit: limit, SortBy: vault.SortName})
+		must(t, "list", err)
+		if p.HasMore && len(p.Items) != limit {
+			t.Fatalf("page %d: %d items with has_more, want %d", pages, len(p.Items), limit)
+		}
+		for i, c := range p.Items {
+			if !names[c.Name] || len(c.Ciphertext) != 0 {
+				t.Fatalf("page %d: item %+v was never created, or carries ciphertext", pages, c)
+			}
+			if i > 0 && p.Items[i-1].Name >= c.Name {
+				t.Fatalf("page %d: %q before %q", pages, p.Items[i-1].Name, c.Name)
+			}
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("delete: %v", err)
+			}
+			return
+		default:
+		}
 	}
 }
 
