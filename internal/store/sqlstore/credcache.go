@@ -116,19 +116,22 @@ func cloneCredential(c *vault.Credential) *vault.Credential {
 	out := *c
 	out.Metadata = bytes.Clone(c.Metadata)
 	out.Ciphertext = bytes.Clone(c.Ciphertext)
-	if c.ExpiresAt != nil {
-		t := *c.ExpiresAt
-		out.ExpiresAt = &t
-	}
+	out.ExpiresAt = clonePtr(c.ExpiresAt)
 	return &out
+}
+
+// clonePtr returns a pointer to a copy of *p, or nil.
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 func cloneIntegrationCredential(c *vault.IntegrationCredential) *vault.IntegrationCredential {
 	out := *c
-	if c.Description != nil {
-		d := *c.Description
-		out.Description = &d
-	}
+	out.Description = clonePtr(c.Description)
 	return &out
 }
 
@@ -136,10 +139,7 @@ func cloneSobject(o *vault.Sobject) *vault.Sobject {
 	out := *o
 	out.KeyOps = slices.Clone(o.KeyOps)
 	out.CustomMetadata = maps.Clone(o.CustomMetadata)
-	if o.DeactivationDate != nil {
-		t := *o.DeactivationDate
-		out.DeactivationDate = &t
-	}
+	out.DeactivationDate = clonePtr(o.DeactivationDate)
 	out.PubKey = bytes.Clone(o.PubKey)
 	out.Ciphertext = bytes.Clone(o.Ciphertext)
 	return &out
