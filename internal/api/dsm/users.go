@@ -18,7 +18,8 @@ func registerUsers(mux *http.ServeMux, h *handlers) {
 	mux.Handle("GET /sys/v1/accounts", h.auth(h.listAccounts))
 	mux.Handle("GET /sys/v1/accounts/{acct_id}", h.auth(h.getAccount))
 	mux.Handle("GET /sys/v1/users", h.auth(h.listUsers))
-	mux.Handle("GET /sys/v1/users/{user_id}", h.auth(h.getUser))
+	users := resource[struct{}, *vault.DSMUser]{param: "user_id", render: func(_ *http.Request, u *vault.DSMUser) any { return toUserWire(u) }}
+	mux.Handle("GET /sys/v1/users/{user_id}", h.auth(users.get(h.svc.DSMGetUser)))
 }
 
 // legacyAccountRole maps a credvault role to DSM's legacy account role.
@@ -91,19 +92,6 @@ func (h *handlers) getAccount(w http.ResponseWriter, r *http.Request, id *vault.
 		}
 	}
 	return vault.Errorf(vault.KindNotFound, "no such account")
-}
-
-func (h *handlers) getUser(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	uid, err := pathUUID(r, "user_id")
-	if err != nil {
-		return err
-	}
-	u, err := h.svc.DSMGetUser(r.Context(), id, uid)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toUserWire(u))
-	return nil
 }
 
 func (h *handlers) listUsers(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
