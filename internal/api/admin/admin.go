@@ -224,7 +224,9 @@ func toPrincipal(p *vault.PrincipalDetail, names map[string]string) principal {
 	return out
 }
 
-type apiKey struct {
+// APIKey is an API key on the wire (APIKey in api/admin-v1.openapi.yaml);
+// the CLI's apikey commands decode the server's answers into it.
+type APIKey struct {
 	KeyID       string  `json:"key_id"`
 	PrincipalID string  `json:"principal_id"`
 	Name        string  `json:"name"`
@@ -235,8 +237,8 @@ type apiKey struct {
 	APIKey      string  `json:"api_key,omitempty"`
 }
 
-func toKey(k *vault.APIKey) apiKey {
-	return apiKey{KeyID: k.ID, PrincipalID: k.PrincipalID, Name: k.Name, CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339Nano),
+func toKey(k *vault.APIKey) APIKey {
+	return APIKey{KeyID: k.ID, PrincipalID: k.PrincipalID, Name: k.Name, CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339Nano),
 		ExpiresAt: timePtr(k.ExpiresAt), RevokedAt: timePtr(k.RevokedAt), LastUsedAt: timePtr(k.LastUsedAt)}
 }
 
@@ -506,7 +508,7 @@ func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, id *vault.Id
 	if err != nil {
 		return err
 	}
-	items := make([]apiKey, len(ks))
+	items := make([]APIKey, len(ks))
 	for i := range ks {
 		items[i] = toKey(&ks[i])
 	}
