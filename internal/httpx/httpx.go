@@ -1,6 +1,7 @@
-// Package httpx holds the HTTP plumbing shared by both API dialects:
-// request identity in the context, body reading with a size limit, JSON
-// writing and the error log at the edge.
+// Package httpx holds the HTTP plumbing shared by the API packages (both
+// dialects, the admin and the trust-policy API): their dependencies, the
+// authenticating handler wrapper, request identity in the context, body
+// reading with a size limit, JSON writing and the error log at the edge.
 package httpx
 
 import (

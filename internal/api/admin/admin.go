@@ -24,11 +24,7 @@ import (
 )
 
 // Deps are the package's dependencies.
-type Deps struct {
-	Service *vault.Service
-	Logger  *slog.Logger
-	MaxBody int64
-}
+type Deps = httpx.Deps
 
 type handlers struct {
 	svc     *vault.Service
@@ -82,7 +78,7 @@ func register(mux *http.ServeMux, d Deps, as *vault.Identity) {
 	mux.Handle("DELETE /admin/v1/api-keys/{key_id}", h.auth(h.revokeKey))
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+type handlerFunc = httpx.HandlerFunc
 
 // Authenticate resolves the request's credentials: an API key (x-api-key
 // or Authorization: Basic) or a login session (Authorization: Bearer).
@@ -92,37 +88,24 @@ func Authenticate(svc *vault.Service, r *http.Request) (*vault.Identity, error) 
 	if tok, ok := strings.CutPrefix(authz, "Bearer "); ok {
 		return svc.AuthenticateUserSession(r.Context(), strings.TrimSpace(tok), acct)
 	}
-	key := r.Header.Get("x-api-key")
-	if key == "" {
-		if k, ok := strings.CutPrefix(authz, "Basic "); ok {
-			key = strings.TrimSpace(k)
-		}
-	}
-	return svc.Authenticate(r.Context(), key, acct)
+	return svc.Authenticate(r.Context(), httpx.APIKey(r), acct)
 }
 
 func (h *handlers) auth(fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.as, error(nil)
-		if id == nil {
-			id, err = Authenticate(h.svc, r)
-		}
-		if err == nil {
-			httpx.SetIdentity(r.Context(), id)
-			err = fn(w, r, id)
-		}
-		if err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Authenticated(h.authenticate, h.renderError, fn)
+}
+
+// authenticate is Authenticate, or the identity every request acts as
+// (NewLocalHandler).
+func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
+	if h.as != nil {
+		return h.as, nil
+	}
+	return Authenticate(h.svc, r)
 }
 
 func (h *handlers) public(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Public(h.renderError, fn)
 }
 
 type errorBody struct {

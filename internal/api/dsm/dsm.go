@@ -24,11 +24,7 @@ import (
 )
 
 // Deps are the dialect's dependencies.
-type Deps struct {
-	Service *vault.Service
-	Logger  *slog.Logger
-	MaxBody int64
-}
+type Deps = httpx.Deps
 
 // Register mounts the DSM routes on mux.
 func Register(mux *http.ServeMux, d Deps) {
@@ -97,30 +93,17 @@ type handlers struct {
 	maxBody int64
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+type handlerFunc = httpx.HandlerFunc
 
 // auth authenticates the Authorization header (Basic API key or Bearer
 // session token), then runs fn and renders its error, if any.
 func (h *handlers) auth(fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.authenticate(r)
-		if err == nil {
-			httpx.SetIdentity(r.Context(), id)
-			err = fn(w, r, id)
-		}
-		if err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Authenticated(h.authenticate, h.renderError, fn)
 }
 
 // public runs fn without authentication (it authenticates itself if needed).
 func (h *handlers) public(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Public(h.renderError, fn)
 }
 
 // renderError logs err once and writes it as DSM does: the status code

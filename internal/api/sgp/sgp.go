@@ -16,11 +16,7 @@ import (
 )
 
 // Deps are the dialect's dependencies.
-type Deps struct {
-	Service *vault.Service
-	Logger  *slog.Logger
-	MaxBody int64
-}
+type Deps = httpx.Deps
 
 // Register mounts the SGP routes on mux.
 func Register(mux *http.ServeMux, d Deps) {
@@ -44,21 +40,16 @@ type handlers struct {
 	maxBody int64
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+type handlerFunc = httpx.HandlerFunc
 
 // auth authenticates the x-api-key header in the account selected by
 // x-selected-account-id, then runs fn and renders its error, if any.
 func (h *handlers) auth(fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.svc.Authenticate(r.Context(), r.Header.Get("x-api-key"), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
-		if err == nil {
-			httpx.SetIdentity(r.Context(), id)
-			err = fn(w, r, id)
-		}
-		if err != nil {
-			h.renderError(w, r, err, locBody)
-		}
-	})
+	return httpx.Authenticated(h.authenticate, func(w http.ResponseWriter, r *http.Request, err error) { h.renderError(w, r, err, locBody) }, fn)
+}
+
+func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
+	return h.svc.Authenticate(r.Context(), r.Header.Get("x-api-key"), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
 }
 
 // Credential is the wire form of a credential. It has no payload field.

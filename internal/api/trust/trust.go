@@ -18,11 +18,7 @@ import (
 )
 
 // Deps are the endpoints' dependencies.
-type Deps struct {
-	Service *vault.Service
-	Logger  *slog.Logger
-	MaxBody int64
-}
+type Deps = httpx.Deps
 
 // Register mounts the trust-policy routes on mux.
 func Register(mux *http.ServeMux, d Deps) {
@@ -92,29 +88,18 @@ type handlers struct {
 	maxBody int64
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+type handlerFunc = httpx.HandlerFunc
 
 // auth authenticates the request's API key (x-api-key, or Authorization:
 // Basic as DSM clients send it) in the account x-selected-account-id
 // selects, then runs fn and renders its error, if any. Whether the
 // identity may manage a given policy is the service's decision.
 func (h *handlers) auth(fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("x-api-key")
-		if key == "" {
-			if k, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Basic "); ok {
-				key = strings.TrimSpace(k)
-			}
-		}
-		id, err := h.svc.Authenticate(r.Context(), key, strings.TrimSpace(r.Header.Get("x-selected-account-id")))
-		if err == nil {
-			httpx.SetIdentity(r.Context(), id)
-			err = fn(w, r, id)
-		}
-		if err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Authenticated(h.authenticate, h.renderError, fn)
+}
+
+func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
+	return h.svc.Authenticate(r.Context(), httpx.APIKey(r), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
 }
 
 func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error) {
