@@ -58,3 +58,23 @@ func APIKey(r *http.Request) string {
 	}
 	return ""
 }
+
+// Reply is the last step of a handler that called the core: it returns
+// err, the call's error, for the handler's caller to render, or writes
+// the wire form of v, the call's result, as JSON with status.
+func Reply[T, W any](w http.ResponseWriter, status int, wire func(T) W, v T, err error) error {
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, status, wire(v))
+	return nil
+}
+
+// NoContent is Reply for a call without a result: err, or 204 No Content.
+func NoContent(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

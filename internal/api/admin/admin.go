@@ -207,6 +207,9 @@ func toPrincipal(p *vault.PrincipalDetail, names map[string]string) principal {
 	return out
 }
 
+// principalOf is p on the wire, its memberships without account names.
+func principalOf(p *vault.PrincipalDetail) principal { return toPrincipal(p, nil) }
+
 // APIKey is an API key on the wire (APIKey in api/admin-v1.openapi.yaml);
 // the CLI's apikey commands decode the server's answers into it.
 type APIKey struct {
@@ -248,11 +251,7 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handlers) logout(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.Logout(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.Logout(r.Context(), id))
 }
 
 func (h *handlers) me(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -275,11 +274,7 @@ func (h *handlers) changePassword(w http.ResponseWriter, r *http.Request, id *va
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	if err := h.svc.ChangePassword(r.Context(), id, req.OldPassword, req.NewPassword); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.ChangePassword(r.Context(), id, req.OldPassword, req.NewPassword))
 }
 
 func (h *handlers) listAccounts(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -303,20 +298,12 @@ func (h *handlers) createAccount(w http.ResponseWriter, r *http.Request, id *vau
 		return err
 	}
 	a, err := h.svc.AdminCreateAccount(r.Context(), id, req.Name)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusCreated, toAccount(a))
-	return nil
+	return httpx.Reply(w, http.StatusCreated, toAccount, a, err)
 }
 
 func (h *handlers) getAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	a, err := h.svc.AdminGetAccount(r.Context(), id, r.PathValue("account_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toAccount(a))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toAccount, a, err)
 }
 
 func (h *handlers) renameAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -327,11 +314,7 @@ func (h *handlers) renameAccount(w http.ResponseWriter, r *http.Request, id *vau
 		return err
 	}
 	a, err := h.svc.AdminRenameAccount(r.Context(), id, r.PathValue("account_id"), req.Name)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toAccount(a))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toAccount, a, err)
 }
 
 func boolParam(r *http.Request, name string) (bool, error) {
@@ -351,11 +334,7 @@ func (h *handlers) deleteAccount(w http.ResponseWriter, r *http.Request, id *vau
 	if err != nil {
 		return err
 	}
-	if err := h.svc.AdminDeleteAccount(r.Context(), id, r.PathValue("account_id"), force); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminDeleteAccount(r.Context(), id, r.PathValue("account_id"), force))
 }
 
 func (h *handlers) listPrincipals(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -401,20 +380,12 @@ func (h *handlers) createPrincipal(w http.ResponseWriter, r *http.Request, id *v
 	}
 	p, err := h.svc.AdminCreatePrincipal(r.Context(), id, vault.NewPrincipal{Kind: vault.PrincipalKind(req.Kind), Name: req.Name,
 		AccountID: req.AccountID, Role: vault.Role(req.Role), Email: req.Email, Password: req.Password})
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusCreated, toPrincipal(p, nil))
-	return nil
+	return httpx.Reply(w, http.StatusCreated, principalOf, p, err)
 }
 
 func (h *handlers) getPrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	p, err := h.svc.AdminGetPrincipal(r.Context(), id, r.PathValue("principal_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toPrincipal(p, nil))
-	return nil
+	return httpx.Reply(w, http.StatusOK, principalOf, p, err)
 }
 
 func (h *handlers) updatePrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -427,19 +398,11 @@ func (h *handlers) updatePrincipal(w http.ResponseWriter, r *http.Request, id *v
 		return err
 	}
 	p, err := h.svc.AdminUpdatePrincipal(r.Context(), id, r.PathValue("principal_id"), vault.PrincipalUpdate{Name: req.Name, Email: req.Email, Disabled: req.Disabled})
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toPrincipal(p, nil))
-	return nil
+	return httpx.Reply(w, http.StatusOK, principalOf, p, err)
 }
 
 func (h *handlers) deletePrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.AdminDeletePrincipal(r.Context(), id, r.PathValue("principal_id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminDeletePrincipal(r.Context(), id, r.PathValue("principal_id")))
 }
 
 func (h *handlers) putMembership(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -465,11 +428,7 @@ func (h *handlers) putMembership(w http.ResponseWriter, r *http.Request, id *vau
 }
 
 func (h *handlers) revokeMembership(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.AdminRevokeMembership(r.Context(), id, r.PathValue("principal_id"), r.PathValue("account_id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminRevokeMembership(r.Context(), id, r.PathValue("principal_id"), r.PathValue("account_id")))
 }
 
 func (h *handlers) setPassword(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -479,11 +438,7 @@ func (h *handlers) setPassword(w http.ResponseWriter, r *http.Request, id *vault
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	if err := h.svc.AdminSetPassword(r.Context(), id, r.PathValue("principal_id"), req.Password); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminSetPassword(r.Context(), id, r.PathValue("principal_id"), req.Password))
 }
 
 func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -522,9 +477,5 @@ func (h *handlers) createKey(w http.ResponseWriter, r *http.Request, id *vault.I
 }
 
 func (h *handlers) revokeKey(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.AdminRevokeAPIKey(r.Context(), id, r.PathValue("key_id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminRevokeAPIKey(r.Context(), id, r.PathValue("key_id")))
 }

@@ -171,5 +171,3 @@ func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
 func writeJSON(w http.ResponseWriter, v any) {
 	httpx.WriteJSON(w, http.StatusOK, v)
 }
-
-func noContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }

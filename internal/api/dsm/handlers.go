@@ -67,11 +67,7 @@ func (h *handlers) newSession(w http.ResponseWriter, r *http.Request, id *vault.
 }
 
 func (h *handlers) sessionRefresh(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.RefreshSession(r.Context(), id); err != nil {
-		return err
-	}
-	noContent(w)
-	return nil
+	return httpx.NoContent(w, h.svc.RefreshSession(r.Context(), id))
 }
 
 // sessionReauth issues a fresh session token for the caller; the old token
@@ -81,11 +77,7 @@ func (h *handlers) sessionReauth(w http.ResponseWriter, r *http.Request, id *vau
 }
 
 func (h *handlers) sessionTerminate(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.TerminateSession(r.Context(), id); err != nil {
-		return err
-	}
-	noContent(w)
-	return nil
+	return httpx.NoContent(w, h.svc.TerminateSession(r.Context(), id))
 }
 
 // selectAccount is DSM's POST /sys/v1/session/select_account: the

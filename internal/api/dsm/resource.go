@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -64,11 +65,7 @@ func (res resource[I, T]) delete(del func(context.Context, *vault.Identity, stri
 		if err != nil {
 			return err
 		}
-		if err := del(r.Context(), id, oid); err != nil {
-			return err
-		}
-		noContent(w)
-		return nil
+		return httpx.NoContent(w, del(r.Context(), id, oid))
 	}
 }
 

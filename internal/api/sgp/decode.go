@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -107,11 +109,22 @@ func object(m map[string]json.RawMessage, name string, verr *validationError) (j
 	return raw, true
 }
 
-func decodeCreate(body []byte) (vault.CredentialInput, error) {
+// readObject reads the request body, which must be a JSON object, and
+// decodes its members with decode.
+func readObject[T any](h *handlers, r *http.Request, decode func(map[string]json.RawMessage) (T, error)) (T, error) {
+	var zero T
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return zero, err
+	}
 	m, err := decodeObject(body)
 	if err != nil {
-		return vault.CredentialInput{}, err
+		return zero, err
 	}
+	return decode(m)
+}
+
+func decodeCreate(m map[string]json.RawMessage) (vault.CredentialInput, error) {
 	verr := &validationError{}
 	var in vault.CredentialInput
 	in.Type, _ = str(m, "type", true, true, verr)
@@ -126,11 +139,7 @@ func decodeCreate(body []byte) (vault.CredentialInput, error) {
 	return in, verr.err()
 }
 
-func decodeUpdate(body []byte) (vault.CredentialPatch, error) {
-	m, err := decodeObject(body)
-	if err != nil {
-		return vault.CredentialPatch{}, err
-	}
+func decodeUpdate(m map[string]json.RawMessage) (vault.CredentialPatch, error) {
 	verr := &validationError{}
 	var p vault.CredentialPatch
 	if s, ok := str(m, "name", false, true, verr); ok {

@@ -4,6 +4,7 @@
 package sgp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -25,7 +26,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /v5/credentials", h.auth(h.list))
 	mux.Handle("GET /v5/credentials/{credential_id}", h.auth(h.get))
 	mux.Handle("PATCH /v5/credentials/{credential_id}", h.auth(h.update))
-	mux.Handle("DELETE /v5/credentials/{credential_id}", h.auth(h.delete))
+	mux.Handle("DELETE /v5/credentials/{credential_id}", h.auth(h.deleted("credential", "credential_id", h.svc.DeleteCredential)))
 	mux.Handle("POST /v5/credentials/{credential_id}/secret", h.auth(h.decrypt))
 	// A name containing '/' must be percent-encoded (%2F) in these paths;
 	// the GET route also takes an unencoded rest of the path.
@@ -92,11 +93,7 @@ func toWire(c *vault.Credential) Credential {
 }
 
 func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	body, err := httpx.ReadBody(r, h.maxBody)
-	if err != nil {
-		return err
-	}
-	in, err := decodeCreate(body)
+	in, err := readObject(h, r, decodeCreate)
 	if err != nil {
 		return err
 	}
@@ -119,11 +116,7 @@ func (h *handlers) getByName(w http.ResponseWriter, r *http.Request, id *vault.I
 }
 
 func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	body, err := httpx.ReadBody(r, h.maxBody)
-	if err != nil {
-		return err
-	}
-	p, err := decodeUpdate(body)
+	p, err := readObject(h, r, decodeUpdate)
 	if err != nil {
 		return err
 	}
@@ -133,11 +126,7 @@ func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Iden
 
 // writeCredential writes c, or returns err.
 func (h *handlers) writeCredential(w http.ResponseWriter, c *vault.Credential, err error) error {
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
-	return nil
+	return httpx.Reply(w, http.StatusOK, h.toWire, c, err)
 }
 
 // credentialName is the {credential_name} path segment; an empty one names
@@ -156,13 +145,18 @@ type deleteResponse struct {
 	Object  string `json:"object"`
 }
 
-func (h *handlers) delete(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	credID := r.PathValue("credential_id")
-	if err := h.svc.DeleteCredential(r.Context(), id, credID); err != nil {
-		return err
+// deleted returns the handler that deletes the object (of the wire type
+// object) the path parameter param names with remove, and answers SGP's
+// deleteResponse.
+func (h *handlers) deleted(object, param string, remove func(context.Context, *vault.Identity, string) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		oid := r.PathValue(param)
+		if err := remove(r.Context(), id, oid); err != nil {
+			return err
+		}
+		httpx.WriteJSON(w, http.StatusOK, deleteResponse{ID: oid, Deleted: true, Object: object})
+		return nil
 	}
-	httpx.WriteJSON(w, http.StatusOK, deleteResponse{ID: credID, Deleted: true, Object: "credential"})
-	return nil
 }
 
 type secretResponse struct {
@@ -184,6 +178,12 @@ func (h *handlers) decryptByName(w http.ResponseWriter, r *http.Request, id *vau
 
 func (h *handlers) writeSecret(w http.ResponseWriter, r *http.Request, id *vault.Identity, credID, name string) error {
 	_, pt, err := h.svc.DecryptCredential(r.Context(), id, credID, name)
+	return writePlaintext(w, pt, err)
+}
+
+// writePlaintext answers a secret read: pt, not to be cached, wiped once
+// written; or returns err.
+func writePlaintext(w http.ResponseWriter, pt []byte, err error) error {
 	if err != nil {
 		return err
 	}
@@ -208,11 +208,7 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	}
 	page, err := h.svc.ListCredentials(r.Context(), id, q)
 	if err != nil {
-		var ve *vault.Error
-		if errors.As(err, &ve) && ve.Kind == vault.KindInvalid {
-			return &locError{loc: "query", err: ve}
-		}
-		return err
+		return inQuery(err)
 	}
 	out := listResponse{Object: "list", Items: make([]Credential, len(page.Items)), Total: page.Total, HasMore: page.HasMore, Limit: q.Limit}
 	for i := range page.Items {
@@ -272,6 +268,16 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 		w.Header().Set("x-should-retry", "false")
 	}
 	httpx.WriteJSON(w, status, map[string]string{"detail": vault.Message(err)})
+}
+
+// inQuery places err, if it is a core validation error of a listing's
+// parameters, in the query rather than the body.
+func inQuery(err error) error {
+	var ve *vault.Error
+	if errors.As(err, &ve) && ve.Kind == vault.KindInvalid {
+		return &locError{loc: locQuery, err: ve}
+	}
+	return err
 }
 
 // locError places a core validation error in the query rather than the body.

@@ -138,11 +138,7 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		p.Claims = append(p.Claims, vault.ClaimRule(c))
 	}
 	out, err := h.svc.CreateTrustPolicy(r.Context(), id, p)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusCreated, toWire(out))
-	return nil
+	return httpx.Reply(w, http.StatusCreated, toWire, out, err)
 }
 
 func jsonProblem(err error) string {
@@ -168,17 +164,9 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	p, err := h.svc.GetTrustPolicy(r.Context(), id, r.PathValue("policy_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(p))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toWire, p, err)
 }
 
 func (h *handlers) delete(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.DeleteTrustPolicy(r.Context(), id, r.PathValue("policy_id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.DeleteTrustPolicy(r.Context(), id, r.PathValue("policy_id")))
 }
