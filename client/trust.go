@@ -41,20 +41,13 @@ type TrustPolicyParams struct {
 	TTLSeconds int64           `json:"ttl_seconds,omitempty"`
 }
 
-// TrustPolicy is a stored trust policy.
+// TrustPolicy is a stored trust policy: its id, the parameters it was
+// created with (TTLSeconds is never 0: the server fills in its default)
+// and its creation time.
 type TrustPolicy struct {
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	AccountID  string          `json:"account_id"`
-	Issuer     string          `json:"issuer"`
-	KeySource  string          `json:"key_source"`
-	JWKSURL    string          `json:"jwks_url,omitempty"`
-	JWKS       json.RawMessage `json:"jwks,omitempty"`
-	Audiences  []string        `json:"audiences"`
-	Claims     []ClaimRule     `json:"claims"`
-	Role       string          `json:"role"`
-	TTLSeconds int64           `json:"ttl_seconds"`
-	CreatedAt  time.Time       `json:"created_at"`
+	ID string `json:"id"`
+	TrustPolicyParams
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Create creates a trust policy.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credvault/credvault/client"
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/vault"
@@ -29,41 +30,17 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("DELETE /admin/v1/trust-policies/{policy_id}", h.auth(h.delete))
 }
 
-// ClaimRule is a claim rule on the wire.
-type ClaimRule struct {
-	Claim   string `json:"claim"`
-	Pattern string `json:"pattern"`
-}
-
-// PolicyInput is the body of POST /admin/v1/trust-policies.
-type PolicyInput struct {
-	Name       string          `json:"name"`
-	AccountID  string          `json:"account_id"`
-	Issuer     string          `json:"issuer"`
-	KeySource  string          `json:"key_source"`
-	JWKSURL    string          `json:"jwks_url,omitempty"`
-	JWKS       json.RawMessage `json:"jwks,omitempty"`
-	Audiences  []string        `json:"audiences"`
-	Claims     []ClaimRule     `json:"claims"`
-	Role       string          `json:"role"`
-	TTLSeconds int64           `json:"ttl_seconds,omitempty"`
-}
-
-// Policy is a trust policy on the wire.
-type Policy struct {
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	AccountID  string          `json:"account_id"`
-	Issuer     string          `json:"issuer"`
-	KeySource  string          `json:"key_source"`
-	JWKSURL    string          `json:"jwks_url,omitempty"`
-	JWKS       json.RawMessage `json:"jwks,omitempty"`
-	Audiences  []string        `json:"audiences"`
-	Claims     []ClaimRule     `json:"claims"`
-	Role       string          `json:"role"`
-	TTLSeconds int64           `json:"ttl_seconds"`
-	CreatedAt  time.Time       `json:"created_at"`
-}
+// The wire types are the public Go SDK's (package client, which imports
+// nothing of credvault): the server encodes and decodes exactly what the
+// SDK sends and reads, defined once.
+type (
+	// ClaimRule is a claim rule on the wire.
+	ClaimRule = client.ClaimRule
+	// PolicyInput is the body of POST /admin/v1/trust-policies.
+	PolicyInput = client.TrustPolicyParams
+	// Policy is a trust policy on the wire.
+	Policy = client.TrustPolicy
+)
 
 // List is the body of GET /admin/v1/trust-policies.
 type List struct {
@@ -71,8 +48,9 @@ type List struct {
 }
 
 func toWire(p *vault.TrustPolicy) Policy {
-	w := Policy{ID: p.ID, Name: p.Name, AccountID: p.AccountID, Issuer: p.Issuer, KeySource: string(p.KeySource), JWKSURL: p.JWKSURL,
-		Audiences: p.Audiences, Claims: []ClaimRule{}, Role: string(p.Role), TTLSeconds: int64(p.TTL / time.Second), CreatedAt: p.CreatedAt}
+	w := Policy{ID: p.ID, TrustPolicyParams: PolicyInput{Name: p.Name, AccountID: p.AccountID, Issuer: p.Issuer, KeySource: string(p.KeySource),
+		JWKSURL: p.JWKSURL, Audiences: p.Audiences, Claims: []ClaimRule{}, Role: string(p.Role), TTLSeconds: int64(p.TTL / time.Second)},
+		CreatedAt: p.CreatedAt}
 	if p.JWKS != "" {
 		w.JWKS = json.RawMessage(p.JWKS)
 	}
