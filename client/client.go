@@ -262,6 +262,23 @@ type request struct {
 	idem   idempotency
 }
 
+// setIf sets body[key] to *v when v is not nil: a PATCH body of the
+// fields the caller changes.
+func setIf[T any](body map[string]any, key string, v *T) {
+	if v != nil {
+		body[key] = *v
+	}
+}
+
+// call sends req and decodes a successful answer into a new T.
+func call[T any](ctx context.Context, c *Client, req request) (*T, error) {
+	var out T
+	if err := c.do(ctx, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // do performs r with retries and decodes a 2xx JSON body into out.
 func (c *Client) do(ctx context.Context, r request, out any) error {
 	var body []byte

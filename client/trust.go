@@ -52,11 +52,7 @@ type TrustPolicy struct {
 
 // Create creates a trust policy.
 func (s *TrustService) Create(ctx context.Context, p TrustPolicyParams) (*TrustPolicy, error) {
-	var out TrustPolicy
-	if err := s.c.do(ctx, request{method: "POST", path: "/admin/v1/trust-policies", body: p, idem: createOnce}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[TrustPolicy](ctx, s.c, request{method: "POST", path: "/admin/v1/trust-policies", body: p, idem: createOnce})
 }
 
 // List lists the trust policies of accountID ("" = the key's account).
@@ -76,11 +72,7 @@ func (s *TrustService) List(ctx context.Context, accountID string) ([]TrustPolic
 
 // Get returns one trust policy.
 func (s *TrustService) Get(ctx context.Context, id string) (*TrustPolicy, error) {
-	var out TrustPolicy
-	if err := s.c.do(ctx, request{method: "GET", path: "/admin/v1/trust-policies/" + url.PathEscape(id)}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[TrustPolicy](ctx, s.c, request{method: "GET", path: "/admin/v1/trust-policies/" + url.PathEscape(id)})
 }
 
 // Delete deletes a trust policy; keys issued through it stop working.
