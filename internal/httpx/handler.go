@@ -78,3 +78,13 @@ func NoContent(w http.ResponseWriter, err error) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// Wire is the wire form of each of items (passed to wire by pointer: the
+// core's types are large).
+func Wire[T, W any](items []T, wire func(*T) W) []W {
+	out := make([]W, len(items))
+	for i := range items {
+		out[i] = wire(&items[i])
+	}
+	return out
+}

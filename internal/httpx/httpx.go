@@ -166,6 +166,14 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
+// WriteSecretJSON is WriteJSON for a response that carries secret
+// material (a payload, a key, an app or webhook secret): no cache may keep
+// it (Cache-Control: no-store).
+func WriteSecretJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, status, v)
+}
+
 // LogError logs a failed request's error once, at the edge, with the
 // request id. Client errors are logged at debug level, server errors at
 // error level. Errors never carry secret material (see vault.Error).

@@ -282,11 +282,7 @@ func (h *handlers) listAccounts(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	items := make([]account, len(as))
-	for i := range as {
-		items[i] = toAccount(&as[i])
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": httpx.Wire(as, toAccount)})
 	return nil
 }
 
@@ -351,10 +347,7 @@ func (h *handlers) listPrincipals(w http.ResponseWriter, r *http.Request, id *va
 	if err != nil {
 		return err
 	}
-	items := make([]principal, len(ps))
-	for i := range ps {
-		items[i] = toPrincipal(&ps[i], nil)
-	}
+	items := httpx.Wire(ps, principalOf)
 	var next *string
 	if more && len(ps) > 0 {
 		next = &ps[len(ps)-1].ID
@@ -446,11 +439,7 @@ func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, id *vault.Id
 	if err != nil {
 		return err
 	}
-	items := make([]APIKey, len(ks))
-	for i := range ks {
-		items[i] = toKey(&ks[i])
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": httpx.Wire(ks, toKey)})
 	return nil
 }
 
@@ -471,8 +460,7 @@ func (h *handlers) createKey(w http.ResponseWriter, r *http.Request, id *vault.I
 	}
 	out := toKey(k)
 	out.APIKey = secret
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusCreated, out)
+	httpx.WriteSecretJSON(w, http.StatusCreated, out)
 	return nil
 }
 

@@ -166,8 +166,8 @@ func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
 	return id, err
 }
 
-// writeJSON writes a 200 JSON body. It sets no cache header: a handler whose
-// response carries secret material sets Cache-Control: no-store itself.
+// writeJSON writes a 200 JSON body. It sets no cache header: a response
+// that carries secret material is written with httpx.WriteSecretJSON.
 func writeJSON(w http.ResponseWriter, v any) {
 	httpx.WriteJSON(w, http.StatusOK, v)
 }

@@ -58,10 +58,9 @@ func (h *handlers) newSession(w http.ResponseWriter, r *http.Request, id *vault.
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	// Rounded down: a client must never believe the session outlives the
 	// API key behind it.
-	writeJSON(w, authResponse{TokenType: "Bearer", ExpiresIn: int(sess.ExpiresAt.Sub(sess.CreatedAt) / time.Second), AccessToken: token,
+	httpx.WriteSecretJSON(w, http.StatusOK, authResponse{TokenType: "Bearer", ExpiresIn: int(sess.ExpiresAt.Sub(sess.CreatedAt) / time.Second), AccessToken: token,
 		EntityID: id.Principal.ID})
 	return nil
 }
@@ -129,11 +128,7 @@ func (h *handlers) listGroups(w http.ResponseWriter, r *http.Request, id *vault.
 	if err != nil {
 		return err
 	}
-	items := make([]groupWire, 0, len(gs))
-	for i := range gs {
-		items = append(items, toGroup(&gs[i]))
-	}
-	return writePage(w, q, items, offset, limit, func(g *groupWire) string { return g.GroupID })
+	return writePage(w, q, httpx.Wire(gs, toGroup), offset, limit, func(g *groupWire) string { return g.GroupID })
 }
 
 // writePage writes the page of items a listing request
@@ -370,8 +365,7 @@ func (h *handlers) getAppCredential(w http.ResponseWriter, r *http.Request, id *
 	}
 	// As DSM: the secret alone; clients build the API key themselves as
 	// base64(app_id:secret).
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, map[string]any{"app_id": aid, "credential": map[string]string{"secret": secret}})
+	httpx.WriteSecretJSON(w, http.StatusOK, map[string]any{"app_id": aid, "credential": map[string]string{"secret": secret}})
 	return nil
 }
 
@@ -451,8 +445,7 @@ func (h *handlers) exportSobject(w http.ResponseWriter, r *http.Request, id *vau
 	}
 	wire := toSobject(o, true)
 	wire.Value = value
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, wire)
+	httpx.WriteSecretJSON(w, http.StatusOK, wire)
 	clear(value)
 	return nil
 }
@@ -492,10 +485,7 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	items := make([]sobjectWire, len(p.Items))
-	for i := range p.Items {
-		items[i] = toSobject(&p.Items[i], showPub)
-	}
+	items := httpx.Wire(p.Items, func(o *vault.Sobject) sobjectWire { return toSobject(o, showPub) })
 	if withMeta {
 		writeJSON(w, map[string]any{"items": items, "metadata": metadataWire{TotalCount: p.TotalCount, FilteredCount: p.FilteredCount}})
 		return nil
@@ -559,8 +549,7 @@ func (h *handlers) decrypt(w http.ResponseWriter, r *http.Request, id *vault.Ide
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, map[string]any{"kid": kid, "plain": orEmpty(plain)})
+	httpx.WriteSecretJSON(w, http.StatusOK, map[string]any{"kid": kid, "plain": orEmpty(plain)})
 	clear(plain)
 	return nil
 }
@@ -592,11 +581,7 @@ func (h *handlers) listCredentials(w http.ResponseWriter, r *http.Request, id *v
 	if err != nil {
 		return err
 	}
-	items := make([]credentialWire, len(p.Items))
-	for i := range p.Items {
-		items[i] = toCredential(&p.Items[i])
-	}
-	writeJSON(w, map[string]any{"items": items, "metadata": metadataWire{TotalCount: p.TotalCount, FilteredCount: p.FilteredCount}})
+	writeJSON(w, map[string]any{"items": httpx.Wire(p.Items, toCredential), "metadata": metadataWire{TotalCount: p.TotalCount, FilteredCount: p.FilteredCount}})
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -104,11 +105,7 @@ func (h *handlers) listUsers(w http.ResponseWriter, r *http.Request, id *vault.I
 	if err != nil {
 		return err
 	}
-	out := make([]map[string]any, len(us))
-	for i := range us {
-		out[i] = toUserWire(&us[i])
-	}
-	writeJSON(w, out)
+	writeJSON(w, httpx.Wire(us, toUserWire))
 	return nil
 }
 

@@ -297,8 +297,7 @@ func (h *handlers) createWebhook(w http.ResponseWriter, r *http.Request, id *vau
 	}
 	out := webhookToWire(wh)
 	out.Secret = secret
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, out)
+	httpx.WriteSecretJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -307,11 +306,7 @@ func (h *handlers) listWebhooks(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	items := make([]webhookWire, len(ws))
-	for i := range ws {
-		items[i] = webhookToWire(&ws[i])
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "items": items})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "items": httpx.Wire(ws, webhookToWire)})
 	return nil
 }
 

@@ -187,8 +187,7 @@ func writePlaintext(w http.ResponseWriter, pt []byte, err error) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, secretResponse{Result: string(pt), Object: "credential_secret"})
+	httpx.WriteSecretJSON(w, http.StatusOK, secretResponse{Result: string(pt), Object: "credential_secret"})
 	clear(pt)
 	return nil
 }
@@ -210,11 +209,7 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	if err != nil {
 		return inQuery(err)
 	}
-	out := listResponse{Object: "list", Items: make([]Credential, len(page.Items)), Total: page.Total, HasMore: page.HasMore, Limit: q.Limit}
-	for i := range page.Items {
-		out.Items[i] = h.toWire(&page.Items[i])
-	}
-	httpx.WriteJSON(w, http.StatusOK, out)
+	httpx.WriteJSON(w, http.StatusOK, listResponse{Object: "list", Items: httpx.Wire(page.Items, h.toWire), Total: page.Total, HasMore: page.HasMore, Limit: q.Limit})
 	return nil
 }
 

@@ -132,11 +132,7 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	if err != nil {
 		return err
 	}
-	out := List{Items: []Policy{}}
-	for i := range ps {
-		out.Items = append(out.Items, toWire(&ps[i]))
-	}
-	httpx.WriteJSON(w, http.StatusOK, out)
+	httpx.WriteJSON(w, http.StatusOK, List{Items: httpx.Wire(ps, toWire)})
 	return nil
 }
 
