@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -206,22 +205,7 @@ func (s *AdminService) CreatePrincipal(ctx context.Context, p CreatePrincipalPar
 // ListPrincipals returns one page of the principals of the accounts the
 // caller administers.
 func (s *AdminService) ListPrincipals(ctx context.Context, p PrincipalListParams) (*PrincipalList, error) {
-	q := url.Values{}
-	if p.AccountID != "" {
-		q.Set("account_id", p.AccountID)
-	}
-	if p.Kind != "" {
-		q.Set("kind", p.Kind)
-	}
-	if p.Name != "" {
-		q.Set("name", p.Name)
-	}
-	if p.Limit != 0 {
-		q.Set("limit", strconv.Itoa(p.Limit))
-	}
-	if p.After != "" {
-		q.Set("after", p.After)
-	}
+	q := queryOf(map[string]string{"account_id": p.AccountID, "kind": p.Kind, "name": p.Name, "limit": itoa(p.Limit), "after": p.After})
 	var out struct {
 		Items      []Principal `json:"items"`
 		NextCursor *string     `json:"next_cursor"`

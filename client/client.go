@@ -270,6 +270,26 @@ func setIf[T any](body map[string]any, key string, v *T) {
 	}
 }
 
+// queryOf is the query of the parameters that are set: those with a
+// non-empty value.
+func queryOf(params map[string]string) url.Values {
+	q := url.Values{}
+	for k, v := range params {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// itoa is n in decimal, or "" (not set) for 0.
+func itoa(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
 // call sends req and decodes a successful answer into a new T.
 func call[T any](ctx context.Context, c *Client, req request) (*T, error) {
 	var out T

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -101,24 +100,10 @@ func (s *CredentialsService) Create(ctx context.Context, p CreateParams) (*Crede
 
 // List returns one page of credentials.
 func (s *CredentialsService) List(ctx context.Context, p ListParams) (*CredentialList, error) {
-	q := url.Values{}
-	if p.Name != "" {
-		q.Set("name", p.Name)
-	}
-	if p.Limit != 0 {
-		q.Set("limit", strconv.Itoa(p.Limit))
-	}
-	if p.SortBy != "" {
-		q.Set("sort_by", p.SortBy)
-	}
+	q := queryOf(map[string]string{"name": p.Name, "limit": itoa(p.Limit), "sort_by": p.SortBy,
+		"starting_after": p.StartingAfter, "ending_before": p.EndingBefore})
 	if p.Descending {
 		q.Set("sort_order", "desc")
-	}
-	if p.StartingAfter != "" {
-		q.Set("starting_after", p.StartingAfter)
-	}
-	if p.EndingBefore != "" {
-		q.Set("ending_before", p.EndingBefore)
 	}
 	return call[CredentialList](ctx, s.c, request{method: http.MethodGet, path: "/v5/credentials", query: q})
 }

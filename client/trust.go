@@ -60,10 +60,7 @@ func (s *TrustService) List(ctx context.Context, accountID string) ([]TrustPolic
 	var out struct {
 		Items []TrustPolicy `json:"items"`
 	}
-	q := url.Values{}
-	if accountID != "" {
-		q.Set("account_id", accountID)
-	}
+	q := queryOf(map[string]string{"account_id": accountID})
 	if err := s.c.do(ctx, request{method: "GET", path: "/admin/v1/trust-policies", query: q}, &out); err != nil {
 		return nil, err
 	}

@@ -97,6 +97,15 @@ func str(m map[string]json.RawMessage, name string, required, nonEmpty bool, ver
 	return s, true
 }
 
+// optStr is str for a field that may be absent: a pointer to its value,
+// or nil when it is absent (or invalid: then verr says so).
+func optStr(m map[string]json.RawMessage, name string, required, nonEmpty bool, verr *validationError) *string {
+	if s, ok := str(m, name, required, nonEmpty, verr); ok {
+		return &s
+	}
+	return nil
+}
+
 func object(m map[string]json.RawMessage, name string, verr *validationError) (json.RawMessage, bool) {
 	raw, ok := m[name]
 	if !ok || string(raw) == "null" {
@@ -142,15 +151,9 @@ func decodeCreate(m map[string]json.RawMessage) (vault.CredentialInput, error) {
 func decodeUpdate(m map[string]json.RawMessage) (vault.CredentialPatch, error) {
 	verr := &validationError{}
 	var p vault.CredentialPatch
-	if s, ok := str(m, "name", false, true, verr); ok {
-		p.Name = &s
-	}
-	if s, ok := str(m, "type", false, true, verr); ok {
-		p.Type = &s
-	}
-	if s, ok := str(m, "description", false, false, verr); ok {
-		p.Description = &s
-	}
+	p.Name = optStr(m, "name", false, true, verr)
+	p.Type = optStr(m, "type", false, true, verr)
+	p.Description = optStr(m, "description", false, false, verr)
 	if s, ok := str(m, "payload", false, true, verr); ok {
 		p.Payload = []byte(s)
 	}

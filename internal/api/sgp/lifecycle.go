@@ -270,12 +270,8 @@ func webhookToWire(wh *vault.Webhook) webhookWire {
 func decodeWebhook(m map[string]json.RawMessage, create bool) (vault.WebhookInput, error) {
 	verr := &validationError{}
 	var in vault.WebhookInput
-	if s, ok := str(m, "url", create, true, verr); ok {
-		in.URL = &s
-	}
-	if s, ok := str(m, "description", false, false, verr); ok {
-		in.Description = &s
-	}
+	in.URL = optStr(m, "url", create, true, verr)
+	in.Description = optStr(m, "description", false, false, verr)
 	if raw, ok := m["events"]; ok && string(raw) != "null" {
 		if json.Unmarshal(raw, &in.Events) != nil || in.Events == nil {
 			verr.add("Input should be a valid list of strings", "list_type", "body", "events")
