@@ -206,17 +206,29 @@ type signRequest struct {
 	Hash    *[]byte     `json:"hash"`
 	Data    *[]byte     `json:"data"`
 	Mode    *struct {
-		PSS *struct {
-			Mgf *struct {
-				Mgf1 *struct {
-					Hash string `json:"hash"`
-				} `json:"mgf1"`
-			} `json:"mgf"`
-		} `json:"PSS"`
-		PKCS1 *struct{} `json:"PKCS1_V15"`
+		PSS   *mgfPadding `json:"PSS"`
+		PKCS1 *struct{}   `json:"PKCS1_V15"`
 	} `json:"mode"`
 	Signature *[]byte  `json:"signature"`
 	Context   *rawJSON `json:"context"`
+}
+
+// mgfPadding is an RSA padding with a mask generation function, DSM's PSS
+// (signatures) and OAEP (encryption): {"mgf": {"mgf1": {"hash": …}}}.
+type mgfPadding struct {
+	Mgf *struct {
+		Mgf1 *struct {
+			Hash string `json:"hash"`
+		} `json:"mgf1"`
+	} `json:"mgf"`
+}
+
+// hash is the MGF1 hash of the padding at field, which is required.
+func (p *mgfPadding) hash(field string) (string, error) {
+	if p.Mgf == nil || p.Mgf.Mgf1 == nil {
+		return "", invalid("%s.mgf.mgf1.hash is required", field)
+	}
+	return p.Mgf.Mgf1.Hash, nil
 }
 
 func (q *signRequest) input(verify bool) (vault.SignInput, error) {
@@ -239,10 +251,9 @@ func (q *signRequest) input(verify bool) (vault.SignInput, error) {
 			return in, invalid("mode must be exactly one of PSS or PKCS1_V15")
 		case q.Mode.PSS != nil:
 			in.PSS = true
-			if q.Mode.PSS.Mgf == nil || q.Mode.PSS.Mgf.Mgf1 == nil {
-				return in, invalid("mode.PSS.mgf.mgf1.hash is required")
+			if in.MGFHash, err = q.Mode.PSS.hash("mode.PSS"); err != nil {
+				return in, err
 			}
-			in.MGFHash = q.Mode.PSS.Mgf.Mgf1.Hash
 		case q.Mode.PKCS1 == nil:
 			return in, invalid("unknown signature mode (supported: PSS, PKCS1_V15)")
 		}
@@ -513,15 +524,9 @@ func cryptMode(raw rawJSON, in *vault.CryptInput) error {
 		return nil
 	}
 	var pad struct {
-		OAEP *struct {
-			Mgf *struct {
-				Mgf1 *struct {
-					Hash string `json:"hash"`
-				} `json:"mgf1"`
-			} `json:"mgf"`
-		} `json:"OAEP"`
-		PKCS1      *struct{} `json:"PKCS1_V15"`
-		RawDecrypt *struct{} `json:"RAW_DECRYPT"`
+		OAEP       *mgfPadding `json:"OAEP"`
+		PKCS1      *struct{}   `json:"PKCS1_V15"`
+		RawDecrypt *struct{}   `json:"RAW_DECRYPT"`
 	}
 	if err := decodeJSON(raw, &pad); err != nil {
 		return invalid("mode must be a cipher mode or an RSA padding object")
@@ -534,10 +539,11 @@ func cryptMode(raw rawJSON, in *vault.CryptInput) error {
 	case pad.PKCS1 != nil:
 		in.Mode = "PKCS1_V15"
 	default:
-		if pad.OAEP.Mgf == nil || pad.OAEP.Mgf.Mgf1 == nil {
-			return invalid("mode.OAEP.mgf.mgf1.hash is required")
+		hash, err := pad.OAEP.hash("mode.OAEP")
+		if err != nil {
+			return err
 		}
-		in.Mode, in.MGFHash = "OAEP", pad.OAEP.Mgf.Mgf1.Hash
+		in.Mode, in.MGFHash = "OAEP", hash
 	}
 	return nil
 }
