@@ -298,7 +298,7 @@ func (h *handlers) listApps(w http.ResponseWriter, r *http.Request, id *vault.Id
 		if role != "" && string(a.Role) != role {
 			continue
 		}
-		if groupID != "" && !contains(a.GroupIDs(), groupID) {
+		if groupID != "" && !slices.Contains(a.GroupIDs(), groupID) {
 			continue
 		}
 		items = append(items, toApp(a, perms))
@@ -339,15 +339,6 @@ func sortApps(items []appWire, by string, desc bool, start string) []appWire {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (h *handlers) getAppCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -467,7 +458,7 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	if q.err != nil {
 		return q.err
 	}
-	if lq.ObjType != "" && !contains(objectTypes, lq.ObjType) {
+	if lq.ObjType != "" && !slices.Contains(objectTypes, lq.ObjType) {
 		return invalid("unknown obj_type")
 	}
 	if q.v.Get("filter") != "" {
