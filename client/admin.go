@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -136,11 +135,7 @@ func principalPath(id string) string { return "/admin/v1/principals/" + url.Path
 // Me returns the calling principal, whether it is an operator, and the
 // account and role the request acts in (GET /admin/v1/me).
 func (s *AdminService) Me(ctx context.Context) (*Whoami, error) {
-	var out Whoami
-	if err := s.c.do(ctx, request{method: http.MethodGet, path: "/admin/v1/me"}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Whoami](ctx, s.c, request{method: http.MethodGet, path: "/admin/v1/me"})
 }
 
 // ChangeOwnPassword changes the calling user's password (which needs the
@@ -153,11 +148,7 @@ func (s *AdminService) ChangeOwnPassword(ctx context.Context, oldPassword, newPa
 // CreateAccount creates an account (operators). Names are unique, so a
 // retried create answers ErrConflict rather than making a second account.
 func (s *AdminService) CreateAccount(ctx context.Context, name string) (*Account, error) {
-	var out Account
-	if err := s.c.do(ctx, request{method: http.MethodPost, path: "/admin/v1/accounts", body: map[string]string{"name": name}, idem: createOnce}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Account](ctx, s.c, request{method: http.MethodPost, path: "/admin/v1/accounts", body: map[string]string{"name": name}, idem: createOnce})
 }
 
 // ListAccounts lists the accounts the caller may see: all for operators,
@@ -174,20 +165,12 @@ func (s *AdminService) ListAccounts(ctx context.Context) ([]Account, error) {
 
 // GetAccount returns one account.
 func (s *AdminService) GetAccount(ctx context.Context, id string) (*Account, error) {
-	var out Account
-	if err := s.c.do(ctx, request{method: http.MethodGet, path: accountPath(id)}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Account](ctx, s.c, request{method: http.MethodGet, path: accountPath(id)})
 }
 
 // RenameAccount renames an account (its admins and operators).
 func (s *AdminService) RenameAccount(ctx context.Context, id, name string) (*Account, error) {
-	var out Account
-	if err := s.c.do(ctx, request{method: http.MethodPatch, path: accountPath(id), body: map[string]string{"name": name}}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Account](ctx, s.c, request{method: http.MethodPatch, path: accountPath(id), body: map[string]string{"name": name}})
 }
 
 // DeleteAccount deletes an account (operators; never the system account).
@@ -216,32 +199,13 @@ func (s *AdminService) CreatePrincipal(ctx context.Context, p CreatePrincipalPar
 	if p.Password != "" {
 		body["password"] = string(p.Password)
 	}
-	var out Principal
-	if err := s.c.do(ctx, request{method: http.MethodPost, path: "/admin/v1/principals", body: body, idem: createOnce}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Principal](ctx, s.c, request{method: http.MethodPost, path: "/admin/v1/principals", body: body, idem: createOnce})
 }
 
 // ListPrincipals returns one page of the principals of the accounts the
 // caller administers.
 func (s *AdminService) ListPrincipals(ctx context.Context, p PrincipalListParams) (*PrincipalList, error) {
-	q := url.Values{}
-	if p.AccountID != "" {
-		q.Set("account_id", p.AccountID)
-	}
-	if p.Kind != "" {
-		q.Set("kind", p.Kind)
-	}
-	if p.Name != "" {
-		q.Set("name", p.Name)
-	}
-	if p.Limit != 0 {
-		q.Set("limit", strconv.Itoa(p.Limit))
-	}
-	if p.After != "" {
-		q.Set("after", p.After)
-	}
+	q := queryOf(map[string]string{"account_id": p.AccountID, "kind": p.Kind, "name": p.Name, "limit": itoa(p.Limit), "after": p.After})
 	var out struct {
 		Items      []Principal `json:"items"`
 		NextCursor *string     `json:"next_cursor"`
@@ -258,31 +222,17 @@ func (s *AdminService) ListPrincipals(ctx context.Context, p PrincipalListParams
 
 // GetPrincipal returns one principal.
 func (s *AdminService) GetPrincipal(ctx context.Context, id string) (*Principal, error) {
-	var out Principal
-	if err := s.c.do(ctx, request{method: http.MethodGet, path: principalPath(id)}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Principal](ctx, s.c, request{method: http.MethodGet, path: principalPath(id)})
 }
 
 // UpdatePrincipal renames a principal, sets its email, disables or
 // enables it (admins of its home account and operators).
 func (s *AdminService) UpdatePrincipal(ctx context.Context, id string, p UpdatePrincipalParams) (*Principal, error) {
 	body := map[string]any{}
-	if p.Name != nil {
-		body["name"] = *p.Name
-	}
-	if p.Email != nil {
-		body["email"] = *p.Email
-	}
-	if p.Disabled != nil {
-		body["disabled"] = *p.Disabled
-	}
-	var out Principal
-	if err := s.c.do(ctx, request{method: http.MethodPatch, path: principalPath(id), body: body}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	setIf(body, "name", p.Name)
+	setIf(body, "email", p.Email)
+	setIf(body, "disabled", p.Disabled)
+	return call[Principal](ctx, s.c, request{method: http.MethodPatch, path: principalPath(id), body: body})
 }
 
 // DisablePrincipal disables a principal: every session ends and every key
@@ -309,12 +259,8 @@ func (s *AdminService) DeletePrincipal(ctx context.Context, id string) error {
 // principal's id and memberships; the other fields are filled only when
 // the caller may see the principal.
 func (s *AdminService) SetMembership(ctx context.Context, principalID, accountID, role string) (*Principal, error) {
-	var out Principal
 	path := principalPath(principalID) + "/memberships/" + url.PathEscape(accountID)
-	if err := s.c.do(ctx, request{method: http.MethodPut, path: path, body: map[string]string{"role": role}}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Principal](ctx, s.c, request{method: http.MethodPut, path: path, body: map[string]string{"role": role}})
 }
 
 // RevokeMembership removes the principal from accountID (not its home

@@ -262,6 +262,43 @@ type request struct {
 	idem   idempotency
 }
 
+// setIf sets body[key] to *v when v is not nil: a PATCH body of the
+// fields the caller changes.
+func setIf[T any](body map[string]any, key string, v *T) {
+	if v != nil {
+		body[key] = *v
+	}
+}
+
+// queryOf is the query of the parameters that are set: those with a
+// non-empty value.
+func queryOf(params map[string]string) url.Values {
+	q := url.Values{}
+	for k, v := range params {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// itoa is n in decimal, or "" (not set) for 0.
+func itoa(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+// call sends req and decodes a successful answer into a new T.
+func call[T any](ctx context.Context, c *Client, req request) (*T, error) {
+	var out T
+	if err := c.do(ctx, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // do performs r with retries and decodes a 2xx JSON body into out.
 func (c *Client) do(ctx context.Context, r request, out any) error {
 	var body []byte

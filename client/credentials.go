@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -96,39 +95,17 @@ func (s *CredentialsService) Create(ctx context.Context, p CreateParams) (*Crede
 	if p.Metadata != nil {
 		body["credential_metadata"] = p.Metadata
 	}
-	var out Credential
-	if err := s.c.do(ctx, request{method: http.MethodPost, path: "/v5/credentials", body: body, idem: createOnce}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Credential](ctx, s.c, request{method: http.MethodPost, path: "/v5/credentials", body: body, idem: createOnce})
 }
 
 // List returns one page of credentials.
 func (s *CredentialsService) List(ctx context.Context, p ListParams) (*CredentialList, error) {
-	q := url.Values{}
-	if p.Name != "" {
-		q.Set("name", p.Name)
-	}
-	if p.Limit != 0 {
-		q.Set("limit", strconv.Itoa(p.Limit))
-	}
-	if p.SortBy != "" {
-		q.Set("sort_by", p.SortBy)
-	}
+	q := queryOf(map[string]string{"name": p.Name, "limit": itoa(p.Limit), "sort_by": p.SortBy,
+		"starting_after": p.StartingAfter, "ending_before": p.EndingBefore})
 	if p.Descending {
 		q.Set("sort_order", "desc")
 	}
-	if p.StartingAfter != "" {
-		q.Set("starting_after", p.StartingAfter)
-	}
-	if p.EndingBefore != "" {
-		q.Set("ending_before", p.EndingBefore)
-	}
-	var out CredentialList
-	if err := s.c.do(ctx, request{method: http.MethodGet, path: "/v5/credentials", query: q}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[CredentialList](ctx, s.c, request{method: http.MethodGet, path: "/v5/credentials", query: q})
 }
 
 // All iterates over every credential matching p, fetching page after page
@@ -161,46 +138,28 @@ func (s *CredentialsService) All(ctx context.Context, p ListParams) iter.Seq2[*C
 
 // Get returns the credential with this id.
 func (s *CredentialsService) Get(ctx context.Context, id string) (*Credential, error) {
-	var out Credential
-	if err := s.c.do(ctx, request{method: http.MethodGet, path: "/v5/credentials/" + url.PathEscape(id)}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Credential](ctx, s.c, request{method: http.MethodGet, path: "/v5/credentials/" + url.PathEscape(id)})
 }
 
 // GetByName returns the credential with this name.
 func (s *CredentialsService) GetByName(ctx context.Context, name string) (*Credential, error) {
-	var out Credential
-	if err := s.c.do(ctx, request{method: http.MethodGet, path: "/v5/credentials/name/" + url.PathEscape(name)}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Credential](ctx, s.c, request{method: http.MethodGet, path: "/v5/credentials/name/" + url.PathEscape(name)})
 }
 
 // Update changes the credential with this id. Setting the same values
 // twice has the same effect as once, so it is retried like a read.
 func (s *CredentialsService) Update(ctx context.Context, id string, p UpdateParams) (*Credential, error) {
 	body := map[string]any{}
-	if p.Name != nil {
-		body["name"] = *p.Name
-	}
-	if p.Type != nil {
-		body["type"] = *p.Type
-	}
-	if p.Description != nil {
-		body["description"] = *p.Description
-	}
+	setIf(body, "name", p.Name)
+	setIf(body, "type", p.Type)
+	setIf(body, "description", p.Description)
 	if p.Payload != nil {
 		body["payload"] = string(*p.Payload)
 	}
 	if p.Metadata != nil {
 		body["credential_metadata"] = p.Metadata
 	}
-	var out Credential
-	if err := s.c.do(ctx, request{method: http.MethodPatch, path: "/v5/credentials/" + url.PathEscape(id), body: body}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Credential](ctx, s.c, request{method: http.MethodPatch, path: "/v5/credentials/" + url.PathEscape(id), body: body})
 }
 
 // Delete deletes the credential with this id. If a retried delete finds

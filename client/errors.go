@@ -53,29 +53,31 @@ func (e *Error) Error() string {
 	return s
 }
 
+// sentinelStatus is the status each sentinel matches (besides these,
+// ErrInvalid matches 400 and ErrServer every 5xx).
+var sentinelStatus = map[error]int{
+	ErrInvalid:          http.StatusUnprocessableEntity,
+	ErrUnauthenticated:  http.StatusUnauthorized,
+	ErrPermissionDenied: http.StatusForbidden,
+	ErrNotFound:         http.StatusNotFound,
+	ErrConflict:         http.StatusConflict,
+	ErrTooLarge:         http.StatusRequestEntityTooLarge,
+	ErrRateLimited:      http.StatusTooManyRequests,
+	ErrUnavailable:      http.StatusServiceUnavailable,
+}
+
 // Is matches the sentinel for e's status.
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrInvalid:
-		return e.StatusCode == http.StatusUnprocessableEntity || e.StatusCode == http.StatusBadRequest
-	case ErrUnauthenticated:
-		return e.StatusCode == http.StatusUnauthorized
-	case ErrPermissionDenied:
-		return e.StatusCode == http.StatusForbidden
-	case ErrNotFound:
-		return e.StatusCode == http.StatusNotFound
-	case ErrConflict:
-		return e.StatusCode == http.StatusConflict
-	case ErrTooLarge:
-		return e.StatusCode == http.StatusRequestEntityTooLarge
-	case ErrRateLimited:
-		return e.StatusCode == http.StatusTooManyRequests
-	case ErrUnavailable:
-		return e.StatusCode == http.StatusServiceUnavailable
+		if e.StatusCode == http.StatusBadRequest {
+			return true
+		}
 	case ErrServer:
 		return e.StatusCode >= 500
 	}
-	return false
+	status, ok := sentinelStatus[target]
+	return ok && e.StatusCode == status
 }
 
 func newError(resp *http.Response, body []byte, rid string, attempts int) *Error {

@@ -41,29 +41,18 @@ type TrustPolicyParams struct {
 	TTLSeconds int64           `json:"ttl_seconds,omitempty"`
 }
 
-// TrustPolicy is a stored trust policy.
+// TrustPolicy is a stored trust policy: its id, the parameters it was
+// created with (TTLSeconds is never 0: the server fills in its default)
+// and its creation time.
 type TrustPolicy struct {
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	AccountID  string          `json:"account_id"`
-	Issuer     string          `json:"issuer"`
-	KeySource  string          `json:"key_source"`
-	JWKSURL    string          `json:"jwks_url,omitempty"`
-	JWKS       json.RawMessage `json:"jwks,omitempty"`
-	Audiences  []string        `json:"audiences"`
-	Claims     []ClaimRule     `json:"claims"`
-	Role       string          `json:"role"`
-	TTLSeconds int64           `json:"ttl_seconds"`
-	CreatedAt  time.Time       `json:"created_at"`
+	ID string `json:"id"`
+	TrustPolicyParams
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Create creates a trust policy.
 func (s *TrustService) Create(ctx context.Context, p TrustPolicyParams) (*TrustPolicy, error) {
-	var out TrustPolicy
-	if err := s.c.do(ctx, request{method: "POST", path: "/admin/v1/trust-policies", body: p, idem: createOnce}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[TrustPolicy](ctx, s.c, request{method: "POST", path: "/admin/v1/trust-policies", body: p, idem: createOnce})
 }
 
 // List lists the trust policies of accountID ("" = the key's account).
@@ -71,10 +60,7 @@ func (s *TrustService) List(ctx context.Context, accountID string) ([]TrustPolic
 	var out struct {
 		Items []TrustPolicy `json:"items"`
 	}
-	q := url.Values{}
-	if accountID != "" {
-		q.Set("account_id", accountID)
-	}
+	q := queryOf(map[string]string{"account_id": accountID})
 	if err := s.c.do(ctx, request{method: "GET", path: "/admin/v1/trust-policies", query: q}, &out); err != nil {
 		return nil, err
 	}
@@ -83,11 +69,7 @@ func (s *TrustService) List(ctx context.Context, accountID string) ([]TrustPolic
 
 // Get returns one trust policy.
 func (s *TrustService) Get(ctx context.Context, id string) (*TrustPolicy, error) {
-	var out TrustPolicy
-	if err := s.c.do(ctx, request{method: "GET", path: "/admin/v1/trust-policies/" + url.PathEscape(id)}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[TrustPolicy](ctx, s.c, request{method: "GET", path: "/admin/v1/trust-policies/" + url.PathEscape(id)})
 }
 
 // Delete deletes a trust policy; keys issued through it stop working.

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/user"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -143,6 +142,14 @@ func operatorName() string {
 	return "cli:" + name
 }
 
+// callAdmin opens a client, makes one call with it (see adminClient.call)
+// and closes it.
+func callAdmin(cmd *cobra.Command, o *options, af *adminFlags, method, path string, body, out any) error {
+	return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
+		return c.call(ctx, method, path, body, out)
+	})
+}
+
 // runAdmin opens a client, runs fn with it and closes it.
 func runAdmin(cmd *cobra.Command, o *options, af *adminFlags, fn func(ctx context.Context, c *adminClient) error) error {
 	c, err := af.client(cmd.Context(), o)
@@ -151,12 +158,6 @@ func runAdmin(cmd *cobra.Command, o *options, af *adminFlags, fn func(ctx contex
 	}
 	defer c.close()
 	return fn(cmd.Context(), c)
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 type accountJSON struct {
@@ -180,17 +181,6 @@ type principalJSON struct {
 	Disabled    bool             `json:"disabled"`
 	CreatedAt   string           `json:"created_at,omitempty"`
 	Memberships []membershipJSON `json:"memberships,omitempty"`
-}
-
-type keyJSON struct {
-	KeyID       string  `json:"key_id"`
-	PrincipalID string  `json:"principal_id,omitempty"`
-	Name        string  `json:"name"`
-	CreatedAt   string  `json:"created_at"`
-	ExpiresAt   *string `json:"expires_at"`
-	RevokedAt   *string `json:"revoked_at"`
-	LastUsedAt  *string `json:"last_used_at"`
-	APIKey      string  `json:"api_key,omitempty"`
 }
 
 func dash(s *string) string {
@@ -238,12 +228,7 @@ summary goes to stderr. -o json prints {"id": …, "name": …}.`,
 						return fmt.Errorf("account %s created, but making %s its admin failed: %w", a.ID, adminID, err)
 					}
 				}
-				if af.output == "json" {
-					return printJSON(stdout, accountJSON{ID: a.ID, Name: a.Name})
-				}
-				fmt.Fprintf(stderr, "account %s created (name %q)\n", a.ID, a.Name)
-				_, err := fmt.Fprintln(stdout, a.ID)
-				return err
+				return report(af, stdout, stderr, accountJSON{ID: a.ID, Name: a.Name}, a.ID, "account %s created (name %q)\n", a.ID, a.Name)
 			})
 		},
 	}
@@ -253,22 +238,16 @@ summary goes to stderr. -o json prints {"id": …, "name": …}.`,
 		Short: "List accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				var res struct {
-					Items []accountJSON `json:"items"`
-				}
-				if err := c.call(ctx, "GET", "/admin/v1/accounts", nil, &res); err != nil {
-					return err
-				}
-				if af.output == "json" {
-					return printJSON(stdout, res)
-				}
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+			var res struct {
+				Items []accountJSON `json:"items"`
+			}
+			if err := callAdmin(cmd, o, af, "GET", "/admin/v1/accounts", nil, &res); err != nil {
+				return err
+			}
+			return printOutput(stdout, af.output == "json", res, "ID\tNAME\tCREATED", func(tw io.Writer) {
 				for _, a := range res.Items {
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", a.ID, a.Name, a.CreatedAt)
 				}
-				return tw.Flush()
 			})
 		},
 	}
@@ -276,18 +255,11 @@ summary goes to stderr. -o json prints {"id": …, "name": …}.`,
 		return &cobra.Command{
 			Use: use, Short: short, Args: cobra.ExactArgs(strings.Count(use, " ")),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-					var a accountJSON
-					if err := c.call(ctx, method, path(args), body(args), &a); err != nil {
-						return err
-					}
-					if af.output == "json" {
-						return printJSON(stdout, a)
-					}
-					fmt.Fprintf(stderr, "account %s: name %q, created %s\n", a.ID, a.Name, a.CreatedAt)
-					_, err := fmt.Fprintln(stdout, a.ID)
+				var a accountJSON
+				if err := callAdmin(cmd, o, af, method, path(args), body(args), &a); err != nil {
 					return err
-				})
+				}
+				return report(af, stdout, stderr, a, a.ID, "account %s: name %q, created %s\n", a.ID, a.Name, a.CreatedAt)
 			},
 		}
 	}
@@ -304,12 +276,10 @@ while the account holds credentials, security objects or principals; with
 --force they are deleted with it, and the audit trail records a forced delete.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				if err := c.call(ctx, "DELETE", "/admin/v1/accounts/"+url.PathEscape(args[0])+fmt.Sprintf("?force=%t", force), nil, nil); err != nil {
-					return err
-				}
-				return done(af, stdout, stderr, map[string]any{"id": args[0], "deleted": true}, "account %s deleted\n", args[0])
-			})
+			if err := callAdmin(cmd, o, af, "DELETE", "/admin/v1/accounts/"+url.PathEscape(args[0])+fmt.Sprintf("?force=%t", force), nil, nil); err != nil {
+				return err
+			}
+			return done(af, stdout, stderr, map[string]any{"id": args[0], "deleted": true}, "account %s deleted\n", args[0])
 		},
 	}
 	del.Flags().BoolVar(&force, "force", false, "also delete everything the account holds")
@@ -317,25 +287,33 @@ while the account holds credentials, security objects or principals; with
 	return cmd
 }
 
+// report reports a command's result: v as JSON for -o json; otherwise a
+// sentence on stderr and id alone on stdout (X=$(credvault …) captures it).
+func report(af *adminFlags, stdout, stderr io.Writer, v any, id, format string, args ...any) error {
+	if af.output == "json" {
+		return writeJSON(stdout, v)
+	}
+	fmt.Fprintf(stderr, format, args...)
+	_, err := fmt.Fprintln(stdout, id)
+	return err
+}
+
 // done reports a change without a result object: JSON, or a sentence on stderr.
 func done(af *adminFlags, stdout, stderr io.Writer, v any, format string, args ...any) error {
 	if af.output == "json" {
-		return printJSON(stdout, v)
+		return writeJSON(stdout, v)
 	}
 	_, err := fmt.Fprintf(stderr, format, args...)
 	return err
 }
 
 func printPrincipal(af *adminFlags, stdout, stderr io.Writer, p principalJSON) error {
-	if af.output == "json" {
-		return printJSON(stdout, p)
-	}
-	fmt.Fprintf(stderr, "principal %s: %s %q in account %s, email %s, disabled %t\n", p.ID, p.Kind, p.Name, p.AccountID, dash(p.Email), p.Disabled)
+	var members strings.Builder
 	for _, m := range p.Memberships {
-		fmt.Fprintf(stderr, "  %s in %s\n", m.Role, m.AccountID)
+		fmt.Fprintf(&members, "  %s in %s\n", m.Role, m.AccountID)
 	}
-	_, err := fmt.Fprintln(stdout, p.ID)
-	return err
+	return report(af, stdout, stderr, p, p.ID, "principal %s: %s %q in account %s, email %s, disabled %t\n%s",
+		p.ID, p.Kind, p.Name, p.AccountID, dash(p.Email), p.Disabled, members.String())
 }
 
 func newPrincipalCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
@@ -369,18 +347,11 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.
 				}
 				body["password"] = pw
 			}
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				var p principalJSON
-				if err := c.call(ctx, "POST", "/admin/v1/principals", body, &p); err != nil {
-					return err
-				}
-				if af.output == "json" {
-					return printJSON(stdout, map[string]string{"id": p.ID})
-				}
-				fmt.Fprintf(stderr, "principal %s created (%s %q, role %s in account %s)\n", p.ID, p.Kind, p.Name, role, account)
-				_, err := fmt.Fprintln(stdout, p.ID)
+			var p principalJSON
+			if err := callAdmin(cmd, o, af, "POST", "/admin/v1/principals", body, &p); err != nil {
 				return err
-			})
+			}
+			return report(af, stdout, stderr, map[string]string{"id": p.ID}, p.ID, "principal %s created (%s %q, role %s in account %s)\n", p.ID, p.Kind, p.Name, role, account)
 		},
 	}
 	create.Flags().StringVar(&account, "account", "", "account id (required)")
@@ -396,16 +367,14 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.
 		Short: "Make a principal a member of another account (or change its role)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				if err := c.call(ctx, "PUT", pPath(args[0])+"/memberships/"+url.PathEscape(args[1]), map[string]string{"role": grantRole}, nil); err != nil {
-					return err
-				}
-				if af.output == "json" {
-					return printJSON(stdout, map[string]string{"id": args[0], "account_id": args[1], "role": grantRole})
-				}
-				_, err := fmt.Fprintf(stdout, "principal %s is now %s in account %s\n", args[0], grantRole, args[1])
+			if err := callAdmin(cmd, o, af, "PUT", pPath(args[0])+"/memberships/"+url.PathEscape(args[1]), map[string]string{"role": grantRole}, nil); err != nil {
 				return err
-			})
+			}
+			if af.output == "json" {
+				return writeJSON(stdout, map[string]string{"id": args[0], "account_id": args[1], "role": grantRole})
+			}
+			_, err := fmt.Fprintf(stdout, "principal %s is now %s in account %s\n", args[0], grantRole, args[1])
+			return err
 		},
 	}
 	grant.Flags().StringVar(&grantRole, "role", "writer", "role in the account: admin, writer, secret_reader, reader")
@@ -416,13 +385,11 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.
 		Short: "Remove a principal from an account (not its home account)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				if err := c.call(ctx, "DELETE", pPath(args[0])+"/memberships/"+url.PathEscape(revokeAccount), nil, nil); err != nil {
-					return err
-				}
-				return done(af, stdout, stderr, map[string]any{"id": args[0], "account_id": revokeAccount, "revoked": true},
-					"principal %s is no longer a member of account %s\n", args[0], revokeAccount)
-			})
+			if err := callAdmin(cmd, o, af, "DELETE", pPath(args[0])+"/memberships/"+url.PathEscape(revokeAccount), nil, nil); err != nil {
+				return err
+			}
+			return done(af, stdout, stderr, map[string]any{"id": args[0], "account_id": revokeAccount, "revoked": true},
+				"principal %s is no longer a member of account %s\n", args[0], revokeAccount)
 		},
 	}
 	revoke.Flags().StringVar(&revokeAccount, "account", "", "account id (required)")
@@ -444,26 +411,20 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.
 			if limit > 0 {
 				q.Set("limit", fmt.Sprint(limit))
 			}
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				var res struct {
-					Items      []principalJSON `json:"items"`
-					NextCursor *string         `json:"next_cursor"`
-				}
-				if err := c.call(ctx, "GET", "/admin/v1/principals?"+q.Encode(), nil, &res); err != nil {
-					return err
-				}
-				if af.output == "json" {
-					return printJSON(stdout, res)
-				}
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tKIND\tNAME\tACCOUNT\tEMAIL\tDISABLED")
+			var res struct {
+				Items      []principalJSON `json:"items"`
+				NextCursor *string         `json:"next_cursor"`
+			}
+			if err := callAdmin(cmd, o, af, "GET", "/admin/v1/principals?"+q.Encode(), nil, &res); err != nil {
+				return err
+			}
+			return printOutput(stdout, af.output == "json", res, "ID\tKIND\tNAME\tACCOUNT\tEMAIL\tDISABLED", func(tw io.Writer) {
 				for _, p := range res.Items {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\n", p.ID, p.Kind, p.Name, p.AccountID, dash(p.Email), p.Disabled)
 				}
 				if res.NextCursor != nil {
 					fmt.Fprintf(stderr, "more: --after %s\n", *res.NextCursor)
 				}
-				return tw.Flush()
 			})
 		},
 	}
@@ -481,13 +442,11 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.
 				if err != nil {
 					return err
 				}
-				return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-					var p principalJSON
-					if err := c.call(ctx, method, pPath(args[0]), b, &p); err != nil {
-						return err
-					}
-					return printPrincipal(af, stdout, stderr, p)
-				})
+				var p principalJSON
+				if err := callAdmin(cmd, o, af, method, pPath(args[0]), b, &p); err != nil {
+					return err
+				}
+				return printPrincipal(af, stdout, stderr, p)
 			},
 		}
 	}
@@ -518,12 +477,10 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.
 		Short: "Delete a principal with its keys, memberships and sessions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				if err := c.call(ctx, "DELETE", pPath(args[0]), nil, nil); err != nil {
-					return err
-				}
-				return done(af, stdout, stderr, map[string]any{"id": args[0], "deleted": true}, "principal %s deleted\n", args[0])
-			})
+			if err := callAdmin(cmd, o, af, "DELETE", pPath(args[0]), nil, nil); err != nil {
+				return err
+			}
+			return done(af, stdout, stderr, map[string]any{"id": args[0], "deleted": true}, "principal %s deleted\n", args[0])
 		},
 	}
 	setPW := &cobra.Command{
@@ -535,12 +492,10 @@ Prints the new principal's id alone on stdout; the summary goes to stderr.
 			if err != nil {
 				return err
 			}
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				if err := c.call(ctx, "PUT", pPath(args[0])+"/password", map[string]string{"password": pw}, nil); err != nil {
-					return err
-				}
-				return done(af, stdout, stderr, map[string]any{"id": args[0], "password_set": true}, "password of %s set\n", args[0])
-			})
+			if err := callAdmin(cmd, o, af, "PUT", pPath(args[0])+"/password", map[string]string{"password": pw}, nil); err != nil {
+				return err
+			}
+			return done(af, stdout, stderr, map[string]any{"id": args[0], "password_set": true}, "password of %s set\n", args[0])
 		},
 	}
 	setPW.Flags().Bool("password-stdin", true, "read the password from stdin (always)")
@@ -572,25 +527,23 @@ its id and expiry go to stderr. -o json prints {"key_id": …, "api_key": …}.`
 			if ttl > 0 && ttl < time.Second {
 				return fmt.Errorf("--ttl must be at least 1s (got %s)", ttl)
 			}
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				var k keyJSON
-				body := map[string]any{"name": name, "ttl_seconds": int64(ttl / time.Second)}
-				if err := c.call(ctx, "POST", "/admin/v1/principals/"+url.PathEscape(args[0])+"/api-keys", body, &k); err != nil {
-					return err
-				}
-				if af.output == "json" {
-					return printJSON(stdout, map[string]string{"key_id": k.KeyID, "api_key": k.APIKey})
-				}
-				fmt.Fprintf(stderr, "key id:  %s\n", k.KeyID)
-				if k.ExpiresAt != nil {
-					fmt.Fprintf(stderr, "expires: %s\n", *k.ExpiresAt)
-				} else {
-					fmt.Fprintln(stderr, "expires: never")
-				}
-				fmt.Fprintln(stderr, "The key below is shown once and stored only as a hash.")
-				_, err := fmt.Fprintln(stdout, k.APIKey)
+			var k admin.APIKey
+			body := map[string]any{"name": name, "ttl_seconds": int64(ttl / time.Second)}
+			if err := callAdmin(cmd, o, af, "POST", "/admin/v1/principals/"+url.PathEscape(args[0])+"/api-keys", body, &k); err != nil {
 				return err
-			})
+			}
+			if af.output == "json" {
+				return writeJSON(stdout, map[string]string{"key_id": k.KeyID, "api_key": k.APIKey})
+			}
+			fmt.Fprintf(stderr, "key id:  %s\n", k.KeyID)
+			if k.ExpiresAt != nil {
+				fmt.Fprintf(stderr, "expires: %s\n", *k.ExpiresAt)
+			} else {
+				fmt.Fprintln(stderr, "expires: never")
+			}
+			fmt.Fprintln(stderr, "The key below is shown once and stored only as a hash.")
+			_, err := fmt.Fprintln(stdout, k.APIKey)
+			return err
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a label for the key")
@@ -601,16 +554,14 @@ its id and expiry go to stderr. -o json prints {"key_id": …, "api_key": …}.`
 		Short: "Revoke an API key; it stops working at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				if err := c.call(ctx, "DELETE", "/admin/v1/api-keys/"+url.PathEscape(args[0]), nil, nil); err != nil {
-					return err
-				}
-				if af.output == "json" {
-					return printJSON(stdout, map[string]any{"key_id": args[0], "revoked": true})
-				}
-				_, err := fmt.Fprintf(stdout, "key %s revoked\n", args[0])
+			if err := callAdmin(cmd, o, af, "DELETE", "/admin/v1/api-keys/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
-			})
+			}
+			if af.output == "json" {
+				return writeJSON(stdout, map[string]any{"key_id": args[0], "revoked": true})
+			}
+			_, err := fmt.Fprintf(stdout, "key %s revoked\n", args[0])
+			return err
 		},
 	}
 	list := &cobra.Command{
@@ -618,22 +569,16 @@ its id and expiry go to stderr. -o json prints {"key_id": …, "api_key": …}.`
 		Short: "List a principal's API keys (ids and dates, never the keys)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAdmin(cmd, o, af, func(ctx context.Context, c *adminClient) error {
-				var res struct {
-					Items []keyJSON `json:"items"`
-				}
-				if err := c.call(ctx, "GET", "/admin/v1/principals/"+url.PathEscape(args[0])+"/api-keys", nil, &res); err != nil {
-					return err
-				}
-				if af.output == "json" {
-					return printJSON(stdout, res)
-				}
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES\tREVOKED\tLAST USED")
+			var res struct {
+				Items []admin.APIKey `json:"items"`
+			}
+			if err := callAdmin(cmd, o, af, "GET", "/admin/v1/principals/"+url.PathEscape(args[0])+"/api-keys", nil, &res); err != nil {
+				return err
+			}
+			return printOutput(stdout, af.output == "json", res, "ID\tNAME\tCREATED\tEXPIRES\tREVOKED\tLAST USED", func(tw io.Writer) {
 				for _, k := range res.Items {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KeyID, k.Name, k.CreatedAt, dash(k.ExpiresAt), dash(k.RevokedAt), dash(k.LastUsedAt))
 				}
-				return tw.Flush()
 			})
 		},
 	}

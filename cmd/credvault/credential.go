@@ -17,7 +17,7 @@ import (
 
 func newCredentialCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 	rf := &remoteFlags{}
-	cmd := &cobra.Command{
+	return remoteGroup(&cobra.Command{
 		Use:   "credential",
 		Short: "Create, list, show, reveal, update and delete credentials on a running vault",
 		Long: `Create, list, show, reveal, update and delete credentials on a running vault,
@@ -30,11 +30,7 @@ process list would show it): it is read from stdin or --payload-file.
 
 NAME_OR_ID is a credential's id (a UUID) or its name.
 Exit status: 0 success, 1 error, 2 usage error.`,
-		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	addRemoteFlags(cmd.PersistentFlags(), rf)
-	cmd.AddCommand(
+	}, rf,
 		newCredentialCreateCmd(o, rf, stdout, stderr),
 		newCredentialListCmd(o, rf, stdout),
 		newCredentialGetCmd(o, rf, stdout),
@@ -42,7 +38,6 @@ Exit status: 0 success, 1 error, 2 usage error.`,
 		newCredentialUpdateCmd(o, rf, stdout, stderr),
 		newCredentialDeleteCmd(o, rf, stdout, stderr),
 	)
-	return cmd
 }
 
 // outputFlag is -o table|json.
@@ -61,6 +56,21 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printOutput writes v as indented JSON when asJSON, else as a table for
+// people: the header line (if any), then the tab-separated lines rows
+// writes.
+func printOutput(w io.Writer, asJSON bool, v any, header string, rows func(tw io.Writer)) error {
+	if asJSON {
+		return writeJSON(w, v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if header != "" {
+		fmt.Fprintln(tw, header)
+	}
+	rows(tw)
+	return tw.Flush()
 }
 
 // readPayload reads a payload from file ("-" is stdin) or stdin, byte for
@@ -175,15 +185,11 @@ func newCredentialListCmd(o *options, rf *remoteFlags, stdout io.Writer) *cobra.
 				}
 				creds = append(creds, *c)
 			}
-			if output == "json" {
-				return writeJSON(stdout, creds)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tTYPE\tID\tUPDATED\tDESCRIPTION")
-			for _, c := range creds {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.ID, c.UpdatedAt.UTC().Format(time.RFC3339), oneLine(c.Description))
-			}
-			return tw.Flush()
+			return printOutput(stdout, output == "json", creds, "NAME\tTYPE\tID\tUPDATED\tDESCRIPTION", func(tw io.Writer) {
+				for _, c := range creds {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.ID, c.UpdatedAt.UTC().Format(time.RFC3339), oneLine(c.Description))
+				}
+			})
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "only the credential with exactly this name")
@@ -203,23 +209,16 @@ func newCredentialGetCmd(o *options, rf *remoteFlags, stdout io.Writer) *cobra.C
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			r, err := o.connect(rf)
+			_, c, err := o.credential(cmd.Context(), rf, args[0])
 			if err != nil {
 				return err
 			}
-			c, err := r.resolve(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return writeJSON(stdout, c)
-			}
-			meta, _ := json.Marshal(c.Metadata)
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "name:\t%s\nid:\t%s\ntype:\t%s\ndescription:\t%s\nmetadata:\t%s\ncreated:\t%s\nupdated:\t%s\ncreated by:\t%s (%s)\n",
-				c.Name, c.ID, c.Type, oneLine(c.Description), meta,
-				c.CreatedAt.UTC().Format(time.RFC3339), c.UpdatedAt.UTC().Format(time.RFC3339), c.CreatedByUserID, c.CreatedByIdentityType)
-			return tw.Flush()
+			return printOutput(stdout, output == "json", c, "", func(tw io.Writer) {
+				meta, _ := json.Marshal(c.Metadata)
+				fmt.Fprintf(tw, "name:\t%s\nid:\t%s\ntype:\t%s\ndescription:\t%s\nmetadata:\t%s\ncreated:\t%s\nupdated:\t%s\ncreated by:\t%s (%s)\n",
+					c.Name, c.ID, c.Type, oneLine(c.Description), meta,
+					c.CreatedAt.UTC().Format(time.RFC3339), c.UpdatedAt.UTC().Format(time.RFC3339), c.CreatedByUserID, c.CreatedByIdentityType)
+			})
 		},
 	}
 	outputFlag(cmd, &output)
@@ -271,11 +270,7 @@ func newCredentialUpdateCmd(o *options, rf *remoteFlags, stdout, stderr io.Write
 			if payloadFile == "" && !payloadStdin && !descSet {
 				return usageError{errors.New("nothing to change: give --payload-file, --payload-stdin or --description")}
 			}
-			r, err := o.connect(rf)
-			if err != nil {
-				return err
-			}
-			c, err := r.resolve(cmd.Context(), args[0])
+			r, c, err := o.credential(cmd.Context(), rf, args[0])
 			if err != nil {
 				return err
 			}
@@ -291,10 +286,7 @@ func newCredentialUpdateCmd(o *options, rf *remoteFlags, stdout, stderr io.Write
 				p.Payload = &s
 			}
 			if _, err := r.c.Credentials.Update(cmd.Context(), c.ID, p); err != nil {
-				if errors.Is(err, client.ErrNotFound) {
-					return notFound(args[0])
-				}
-				return r.explain(err)
+				return r.explainMissing(err, notFound(args[0]))
 			}
 			fmt.Fprintln(stdout, c.ID)
 			fmt.Fprintf(stderr, "updated credential %s\n", c.Name)
@@ -314,19 +306,12 @@ func newCredentialDeleteCmd(o *options, rf *remoteFlags, stdout, stderr io.Write
 		Short: "Delete a credential",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := o.connect(rf)
-			if err != nil {
-				return err
-			}
-			c, err := r.resolve(cmd.Context(), args[0])
+			r, c, err := o.credential(cmd.Context(), rf, args[0])
 			if err != nil {
 				return err
 			}
 			if err := r.c.Credentials.Delete(cmd.Context(), c.ID); err != nil {
-				if errors.Is(err, client.ErrNotFound) {
-					return notFound(args[0])
-				}
-				return r.explain(err)
+				return r.explainMissing(err, notFound(args[0]))
 			}
 			fmt.Fprintln(stdout, c.ID)
 			fmt.Fprintf(stderr, "deleted credential %s\n", c.Name)

@@ -104,6 +104,16 @@ func addRemoteFlags(f interface {
 	f.StringVar(&rf.oidcTokenFile, "oidc-token-file", "", "authenticate with no stored key: exchange the workload token in this file (e.g. a Kubernetes projected service-account token) for a short-lived key, again before it expires ($CREDVAULT_OIDC_TOKEN_FILE; else the saved profile)")
 }
 
+// remoteGroup makes cmd the group of subs, client commands that share its
+// remote flags rf; run alone, it prints its help.
+func remoteGroup(cmd *cobra.Command, rf *remoteFlags, subs ...*cobra.Command) *cobra.Command {
+	cmd.Args = usageArgs(cobra.NoArgs)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	addRemoteFlags(cmd.PersistentFlags(), rf)
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
 // profile is one saved login.
 type profile struct {
 	URL     string `json:"url"`
@@ -279,32 +289,44 @@ func notFound(ref string) error {
 
 // resolve finds a credential by id (when ref is a UUID) or by name.
 func (r *remote) resolve(ctx context.Context, ref string) (*client.Credential, error) {
-	if _, err := uuid.Parse(ref); err == nil {
-		cred, err := r.c.Credentials.Get(ctx, ref)
-		if !errors.Is(err, client.ErrNotFound) {
-			return cred, r.explain(err)
-		}
-	}
-	cred, err := r.c.Credentials.GetByName(ctx, ref)
-	if errors.Is(err, client.ErrNotFound) {
-		return nil, notFound(ref)
-	}
-	return cred, r.explain(err)
+	return byRef(ctx, r, ref, r.c.Credentials.Get, r.c.Credentials.GetByName)
 }
 
 // reveal returns the payload of a credential named by id or name.
 func (r *remote) reveal(ctx context.Context, ref string) (client.Secret, error) {
+	return byRef(ctx, r, ref, r.c.Credentials.Decrypt, r.c.Credentials.DecryptByName)
+}
+
+// byRef calls byID when ref is a UUID that names a credential, byName
+// otherwise; a credential that exists under neither is notFound(ref).
+func byRef[T any](ctx context.Context, r *remote, ref string, byID, byName func(context.Context, string) (T, error)) (T, error) {
 	if _, err := uuid.Parse(ref); err == nil {
-		s, err := r.c.Credentials.Decrypt(ctx, ref)
+		v, err := byID(ctx, ref)
 		if !errors.Is(err, client.ErrNotFound) {
-			return s, r.explain(err)
+			return v, r.explain(err)
 		}
 	}
-	s, err := r.c.Credentials.DecryptByName(ctx, ref)
+	v, err := byName(ctx, ref)
+	return v, r.explainMissing(err, notFound(ref))
+}
+
+// explainMissing is explain, except that a not-found answer is missing
+// (the error saying how to find what the command names).
+func (r *remote) explainMissing(err, missing error) error {
 	if errors.Is(err, client.ErrNotFound) {
-		return "", notFound(ref)
+		return missing
 	}
-	return s, r.explain(err)
+	return r.explain(err)
+}
+
+// credential connects and resolves the credential ref names.
+func (o *options) credential(ctx context.Context, rf *remoteFlags, ref string) (*remote, *client.Credential, error) {
+	r, err := o.connect(rf)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := r.resolve(ctx, ref)
+	return r, c, err
 }
 
 // onTerminal reports whether v is an *os.File on a terminal.

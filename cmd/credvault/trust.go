@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +16,7 @@ import (
 
 func newTrustCmd(o *options, stdout, stderr io.Writer) *cobra.Command {
 	rf := &remoteFlags{}
-	cmd := &cobra.Command{
+	return remoteGroup(&cobra.Command{
 		Use:   "trust",
 		Short: "Manage trust policies: which workload tokens may be exchanged for keys",
 		Long: `Manage trust policies on a running vault, through its admin API
@@ -31,17 +30,12 @@ The server and key come from --url/--api-key, else CREDVAULT_URL and
 CREDVAULT_API_KEY, else the profile saved by ` + "`credvault login`" + `; the key must
 belong to an admin of the policy's account, or of the system account.
 Exit status: 0 success, 1 error, 2 usage error.`,
-		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	addRemoteFlags(cmd.PersistentFlags(), rf)
-	cmd.AddCommand(
+	}, rf,
 		newTrustCreateCmd(o, rf, stdout, stderr),
 		newTrustListCmd(o, rf, stdout),
 		newTrustGetCmd(o, rf, stdout),
 		newTrustDeleteCmd(o, rf, stderr),
 	)
-	return cmd
 }
 
 func newTrustCreateCmd(o *options, rf *remoteFlags, stdout, stderr io.Writer) *cobra.Command {
@@ -165,15 +159,11 @@ func newTrustListCmd(o *options, rf *remoteFlags, stdout io.Writer) *cobra.Comma
 			if ps == nil {
 				ps = []client.TrustPolicy{}
 			}
-			if output == "json" {
-				return writeJSON(stdout, ps)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tID\tISSUER\tROLE\tTTL\tCLAIMS")
-			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ID, p.Issuer, p.Role, time.Duration(p.TTLSeconds)*time.Second, claimList(p.Claims))
-			}
-			return tw.Flush()
+			return printOutput(stdout, output == "json", ps, "NAME\tID\tISSUER\tROLE\tTTL\tCLAIMS", func(tw io.Writer) {
+				for _, p := range ps {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ID, p.Issuer, p.Role, time.Duration(p.TTLSeconds)*time.Second, claimList(p.Claims))
+				}
+			})
 		},
 	}
 	outputFlag(cmd, &output)
@@ -187,6 +177,11 @@ func trustFlags(rf *remoteFlags) *remoteFlags {
 	cp := *rf
 	cp.account = ""
 	return &cp
+}
+
+// trustNotFound is the error for a trust policy id that does not exist.
+func trustNotFound(id string) error {
+	return fmt.Errorf("trust policy %q not found: see `credvault trust list`", id)
 }
 
 func claimList(rules []client.ClaimRule) string {
@@ -212,28 +207,22 @@ func newTrustGetCmd(o *options, rf *remoteFlags, stdout io.Writer) *cobra.Comman
 				return err
 			}
 			p, err := r.c.Trust.Get(cmd.Context(), args[0])
-			if errors.Is(err, client.ErrNotFound) {
-				return fmt.Errorf("trust policy %q not found: see `credvault trust list`", args[0])
-			}
 			if err != nil {
-				return r.explain(err)
+				return r.explainMissing(err, trustNotFound(args[0]))
 			}
-			if output == "json" {
-				return writeJSON(stdout, p)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			src := p.KeySource
-			if p.JWKSURL != "" {
-				src += " " + p.JWKSURL
-			}
-			for _, row := range [][2]string{
-				{"id", p.ID}, {"name", p.Name}, {"account", p.AccountID}, {"issuer", p.Issuer}, {"keys", src},
-				{"audiences", strings.Join(p.Audiences, " ")}, {"claims", claimList(p.Claims)}, {"role", p.Role},
-				{"ttl", (time.Duration(p.TTLSeconds) * time.Second).String()}, {"created", p.CreatedAt.UTC().Format(time.RFC3339)},
-			} {
-				fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
-			}
-			return tw.Flush()
+			return printOutput(stdout, output == "json", p, "", func(tw io.Writer) {
+				src := p.KeySource
+				if p.JWKSURL != "" {
+					src += " " + p.JWKSURL
+				}
+				for _, row := range [][2]string{
+					{"id", p.ID}, {"name", p.Name}, {"account", p.AccountID}, {"issuer", p.Issuer}, {"keys", src},
+					{"audiences", strings.Join(p.Audiences, " ")}, {"claims", claimList(p.Claims)}, {"role", p.Role},
+					{"ttl", (time.Duration(p.TTLSeconds) * time.Second).String()}, {"created", p.CreatedAt.UTC().Format(time.RFC3339)},
+				} {
+					fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+				}
+			})
 		},
 	}
 	outputFlag(cmd, &output)
@@ -251,11 +240,8 @@ func newTrustDeleteCmd(o *options, rf *remoteFlags, stderr io.Writer) *cobra.Com
 				return err
 			}
 			err = r.c.Trust.Delete(cmd.Context(), args[0])
-			if errors.Is(err, client.ErrNotFound) {
-				return fmt.Errorf("trust policy %q not found: see `credvault trust list`", args[0])
-			}
 			if err != nil {
-				return r.explain(err)
+				return r.explainMissing(err, trustNotFound(args[0]))
 			}
 			fmt.Fprintf(stderr, "deleted trust policy %s\n", args[0])
 			return nil

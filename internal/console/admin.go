@@ -265,20 +265,36 @@ func (c *console) target(r *http.Request, s *session, principalID string) (*vaul
 	return p, nil
 }
 
+// formRole is the role the form's role field chooses.
+func formRole(r *http.Request) (vault.Role, error) {
+	role, ok := vault.ParseRole(r.PostFormValue("role"))
+	if !ok {
+		return "", vault.FieldError("role", "choose a role")
+	}
+	return role, nil
+}
+
+// seeOther ends a form's POST: err, or a redirect to the page to (303 See
+// Other).
+func seeOther(w http.ResponseWriter, r *http.Request, to string, err error) error {
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+	return nil
+}
+
 func (c *console) accessCreatePrincipal(w http.ResponseWriter, r *http.Request, s *session) error {
 	if err := s.id.Require(vault.ActAdmin); err != nil {
 		return err
 	}
-	role, ok := vault.ParseRole(r.PostFormValue("role"))
-	if !ok {
-		return vault.FieldError("role", "choose a role")
-	}
-	ctx := vault.WithActor(r.Context(), s.id)
-	if _, err := c.svc.CreatePrincipal(ctx, vault.PrincipalKind(r.PostFormValue("kind")), strings.TrimSpace(r.PostFormValue("name")), s.id.AccountID, role); err != nil {
+	role, err := formRole(r)
+	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/ui/access?notice=principal", http.StatusSeeOther)
-	return nil
+	ctx := vault.WithActor(r.Context(), s.id)
+	_, err = c.svc.CreatePrincipal(ctx, vault.PrincipalKind(r.PostFormValue("kind")), strings.TrimSpace(r.PostFormValue("name")), s.id.AccountID, role)
+	return seeOther(w, r, "/ui/access?notice=principal", err)
 }
 
 func (c *console) accessSetRole(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -286,18 +302,14 @@ func (c *console) accessSetRole(w http.ResponseWriter, r *http.Request, s *sessi
 	if err != nil {
 		return err
 	}
-	role, ok := vault.ParseRole(r.PostFormValue("role"))
-	if !ok {
-		return vault.FieldError("role", "choose a role")
+	role, err := formRole(r)
+	if err != nil {
+		return err
 	}
 	if p.ID == s.id.Principal.ID && role != vault.RoleAdmin {
 		return vault.Errorf(vault.KindInvalid, "you cannot remove your own admin role here; ask another admin")
 	}
-	if err := c.svc.AddMembership(vault.WithActor(r.Context(), s.id), p.ID, s.id.AccountID, role); err != nil {
-		return err
-	}
-	http.Redirect(w, r, "/ui/access?notice=role", http.StatusSeeOther)
-	return nil
+	return seeOther(w, r, "/ui/access?notice=role", c.svc.AddMembership(vault.WithActor(r.Context(), s.id), p.ID, s.id.AccountID, role))
 }
 
 // accessCreateKey creates an API key and shows it once, in the POST's
@@ -352,11 +364,7 @@ func (c *console) accessRevokeKey(w http.ResponseWriter, r *http.Request, s *ses
 	if !found {
 		return vault.Errorf(vault.KindNotFound, "API key not found")
 	}
-	if err := c.svc.RevokeAPIKey(vault.WithActor(r.Context(), s.id), keyID); err != nil {
-		return err
-	}
-	http.Redirect(w, r, "/ui/access?notice=revoked", http.StatusSeeOther)
-	return nil
+	return seeOther(w, r, "/ui/access?notice=revoked", c.svc.RevokeAPIKey(vault.WithActor(r.Context(), s.id), keyID))
 }
 
 type dsmCred struct {
@@ -413,11 +421,8 @@ func (c *console) dsmPage(w http.ResponseWriter, r *http.Request, s *session) er
 }
 
 func (c *console) dsmRotate(w http.ResponseWriter, r *http.Request, s *session) error {
-	if _, err := c.svc.RotateIntegrationCredential(r.Context(), s.id, r.PathValue("id"), vault.RotationGenerate, dsmRetiredName); err != nil {
-		return err
-	}
-	http.Redirect(w, r, "/ui/dsm?notice=rotated#cred-"+url.PathEscape(r.PathValue("id")), http.StatusSeeOther)
-	return nil
+	_, err := c.svc.RotateIntegrationCredential(r.Context(), s.id, r.PathValue("id"), vault.RotationGenerate, dsmRetiredName)
+	return seeOther(w, r, "/ui/dsm?notice=rotated#cred-"+url.PathEscape(r.PathValue("id")), err)
 }
 
 // dsmRetiredName names a security object replaced by a rotation as the DSM

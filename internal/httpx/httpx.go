@@ -1,6 +1,7 @@
-// Package httpx holds the HTTP plumbing shared by both API dialects:
-// request identity in the context, body reading with a size limit, JSON
-// writing and the error log at the edge.
+// Package httpx holds the HTTP plumbing shared by the API packages (both
+// dialects, the admin and the trust-policy API): their dependencies, the
+// authenticating handler wrapper, request identity in the context, body
+// reading with a size limit, JSON writing and the error log at the edge.
 package httpx
 
 import (
@@ -163,6 +164,14 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// WriteSecretJSON is WriteJSON for a response that carries secret
+// material (a payload, a key, an app or webhook secret): no cache may keep
+// it (Cache-Control: no-store).
+func WriteSecretJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, status, v)
 }
 
 // LogError logs a failed request's error once, at the edge, with the

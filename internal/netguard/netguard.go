@@ -35,8 +35,14 @@ type Allow struct {
 // ParseAllow parses a comma-separated list of hosts, IP addresses and
 // CIDR prefixes ("10.0.0.0/8, vault.internal, 127.0.0.1").
 func ParseAllow(s string) (Allow, error) {
+	return ParseAllowList(strings.Split(s, ","))
+}
+
+// ParseAllowList parses a list of hosts, IP addresses and CIDR prefixes,
+// one an entry (empty entries are skipped).
+func ParseAllowList(list []string) (Allow, error) {
 	var a Allow
-	for _, f := range strings.Split(s, ",") {
+	for _, f := range list {
 		f = strings.TrimSpace(f)
 		switch {
 		case f == "":
@@ -51,7 +57,7 @@ func ParseAllow(s string) (Allow, error) {
 				a.Prefixes = append(a.Prefixes, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
 				continue
 			}
-			a.Hosts = append(a.Hosts, strings.ToLower(f))
+			a.Hosts = append(a.Hosts, strings.ToLower(strings.TrimSuffix(f, ".")))
 		}
 	}
 	return a, nil
@@ -78,11 +84,11 @@ func (a Allow) addrAllowed(ip netip.Addr) bool {
 
 // Public reports whether ip is a globally routable unicast address: not
 // loopback, private (RFC 1918, RFC 4193), link-local (this includes cloud
-// metadata endpoints such as 169.254.169.254), CGNAT, multicast or
-// unspecified.
+// metadata endpoints such as 169.254.169.254), CGNAT, multicast, broadcast,
+// unspecified, documentation, NAT64, 6to4 or discard-only.
 func Public(ip netip.Addr) bool {
 	ip = ip.Unmap()
-	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+	if !ip.IsValid() || !ip.IsGlobalUnicast() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
 		ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() {
 		return false
 	}
@@ -98,10 +104,16 @@ var reserved = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("100.64.0.0/10"), // CGNAT
 	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("192.0.2.0/24"), // documentation (TEST-NET-1..3)
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
 	netip.MustParsePrefix("198.18.0.0/15"),
 	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"), // NAT64 can reach any IPv4 address
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64 can reach any IPv4 address
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
 	netip.MustParsePrefix("2001:db8::/32"),
+	netip.MustParsePrefix("2002::/16"), // 6to4 embeds an IPv4 address
+	netip.MustParsePrefix("100::/64"),  // discard-only
 }
 
 // Dialer returns a dialer that connects only to public addresses, to

@@ -21,16 +21,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/credvault/credvault/internal/netguard"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -143,27 +141,9 @@ func New(opts Options) (*Worker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	g, err := newGuard(opts.AllowHosts)
+	client, err := newClient(opts.AllowHosts, opts.Timeout)
 	if err != nil {
 		return nil, err
-	}
-	tr := &http.Transport{
-		Proxy:                 nil, // a proxy would dial for us, past the guard
-		DialContext:           g.dialContext(opts.Timeout),
-		TLSHandshakeTimeout:   opts.Timeout,
-		ResponseHeaderTimeout: opts.Timeout,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       30 * time.Second,
-	}
-	client := &http.Client{
-		Transport: tr,
-		Timeout:   opts.Timeout,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 3 {
-				return errors.New("too many redirects")
-			}
-			return nil // the redirect's connection goes through the guard too
-		},
 	}
 	kick := opts.Wake
 	if kick == nil {
@@ -278,6 +258,9 @@ func (w *Worker) send(ctx context.Context, d *vault.ClaimedDelivery) (int, error
 		if errors.As(err, &ue) {
 			err = ue.Err // without the URL
 		}
+		if errors.Is(err, netguard.ErrBlocked) {
+			err = ErrBlocked // names the setting that allows it
+		}
 		return 0, err
 	}
 	defer resp.Body.Close()
@@ -288,89 +271,16 @@ func (w *Worker) send(ctx context.Context, d *vault.ClaimedDelivery) (int, error
 	return resp.StatusCode, nil
 }
 
-// ErrBlocked is the error of a connection to a refused address.
+// ErrBlocked is the error of a delivery to a refused address.
 var ErrBlocked = errors.New("destination address is not public and not allowed (--webhook-allow-hosts)")
 
-type guard struct {
-	hosts map[string]bool
-	nets  []netip.Prefix
-}
-
-func newGuard(allow []string) (*guard, error) {
-	g := &guard{hosts: map[string]bool{}}
-	for _, a := range allow {
-		a = strings.TrimSpace(a)
-		if a == "" {
-			continue
-		}
-		if strings.Contains(a, "/") {
-			p, err := netip.ParsePrefix(a)
-			if err != nil {
-				return nil, fmt.Errorf("webhook allow list: %q is not a CIDR: %w", a, err)
-			}
-			g.nets = append(g.nets, p.Masked())
-			continue
-		}
-		if ip, err := netip.ParseAddr(strings.Trim(a, "[]")); err == nil {
-			g.nets = append(g.nets, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
-			continue
-		}
-		g.hosts[strings.ToLower(strings.TrimSuffix(a, "."))] = true
+// newClient is the delivery client: its connections, also those a
+// redirect (at most 3) or a changed DNS answer leads to, go only to public
+// addresses or to the hosts and networks allowHosts lists (netguard).
+func newClient(allowHosts []string, timeout time.Duration) (*http.Client, error) {
+	allow, err := netguard.ParseAllowList(allowHosts)
+	if err != nil {
+		return nil, fmt.Errorf("webhook allow list: %w", err)
 	}
-	return g, nil
-}
-
-var nonPublic = func() []netip.Prefix {
-	var ps []netip.Prefix
-	for _, s := range []string{
-		"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
-		"203.0.113.0/24", "240.0.0.0/4", "64:ff9b::/96", "64:ff9b:1::/48", "2001:db8::/32", "2002::/16", "100::/64",
-	} {
-		ps = append(ps, netip.MustParsePrefix(s))
-	}
-	return ps
-}()
-
-// allowedIP reports whether ip may be connected to.
-func (g *guard) allowedIP(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range g.nets {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	if !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
-		return false
-	}
-	for _, p := range nonPublic {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
-}
-
-// dialContext dials through a net.Dialer whose Control hook checks the
-// address of each connection right before it is made: after DNS
-// resolution, so a name that resolves (or re-resolves) to a refused
-// address is refused.
-func (g *guard) dialContext(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		hostAllowed := g.hosts[strings.ToLower(strings.TrimSuffix(host, "."))]
-		d := &net.Dialer{Timeout: timeout, Control: func(_, address string, _ syscall.RawConn) error {
-			if hostAllowed {
-				return nil
-			}
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil || !g.allowedIP(ap.Addr()) {
-				return ErrBlocked
-			}
-			return nil
-		}}
-		return d.DialContext(ctx, network, addr)
-	}
+	return allow.Client(timeout, nil), nil
 }

@@ -1,70 +1,60 @@
 package webhook
 
 import (
-	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/credvault/credvault/internal/netguard"
 )
 
 // TestGuard: non-public addresses are refused at connect time, also when a
 // name resolves to one, unless the host or its network is allowed.
 func TestGuard(t *testing.T) {
-	g, err := newGuard(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, s := range []string{"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
 		"::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "224.0.0.1", "255.255.255.255", "64:ff9b::a00:1"} {
-		if g.allowedIP(netip.MustParseAddr(s)) {
+		if netguard.Public(netip.MustParseAddr(s)) {
 			t.Errorf("%s allowed", s)
 		}
 	}
 	for _, s := range []string{"8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"} {
-		if !g.allowedIP(netip.MustParseAddr(s)) {
+		if !netguard.Public(netip.MustParseAddr(s)) {
 			t.Errorf("%s refused", s)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	get := func(allow []string, host string) error {
+		c, err := newClient(allow, time.Second)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ctx := context.Background()
+		resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
 	for _, host := range []string{"127.0.0.1", "localhost"} {
-		if _, err := g.dialContext(time.Second)(ctx, "tcp", net.JoinHostPort(host, port)); !errors.Is(err, ErrBlocked) {
+		if err := get(nil, host); !errors.Is(err, netguard.ErrBlocked) {
 			t.Errorf("dial %s: %v, want ErrBlocked", host, err)
 		}
 	}
 	for _, allow := range [][]string{{"127.0.0.0/8"}, {"127.0.0.1"}, {"localhost"}} {
-		g, err := newGuard(allow)
-		if err != nil {
-			t.Fatal(err)
-		}
 		host := "localhost"
 		if allow[0] != "localhost" {
 			host = "127.0.0.1"
 		}
-		c, err := g.dialContext(time.Second)(ctx, "tcp4", net.JoinHostPort(host, port))
-		if err != nil {
+		if err := get(allow, host); err != nil {
 			t.Errorf("allow %v: dial %s: %v", allow, host, err)
-			continue
 		}
-		c.Close()
 	}
-	if _, err := newGuard([]string{"10.0.0.0/33"}); err == nil {
+	if _, err := newClient([]string{"10.0.0.0/33"}, time.Second); err == nil {
 		t.Error("a bad CIDR was accepted")
 	}
 }

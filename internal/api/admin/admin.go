@@ -24,11 +24,7 @@ import (
 )
 
 // Deps are the package's dependencies.
-type Deps struct {
-	Service *vault.Service
-	Logger  *slog.Logger
-	MaxBody int64
-}
+type Deps = httpx.Deps
 
 type handlers struct {
 	svc     *vault.Service
@@ -82,7 +78,7 @@ func register(mux *http.ServeMux, d Deps, as *vault.Identity) {
 	mux.Handle("DELETE /admin/v1/api-keys/{key_id}", h.auth(h.revokeKey))
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+type handlerFunc = httpx.HandlerFunc
 
 // Authenticate resolves the request's credentials: an API key (x-api-key
 // or Authorization: Basic) or a login session (Authorization: Bearer).
@@ -92,37 +88,24 @@ func Authenticate(svc *vault.Service, r *http.Request) (*vault.Identity, error) 
 	if tok, ok := strings.CutPrefix(authz, "Bearer "); ok {
 		return svc.AuthenticateUserSession(r.Context(), strings.TrimSpace(tok), acct)
 	}
-	key := r.Header.Get("x-api-key")
-	if key == "" {
-		if k, ok := strings.CutPrefix(authz, "Basic "); ok {
-			key = strings.TrimSpace(k)
-		}
-	}
-	return svc.Authenticate(r.Context(), key, acct)
+	return svc.Authenticate(r.Context(), httpx.APIKey(r), acct)
 }
 
 func (h *handlers) auth(fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.as, error(nil)
-		if id == nil {
-			id, err = Authenticate(h.svc, r)
-		}
-		if err == nil {
-			httpx.SetIdentity(r.Context(), id)
-			err = fn(w, r, id)
-		}
-		if err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Authenticated(h.authenticate, h.renderError, fn)
+}
+
+// authenticate is Authenticate, or the identity every request acts as
+// (NewLocalHandler).
+func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
+	if h.as != nil {
+		return h.as, nil
+	}
+	return Authenticate(h.svc, r)
 }
 
 func (h *handlers) public(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Public(h.renderError, fn)
 }
 
 type errorBody struct {
@@ -224,7 +207,12 @@ func toPrincipal(p *vault.PrincipalDetail, names map[string]string) principal {
 	return out
 }
 
-type apiKey struct {
+// principalOf is p on the wire, its memberships without account names.
+func principalOf(p *vault.PrincipalDetail) principal { return toPrincipal(p, nil) }
+
+// APIKey is an API key on the wire (APIKey in api/admin-v1.openapi.yaml);
+// the CLI's apikey commands decode the server's answers into it.
+type APIKey struct {
 	KeyID       string  `json:"key_id"`
 	PrincipalID string  `json:"principal_id"`
 	Name        string  `json:"name"`
@@ -235,8 +223,8 @@ type apiKey struct {
 	APIKey      string  `json:"api_key,omitempty"`
 }
 
-func toKey(k *vault.APIKey) apiKey {
-	return apiKey{KeyID: k.ID, PrincipalID: k.PrincipalID, Name: k.Name, CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339Nano),
+func toKey(k *vault.APIKey) APIKey {
+	return APIKey{KeyID: k.ID, PrincipalID: k.PrincipalID, Name: k.Name, CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339Nano),
 		ExpiresAt: timePtr(k.ExpiresAt), RevokedAt: timePtr(k.RevokedAt), LastUsedAt: timePtr(k.LastUsedAt)}
 }
 
@@ -263,11 +251,7 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handlers) logout(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.Logout(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.Logout(r.Context(), id))
 }
 
 func (h *handlers) me(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -290,11 +274,7 @@ func (h *handlers) changePassword(w http.ResponseWriter, r *http.Request, id *va
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	if err := h.svc.ChangePassword(r.Context(), id, req.OldPassword, req.NewPassword); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.ChangePassword(r.Context(), id, req.OldPassword, req.NewPassword))
 }
 
 func (h *handlers) listAccounts(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -302,11 +282,7 @@ func (h *handlers) listAccounts(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	items := make([]account, len(as))
-	for i := range as {
-		items[i] = toAccount(&as[i])
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": httpx.Wire(as, toAccount)})
 	return nil
 }
 
@@ -318,20 +294,12 @@ func (h *handlers) createAccount(w http.ResponseWriter, r *http.Request, id *vau
 		return err
 	}
 	a, err := h.svc.AdminCreateAccount(r.Context(), id, req.Name)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusCreated, toAccount(a))
-	return nil
+	return httpx.Reply(w, http.StatusCreated, toAccount, a, err)
 }
 
 func (h *handlers) getAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	a, err := h.svc.AdminGetAccount(r.Context(), id, r.PathValue("account_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toAccount(a))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toAccount, a, err)
 }
 
 func (h *handlers) renameAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -342,11 +310,7 @@ func (h *handlers) renameAccount(w http.ResponseWriter, r *http.Request, id *vau
 		return err
 	}
 	a, err := h.svc.AdminRenameAccount(r.Context(), id, r.PathValue("account_id"), req.Name)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toAccount(a))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toAccount, a, err)
 }
 
 func boolParam(r *http.Request, name string) (bool, error) {
@@ -366,11 +330,7 @@ func (h *handlers) deleteAccount(w http.ResponseWriter, r *http.Request, id *vau
 	if err != nil {
 		return err
 	}
-	if err := h.svc.AdminDeleteAccount(r.Context(), id, r.PathValue("account_id"), force); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminDeleteAccount(r.Context(), id, r.PathValue("account_id"), force))
 }
 
 func (h *handlers) listPrincipals(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -387,10 +347,7 @@ func (h *handlers) listPrincipals(w http.ResponseWriter, r *http.Request, id *va
 	if err != nil {
 		return err
 	}
-	items := make([]principal, len(ps))
-	for i := range ps {
-		items[i] = toPrincipal(&ps[i], nil)
-	}
+	items := httpx.Wire(ps, principalOf)
 	var next *string
 	if more && len(ps) > 0 {
 		next = &ps[len(ps)-1].ID
@@ -416,20 +373,12 @@ func (h *handlers) createPrincipal(w http.ResponseWriter, r *http.Request, id *v
 	}
 	p, err := h.svc.AdminCreatePrincipal(r.Context(), id, vault.NewPrincipal{Kind: vault.PrincipalKind(req.Kind), Name: req.Name,
 		AccountID: req.AccountID, Role: vault.Role(req.Role), Email: req.Email, Password: req.Password})
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusCreated, toPrincipal(p, nil))
-	return nil
+	return httpx.Reply(w, http.StatusCreated, principalOf, p, err)
 }
 
 func (h *handlers) getPrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	p, err := h.svc.AdminGetPrincipal(r.Context(), id, r.PathValue("principal_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toPrincipal(p, nil))
-	return nil
+	return httpx.Reply(w, http.StatusOK, principalOf, p, err)
 }
 
 func (h *handlers) updatePrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -442,19 +391,11 @@ func (h *handlers) updatePrincipal(w http.ResponseWriter, r *http.Request, id *v
 		return err
 	}
 	p, err := h.svc.AdminUpdatePrincipal(r.Context(), id, r.PathValue("principal_id"), vault.PrincipalUpdate{Name: req.Name, Email: req.Email, Disabled: req.Disabled})
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toPrincipal(p, nil))
-	return nil
+	return httpx.Reply(w, http.StatusOK, principalOf, p, err)
 }
 
 func (h *handlers) deletePrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.AdminDeletePrincipal(r.Context(), id, r.PathValue("principal_id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminDeletePrincipal(r.Context(), id, r.PathValue("principal_id")))
 }
 
 func (h *handlers) putMembership(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -480,11 +421,7 @@ func (h *handlers) putMembership(w http.ResponseWriter, r *http.Request, id *vau
 }
 
 func (h *handlers) revokeMembership(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.AdminRevokeMembership(r.Context(), id, r.PathValue("principal_id"), r.PathValue("account_id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminRevokeMembership(r.Context(), id, r.PathValue("principal_id"), r.PathValue("account_id")))
 }
 
 func (h *handlers) setPassword(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -494,11 +431,7 @@ func (h *handlers) setPassword(w http.ResponseWriter, r *http.Request, id *vault
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	if err := h.svc.AdminSetPassword(r.Context(), id, r.PathValue("principal_id"), req.Password); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminSetPassword(r.Context(), id, r.PathValue("principal_id"), req.Password))
 }
 
 func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -506,11 +439,7 @@ func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, id *vault.Id
 	if err != nil {
 		return err
 	}
-	items := make([]apiKey, len(ks))
-	for i := range ks {
-		items[i] = toKey(&ks[i])
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": httpx.Wire(ks, toKey)})
 	return nil
 }
 
@@ -531,15 +460,10 @@ func (h *handlers) createKey(w http.ResponseWriter, r *http.Request, id *vault.I
 	}
 	out := toKey(k)
 	out.APIKey = secret
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusCreated, out)
+	httpx.WriteSecretJSON(w, http.StatusCreated, out)
 	return nil
 }
 
 func (h *handlers) revokeKey(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.AdminRevokeAPIKey(r.Context(), id, r.PathValue("key_id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.AdminRevokeAPIKey(r.Context(), id, r.PathValue("key_id")))
 }

@@ -135,18 +135,8 @@ func (q *sobjectRequest) input() (vault.SobjectInput, error) {
 			in.KeyOps = []string{}
 		}
 	}
-	if q.CustomMetadata != nil {
-		in.CustomMetadata = *q.CustomMetadata
-		if in.CustomMetadata == nil {
-			in.CustomMetadata = map[string]string{}
-		}
-	}
-	if q.Value != nil {
-		in.Value = *q.Value
-		if in.Value == nil {
-			in.Value = []byte{}
-		}
-	}
+	in.CustomMetadata = metadataOf(q.CustomMetadata)
+	in.Value = bytesOf(q.Value)
 	if q.Transient != nil {
 		in.Transient = *q.Transient
 	}
@@ -164,6 +154,17 @@ func (q *sobjectRequest) input() (vault.SobjectInput, error) {
 		return in, invalid("group_id must be a UUID")
 	}
 	return in, nil
+}
+
+// rekeyInput is the request of POST /crypto/v1/keys/rekey: the new
+// object's fields and deactivate_rotated_key.
+func (q *sobjectRequest) rekeyInput() (vault.RekeyInput, error) {
+	in, err := q.input()
+	rk := vault.RekeyInput{In: in, Retired: retiredName}
+	if q.DeactivateRotatedKey != nil {
+		rk.Deactivate = *q.DeactivateRotatedKey
+	}
+	return rk, err
 }
 
 // descriptor is DSM's SobjectDescriptor: exactly one of kid, name,
@@ -205,39 +206,42 @@ type signRequest struct {
 	Hash    *[]byte     `json:"hash"`
 	Data    *[]byte     `json:"data"`
 	Mode    *struct {
-		PSS *struct {
-			Mgf *struct {
-				Mgf1 *struct {
-					Hash string `json:"hash"`
-				} `json:"mgf1"`
-			} `json:"mgf"`
-		} `json:"PSS"`
-		PKCS1 *struct{} `json:"PKCS1_V15"`
+		PSS   *mgfPadding `json:"PSS"`
+		PKCS1 *struct{}   `json:"PKCS1_V15"`
 	} `json:"mode"`
 	Signature *[]byte  `json:"signature"`
 	Context   *rawJSON `json:"context"`
 }
 
+// mgfPadding is an RSA padding with a mask generation function, DSM's PSS
+// (signatures) and OAEP (encryption): {"mgf": {"mgf1": {"hash": …}}}.
+type mgfPadding struct {
+	Mgf *struct {
+		Mgf1 *struct {
+			Hash string `json:"hash"`
+		} `json:"mgf1"`
+	} `json:"mgf"`
+}
+
+// hash is the MGF1 hash of the padding at field, which is required.
+func (p *mgfPadding) hash(field string) (string, error) {
+	if p.Mgf == nil || p.Mgf.Mgf1 == nil {
+		return "", invalid("%s.mgf.mgf1.hash is required", field)
+	}
+	return p.Mgf.Mgf1.Hash, nil
+}
+
 func (q *signRequest) input(verify bool) (vault.SignInput, error) {
 	var in vault.SignInput
-	if q.Key == nil {
-		return in, invalid("key is required")
-	}
-	d, err := q.Key.resolve("key")
-	if err != nil {
+	var err error
+	if in.Key, err = operationKey(q.Key, "key is required"); err != nil {
 		return in, err
 	}
-	in.Key = d
 	if q.HashAlg == nil {
 		return in, invalid("hash_alg is required")
 	}
 	in.HashAlg = *q.HashAlg
-	if q.Hash != nil {
-		in.Hash = orEmpty(*q.Hash)
-	}
-	if q.Data != nil {
-		in.Data = orEmpty(*q.Data)
-	}
+	in.Hash, in.Data = bytesOf(q.Hash), bytesOf(q.Data)
 	if q.Context != nil {
 		return in, invalid("context applies to ML-DSA keys only")
 	}
@@ -247,10 +251,9 @@ func (q *signRequest) input(verify bool) (vault.SignInput, error) {
 			return in, invalid("mode must be exactly one of PSS or PKCS1_V15")
 		case q.Mode.PSS != nil:
 			in.PSS = true
-			if q.Mode.PSS.Mgf == nil || q.Mode.PSS.Mgf.Mgf1 == nil {
-				return in, invalid("mode.PSS.mgf.mgf1.hash is required")
+			if in.MGFHash, err = q.Mode.PSS.hash("mode.PSS"); err != nil {
+				return in, err
 			}
-			in.MGFHash = q.Mode.PSS.Mgf.Mgf1.Hash
 		case q.Mode.PKCS1 == nil:
 			return in, invalid("unknown signature mode (supported: PSS, PKCS1_V15)")
 		}
@@ -269,6 +272,36 @@ func orEmpty(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// bytesOf is an optional binary member: nil when absent, never nil when
+// present (an empty or null value is empty).
+func bytesOf(p *[]byte) []byte {
+	if p == nil {
+		return nil
+	}
+	return orEmpty(*p)
+}
+
+// metadataOf is an optional custom_metadata member: nil when absent (left
+// unchanged), never nil when present (null clears it).
+func metadataOf(p *map[string]string) map[string]string {
+	if p == nil {
+		return nil
+	}
+	if *p == nil {
+		return map[string]string{}
+	}
+	return *p
+}
+
+// operationKey resolves the key member of a cryptographic operation's
+// request; missing is the message when it is absent.
+func operationKey(d *descriptor, missing string) (vault.SobjectDescriptor, error) {
+	if d == nil {
+		return vault.SobjectDescriptor{}, invalid("%s", missing)
+	}
+	return d.resolve("key")
 }
 
 // ---- query parameters ----
@@ -327,6 +360,48 @@ func (q *query) sort(name string, fields ...string) (field string, desc bool) {
 
 // ---- integration credentials ----
 
+// The variants of integration credentials DSM's wire can name: the
+// providers (credential_details.$type), each provider's authentication
+// variants (credential_details.body.$type) and the rotation methods
+// (method.$type). The dialect checks a request's tags against these, here
+// only; the core checks what a variant requires (vault.checkDetails).
+var (
+	credentialProviders = []string{vault.ProviderOCI, vault.ProviderAzure}
+	credentialAuths     = map[string][]string{
+		vault.ProviderOCI:   {vault.AuthOCIAPIKey},
+		vault.ProviderAzure: {vault.AuthAzureClientSecret, vault.AuthAzureCertificate},
+	}
+	rotationMethods = []string{vault.RotationGenerate}
+)
+
+// unionTag checks the $type tag of a union member named field: present,
+// and one of supported.
+func unionTag(field string, tag *string, supported ...string) (string, error) {
+	if tag == nil {
+		return "", invalid("%s is required (%s)", field, strings.Join(supported, " or "))
+	}
+	if !slices.Contains(supported, *tag) {
+		return "", invalid("unknown %s (supported: %s)", field, strings.Join(supported, ", "))
+	}
+	return *tag, nil
+}
+
+// rotateRequest is the body of POST /sys/v1/credentials/{cred_id}/rotate.
+type rotateRequest struct {
+	Method *struct {
+		Type *string `json:"$type"`
+	} `json:"method"`
+}
+
+// method is the requested rotation method.
+func (q *rotateRequest) method() (string, error) {
+	var tag *string
+	if q.Method != nil {
+		tag = q.Method.Type
+	}
+	return unionTag("method.$type", tag, rotationMethods...)
+}
+
 // credentialDetails decodes the $type-tagged CredentialDetails union.
 func credentialDetails(raw json.RawMessage) (*vault.CredentialDetails, error) {
 	var outer struct {
@@ -336,13 +411,11 @@ func credentialDetails(raw json.RawMessage) (*vault.CredentialDetails, error) {
 	if err := decodeJSON(raw, &outer); err != nil {
 		return nil, invalid("credential_details must be an object with $type and body")
 	}
-	if outer.Type == nil {
-		return nil, invalid("credential_details.$type is required (Oci or Azure)")
+	provider, err := unionTag("credential_details.$type", outer.Type, credentialProviders...)
+	if err != nil {
+		return nil, err
 	}
-	d := &vault.CredentialDetails{Provider: *outer.Type}
-	if d.Provider != vault.ProviderOCI && d.Provider != vault.ProviderAzure {
-		return nil, invalid("unknown credential_details.$type (supported: Oci, Azure)")
-	}
+	d := &vault.CredentialDetails{Provider: provider}
 	if len(outer.Body) == 0 || string(outer.Body) == "null" {
 		return nil, invalid("credential_details.body is required")
 	}
@@ -367,10 +440,7 @@ func credentialDetails(raw json.RawMessage) (*vault.CredentialDetails, error) {
 		return nil, invalid("credential_details.body.$type is required")
 	}
 	d.Auth = *body.Type
-	switch {
-	case d.Provider == vault.ProviderOCI && d.Auth == vault.AuthOCIAPIKey:
-	case d.Provider == vault.ProviderAzure && (d.Auth == vault.AuthAzureClientSecret || d.Auth == vault.AuthAzureCertificate):
-	default:
+	if !slices.Contains(credentialAuths[d.Provider], d.Auth) {
 		return nil, invalid("unknown credential_details.body.$type for %s", d.Provider)
 	}
 	str := func(p *string) string {
@@ -454,15 +524,9 @@ func cryptMode(raw rawJSON, in *vault.CryptInput) error {
 		return nil
 	}
 	var pad struct {
-		OAEP *struct {
-			Mgf *struct {
-				Mgf1 *struct {
-					Hash string `json:"hash"`
-				} `json:"mgf1"`
-			} `json:"mgf"`
-		} `json:"OAEP"`
-		PKCS1      *struct{} `json:"PKCS1_V15"`
-		RawDecrypt *struct{} `json:"RAW_DECRYPT"`
+		OAEP       *mgfPadding `json:"OAEP"`
+		PKCS1      *struct{}   `json:"PKCS1_V15"`
+		RawDecrypt *struct{}   `json:"RAW_DECRYPT"`
 	}
 	if err := decodeJSON(raw, &pad); err != nil {
 		return invalid("mode must be a cipher mode or an RSA padding object")
@@ -475,24 +539,21 @@ func cryptMode(raw rawJSON, in *vault.CryptInput) error {
 	case pad.PKCS1 != nil:
 		in.Mode = "PKCS1_V15"
 	default:
-		if pad.OAEP.Mgf == nil || pad.OAEP.Mgf.Mgf1 == nil {
-			return invalid("mode.OAEP.mgf.mgf1.hash is required")
+		hash, err := pad.OAEP.hash("mode.OAEP")
+		if err != nil {
+			return err
 		}
-		in.Mode, in.MGFHash = "OAEP", pad.OAEP.Mgf.Mgf1.Hash
+		in.Mode, in.MGFHash = "OAEP", hash
 	}
 	return nil
 }
 
 func (q *cryptRequest) input(decrypt bool) (vault.CryptInput, error) {
 	var in vault.CryptInput
-	if q.Key == nil {
-		return in, invalid("key is required (transient keys are not supported)")
-	}
-	d, err := q.Key.resolve("key")
-	if err != nil {
+	var err error
+	if in.Key, err = operationKey(q.Key, "key is required (transient keys are not supported)"); err != nil {
 		return in, err
 	}
-	in.Key = d
 	if q.Alg != nil {
 		in.Alg = *q.Alg
 	}
@@ -522,24 +583,14 @@ func (q *cryptRequest) input(decrypt bool) (vault.CryptInput, error) {
 	if err := cryptMode(q.Mode, &in); err != nil {
 		return in, err
 	}
-	if q.IV != nil {
-		in.IV = orEmpty(*q.IV)
-	}
-	if q.AD != nil {
-		in.AD = orEmpty(*q.AD)
-	}
-	if q.Tag != nil {
-		in.Tag = orEmpty(*q.Tag)
-	}
+	in.IV, in.AD, in.Tag = bytesOf(q.IV), bytesOf(q.AD), bytesOf(q.Tag)
 	if q.TagLen != nil {
 		if *q.TagLen <= 0 {
 			return in, invalid("tag_len must be 96, 104, 112, 120 or 128 bits")
 		}
 		in.TagLen = *q.TagLen
 	}
-	if q.Label != nil {
-		in.Label = orEmpty(*q.Label)
-	}
+	in.Label = bytesOf(q.Label)
 	return in, nil
 }
 

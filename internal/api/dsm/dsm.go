@@ -24,11 +24,7 @@ import (
 )
 
 // Deps are the dialect's dependencies.
-type Deps struct {
-	Service *vault.Service
-	Logger  *slog.Logger
-	MaxBody int64
-}
+type Deps = httpx.Deps
 
 // Register mounts the DSM routes on mux.
 func Register(mux *http.ServeMux, d Deps) {
@@ -44,38 +40,47 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /sys/v1/session/terminate", h.auth(h.sessionTerminate))
 	mux.Handle("POST /sys/v1/session/select_account", h.auth(h.selectAccount))
 
+	groups := resource[vault.GroupInput, *vault.Group]{param: "group_id", input: body(h, (*groupRequest).input),
+		render: func(_ *http.Request, g *vault.Group) any { return toGroup(g) }}
 	mux.Handle("GET /sys/v1/groups", h.auth(h.listGroups))
-	mux.Handle("POST /sys/v1/groups", h.auth(h.createGroup))
-	mux.Handle("GET /sys/v1/groups/{group_id}", h.auth(h.getGroup))
-	mux.Handle("PATCH /sys/v1/groups/{group_id}", h.auth(h.updateGroup))
-	mux.Handle("DELETE /sys/v1/groups/{group_id}", h.auth(h.deleteGroup))
+	mux.Handle("POST /sys/v1/groups", h.auth(groups.create(h.svc.CreateGroup)))
+	mux.Handle("GET /sys/v1/groups/{group_id}", h.auth(groups.get(h.svc.GetGroup)))
+	mux.Handle("PATCH /sys/v1/groups/{group_id}", h.auth(groups.update(h.svc.UpdateGroup)))
+	mux.Handle("DELETE /sys/v1/groups/{group_id}", h.auth(groups.delete(h.svc.DeleteGroup)))
 
+	apps := resource[vault.AppInput, *vault.App]{param: "app_id", input: body(h, (*appRequest).input),
+		render: func(r *http.Request, a *vault.App) any { return toApp(a, h.appView(r)) }}
 	mux.Handle("GET /sys/v1/apps", h.auth(h.listApps))
-	mux.Handle("POST /sys/v1/apps", h.auth(h.createApp))
-	mux.Handle("GET /sys/v1/apps/{app_id}", h.auth(h.getApp))
-	mux.Handle("PATCH /sys/v1/apps/{app_id}", h.auth(h.updateApp))
-	mux.Handle("DELETE /sys/v1/apps/{app_id}", h.auth(h.deleteApp))
+	mux.Handle("POST /sys/v1/apps", h.auth(apps.create(h.svc.CreateApp)))
+	mux.Handle("GET /sys/v1/apps/{app_id}", h.auth(apps.get(h.svc.GetApp)))
+	mux.Handle("PATCH /sys/v1/apps/{app_id}", h.auth(apps.update(h.svc.UpdateApp)))
+	mux.Handle("DELETE /sys/v1/apps/{app_id}", h.auth(apps.delete(h.svc.DeleteApp)))
 	mux.Handle("GET /sys/v1/apps/{app_id}/credential", h.auth(h.getAppCredential))
 	mux.Handle("POST /sys/v1/apps/{app_id}/reset_secret", h.auth(h.resetAppSecret))
 
-	mux.Handle("POST /crypto/v1/keys", h.auth(h.createSobject))
-	mux.Handle("PUT /crypto/v1/keys", h.auth(h.importSobject))
+	renderSobject := func(_ *http.Request, o *vault.Sobject) any { return toSobject(o, true) }
+	sobjects := resource[vault.SobjectInput, *vault.Sobject]{param: "key_id", input: body(h, (*sobjectRequest).input), render: renderSobject}
+	rekey := resource[vault.RekeyInput, *vault.Sobject]{input: body(h, (*sobjectRequest).rekeyInput), render: renderSobject}
+	mux.Handle("POST /crypto/v1/keys", h.auth(sobjects.create(h.svc.CreateSobject)))
+	mux.Handle("PUT /crypto/v1/keys", h.auth(sobjects.create(h.svc.ImportSobject)))
 	mux.Handle("GET /crypto/v1/keys", h.auth(h.listSobjects))
 	mux.Handle("POST /crypto/v1/keys/info", h.auth(h.getSobject))
 	mux.Handle("POST /crypto/v1/keys/export", h.auth(h.exportSobject))
-	mux.Handle("POST /crypto/v1/keys/rekey", h.auth(h.rekeySobject))
-	mux.Handle("PATCH /crypto/v1/keys/{key_id}", h.auth(h.updateSobject))
-	mux.Handle("DELETE /crypto/v1/keys/{key_id}", h.auth(h.deleteSobject))
+	mux.Handle("POST /crypto/v1/keys/rekey", h.auth(rekey.create(h.svc.RekeySobject)))
+	mux.Handle("PATCH /crypto/v1/keys/{key_id}", h.auth(sobjects.update(h.svc.UpdateSobject)))
+	mux.Handle("DELETE /crypto/v1/keys/{key_id}", h.auth(sobjects.delete(h.svc.DeleteSobject)))
 	mux.Handle("POST /crypto/v1/sign", h.auth(h.sign))
 	mux.Handle("POST /crypto/v1/verify", h.auth(h.verify))
 	mux.Handle("POST /crypto/v1/encrypt", h.auth(h.encrypt))
 	mux.Handle("POST /crypto/v1/decrypt", h.auth(h.decrypt))
 
+	credentials := resource[vault.IntegrationCredentialInput, *vault.IntegrationCredential]{param: "cred_id", input: body(h, (*credentialRequest).input),
+		render: func(_ *http.Request, c *vault.IntegrationCredential) any { return toCredential(c) }}
 	mux.Handle("GET /sys/v1/credentials", h.auth(h.listCredentials))
-	mux.Handle("POST /sys/v1/credentials", h.auth(h.createCredential))
-	mux.Handle("GET /sys/v1/credentials/{cred_id}", h.auth(h.getCredential))
-	mux.Handle("PATCH /sys/v1/credentials/{cred_id}", h.auth(h.updateCredential))
-	mux.Handle("DELETE /sys/v1/credentials/{cred_id}", h.auth(h.deleteCredential))
+	mux.Handle("POST /sys/v1/credentials", h.auth(credentials.create(h.svc.CreateIntegrationCredential)))
+	mux.Handle("GET /sys/v1/credentials/{cred_id}", h.auth(credentials.get(h.svc.GetIntegrationCredential)))
+	mux.Handle("PATCH /sys/v1/credentials/{cred_id}", h.auth(credentials.update(h.svc.UpdateIntegrationCredential)))
+	mux.Handle("DELETE /sys/v1/credentials/{cred_id}", h.auth(credentials.delete(h.svc.DeleteIntegrationCredential)))
 	mux.Handle("POST /sys/v1/credentials/{cred_id}/rotate", h.auth(h.rotateCredential))
 
 	mux.Handle("GET /sys/v1/logs", h.auth(h.logs))
@@ -88,30 +93,17 @@ type handlers struct {
 	maxBody int64
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+type handlerFunc = httpx.HandlerFunc
 
 // auth authenticates the Authorization header (Basic API key or Bearer
 // session token), then runs fn and renders its error, if any.
 func (h *handlers) auth(fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.authenticate(r)
-		if err == nil {
-			httpx.SetIdentity(r.Context(), id)
-			err = fn(w, r, id)
-		}
-		if err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Authenticated(h.authenticate, h.renderError, fn)
 }
 
 // public runs fn without authentication (it authenticates itself if needed).
 func (h *handlers) public(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Public(h.renderError, fn)
 }
 
 // renderError logs err once and writes it as DSM does: the status code
@@ -174,10 +166,8 @@ func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
 	return id, err
 }
 
-// writeJSON writes a 200 JSON body. It sets no cache header: a handler whose
-// response carries secret material sets Cache-Control: no-store itself.
+// writeJSON writes a 200 JSON body. It sets no cache header: a response
+// that carries secret material is written with httpx.WriteSecretJSON.
 func writeJSON(w http.ResponseWriter, v any) {
 	httpx.WriteJSON(w, http.StatusOK, v)
 }
-
-func noContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }

@@ -58,20 +58,15 @@ func (h *handlers) newSession(w http.ResponseWriter, r *http.Request, id *vault.
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	// Rounded down: a client must never believe the session outlives the
 	// API key behind it.
-	writeJSON(w, authResponse{TokenType: "Bearer", ExpiresIn: int(sess.ExpiresAt.Sub(sess.CreatedAt) / time.Second), AccessToken: token,
+	httpx.WriteSecretJSON(w, http.StatusOK, authResponse{TokenType: "Bearer", ExpiresIn: int(sess.ExpiresAt.Sub(sess.CreatedAt) / time.Second), AccessToken: token,
 		EntityID: id.Principal.ID})
 	return nil
 }
 
 func (h *handlers) sessionRefresh(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.RefreshSession(r.Context(), id); err != nil {
-		return err
-	}
-	noContent(w)
-	return nil
+	return httpx.NoContent(w, h.svc.RefreshSession(r.Context(), id))
 }
 
 // sessionReauth issues a fresh session token for the caller; the old token
@@ -81,11 +76,7 @@ func (h *handlers) sessionReauth(w http.ResponseWriter, r *http.Request, id *vau
 }
 
 func (h *handlers) sessionTerminate(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.TerminateSession(r.Context(), id); err != nil {
-		return err
-	}
-	noContent(w)
-	return nil
+	return httpx.NoContent(w, h.svc.TerminateSession(r.Context(), id))
 }
 
 // selectAccount is DSM's POST /sys/v1/session/select_account: the
@@ -120,15 +111,8 @@ type groupRequest struct {
 	CustomMetadata *map[string]string `json:"custom_metadata"`
 }
 
-func (q *groupRequest) input() vault.GroupInput {
-	in := vault.GroupInput{Name: q.Name, Description: q.Description}
-	if q.CustomMetadata != nil {
-		in.CustomMetadata = *q.CustomMetadata
-		if in.CustomMetadata == nil {
-			in.CustomMetadata = map[string]string{}
-		}
-	}
-	return in
+func (q *groupRequest) input() (vault.GroupInput, error) {
+	return vault.GroupInput{Name: q.Name, Description: q.Description, CustomMetadata: metadataOf(q.CustomMetadata)}, nil
 }
 
 func (h *handlers) listGroups(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -144,19 +128,22 @@ func (h *handlers) listGroups(w http.ResponseWriter, r *http.Request, id *vault.
 	if err != nil {
 		return err
 	}
-	items := make([]groupWire, 0, len(gs))
-	for i := range gs {
-		items = append(items, toGroup(&gs[i]))
-	}
-	if q.v.Has("continuation_token") {
-		items, md, err := continued(q, items, offset, limit, func(g *groupWire) string { return g.GroupID })
-		if err != nil {
-			return err
-		}
-		writeJSON(w, map[string]any{"items": items, "metadata": md})
+	return writePage(w, q, httpx.Wire(gs, toGroup), offset, limit, func(g *groupWire) string { return g.GroupID })
+}
+
+// writePage writes the page of items a listing request
+// asks for: a bare array, or with continuation_token an object with items
+// and metadata (see continued).
+func writePage[T any](w http.ResponseWriter, q *query, items []T, offset, limit int, idOf func(*T) string) error {
+	if !q.v.Has("continuation_token") {
+		writeJSON(w, page(items, offset, limit))
 		return nil
 	}
-	writeJSON(w, page(items, offset, limit))
+	items, md, err := continued(q, items, offset, limit, idOf)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, map[string]any{"items": items, "metadata": md})
 	return nil
 }
 
@@ -202,61 +189,6 @@ func page[T any](items []T, offset, limit int) []T {
 		items = items[:limit]
 	}
 	return items
-}
-
-func (h *handlers) createGroup(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	var q groupRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return err
-	}
-	g, err := h.svc.CreateGroup(r.Context(), id, q.input())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toGroup(g))
-	return nil
-}
-
-func (h *handlers) getGroup(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	gid, err := pathUUID(r, "group_id")
-	if err != nil {
-		return err
-	}
-	g, err := h.svc.GetGroup(r.Context(), id, gid)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toGroup(g))
-	return nil
-}
-
-func (h *handlers) updateGroup(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	gid, err := pathUUID(r, "group_id")
-	if err != nil {
-		return err
-	}
-	var q groupRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return err
-	}
-	g, err := h.svc.UpdateGroup(r.Context(), id, gid, q.input())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toGroup(g))
-	return nil
-}
-
-func (h *handlers) deleteGroup(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	gid, err := pathUUID(r, "group_id")
-	if err != nil {
-		return err
-	}
-	if err := h.svc.DeleteGroup(r.Context(), id, gid); err != nil {
-		return err
-	}
-	noContent(w)
-	return nil
 }
 
 // ---- apps ----
@@ -392,78 +324,6 @@ func (h *handlers) listApps(w http.ResponseWriter, r *http.Request, id *vault.Id
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (h *handlers) createApp(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	var q appRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return err
-	}
-	in, err := q.input()
-	if err != nil {
-		return err
-	}
-	a, err := h.svc.CreateApp(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toApp(a, h.appView(r)))
-	return nil
-}
-
-func (h *handlers) getApp(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	aid, err := pathUUID(r, "app_id")
-	if err != nil {
-		return err
-	}
-	a, err := h.svc.GetApp(r.Context(), id, aid)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toApp(a, h.appView(r)))
-	return nil
-}
-
-func (h *handlers) updateApp(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	aid, err := pathUUID(r, "app_id")
-	if err != nil {
-		return err
-	}
-	var q appRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return err
-	}
-	in, err := q.input()
-	if err != nil {
-		return err
-	}
-	a, err := h.svc.UpdateApp(r.Context(), id, aid, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toApp(a, h.appView(r)))
-	return nil
-}
-
-func (h *handlers) deleteApp(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	aid, err := pathUUID(r, "app_id")
-	if err != nil {
-		return err
-	}
-	if err := h.svc.DeleteApp(r.Context(), id, aid); err != nil {
-		return err
-	}
-	noContent(w)
-	return nil
-}
-
 func (h *handlers) getAppCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	aid, err := pathUUID(r, "app_id")
 	if err != nil {
@@ -479,8 +339,7 @@ func (h *handlers) getAppCredential(w http.ResponseWriter, r *http.Request, id *
 	}
 	// As DSM: the secret alone; clients build the API key themselves as
 	// base64(app_id:secret).
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, map[string]any{"app_id": aid, "credential": map[string]string{"secret": secret}})
+	httpx.WriteSecretJSON(w, http.StatusOK, map[string]any{"app_id": aid, "credential": map[string]string{"secret": secret}})
 	return nil
 }
 
@@ -512,41 +371,6 @@ func (h *handlers) resetAppSecret(w http.ResponseWriter, r *http.Request, id *va
 }
 
 // ---- security objects ----
-
-func (h *handlers) readSobject(r *http.Request) (vault.SobjectInput, *sobjectRequest, error) {
-	var q sobjectRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return vault.SobjectInput{}, nil, err
-	}
-	in, err := q.input()
-	return in, &q, err
-}
-
-func (h *handlers) createSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	in, _, err := h.readSobject(r)
-	if err != nil {
-		return err
-	}
-	o, err := h.svc.CreateSobject(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toSobject(o, true))
-	return nil
-}
-
-func (h *handlers) importSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	in, _, err := h.readSobject(r)
-	if err != nil {
-		return err
-	}
-	o, err := h.svc.ImportSobject(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toSobject(o, true))
-	return nil
-}
 
 func (h *handlers) readDescriptor(r *http.Request) (vault.SobjectDescriptor, error) {
 	var d descriptor
@@ -595,8 +419,7 @@ func (h *handlers) exportSobject(w http.ResponseWriter, r *http.Request, id *vau
 	}
 	wire := toSobject(o, true)
 	wire.Value = value
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, wire)
+	httpx.WriteSecretJSON(w, http.StatusOK, wire)
 	clear(value)
 	return nil
 }
@@ -618,7 +441,7 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	if q.err != nil {
 		return q.err
 	}
-	if lq.ObjType != "" && !contains(objectTypes, lq.ObjType) {
+	if lq.ObjType != "" && !slices.Contains(objectTypes, lq.ObjType) {
 		return invalid("unknown obj_type")
 	}
 	if q.v.Get("filter") != "" {
@@ -636,10 +459,7 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	items := make([]sobjectWire, len(p.Items))
-	for i := range p.Items {
-		items[i] = toSobject(&p.Items[i], showPub)
-	}
+	items := httpx.Wire(p.Items, func(o *vault.Sobject) sobjectWire { return toSobject(o, showPub) })
 	if withMeta {
 		writeJSON(w, map[string]any{"items": items, "metadata": metadataWire{TotalCount: p.TotalCount, FilteredCount: p.FilteredCount}})
 		return nil
@@ -648,58 +468,8 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	return nil
 }
 
-func (h *handlers) updateSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	kid, err := pathUUID(r, "key_id")
-	if err != nil {
-		return err
-	}
-	in, _, err := h.readSobject(r)
-	if err != nil {
-		return err
-	}
-	o, err := h.svc.UpdateSobject(r.Context(), id, kid, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toSobject(o, true))
-	return nil
-}
-
-func (h *handlers) deleteSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	kid, err := pathUUID(r, "key_id")
-	if err != nil {
-		return err
-	}
-	if err := h.svc.DeleteSobject(r.Context(), id, kid); err != nil {
-		return err
-	}
-	noContent(w)
-	return nil
-}
-
-func (h *handlers) rekeySobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	in, q, err := h.readSobject(r)
-	if err != nil {
-		return err
-	}
-	rk := vault.RekeyInput{In: in, Retired: retiredName}
-	if q.DeactivateRotatedKey != nil {
-		rk.Deactivate = *q.DeactivateRotatedKey
-	}
-	o, err := h.svc.RekeySobject(r.Context(), id, rk)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toSobject(o, true))
-	return nil
-}
-
 func (h *handlers) sign(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	var q signRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return err
-	}
-	in, err := q.input(false)
+	in, err := body(h, func(q *signRequest) (vault.SignInput, error) { return q.input(false) })(r)
 	if err != nil {
 		return err
 	}
@@ -712,11 +482,7 @@ func (h *handlers) sign(w http.ResponseWriter, r *http.Request, id *vault.Identi
 }
 
 func (h *handlers) verify(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	var q signRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return err
-	}
-	in, err := q.input(true)
+	in, err := body(h, func(q *signRequest) (vault.SignInput, error) { return q.input(true) })(r)
 	if err != nil {
 		return err
 	}
@@ -729,11 +495,7 @@ func (h *handlers) verify(w http.ResponseWriter, r *http.Request, id *vault.Iden
 }
 
 func (h *handlers) encrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	var q cryptRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return err
-	}
-	in, err := q.input(false)
+	in, err := body(h, func(q *cryptRequest) (vault.CryptInput, error) { return q.input(false) })(r)
 	if err != nil {
 		return err
 	}
@@ -753,11 +515,7 @@ func (h *handlers) encrypt(w http.ResponseWriter, r *http.Request, id *vault.Ide
 }
 
 func (h *handlers) decrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	var q cryptRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return err
-	}
-	in, err := q.input(true)
+	in, err := body(h, func(q *cryptRequest) (vault.CryptInput, error) { return q.input(true) })(r)
 	if err != nil {
 		return err
 	}
@@ -765,34 +523,12 @@ func (h *handlers) decrypt(w http.ResponseWriter, r *http.Request, id *vault.Ide
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, map[string]any{"kid": kid, "plain": orEmpty(plain)})
+	httpx.WriteSecretJSON(w, http.StatusOK, map[string]any{"kid": kid, "plain": orEmpty(plain)})
 	clear(plain)
 	return nil
 }
 
 // ---- integration credentials ----
-
-func (h *handlers) readCredential(r *http.Request) (vault.IntegrationCredentialInput, error) {
-	var q credentialRequest
-	if _, err := h.readJSON(r, &q, true); err != nil {
-		return vault.IntegrationCredentialInput{}, err
-	}
-	return q.input()
-}
-
-func (h *handlers) createCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	in, err := h.readCredential(r)
-	if err != nil {
-		return err
-	}
-	c, err := h.svc.CreateIntegrationCredential(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toCredential(c))
-	return nil
-}
 
 func (h *handlers) listCredentials(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	q := &query{v: r.URL.Query()}
@@ -819,53 +555,7 @@ func (h *handlers) listCredentials(w http.ResponseWriter, r *http.Request, id *v
 	if err != nil {
 		return err
 	}
-	items := make([]credentialWire, len(p.Items))
-	for i := range p.Items {
-		items[i] = toCredential(&p.Items[i])
-	}
-	writeJSON(w, map[string]any{"items": items, "metadata": metadataWire{TotalCount: p.TotalCount, FilteredCount: p.FilteredCount}})
-	return nil
-}
-
-func (h *handlers) getCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	cid, err := pathUUID(r, "cred_id")
-	if err != nil {
-		return err
-	}
-	c, err := h.svc.GetIntegrationCredential(r.Context(), id, cid)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toCredential(c))
-	return nil
-}
-
-func (h *handlers) updateCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	cid, err := pathUUID(r, "cred_id")
-	if err != nil {
-		return err
-	}
-	in, err := h.readCredential(r)
-	if err != nil {
-		return err
-	}
-	c, err := h.svc.UpdateIntegrationCredential(r.Context(), id, cid, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toCredential(c))
-	return nil
-}
-
-func (h *handlers) deleteCredential(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	cid, err := pathUUID(r, "cred_id")
-	if err != nil {
-		return err
-	}
-	if err := h.svc.DeleteIntegrationCredential(r.Context(), id, cid); err != nil {
-		return err
-	}
-	noContent(w)
+	writeJSON(w, map[string]any{"items": httpx.Wire(p.Items, toCredential), "metadata": metadataWire{TotalCount: p.TotalCount, FilteredCount: p.FilteredCount}})
 	return nil
 }
 
@@ -874,21 +564,11 @@ func (h *handlers) rotateCredential(w http.ResponseWriter, r *http.Request, id *
 	if err != nil {
 		return err
 	}
-	var q struct {
-		Method *struct {
-			Type *string `json:"$type"`
-		} `json:"method"`
-	}
-	if _, err := h.readJSON(r, &q, true); err != nil {
+	method, err := body(h, (*rotateRequest).method)(r)
+	if err != nil {
 		return err
 	}
-	if q.Method == nil || q.Method.Type == nil {
-		return invalid("method.$type is required (Generate)")
-	}
-	if *q.Method.Type != vault.RotationGenerate {
-		return invalid("unknown method.$type (supported: Generate)")
-	}
-	c, err := h.svc.RotateIntegrationCredential(r.Context(), id, cid, *q.Method.Type, retiredName)
+	c, err := h.svc.RotateIntegrationCredential(r.Context(), id, cid, method, retiredName)
 	if err != nil {
 		return err
 	}

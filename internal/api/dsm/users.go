@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -18,7 +19,8 @@ func registerUsers(mux *http.ServeMux, h *handlers) {
 	mux.Handle("GET /sys/v1/accounts", h.auth(h.listAccounts))
 	mux.Handle("GET /sys/v1/accounts/{acct_id}", h.auth(h.getAccount))
 	mux.Handle("GET /sys/v1/users", h.auth(h.listUsers))
-	mux.Handle("GET /sys/v1/users/{user_id}", h.auth(h.getUser))
+	users := resource[struct{}, *vault.DSMUser]{param: "user_id", render: func(_ *http.Request, u *vault.DSMUser) any { return toUserWire(u) }}
+	mux.Handle("GET /sys/v1/users/{user_id}", h.auth(users.get(h.svc.DSMGetUser)))
 }
 
 // legacyAccountRole maps a credvault role to DSM's legacy account role.
@@ -93,19 +95,6 @@ func (h *handlers) getAccount(w http.ResponseWriter, r *http.Request, id *vault.
 	return vault.Errorf(vault.KindNotFound, "no such account")
 }
 
-func (h *handlers) getUser(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	uid, err := pathUUID(r, "user_id")
-	if err != nil {
-		return err
-	}
-	u, err := h.svc.DSMGetUser(r.Context(), id, uid)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, toUserWire(u))
-	return nil
-}
-
 func (h *handlers) listUsers(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	q := &query{v: r.URL.Query()}
 	limit, offset := q.int("limit"), q.int("offset")
@@ -116,11 +105,7 @@ func (h *handlers) listUsers(w http.ResponseWriter, r *http.Request, id *vault.I
 	if err != nil {
 		return err
 	}
-	out := make([]map[string]any, len(us))
-	for i := range us {
-		out[i] = toUserWire(&us[i])
-	}
-	writeJSON(w, out)
+	writeJSON(w, httpx.Wire(us, toUserWire))
 	return nil
 }
 

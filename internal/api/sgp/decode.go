@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -95,6 +97,15 @@ func str(m map[string]json.RawMessage, name string, required, nonEmpty bool, ver
 	return s, true
 }
 
+// optStr is str for a field that may be absent: a pointer to its value,
+// or nil when it is absent (or invalid: then verr says so).
+func optStr(m map[string]json.RawMessage, name string, required, nonEmpty bool, verr *validationError) *string {
+	if s, ok := str(m, name, required, nonEmpty, verr); ok {
+		return &s
+	}
+	return nil
+}
+
 func object(m map[string]json.RawMessage, name string, verr *validationError) (json.RawMessage, bool) {
 	raw, ok := m[name]
 	if !ok || string(raw) == "null" {
@@ -107,11 +118,22 @@ func object(m map[string]json.RawMessage, name string, verr *validationError) (j
 	return raw, true
 }
 
-func decodeCreate(body []byte) (vault.CredentialInput, error) {
+// readObject reads the request body, which must be a JSON object, and
+// decodes its members with decode.
+func readObject[T any](h *handlers, r *http.Request, decode func(map[string]json.RawMessage) (T, error)) (T, error) {
+	var zero T
+	body, err := httpx.ReadBody(r, h.maxBody)
+	if err != nil {
+		return zero, err
+	}
 	m, err := decodeObject(body)
 	if err != nil {
-		return vault.CredentialInput{}, err
+		return zero, err
 	}
+	return decode(m)
+}
+
+func decodeCreate(m map[string]json.RawMessage) (vault.CredentialInput, error) {
 	verr := &validationError{}
 	var in vault.CredentialInput
 	in.Type, _ = str(m, "type", true, true, verr)
@@ -126,22 +148,12 @@ func decodeCreate(body []byte) (vault.CredentialInput, error) {
 	return in, verr.err()
 }
 
-func decodeUpdate(body []byte) (vault.CredentialPatch, error) {
-	m, err := decodeObject(body)
-	if err != nil {
-		return vault.CredentialPatch{}, err
-	}
+func decodeUpdate(m map[string]json.RawMessage) (vault.CredentialPatch, error) {
 	verr := &validationError{}
 	var p vault.CredentialPatch
-	if s, ok := str(m, "name", false, true, verr); ok {
-		p.Name = &s
-	}
-	if s, ok := str(m, "type", false, true, verr); ok {
-		p.Type = &s
-	}
-	if s, ok := str(m, "description", false, false, verr); ok {
-		p.Description = &s
-	}
+	p.Name = optStr(m, "name", false, true, verr)
+	p.Type = optStr(m, "type", false, true, verr)
+	p.Description = optStr(m, "description", false, false, verr)
 	if s, ok := str(m, "payload", false, true, verr); ok {
 		p.Payload = []byte(s)
 	}

@@ -38,7 +38,11 @@ func writeList(w http.ResponseWriter, out *listResponse) {
 	b = strconv.AppendBool(b, out.HasMore)
 	b = append(b, `,"limit":`...)
 	b = strconv.AppendInt(b, int64(out.Limit), 10)
-	b = append(b, '}')
+	writeBody(w, append(b, '}'))
+}
+
+// writeBody answers 200 with the JSON body b.
+func writeBody(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)

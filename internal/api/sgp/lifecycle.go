@@ -2,7 +2,6 @@ package sgp
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,14 +25,14 @@ func (h *handlers) registerLifecycle(mux *http.ServeMux) {
 	mux.Handle("POST /v5/credentials/{credential_id}/rollback", h.auth(h.rollback))
 	mux.Handle("GET /v5/trash/credentials", h.auth(h.listTrash))
 	mux.Handle("POST /v5/trash/credentials/{credential_id}/restore", h.auth(h.restore))
-	mux.Handle("DELETE /v5/trash/credentials/{credential_id}", h.auth(h.purge))
+	mux.Handle("DELETE /v5/trash/credentials/{credential_id}", h.auth(h.deleted("credential", "credential_id", h.svc.PurgeCredential)))
 	mux.Handle("GET /v5/credential_settings", h.auth(h.getSettings))
 	mux.Handle("PUT /v5/credential_settings", h.auth(h.putSettings))
 	mux.Handle("POST /v5/webhooks", h.auth(h.createWebhook))
 	mux.Handle("GET /v5/webhooks", h.auth(h.listWebhooks))
 	mux.Handle("GET /v5/webhooks/{webhook_id}", h.auth(h.getWebhook))
 	mux.Handle("PATCH /v5/webhooks/{webhook_id}", h.auth(h.updateWebhook))
-	mux.Handle("DELETE /v5/webhooks/{webhook_id}", h.auth(h.deleteWebhook))
+	mux.Handle("DELETE /v5/webhooks/{webhook_id}", h.auth(h.deleted("webhook", "webhook_id", h.svc.DeleteWebhook)))
 	mux.Handle("GET /v5/webhooks/{webhook_id}/deliveries", h.auth(h.listDeliveries))
 }
 
@@ -43,22 +42,17 @@ func (h *handlers) registerLifecycle(mux *http.ServeMux) {
 func (h *handlers) versionsOrNot() http.Handler {
 	versions := h.auth(h.listVersions)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch rest := r.PathValue("rest"); rest {
-		case "versions":
+		rest := r.PathValue("rest")
+		switch {
+		case rest == "versions":
 			versions.ServeHTTP(w, r)
-		case "secret", "rollback":
+		case rest == "secret" || rest == "rollback",
+			strings.HasPrefix(rest, "versions/") && strings.HasSuffix(rest, "/secret") && strings.Count(rest, "/") == 2:
 			w.Header().Set("Allow", "POST")
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			_, _ = w.Write([]byte(`{"detail":"Method Not Allowed"}`))
 		default:
-			if strings.HasPrefix(rest, "versions/") && strings.HasSuffix(rest, "/secret") && strings.Count(rest, "/") == 2 {
-				w.Header().Set("Allow", "POST")
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusMethodNotAllowed)
-				_, _ = w.Write([]byte(`{"detail":"Method Not Allowed"}`))
-				return
-			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = w.Write([]byte(`{"detail":"Not Found"}`))
@@ -144,24 +138,20 @@ func (h *handlers) versionSecret(w http.ResponseWriter, r *http.Request, id *vau
 		return err
 	}
 	pt, err := h.svc.DecryptCredentialVersion(r.Context(), id, r.PathValue("credential_id"), n)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, secretResponse{Result: string(pt), Object: "credential_secret"})
-	clear(pt)
-	return nil
+	return writePlaintext(w, pt, err)
 }
 
 func (h *handlers) rollback(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	body, err := httpx.ReadBody(r, h.maxBody)
+	n, err := readObject(h, r, decodeRollback)
 	if err != nil {
 		return err
 	}
-	m, err := decodeObject(body)
-	if err != nil {
-		return err
-	}
+	c, err := h.svc.RollbackCredential(r.Context(), id, r.PathValue("credential_id"), n)
+	return h.writeCredential(w, c, err)
+}
+
+// decodeRollback decodes the body of a rollback: the version to restore.
+func decodeRollback(m map[string]json.RawMessage) (int64, error) {
 	verr := &validationError{}
 	var n int64
 	if raw, ok := m["version"]; !ok {
@@ -169,15 +159,7 @@ func (h *handlers) rollback(w http.ResponseWriter, r *http.Request, id *vault.Id
 	} else if err := json.Unmarshal(raw, &n); err != nil || n < 1 {
 		verr.add("Input should be a positive integer", "int_type", "body", "version")
 	}
-	if err := verr.err(); err != nil {
-		return err
-	}
-	c, err := h.svc.RollbackCredential(r.Context(), id, r.PathValue("credential_id"), n)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
-	return nil
+	return n, verr.err()
 }
 
 type trashItem struct {
@@ -208,11 +190,7 @@ func (h *handlers) listTrash(w http.ResponseWriter, r *http.Request, id *vault.I
 	}
 	items, more, err := h.svc.ListTrash(r.Context(), id, v.Get("starting_after"), limit)
 	if err != nil {
-		var ve *vault.Error
-		if errors.As(err, &ve) && ve.Kind == vault.KindInvalid {
-			return &locError{loc: "query", err: ve}
-		}
-		return err
+		return inQuery(err)
 	}
 	out := trashPage{Object: "list", Items: make([]trashItem, len(items)), HasMore: more, Limit: limit}
 	for i := range items {
@@ -226,20 +204,7 @@ func (h *handlers) listTrash(w http.ResponseWriter, r *http.Request, id *vault.I
 
 func (h *handlers) restore(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	c, err := h.svc.RestoreCredential(r.Context(), id, r.PathValue("credential_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, h.toWire(c))
-	return nil
-}
-
-func (h *handlers) purge(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	credID := r.PathValue("credential_id")
-	if err := h.svc.PurgeCredential(r.Context(), id, credID); err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, deleteResponse{ID: credID, Deleted: true, Object: "credential"})
-	return nil
+	return h.writeCredential(w, c, err)
 }
 
 type settings struct {
@@ -262,24 +227,25 @@ func (h *handlers) getSettings(w http.ResponseWriter, r *http.Request, id *vault
 }
 
 func (h *handlers) putSettings(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	body, err := httpx.ReadBody(r, h.maxBody)
+	n, err := readObject(h, r, decodeSettings)
 	if err != nil {
 		return err
-	}
-	m, err := decodeObject(body)
-	if err != nil {
-		return err
-	}
-	var n int
-	if raw, ok := m["max_versions"]; !ok || json.Unmarshal(raw, &n) != nil {
-		verr := &validationError{}
-		verr.add("Input should be a valid integer", "int_type", "body", "max_versions")
-		return verr
 	}
 	if err := h.svc.SetMaxVersions(r.Context(), id, n); err != nil {
 		return err
 	}
 	return h.writeSettings(w, r, id)
+}
+
+// decodeSettings decodes the body of PUT /v5/credential_settings.
+func decodeSettings(m map[string]json.RawMessage) (int, error) {
+	var n int
+	if raw, ok := m["max_versions"]; !ok || json.Unmarshal(raw, &n) != nil {
+		verr := &validationError{}
+		verr.add("Input should be a valid integer", "int_type", "body", "max_versions")
+		return 0, verr
+	}
+	return n, nil
 }
 
 type webhookWire struct {
@@ -299,19 +265,13 @@ func webhookToWire(wh *vault.Webhook) webhookWire {
 		CreatedAt: wh.CreatedAt.UTC().Format(timeFormat), UpdatedAt: wh.UpdatedAt.UTC().Format(timeFormat)}
 }
 
-func decodeWebhook(body []byte, create bool) (vault.WebhookInput, error) {
-	m, err := decodeObject(body)
-	if err != nil {
-		return vault.WebhookInput{}, err
-	}
+// decodeWebhook decodes the body of a webhook's create or (not create)
+// update.
+func decodeWebhook(m map[string]json.RawMessage, create bool) (vault.WebhookInput, error) {
 	verr := &validationError{}
 	var in vault.WebhookInput
-	if s, ok := str(m, "url", create, true, verr); ok {
-		in.URL = &s
-	}
-	if s, ok := str(m, "description", false, false, verr); ok {
-		in.Description = &s
-	}
+	in.URL = optStr(m, "url", create, true, verr)
+	in.Description = optStr(m, "description", false, false, verr)
 	if raw, ok := m["events"]; ok && string(raw) != "null" {
 		if json.Unmarshal(raw, &in.Events) != nil || in.Events == nil {
 			verr.add("Input should be a valid list of strings", "list_type", "body", "events")
@@ -323,11 +283,7 @@ func decodeWebhook(body []byte, create bool) (vault.WebhookInput, error) {
 }
 
 func (h *handlers) createWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	body, err := httpx.ReadBody(r, h.maxBody)
-	if err != nil {
-		return err
-	}
-	in, err := decodeWebhook(body, true)
+	in, err := readObject(h, r, func(m map[string]json.RawMessage) (vault.WebhookInput, error) { return decodeWebhook(m, true) })
 	if err != nil {
 		return err
 	}
@@ -337,8 +293,7 @@ func (h *handlers) createWebhook(w http.ResponseWriter, r *http.Request, id *vau
 	}
 	out := webhookToWire(wh)
 	out.Secret = secret
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, out)
+	httpx.WriteSecretJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -347,47 +302,22 @@ func (h *handlers) listWebhooks(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	items := make([]webhookWire, len(ws))
-	for i := range ws {
-		items[i] = webhookToWire(&ws[i])
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "items": items})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "items": httpx.Wire(ws, webhookToWire)})
 	return nil
 }
 
 func (h *handlers) getWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	wh, err := h.svc.GetWebhook(r.Context(), id, r.PathValue("webhook_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, webhookToWire(wh))
-	return nil
+	return httpx.Reply(w, http.StatusOK, webhookToWire, wh, err)
 }
 
 func (h *handlers) updateWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	body, err := httpx.ReadBody(r, h.maxBody)
-	if err != nil {
-		return err
-	}
-	in, err := decodeWebhook(body, false)
+	in, err := readObject(h, r, func(m map[string]json.RawMessage) (vault.WebhookInput, error) { return decodeWebhook(m, false) })
 	if err != nil {
 		return err
 	}
 	wh, err := h.svc.UpdateWebhook(r.Context(), id, r.PathValue("webhook_id"), in)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, webhookToWire(wh))
-	return nil
-}
-
-func (h *handlers) deleteWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	whID := r.PathValue("webhook_id")
-	if err := h.svc.DeleteWebhook(r.Context(), id, whID); err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"id": whID, "deleted": true, "object": "webhook"})
-	return nil
+	return httpx.Reply(w, http.StatusOK, webhookToWire, wh, err)
 }
 
 type deliveryWire struct {

@@ -4,6 +4,7 @@
 package sgp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -16,11 +17,7 @@ import (
 )
 
 // Deps are the dialect's dependencies.
-type Deps struct {
-	Service *vault.Service
-	Logger  *slog.Logger
-	MaxBody int64
-}
+type Deps = httpx.Deps
 
 // Register mounts the SGP routes on mux.
 func Register(mux *http.ServeMux, d Deps) {
@@ -29,7 +26,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /v5/credentials", h.auth(h.list))
 	mux.Handle("GET /v5/credentials/{credential_id}", h.auth(h.get))
 	mux.Handle("PATCH /v5/credentials/{credential_id}", h.auth(h.update))
-	mux.Handle("DELETE /v5/credentials/{credential_id}", h.auth(h.delete))
+	mux.Handle("DELETE /v5/credentials/{credential_id}", h.auth(h.deleted("credential", "credential_id", h.svc.DeleteCredential)))
 	mux.Handle("POST /v5/credentials/{credential_id}/secret", h.auth(h.decrypt))
 	// A name containing '/' must be percent-encoded (%2F) in these paths;
 	// the GET route also takes an unencoded rest of the path.
@@ -44,21 +41,16 @@ type handlers struct {
 	maxBody int64
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+type handlerFunc = httpx.HandlerFunc
 
 // auth authenticates the x-api-key header in the account selected by
 // x-selected-account-id, then runs fn and renders its error, if any.
 func (h *handlers) auth(fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.svc.Authenticate(r.Context(), r.Header.Get("x-api-key"), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
-		if err == nil {
-			httpx.SetIdentity(r.Context(), id)
-			err = fn(w, r, id)
-		}
-		if err != nil {
-			h.renderError(w, r, err, locBody)
-		}
-	})
+	return httpx.Authenticated(h.authenticate, func(w http.ResponseWriter, r *http.Request, err error) { h.renderError(w, r, err, locBody) }, fn)
+}
+
+func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
+	return h.svc.Authenticate(r.Context(), r.Header.Get("x-api-key"), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
 }
 
 // Credential is the wire form of a credential. It has no payload field.
@@ -101,11 +93,7 @@ func toWire(c *vault.Credential) Credential {
 }
 
 func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	body, err := httpx.ReadBody(r, h.maxBody)
-	if err != nil {
-		return err
-	}
-	in, err := decodeCreate(body)
+	in, err := readObject(h, r, decodeCreate)
 	if err != nil {
 		return err
 	}
@@ -128,11 +116,7 @@ func (h *handlers) getByName(w http.ResponseWriter, r *http.Request, id *vault.I
 }
 
 func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	body, err := httpx.ReadBody(r, h.maxBody)
-	if err != nil {
-		return err
-	}
-	p, err := decodeUpdate(body)
+	p, err := readObject(h, r, decodeUpdate)
 	if err != nil {
 		return err
 	}
@@ -146,10 +130,7 @@ func (h *handlers) writeCredential(w http.ResponseWriter, c *vault.Credential, e
 		return err
 	}
 	out := h.toWire(c)
-	b := appendCredential(make([]byte, 0, 384), &out)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	writeBody(w, appendCredential(make([]byte, 0, 384), &out))
 	return nil
 }
 
@@ -169,13 +150,18 @@ type deleteResponse struct {
 	Object  string `json:"object"`
 }
 
-func (h *handlers) delete(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	credID := r.PathValue("credential_id")
-	if err := h.svc.DeleteCredential(r.Context(), id, credID); err != nil {
-		return err
+// deleted returns the handler that deletes the object (of the wire type
+// object) the path parameter param names with remove, and answers SGP's
+// deleteResponse.
+func (h *handlers) deleted(object, param string, remove func(context.Context, *vault.Identity, string) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		oid := r.PathValue(param)
+		if err := remove(r.Context(), id, oid); err != nil {
+			return err
+		}
+		httpx.WriteJSON(w, http.StatusOK, deleteResponse{ID: oid, Deleted: true, Object: object})
+		return nil
 	}
-	httpx.WriteJSON(w, http.StatusOK, deleteResponse{ID: credID, Deleted: true, Object: "credential"})
-	return nil
 }
 
 type secretResponse struct {
@@ -197,11 +183,16 @@ func (h *handlers) decryptByName(w http.ResponseWriter, r *http.Request, id *vau
 
 func (h *handlers) writeSecret(w http.ResponseWriter, r *http.Request, id *vault.Identity, credID, name string) error {
 	_, pt, err := h.svc.DecryptCredential(r.Context(), id, credID, name)
+	return writePlaintext(w, pt, err)
+}
+
+// writePlaintext answers a secret read: pt, not to be cached, wiped once
+// written; or returns err.
+func writePlaintext(w http.ResponseWriter, pt []byte, err error) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, secretResponse{Result: string(pt), Object: "credential_secret"})
+	httpx.WriteSecretJSON(w, http.StatusOK, secretResponse{Result: string(pt), Object: "credential_secret"})
 	clear(pt)
 	return nil
 }
@@ -221,17 +212,9 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	}
 	page, err := h.svc.ListCredentials(r.Context(), id, q)
 	if err != nil {
-		var ve *vault.Error
-		if errors.As(err, &ve) && ve.Kind == vault.KindInvalid {
-			return &locError{loc: "query", err: ve}
-		}
-		return err
+		return inQuery(err)
 	}
-	out := listResponse{Object: "list", Items: make([]Credential, len(page.Items)), Total: page.Total, HasMore: page.HasMore, Limit: q.Limit}
-	for i := range page.Items {
-		out.Items[i] = h.toWire(&page.Items[i])
-	}
-	writeList(w, &out)
+	writeList(w, &listResponse{Object: "list", Items: httpx.Wire(page.Items, h.toWire), Total: page.Total, HasMore: page.HasMore, Limit: q.Limit})
 	return nil
 }
 
@@ -285,6 +268,16 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 		w.Header().Set("x-should-retry", "false")
 	}
 	httpx.WriteJSON(w, status, map[string]string{"detail": vault.Message(err)})
+}
+
+// inQuery places err, if it is a core validation error of a listing's
+// parameters, in the query rather than the body.
+func inQuery(err error) error {
+	var ve *vault.Error
+	if errors.As(err, &ve) && ve.Kind == vault.KindInvalid {
+		return &locError{loc: locQuery, err: ve}
+	}
+	return err
 }
 
 // locError places a core validation error in the query rather than the body.

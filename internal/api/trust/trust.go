@@ -12,17 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credvault/credvault/client"
 	"github.com/credvault/credvault/internal/httpx"
 	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/vault"
 )
 
 // Deps are the endpoints' dependencies.
-type Deps struct {
-	Service *vault.Service
-	Logger  *slog.Logger
-	MaxBody int64
-}
+type Deps = httpx.Deps
 
 // Register mounts the trust-policy routes on mux.
 func Register(mux *http.ServeMux, d Deps) {
@@ -33,41 +30,17 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("DELETE /admin/v1/trust-policies/{policy_id}", h.auth(h.delete))
 }
 
-// ClaimRule is a claim rule on the wire.
-type ClaimRule struct {
-	Claim   string `json:"claim"`
-	Pattern string `json:"pattern"`
-}
-
-// PolicyInput is the body of POST /admin/v1/trust-policies.
-type PolicyInput struct {
-	Name       string          `json:"name"`
-	AccountID  string          `json:"account_id"`
-	Issuer     string          `json:"issuer"`
-	KeySource  string          `json:"key_source"`
-	JWKSURL    string          `json:"jwks_url,omitempty"`
-	JWKS       json.RawMessage `json:"jwks,omitempty"`
-	Audiences  []string        `json:"audiences"`
-	Claims     []ClaimRule     `json:"claims"`
-	Role       string          `json:"role"`
-	TTLSeconds int64           `json:"ttl_seconds,omitempty"`
-}
-
-// Policy is a trust policy on the wire.
-type Policy struct {
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	AccountID  string          `json:"account_id"`
-	Issuer     string          `json:"issuer"`
-	KeySource  string          `json:"key_source"`
-	JWKSURL    string          `json:"jwks_url,omitempty"`
-	JWKS       json.RawMessage `json:"jwks,omitempty"`
-	Audiences  []string        `json:"audiences"`
-	Claims     []ClaimRule     `json:"claims"`
-	Role       string          `json:"role"`
-	TTLSeconds int64           `json:"ttl_seconds"`
-	CreatedAt  time.Time       `json:"created_at"`
-}
+// The wire types are the public Go SDK's (package client, which imports
+// nothing of credvault): the server encodes and decodes exactly what the
+// SDK sends and reads, defined once.
+type (
+	// ClaimRule is a claim rule on the wire.
+	ClaimRule = client.ClaimRule
+	// PolicyInput is the body of POST /admin/v1/trust-policies.
+	PolicyInput = client.TrustPolicyParams
+	// Policy is a trust policy on the wire.
+	Policy = client.TrustPolicy
+)
 
 // List is the body of GET /admin/v1/trust-policies.
 type List struct {
@@ -75,8 +48,9 @@ type List struct {
 }
 
 func toWire(p *vault.TrustPolicy) Policy {
-	w := Policy{ID: p.ID, Name: p.Name, AccountID: p.AccountID, Issuer: p.Issuer, KeySource: string(p.KeySource), JWKSURL: p.JWKSURL,
-		Audiences: p.Audiences, Claims: []ClaimRule{}, Role: string(p.Role), TTLSeconds: int64(p.TTL / time.Second), CreatedAt: p.CreatedAt}
+	w := Policy{ID: p.ID, TrustPolicyParams: PolicyInput{Name: p.Name, AccountID: p.AccountID, Issuer: p.Issuer, KeySource: string(p.KeySource),
+		JWKSURL: p.JWKSURL, Audiences: p.Audiences, Claims: []ClaimRule{}, Role: string(p.Role), TTLSeconds: int64(p.TTL / time.Second)},
+		CreatedAt: p.CreatedAt}
 	if p.JWKS != "" {
 		w.JWKS = json.RawMessage(p.JWKS)
 	}
@@ -92,29 +66,18 @@ type handlers struct {
 	maxBody int64
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error
+type handlerFunc = httpx.HandlerFunc
 
 // auth authenticates the request's API key (x-api-key, or Authorization:
 // Basic as DSM clients send it) in the account x-selected-account-id
 // selects, then runs fn and renders its error, if any. Whether the
 // identity may manage a given policy is the service's decision.
 func (h *handlers) auth(fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("x-api-key")
-		if key == "" {
-			if k, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Basic "); ok {
-				key = strings.TrimSpace(k)
-			}
-		}
-		id, err := h.svc.Authenticate(r.Context(), key, strings.TrimSpace(r.Header.Get("x-selected-account-id")))
-		if err == nil {
-			httpx.SetIdentity(r.Context(), id)
-			err = fn(w, r, id)
-		}
-		if err != nil {
-			h.renderError(w, r, err)
-		}
-	})
+	return httpx.Authenticated(h.authenticate, h.renderError, fn)
+}
+
+func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
+	return h.svc.Authenticate(r.Context(), httpx.APIKey(r), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
 }
 
 func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error) {
@@ -153,11 +116,7 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Iden
 		p.Claims = append(p.Claims, vault.ClaimRule(c))
 	}
 	out, err := h.svc.CreateTrustPolicy(r.Context(), id, p)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusCreated, toWire(out))
-	return nil
+	return httpx.Reply(w, http.StatusCreated, toWire, out, err)
 }
 
 func jsonProblem(err error) string {
@@ -173,27 +132,15 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	if err != nil {
 		return err
 	}
-	out := List{Items: []Policy{}}
-	for i := range ps {
-		out.Items = append(out.Items, toWire(&ps[i]))
-	}
-	httpx.WriteJSON(w, http.StatusOK, out)
+	httpx.WriteJSON(w, http.StatusOK, List{Items: httpx.Wire(ps, toWire)})
 	return nil
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	p, err := h.svc.GetTrustPolicy(r.Context(), id, r.PathValue("policy_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toWire(p))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toWire, p, err)
 }
 
 func (h *handlers) delete(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	if err := h.svc.DeleteTrustPolicy(r.Context(), id, r.PathValue("policy_id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httpx.NoContent(w, h.svc.DeleteTrustPolicy(r.Context(), id, r.PathValue("policy_id")))
 }

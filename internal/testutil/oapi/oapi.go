@@ -85,61 +85,55 @@ type route struct {
 	op       *openapi3.Operation
 }
 
-var (
-	sgpOnce, dsmOnce sync.Once
-	sgpV, dsmV       *Validator
-	sgpErr, dsmErr   error
-)
-
-// SGP returns the validator for the SGP v5 credentials API (loaded once per
-// test binary).
-func SGP(tb testing.TB) *Validator {
-	tb.Helper()
-	sgpOnce.Do(func() {
-		sgpV, sgpErr = load("SGP", api.SGPOpenAPI)
-		if sgpV != nil {
-			sgpV.undeclaredMustBeJSON = true
-			sgpV.forbidPayload = true
+// contract returns the accessor of one OpenAPI document's Validator,
+// configured by configure (if not nil). The document is loaded once per
+// test binary, on first use (the ~350 KB DSM document takes tens of
+// milliseconds); a document that does not load fails the test.
+func contract(name string, data []byte, configure func(*Validator)) func(testing.TB) *Validator {
+	loaded := sync.OnceValues(func() (*Validator, error) {
+		v, err := load(name, data)
+		if v != nil && configure != nil {
+			configure(v)
 		}
+		return v, err
 	})
-	if sgpErr != nil {
-		tb.Fatalf("oapi: loading the SGP contract: %v", sgpErr)
+	return func(tb testing.TB) *Validator {
+		tb.Helper()
+		v, err := loaded()
+		if err != nil {
+			tb.Fatalf("oapi: loading the %s contract: %v", name, err)
+		}
+		return v
 	}
-	return sgpV
 }
 
-// DSM returns the validator for the Fortanix DSM subset (loaded once per test
-// binary; the ~350 KB document takes tens of milliseconds).
-func DSM(tb testing.TB) *Validator {
-	tb.Helper()
-	dsmOnce.Do(func() { dsmV, dsmErr = load("DSM", api.DSMOpenAPI) })
-	if dsmErr != nil {
-		tb.Fatalf("oapi: loading the DSM contract: %v", dsmErr)
-	}
-	return dsmV
-}
+// undeclaredJSON: bodies of statuses a document does not declare must
+// still be JSON (SGP, admin, trust).
+func undeclaredJSON(v *Validator) { v.undeclaredMustBeJSON = true }
 
 var (
-	adminOnce sync.Once
-	adminV    *Validator
-	adminErr  error
+	sgpContract = contract("SGP", api.SGPOpenAPI, func(v *Validator) {
+		undeclaredJSON(v)
+		v.forbidPayload = true
+	})
+	dsmContract   = contract("DSM", api.DSMOpenAPI, nil)
+	adminContract = contract("admin", api.AdminOpenAPI, undeclaredJSON)
+	trustContract = contract("Trust", api.TrustOpenAPI, undeclaredJSON)
 )
+
+// SGP returns the validator for the SGP v5 credentials API.
+func SGP(tb testing.TB) *Validator { tb.Helper(); return sgpContract(tb) }
+
+// DSM returns the validator for the Fortanix DSM subset.
+func DSM(tb testing.TB) *Validator { tb.Helper(); return dsmContract(tb) }
 
 // Admin returns the validator for the management API (/admin/v1). Its
 // undeclared statuses must be JSON, like SGP's.
-func Admin(tb testing.TB) *Validator {
-	tb.Helper()
-	adminOnce.Do(func() {
-		adminV, adminErr = load("admin", api.AdminOpenAPI)
-		if adminV != nil {
-			adminV.undeclaredMustBeJSON = true
-		}
-	})
-	if adminErr != nil {
-		tb.Fatalf("oapi: loading the admin contract: %v", adminErr)
-	}
-	return adminV
-}
+func Admin(tb testing.TB) *Validator { tb.Helper(); return adminContract(tb) }
+
+// Trust returns the validator for the workload identity endpoints (trust
+// policies and the token exchange).
+func Trust(tb testing.TB) *Validator { tb.Helper(); return trustContract(tb) }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 

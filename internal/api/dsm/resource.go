@@ -1,0 +1,92 @@
+package dsm
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/credvault/credvault/internal/httpx"
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// resource is the wiring of one kind of DSM object that is created from a
+// JSON body and read, updated and deleted by the id in its path (groups,
+// apps, security objects, integration credentials, users): its handlers
+// have one shape, written once here, around the core's method for each.
+type resource[I, T any] struct {
+	param  string                         // the path parameter naming the object, e.g. "group_id"
+	input  func(*http.Request) (I, error) // the request body as the core's input
+	render func(*http.Request, T) any     // the response body for the core's object
+}
+
+// create serves a POST (or PUT) of a new object.
+func (res resource[I, T]) create(create func(context.Context, *vault.Identity, I) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		in, err := res.input(r)
+		if err != nil {
+			return err
+		}
+		o, err := create(r.Context(), id, in)
+		return res.write(w, r, o, err)
+	}
+}
+
+// get serves GET …/{param}.
+func (res resource[I, T]) get(get func(context.Context, *vault.Identity, string) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		oid, err := pathUUID(r, res.param)
+		if err != nil {
+			return err
+		}
+		o, err := get(r.Context(), id, oid)
+		return res.write(w, r, o, err)
+	}
+}
+
+// update serves PATCH …/{param}.
+func (res resource[I, T]) update(update func(context.Context, *vault.Identity, string, I) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		oid, err := pathUUID(r, res.param)
+		if err != nil {
+			return err
+		}
+		in, err := res.input(r)
+		if err != nil {
+			return err
+		}
+		o, err := update(r.Context(), id, oid, in)
+		return res.write(w, r, o, err)
+	}
+}
+
+// delete serves DELETE …/{param}: 204 No Content.
+func (res resource[I, T]) delete(del func(context.Context, *vault.Identity, string) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		oid, err := pathUUID(r, res.param)
+		if err != nil {
+			return err
+		}
+		return httpx.NoContent(w, del(r.Context(), id, oid))
+	}
+}
+
+// write renders o, or returns the core's error.
+func (res resource[I, T]) write(w http.ResponseWriter, r *http.Request, o T, err error) error {
+	if err != nil {
+		return err
+	}
+	writeJSON(w, res.render(r, o))
+	return nil
+}
+
+// body returns a reader of a required JSON request body: decoded into a Q
+// (DSM's request type) and converted to the core's input by input.
+func body[Q, I any](h *handlers, input func(*Q) (I, error)) func(*http.Request) (I, error) {
+	return func(r *http.Request) (I, error) {
+		var q Q
+		if _, err := h.readJSON(r, &q, true); err != nil {
+			var zero I
+			return zero, err
+		}
+		return input(&q)
+	}
+}
