@@ -251,7 +251,28 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 	})
 	reg.MustRegister(batchSizes)
 	trail.ObserveBatches(func(n int) { batchSizes.Observe(float64(n)) })
-	wakeWebhooks := newWakeup() // the service wakes the webhook worker (lifecycle.go)
+	if gc, ok := db.(store.GroupCommitter); ok {
+		writeBatches := prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "credvault_db_write_batch_size",
+			Help:    "Write transactions (requests) per group-committed database transaction (SQLite).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+		})
+		queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "credvault_db_writes_queued",
+			Help: "Write transactions waiting for the group commit (SQLite).",
+		}, func() float64 { return float64(gc.QueuedWrites()) })
+		reg.MustRegister(writeBatches, queued)
+		gc.ObserveWriteBatches(func(n int) { writeBatches.Observe(float64(n)) })
+	}
+	// The webhook worker is woken when a commit wrote deliveries: by the
+	// store, which knows, or else by the service after every change that
+	// had events (lifecycle.go).
+	wakeWebhooks := newWakeup()
+	onEvents := wakeWebhooks.wake
+	if dn, ok := db.(store.DeliveryNotifier); ok {
+		dn.NotifyDeliveries(wakeWebhooks.wake)
+		onEvents = nil
+	}
 	var auditor vault.Auditor = trail
 	if cfg.NoAudit {
 		auditor = nil
@@ -268,7 +289,7 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 		OnSecretAccess:      func(op string) { secretAccesses.WithLabelValues(op).Inc() },
 		RekeyHook:           cfg.RekeyHook,
 		Lifecycle:           cfg.Lifecycle.serviceOptions(),
-		OnEvents:            wakeWebhooks.wake,
+		OnEvents:            onEvents,
 	})
 	if err := svc.CheckMasterKey(ctx); err != nil {
 		trail.Close()
