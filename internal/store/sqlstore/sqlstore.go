@@ -133,6 +133,7 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	if db.d == sqliteDialect {
 		db.dropSQLiteStat4(ctx)
+		db.journalsInMemory(ctx)
 	}
 	db.watchChanges()
 	return db, nil
