@@ -2,14 +2,9 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,57 +208,4 @@ func TestGroupCommit_CommitFailure(t *testing.T) {
 			t.Fatalf("create after the failed commit: %d %s", r.Status, r.Body)
 		}
 	}, manualLifecycle)
-}
-
-// TestWebhookWake_OnlyByDeliveries: the store wakes the webhook worker
-// after a commit that wrote deliveries, and only then: changes of an
-// account without webhooks (the common case) leave the worker asleep,
-// and a change a webhook subscribes to is delivered.
-func TestWebhookWake_OnlyByDeliveries(t *testing.T) {
-	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		var mu sync.Mutex
-		var got []string
-		rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			b, _ := io.ReadAll(r.Body)
-			var ev struct{ Type string }
-			_ = json.Unmarshal(b, &ev)
-			mu.Lock()
-			got = append(got, ev.Type)
-			mu.Unlock()
-		}))
-		defer rcv.Close()
-		var wakes atomic.Int32
-		v.App.Store.(store.DeliveryNotifier).NotifyDeliveries(func() { wakes.Add(1); v.App.Webhooks.Kick() })
-		create := func(name string) {
-			t.Helper()
-			if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": name, "payload": "p"}); r.Status != 200 {
-				t.Fatalf("create: %d %s", r.Status, r.Body)
-			}
-		}
-		for _, name := range []string{"a", "b", "c"} {
-			create(name)
-		}
-		if n := wakes.Load(); n != 0 {
-			t.Fatalf("%d wake-ups without a webhook", n)
-		}
-		if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/webhooks", map[string]any{"url": rcv.URL, "events": []string{"credential.created"}}); r.Status != 200 {
-			t.Fatalf("webhook: %d %s", r.Status, r.Body)
-		}
-		before := wakes.Load()
-		create("d")
-		if n := wakes.Load() - before; n != 1 {
-			t.Fatalf("%d wake-ups for one delivery", n)
-		}
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			mu.Lock()
-			done := slices.Contains(got, "credential.created")
-			mu.Unlock()
-			if done {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the event was not delivered")
-			}
-		}
-	}, func(c *app.Config) { c.Lifecycle.WebhookAllowHosts = []string{"127.0.0.1"} })
 }

@@ -126,22 +126,10 @@ type Analyzer interface {
 }
 
 // GroupCommitter is an engine that commits concurrent writes together
-// (sqlstore on SQLite); the binary exports what it reports as metrics.
+// (sqlstore on SQLite); the binary exports its queue as a metric.
 type GroupCommitter interface {
 	// QueuedWrites returns the number of writes waiting for a transaction.
 	QueuedWrites() int
-	// ObserveWriteBatches installs fn, which receives the number of
-	// writes of every transaction the engine runs for several of them.
-	ObserveWriteBatches(fn func(n int))
-}
-
-// DeliveryNotifier is an engine that says when a commit wrote webhook
-// deliveries, so that the webhook worker is woken only when there is
-// something to send.
-type DeliveryNotifier interface {
-	// NotifyDeliveries installs fn, which runs after every commit that
-	// wrote deliveries. Call it before the first write.
-	NotifyDeliveries(fn func())
 }
 
 // TombstonePurger frees the tombstones of deleted credentials that are

@@ -97,11 +97,10 @@ type Options struct {
 	Service *vault.Service
 	Store   vault.DeliveryStore
 	// Wake, if set, wakes the worker when deliveries were committed (the
-	// store's NotifyDeliveries, or else the service's
-	// vault.Options.OnEvents, sends on it; a buffer of 1 is enough). Kick
-	// does the same. Without a wake-up the worker reads the outbox every
-	// pollInterval (deliveries written by other replicas, retries that
-	// fall due).
+	// store's sqlstore.Options.OnDeliveries sends on it; a buffer of 1 is
+	// enough). Kick does the same. Otherwise the worker reads the outbox
+	// only every pollInterval (deliveries written by other replicas,
+	// retries that fall due), not after every change.
 	Wake   chan struct{}
 	Logger *slog.Logger
 	Now    func() time.Time // time.Now if nil

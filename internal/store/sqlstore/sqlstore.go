@@ -47,8 +47,8 @@ type DB struct {
 	creds   credCache       // credential rows by id (credcache.go)
 	pgcfg   *pgx.ConnConfig // PostgreSQL: for the change listener (changes.go)
 
-	batch        writeBatcher           // SQLite: group commit (txbatch.go)
-	onDeliveries atomic.Pointer[func()] // NotifyDeliveries (txbatch.go)
+	batch        writeBatcher // SQLite: group commit (txbatch.go)
+	onDeliveries func()       // Options.OnDeliveries
 }
 
 var (
@@ -93,6 +93,12 @@ type Options struct {
 	// Logger receives what the operator must act on: corruption seen at run
 	// time, writes that fail. Nil discards.
 	Logger *slog.Logger
+	// OnDeliveries, if set, runs after every commit that wrote webhook
+	// deliveries: the webhook worker's wake-up.
+	OnDeliveries func()
+	// OnWriteBatch, if set, receives the number of writes of every
+	// transaction the SQLite group commit runs (for metrics).
+	OnWriteBatch func(n int)
 	// Now is the clock the store uses for the bookkeeping it does itself
 	// (tombstone, trash and delivery times and their expiry, backup times);
 	// time.Now if nil. Tests pass a clock they can move instead of sleeping.
@@ -127,6 +133,7 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db.clock = opts.Now
+	db.onDeliveries, db.batch.observe = opts.OnDeliveries, opts.OnWriteBatch
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -69,12 +68,8 @@ type writeBatcher struct {
 	queue   []*writeReq
 	leading bool // a leader is running; false ⇒ queue is empty
 
-	observe atomic.Pointer[func(n int)]
+	observe func(n int) // Options.OnWriteBatch
 }
-
-// ObserveWriteBatches installs fn, which receives the number of requests
-// of every transaction the group commit runs (SQLite; for metrics).
-func (db *DB) ObserveWriteBatches(fn func(n int)) { db.batch.observe.Store(&fn) }
 
 // QueuedWrites returns the number of write requests waiting for a
 // transaction (SQLite; for metrics).
@@ -161,8 +156,8 @@ func (db *DB) leadBatch() {
 			}
 		}
 	}()
-	if fn := b.observe.Load(); fn != nil {
-		(*fn)(n)
+	if b.observe != nil {
+		b.observe(n)
 	}
 	for rest := batch; len(rest) > 0; {
 		rest = db.runBatch(rest)
@@ -270,8 +265,8 @@ func (db *DB) runBatch(batch []*writeReq) []*writeReq {
 		deliveries += r.deliveries
 		r.finish(nil)
 	}
-	if deliveries > 0 {
-		db.notifyDeliveries()
+	if deliveries > 0 && db.onDeliveries != nil {
+		db.onDeliveries()
 	}
 	return nil
 }
@@ -329,15 +324,5 @@ func (db *DB) apply(r *writeReq, tx *sql.Tx) (err error) {
 func (db *DB) journalsInMemory(ctx context.Context) {
 	if _, err := db.w.ExecContext(ctx, "PRAGMA temp_store = MEMORY"); err != nil {
 		db.log.Warn("sqlite: temp_store = MEMORY not set; savepoint journals go to temporary files", "err", err.Error())
-	}
-}
-
-// NotifyDeliveries installs fn, which runs after every commit of this
-// store that wrote webhook deliveries (the webhook worker's wake-up).
-func (db *DB) NotifyDeliveries(fn func()) { db.onDeliveries.Store(&fn) }
-
-func (db *DB) notifyDeliveries() {
-	if fn := db.onDeliveries.Load(); fn != nil {
-		(*fn)()
 	}
 }

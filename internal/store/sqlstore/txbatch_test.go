@@ -8,10 +8,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/credvault/credvault/internal/audit"
+	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -108,7 +111,7 @@ func TestGroupCommit_FailuresStayTheirOwn(t *testing.T) {
 	db := openDB(t, SQLite)
 	var sizes []int
 	var mu sync.Mutex
-	db.ObserveWriteBatches(func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() })
+	db.batch.observe = func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
 	st, err := db.auditStmts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -360,7 +363,7 @@ func TestGroupCommit_BoundedBatch(t *testing.T) {
 	db := openDB(t, SQLite)
 	var sizes []int
 	var mu sync.Mutex
-	db.ObserveWriteBatches(func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() })
+	db.batch.observe = func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
 	release := holdWriter(t, db)
 	n := maxWriteBatch + 10
 	var wg sync.WaitGroup
@@ -385,5 +388,67 @@ func TestGroupCommit_BoundedBatch(t *testing.T) {
 	}
 	if got := len(metaKeys(t, db, "gc-")); got != n {
 		t.Errorf("stored %d, want %d", got, n)
+	}
+}
+
+// TestOnDeliveries: the store calls Options.OnDeliveries (the webhook
+// worker's wake-up) after a commit that wrote webhook deliveries, and only
+// then: changes of an account without a matching webhook, the common case,
+// leave the worker asleep instead of making it read the outbox after each.
+func TestOnDeliveries(t *testing.T) {
+	for _, engine := range []string{SQLite, Postgres} {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := t.TempDir() + "/s.db"
+			if engine == Postgres {
+				dsn = pgtest.URL(t)
+			}
+			var wakes atomic.Int32
+			db, err := OpenWith(ctx, dsn, Options{OnDeliveries: func() { wakes.Add(1) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			h, err := crypto.NewKEK()
+			if err != nil {
+				t.Fatal(err)
+			}
+			kr, err := crypto.NewKeyring(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc := vault.NewService(db, kr, vault.Options{})
+			boot, err := svc.Bootstrap(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := svc.Authenticate(ctx, boot.APIKey, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			create := func(name string) {
+				t.Helper()
+				if _, err := svc.CreateCredential(ctx, id, vault.CredentialInput{Name: name, Type: "key", Payload: []byte("p")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			create("a")
+			create("b")
+			url := "https://hooks.example.com/credvault"
+			if _, _, err := svc.CreateWebhook(ctx, id, vault.WebhookInput{URL: &url, Events: []string{vault.EventCredentialDeleted}}); err != nil {
+				t.Fatal(err)
+			}
+			create("c") // an event no webhook subscribes to
+			if n := wakes.Load(); n != 0 {
+				t.Fatalf("%d wake-ups without a delivery", n)
+			}
+			if _, _, err := svc.CreateWebhook(ctx, id, vault.WebhookInput{URL: &url, Events: []string{vault.EventCredentialCreated}}); err != nil {
+				t.Fatal(err)
+			}
+			create("d")
+			if n := wakes.Load(); n != 1 {
+				t.Fatalf("%d wake-ups after one commit with a delivery, want 1", n)
+			}
+		})
 	}
 }
