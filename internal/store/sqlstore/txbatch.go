@@ -200,6 +200,12 @@ func (db *DB) runBatch(batch []*writeReq) []*writeReq {
 		failAll(db.translate(fmt.Errorf("begin: %w", err)))
 		return nil
 	}
+	defer func() {
+		if p := recover(); p != nil { // not a request's fn (apply recovers those)
+			_ = tx.Rollback() // give the write connection back
+			panic(p)
+		}
+	}()
 	var ok []*writeReq // run, to be committed
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil && shared {
