@@ -6,7 +6,9 @@
 //
 // SQLite runs in WAL mode with synchronous=FULL, so every acknowledged
 // commit is on disk. Writes go through a single connection (SQLite has one
-// writer anyway; this avoids busy-retry storms) and reads through a pool.
+// writer anyway; this avoids busy-retry storms) and reads through a pool;
+// concurrent writes share one transaction and one commit (group commit,
+// txbatch.go).
 package sqlstore
 
 import (
