@@ -98,8 +98,8 @@ type Options struct {
 	Store   vault.DeliveryStore
 	// Wake, if set, wakes the worker when deliveries were committed (the
 	// store's sqlstore.Options.OnDeliveries sends on it; a buffer of 1 is
-	// enough). Kick does the same. Otherwise the worker reads the outbox
-	// only every pollInterval (deliveries written by other replicas,
+	// enough). Kick does the same. Between wake-ups the worker reads the
+	// outbox every pollInterval (deliveries written by other replicas,
 	// retries that fall due), not after every change.
 	Wake   chan struct{}
 	Logger *slog.Logger
