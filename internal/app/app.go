@@ -176,14 +176,24 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 	// A server checks the SQLite file's pages before it serves from it.
-	db, err := sqlstore.OpenWith(ctx, cfg.databaseURL(), sqlstore.Options{Timeout: cfg.DBTimeout, QuickCheck: true, Logger: cfg.Logger, Now: cfg.Clock})
+	// The store wakes the webhook worker when a commit wrote deliveries.
+	hooks := storeHooks{
+		wake: newWakeup(),
+		writeBatches: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "credvault_db_write_batch_size",
+			Help:    "Writes (requests) per group-committed database transaction (SQLite).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+		}),
+	}
+	db, err := sqlstore.OpenWith(ctx, cfg.databaseURL(), sqlstore.Options{Timeout: cfg.DBTimeout, QuickCheck: true, Logger: cfg.Logger, Now: cfg.Clock,
+		OnDeliveries: hooks.wake.wake, OnWriteBatch: func(n int) { hooks.writeBatches.Observe(float64(n)) }})
 	if err != nil {
 		if root != nil {
 			root.Close()
 		}
 		return nil, err
 	}
-	a, err := build(ctx, cfg, db, root)
+	a, err := build(ctx, cfg, db, root, hooks)
 	if err != nil {
 		db.Close()
 		if root != nil {
@@ -195,7 +205,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
-func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey) (*App, error) {
+// storeHooks are what the store reports to the rest of the vault, made
+// before the store is opened.
+type storeHooks struct {
+	wake         wakeup               // the webhook worker's wake-up (lifecycle.go)
+	writeBatches prometheus.Histogram // group commit sizes
+}
+
+func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey, hooks storeHooks) (*App, error) {
 	var (
 		h      *keyset.Handle
 		keys   *dbKeys
@@ -251,7 +268,13 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 	})
 	reg.MustRegister(batchSizes)
 	trail.ObserveBatches(func(n int) { batchSizes.Observe(float64(n)) })
-	wakeWebhooks := newWakeup() // the service wakes the webhook worker (lifecycle.go)
+	reg.MustRegister(hooks.writeBatches)
+	if gc, ok := db.(store.GroupCommitter); ok {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "credvault_db_writes_queued",
+			Help: "Writes waiting for the group commit (SQLite).",
+		}, func() float64 { return float64(gc.QueuedWrites()) }))
+	}
 	var auditor vault.Auditor = trail
 	if cfg.NoAudit {
 		auditor = nil
@@ -268,7 +291,6 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 		OnSecretAccess:      func(op string) { secretAccesses.WithLabelValues(op).Inc() },
 		RekeyHook:           cfg.RekeyHook,
 		Lifecycle:           cfg.Lifecycle.serviceOptions(),
-		OnEvents:            wakeWebhooks.wake,
 	})
 	if err := svc.CheckMasterKey(ctx); err != nil {
 		trail.Close()
@@ -309,7 +331,7 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 	if cfg.AuditCheckpointInterval > 0 {
 		a.stopCheckpoints = runCheckpoints(trail, cfg)
 	}
-	if err := a.startLifecycle(cfg, wakeWebhooks); err != nil {
+	if err := a.startLifecycle(cfg, hooks.wake); err != nil {
 		for _, stop := range []func(){a.stopWatch, a.stopPurge, a.stopCheckpoints} {
 			if stop != nil {
 				stop()

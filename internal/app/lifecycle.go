@@ -34,9 +34,9 @@ func (c LifecycleConfig) serviceOptions() vault.LifecycleOptions {
 	return vault.LifecycleOptions{DeleteRetention: c.DeleteRetention}
 }
 
-// wakeup is the webhook worker's wake-up: the service (made first) sends
-// on it after a change's events commit, the worker (made after the
-// service, which it needs) waits on it.
+// wakeup is the webhook worker's wake-up: the store (made first) sends on
+// it after a commit that wrote webhook deliveries, the worker (made after
+// the service, which it needs) waits on it.
 type wakeup chan struct{}
 
 func newWakeup() wakeup { return make(wakeup, 1) }

@@ -125,6 +125,13 @@ type Analyzer interface {
 	Analyze(ctx context.Context) error
 }
 
+// GroupCommitter is an engine that commits concurrent writes together
+// (sqlstore on SQLite); the binary exports its queue as a metric.
+type GroupCommitter interface {
+	// QueuedWrites returns the number of writes waiting for a transaction.
+	QueuedWrites() int
+}
+
 // TombstonePurger frees the tombstones of deleted credentials that are
 // past the cursor horizon (they are invisible already).
 type TombstonePurger interface {

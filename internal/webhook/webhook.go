@@ -94,9 +94,11 @@ type Options struct {
 	// Service opens the webhooks' signing secrets; Store holds the outbox.
 	Service *vault.Service
 	Store   vault.DeliveryStore
-	// Wake, if set, wakes the worker when events were committed (the
-	// service's vault.Options.OnEvents sends on it; a buffer of 1 is
-	// enough). Kick does the same.
+	// Wake, if set, wakes the worker when deliveries were committed (the
+	// store's sqlstore.Options.OnDeliveries sends on it; a buffer of 1 is
+	// enough). Kick does the same. Between wake-ups the worker reads the
+	// outbox every pollInterval (deliveries written by other replicas,
+	// retries that fall due), not after every change.
 	Wake   chan struct{}
 	Logger *slog.Logger
 	Now    func() time.Time // time.Now if nil

@@ -16,11 +16,12 @@ import (
 // (vault.TxEvents).
 
 // writeEvents stores each event that a webhook of its account subscribes
-// to, with one pending delivery per such webhook.
-func (db *DB) writeEvents(ctx context.Context, tx *sql.Tx, te *vault.TxEvents) error {
+// to, with one pending delivery per such webhook, and returns the number
+// of deliveries.
+func (db *DB) writeEvents(ctx context.Context, tx *sql.Tx, te *vault.TxEvents) (deliveries int, err error) {
 	evs, err := te.Events()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	hooks := map[string][]vault.Webhook{}
 	for i := range evs {
@@ -28,7 +29,7 @@ func (db *DB) writeEvents(ctx context.Context, tx *sql.Tx, te *vault.TxEvents) e
 		ws, ok := hooks[ev.AccountID]
 		if !ok {
 			if ws, err = listWebhooks(ctx, tx, db, ev.AccountID); err != nil {
-				return fmt.Errorf("events: webhooks: %w", err)
+				return 0, fmt.Errorf("events: webhooks: %w", err)
 			}
 			hooks[ev.AccountID] = ws
 		}
@@ -40,18 +41,19 @@ func (db *DB) writeEvents(ctx context.Context, tx *sql.Tx, te *vault.TxEvents) e
 			if !wrote {
 				if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO events (id, account_id, type, created_at, body) VALUES (?, ?, ?, ?, ?)`),
 					ev.ID, ev.AccountID, ev.Type, ts(ev.CreatedAt), string(ev.Body())); err != nil {
-					return fmt.Errorf("events: %w", err)
+					return 0, fmt.Errorf("events: %w", err)
 				}
 				wrote = true
 			}
 			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO webhook_deliveries (id, account_id, webhook_id, event_id, event_type, status,
 				attempts, created_at, next_at, locked_until, lock_token, last_error) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0, '', '')`),
 				vault.NewID(), ev.AccountID, w.ID, ev.ID, ev.Type, vault.DeliveryPending, ts(ev.CreatedAt), ts(ev.CreatedAt)); err != nil {
-				return fmt.Errorf("events: delivery: %w", err)
+				return 0, fmt.Errorf("events: delivery: %w", err)
 			}
+			deliveries++
 		}
 	}
-	return nil
+	return deliveries, nil
 }
 
 const webhookCols = `account_id, id, url, events, description, created_by, created_at, updated_at, secret`

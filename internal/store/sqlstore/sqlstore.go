@@ -6,7 +6,9 @@
 //
 // SQLite runs in WAL mode with synchronous=FULL, so every acknowledged
 // commit is on disk. Writes go through a single connection (SQLite has one
-// writer anyway; this avoids busy-retry storms) and reads through a pool.
+// writer anyway; this avoids busy-retry storms) and reads through a pool;
+// concurrent writes share one transaction and one commit (group commit,
+// txbatch.go).
 package sqlstore
 
 import (
@@ -52,6 +54,9 @@ type DB struct {
 
 	checkLater string // SQLite: the file whose quick_check runs in the background
 	stopCheck  func() // stops that check and waits for it
+
+	batch        writeBatcher // SQLite: group commit (txbatch.go)
+	onDeliveries func()       // Options.OnDeliveries
 }
 
 var (
@@ -103,6 +108,12 @@ type Options struct {
 	// Logger receives what the operator must act on: corruption seen at run
 	// time, writes that fail. Nil discards.
 	Logger *slog.Logger
+	// OnDeliveries, if set, runs after every commit that wrote webhook
+	// deliveries: the webhook worker's wake-up.
+	OnDeliveries func()
+	// OnWriteBatch, if set, receives the number of writes of every
+	// transaction the SQLite group commit runs (for metrics).
+	OnWriteBatch func(n int)
 	// Now is the clock the store uses for the bookkeeping it does itself
 	// (tombstone, trash and delivery times and their expiry, backup times);
 	// time.Now if nil. Tests pass a clock they can move instead of sleeping.
@@ -137,12 +148,14 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db.clock = opts.Now
+	db.onDeliveries, db.batch.observe = opts.OnDeliveries, opts.OnWriteBatch
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	if db.d == sqliteDialect {
 		db.dropSQLiteStat4(ctx)
+		db.journalsInMemory(ctx)
 	}
 	db.watchChanges()
 	if db.checkLater != "" {
@@ -349,54 +362,28 @@ func (db *DB) q(query string) string {
 // tx runs fn in a write transaction, committing if it returns nil. If ctx
 // carries the audit record of the change (vault.TxAudit), it is appended in
 // the same transaction, last (so that the head row's lock is held only
-// until the commit): the change commits with its record or not at all.
+// until the commit): the change commits with its record or not at all; so
+// do the change events ctx carries (vault.TxEvents, the outbox). On SQLite
+// concurrent calls share one transaction and one commit, each in a
+// savepoint of its own (txbatch.go); on PostgreSQL each call is its own
+// transaction.
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := db.refuseWrites(); err != nil {
 		return err
 	}
-	ta := vault.TxAuditFrom(ctx)
-	var st auditStatements
-	if ta != nil {
+	r := &writeReq{ctx: ctx, fn: fn, ta: vault.TxAuditFrom(ctx), te: vault.TxEventsFrom(ctx), count: ctx.Value(skipChangesKey{}) == nil}
+	if r.ta != nil {
 		var err error
-		if st, err = db.auditStmts(ctx); err != nil {
+		if r.st, err = db.auditStmts(ctx); err != nil {
 			return vault.AuditWriteError(db.translate(fmt.Errorf("audit head: %w", err)))
 		}
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return db.translate(fmt.Errorf("begin: %w", err))
+	if db.d == sqliteDialect {
+		return db.batchedTx(r)
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return db.translate(err)
-	}
-	te := vault.TxEventsFrom(ctx) // events.go: the outbox, in the change's transaction
-	if te != nil {
-		if err := db.writeEvents(ctx, tx, te); err != nil {
-			_ = tx.Rollback()
-			return db.translate(err)
-		}
-	}
-	if ta != nil {
-		if err := db.appendAudit(ctx, tx, st, ta.Records); err != nil {
-			_ = tx.Rollback()
-			return vault.AuditWriteError(db.translate(err))
-		}
-	}
-	n, counted := db.readChanges(ctx, tx)
-	if err := tx.Commit(); err != nil {
-		return db.translate(fmt.Errorf("commit: %w", err))
-	}
-	if counted {
-		db.changes.saw(n)
-	}
-	if ta != nil {
-		ta.Committed()
-	}
-	if te != nil {
-		te.Committed()
-	}
-	return nil
+	r.done = make(chan error, 1)
+	db.runBatch([]*writeReq{r})
+	return r.outcome(<-r.done)
 }
 
 // write runs one statement as a transaction through tx, so that the audit
