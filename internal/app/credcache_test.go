@@ -75,16 +75,11 @@ func TestCredentialCache_Coherent(t *testing.T) {
 			if st, got := get(here, id); st != 200 || got != next {
 				t.Fatalf("get right after the update's 200 on the same server: %d %q, want %q", st, got, next)
 			}
-			for {
-				sent := time.Now()
+			withinBound(t, start, "the other replica still decrypted the old payload", func() bool {
 				_, gotSecret := secret(there, id)
-				if _, got := get(there, id); got == next && gotSecret == next {
-					break
-				}
-				if sent.Sub(start) > sqlstore.RevocationBound {
-					t.Fatalf("the other replica still decrypted the old payload %v after the update", sent.Sub(start))
-				}
-			}
+				_, got := get(there, id)
+				return got == next && gotSecret == next
+			})
 			cur = next
 		}
 
@@ -98,15 +93,10 @@ func TestCredentialCache_Coherent(t *testing.T) {
 		if st, _ := get(a, id); st != 404 {
 			t.Fatalf("get right after the delete on the same server: %d, want 404", st)
 		}
-		for {
-			sent := time.Now()
-			if st, _ := get(b, id); st == 404 {
-				break
-			}
-			if sent.Sub(start) > sqlstore.RevocationBound {
-				t.Fatalf("the other replica still decrypted a deleted credential %v after the delete", sent.Sub(start))
-			}
-		}
+		withinBound(t, start, "the other replica still served a deleted credential", func() bool {
+			st, _ := get(b, id)
+			return st == 404
+		})
 	})
 }
 
@@ -160,15 +150,10 @@ func TestDSMCredentialCache_Coherent(t *testing.T) {
 			if st, got := name(here); st != 200 || got != next {
 				t.Fatalf("get right after the update's 200 on the same server: %d %q, want %q", st, got, next)
 			}
-			for {
-				sent := time.Now()
-				if _, got := name(there); got == next {
-					break
-				}
-				if sent.Sub(start) > sqlstore.RevocationBound {
-					t.Fatalf("the other replica still served the old credential %v after the update", sent.Sub(start))
-				}
-			}
+			withinBound(t, start, "the other replica still served the old credential", func() bool {
+				_, got := name(there)
+				return got == next
+			})
 			cur = next
 		}
 		must(a, 204, "DELETE", path, nil)
@@ -176,15 +161,10 @@ func TestDSMCredentialCache_Coherent(t *testing.T) {
 		if st, _ := name(a); st != 404 {
 			t.Fatalf("get right after the delete on the same server: %d, want 404", st)
 		}
-		for {
-			sent := time.Now()
-			if st, _ := name(b); st == 404 {
-				break
-			}
-			if sent.Sub(start) > sqlstore.RevocationBound {
-				t.Fatalf("the other replica still served a deleted credential %v after the delete", sent.Sub(start))
-			}
-		}
+		withinBound(t, start, "the other replica still served a deleted DSM credential", func() bool {
+			st, _ := name(b)
+			return st == 404
+		})
 	})
 }
 
@@ -246,19 +226,13 @@ func TestListing_CoherentRows(t *testing.T) {
 			t.Fatalf("listing right after an update and a delete on the same server: %v %v", order, desc)
 		}
 		start := time.Now()
-		for {
-			sent := time.Now()
+		withinBound(t, start, "the other replica still listed stale rows", func() bool {
 			order, desc := list(b)
-			if want(order, desc) {
-				break
-			}
 			if len(order) < 4 {
 				t.Fatalf("the other replica's listing lost a row: %v", order)
 			}
-			if sent.Sub(start) > sqlstore.RevocationBound {
-				t.Fatalf("the other replica still listed stale rows %v after the change: %v %v", sent.Sub(start), order, desc)
-			}
-		}
+			return want(order, desc)
+		})
 	})
 }
 
@@ -331,14 +305,22 @@ func TestDSMKeyCache(t *testing.T) {
 		if st := sign(a); st == 200 {
 			t.Fatal("a key disabled through this server still signed")
 		}
-		for {
-			sent := time.Now()
-			if sign(b) != 200 {
-				break
-			}
-			if sent.Sub(start) > sqlstore.RevocationBound {
-				t.Fatalf("the other replica still signed with a disabled key %v after it was disabled", sent.Sub(start))
-			}
-		}
+		withinBound(t, start, "the other replica still signed with a disabled key", func() bool { return sign(b) != 200 })
 	})
+}
+
+// withinBound calls seen (one round of requests) until it reports the
+// change, failing if a round sent more than sqlstore.RevocationBound after
+// start still did not see it.
+func withinBound(t *testing.T, start time.Time, what string, seen func() bool) {
+	t.Helper()
+	for {
+		sent := time.Now()
+		if seen() {
+			return
+		}
+		if sent.Sub(start) > sqlstore.RevocationBound {
+			t.Fatalf("%s %v after the change", what, sent.Sub(start))
+		}
+	}
 }
