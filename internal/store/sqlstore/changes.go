@@ -62,6 +62,8 @@ type changeWatch struct {
 	gen    [1 + credentialShards]atomic.Uint64 // [0]: authentication; [1+i]: credential shard i
 	fresh  atomic.Int64                        // start of the last successful poll, ns since base
 	lost   atomic.Bool                         // PostgreSQL: the LISTEN connection broke since that poll
+	lostMu sync.Mutex                          // orders lost's transitions:
+	lostAt int64                               // when lost was last set, ns since base
 	base   time.Time
 	stmt   *sql.Stmt // readChangesSQL on the write pool, for db.tx
 
@@ -125,7 +127,28 @@ func (db *DB) pollChanges(ctx context.Context) {
 	}
 	db.changes.saw(counts)
 	db.changes.fresh.Store(int64(start))
-	db.changes.lost.Store(false)
+	db.changes.found(int64(start))
+}
+
+// markLost stops cached answers at once: the LISTEN connection broke, so
+// the database may be gone, and changes may go unseen.
+func (w *changeWatch) markLost() {
+	w.lostMu.Lock()
+	defer w.lostMu.Unlock()
+	w.lostAt = int64(time.Since(w.base))
+	w.lost.Store(true)
+}
+
+// found allows cached answers again after a poll that started at start
+// (ns since base) succeeded — unless the connection broke after that poll
+// began: a poll in flight when the database went away may still succeed,
+// and must not switch the caches back on.
+func (w *changeWatch) found(start int64) {
+	w.lostMu.Lock()
+	defer w.lostMu.Unlock()
+	if start > w.lostAt {
+		w.lost.Store(false)
+	}
 }
 
 type counters [1 + credentialShards]uint64
@@ -253,7 +276,7 @@ func (db *DB) listen(ctx context.Context) {
 				// The server went away (or restarts): stop answering from
 				// the caches at once, so that requests fail as they would
 				// without them, until a poll succeeds again.
-				db.changes.lost.Store(true)
+				db.changes.markLost()
 			}
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			conn.Close(cctx)
