@@ -36,13 +36,6 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// eachEngine runs fn once per engine (each test starts its own vault).
-func eachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
-	for _, engine := range vaulttest.Engines() {
-		t.Run(engine, func(t *testing.T) { fn(t, engine) })
-	}
-}
-
 // clock is the vault's injected clock.
 type clock struct {
 	mu sync.Mutex
@@ -280,7 +273,7 @@ func basePolicy(e *env, role string) map[string]any {
 }
 
 func TestTokenExchange(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine string) {
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
 		e := newEnv(t, engine, true)
 		v := e.v
 		if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": "db", "payload": "s3cret"}); r.Status != 200 {

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/credvault/credvault/client"
+	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
 
 // The SDK with workload identity reads a credential with no stored key and
 // exchanges its token again before the key expires.
 func TestSDK_WorkloadIdentity(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine string) {
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
 		e := newEnv(t, engine, true)
 		v := e.v
 		if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": "db", "payload": "s3cret"}); r.Status != 200 {

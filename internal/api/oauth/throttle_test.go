@@ -19,7 +19,7 @@ import (
 // burst the answer is 429 slow_down with Retry-After, and nothing more is
 // written to the audit trail; a good token is still exchanged.
 func TestTokenExchange_RefusalsThrottled(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine string) {
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
 		is := newIssuer(t)
 		is.addKey(t, "k1", jose.ES256, true)
 		clk := &clock{t: time.Now().UTC().Truncate(time.Second)}

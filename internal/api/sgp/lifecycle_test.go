@@ -34,18 +34,16 @@ func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 // eachLifecycle runs fn per engine with a vault on clk whose background
 // lifecycle work the test drives itself; allow lists webhook hosts.
 func eachLifecycle(t *testing.T, fn func(t *testing.T, v *vaulttest.Vault, clk *testClock), allow ...string) {
-	for _, engine := range vaulttest.Engines() {
-		t.Run(engine, func(t *testing.T) {
-			clk := newClock()
-			v := vaulttest.New(t, engine, func(c *app.Config) {
-				c.Clock = clk.Now // frozen: moved by the test only
-				c.Lifecycle.Manual = true
-				c.Lifecycle.WebhookAllowHosts = allow
-				c.Lifecycle.WebhookTimeout = 5 * time.Second
-			})
-			fn(t, v, clk)
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
+		clk := newClock()
+		v := vaulttest.New(t, engine, func(c *app.Config) {
+			c.Clock = clk.Now // frozen: moved by the test only
+			c.Lifecycle.Manual = true
+			c.Lifecycle.WebhookAllowHosts = allow
+			c.Lifecycle.WebhookTimeout = 5 * time.Second
 		})
-	}
+		fn(t, v, clk)
+	})
 }
 
 type versionList struct {

@@ -12,6 +12,9 @@
 //		vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) { … })
 //	}
 //
+// and EachEngine once per engine for a test that starts its vault itself
+// (with a configuration of its own, or several vaults).
+//
 // A package whose tests use PostgreSQL must stop the shared cluster at the
 // end: func TestMain(m *testing.M) { pgtest.Main(m) }.
 package vaulttest
@@ -58,10 +61,15 @@ func Engines() []string {
 // opts.
 func Each(t *testing.T, fn func(t *testing.T, v *Vault), opts ...Option) {
 	t.Helper()
+	EachEngine(t, func(t *testing.T, engine string) { fn(t, New(t, engine, opts...)) })
+}
+
+// EachEngine runs fn as a subtest per engine (Engines), for tests that
+// build their vault, or something else on the engine, themselves.
+func EachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
+	t.Helper()
 	for _, engine := range Engines() {
-		t.Run(engine, func(t *testing.T) {
-			fn(t, New(t, engine, opts...))
-		})
+		t.Run(engine, func(t *testing.T) { fn(t, engine) })
 	}
 }
 
