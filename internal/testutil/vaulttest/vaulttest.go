@@ -461,7 +461,7 @@ func (v *Vault) DatabaseBytes(t testing.TB) []byte {
 		defer db.Close()
 		ctx := context.Background()
 		tables := QueryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
-		if len(tables) < 5 {
+		if len(tables) < 10 {
 			t.Fatalf("only tables %v", tables)
 		}
 		for _, table := range tables {
