@@ -166,10 +166,7 @@ func TestBackupIsAuthenticated(t *testing.T) {
 		}
 
 		t.Run("err/wrong-master-key", func(t *testing.T) {
-			other := filepath.Join(t.TempDir(), "other.json")
-			if _, _, err := cli(t, nil, "keygen", "--out", other); err != nil {
-				t.Fatal(err)
-			}
+			other := newKeyFile(t)
 			dsn, err := restore(t, writeBackup(t, lines), "--master-key-file", other)
 			if err == nil || !strings.Contains(err.Error(), "master key is not the one") {
 				t.Fatalf("err = %v; want a wrong-key refusal", err)
@@ -178,10 +175,7 @@ func TestBackupIsAuthenticated(t *testing.T) {
 		})
 
 		t.Run("err/backup-with-wrong-master-key", func(t *testing.T) {
-			other := filepath.Join(t.TempDir(), "other.json")
-			if _, _, err := cli(t, nil, "keygen", "--out", other); err != nil {
-				t.Fatal(err)
-			}
+			other := newKeyFile(t)
 			out := filepath.Join(t.TempDir(), "b.cvbak")
 			_, _, err := cli(t, nil, "backup", "--out", out, "--database-url", v.DatabaseURL, "--data-dir", v.DataDir, "--master-key-file", other)
 			if err == nil || !strings.Contains(err.Error(), "does not match") {
@@ -205,4 +199,15 @@ func TestBackupIsAuthenticated(t *testing.T) {
 			wantNoDatabase(t, dsn)
 		})
 	})
+}
+
+// newKeyFile writes a new master key file with credvault keygen and returns
+// its path.
+func newKeyFile(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "other.json")
+	if _, _, err := cli(t, nil, "keygen", "--out", f); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
