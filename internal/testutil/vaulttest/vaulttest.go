@@ -90,7 +90,7 @@ type Vault struct {
 	AccountID   string
 	PrincipalID string
 
-	logs      *syncBuffer
+	logs      *SyncBuffer
 	server    *httptest.Server
 	client    *http.Client
 	closeOnce *sync.Once
@@ -115,7 +115,7 @@ func New(t testing.TB, engine string, opts ...Option) *Vault {
 	default:
 		t.Fatalf("vaulttest: unknown engine %q", engine)
 	}
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	clk := &clock.Clock{}
 	cfg := app.Config{
 		DataDir:     dir,
@@ -152,7 +152,7 @@ func New(t testing.TB, engine string, opts ...Option) *Vault {
 // Close stops it; the test's end does too.
 func (v *Vault) Replica(t testing.TB, opts ...Option) *Vault {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	cfg := v.Config
 	for _, o := range opts {
 		o(&cfg)
@@ -320,19 +320,20 @@ func (v *Vault) NewMember(t testing.TB, accountID, name string, role vault.Role)
 	return Tenant{AccountID: accountID, PrincipalID: p.ID, Key: key}
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
+// SyncBuffer is a goroutine-safe buffer: the vault's log sink, and a sink
+// for whatever else a test collects while something writes to it.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
