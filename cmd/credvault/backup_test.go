@@ -123,22 +123,12 @@ func TestBackupIsAuthenticated(t *testing.T) {
 			},
 			"changed ciphertext": func(l []string) []string {
 				i := rowOf(t, l, "credentials", `"gamma"`)
-				j := strings.LastIndex(l[i], `{"b64":"`) + len(`{"b64":"`) + 20
-				c := byte('A')
-				if l[i][j] == 'A' {
-					c = 'B'
-				}
-				l[i] = l[i][:j] + string(c) + l[i][j+1:]
+				l[i] = flip(l[i], strings.LastIndex(l[i], `{"b64":"`)+len(`{"b64":"`)+20, 'A', 'B')
 				return l
 			},
 			"changed MAC": func(l []string) []string {
 				last := len(l) - 1
-				j := strings.Index(l[last], `"mac":"`) + len(`"mac":"`)
-				c := byte('0')
-				if l[last][j] == '0' {
-					c = '1'
-				}
-				l[last] = l[last][:j] + string(c) + l[last][j+1:]
+				l[last] = flip(l[last], strings.Index(l[last], `"mac":"`)+len(`"mac":"`), '0', '1')
 				return l
 			},
 			"line appended after the trailer": func(l []string) []string {
@@ -210,4 +200,13 @@ func newKeyFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// flip changes the character at j of s to a (to b if it is a).
+func flip(s string, j int, a, b byte) string {
+	c := a
+	if s[j] == a {
+		c = b
+	}
+	return s[:j] + string(c) + s[j+1:]
 }
