@@ -28,25 +28,16 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func open(t *testing.T, engine string) (*sqlstore.DB, *sql.DB, string) {
 	t.Helper()
 	ctx := context.Background()
-	var dsn, driver, raw string
-	switch engine {
-	case sqlstore.SQLite:
-		dsn = t.TempDir() + "/a.db"
-		driver, raw = "sqlite", dsn
-	default:
+	dsn := t.TempDir() + "/a.db"
+	if engine == sqlstore.Postgres {
 		dsn = pgtest.URL(t)
-		driver, raw = "pgx", dsn
 	}
 	db, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	r, err := sql.Open(driver, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	r := vaulttest.OpenRaw(t, engine, dsn)
 	return db, r, dsn
 }
 
