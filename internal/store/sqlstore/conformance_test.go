@@ -3,10 +3,12 @@ package sqlstore
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/storetest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // newDSN returns the address of a fresh, empty database on engine: a
@@ -29,6 +31,16 @@ func openDB(tb testing.TB, engine string) *DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// newAccount creates an account named "a", created at now, in db.
+func newAccount(tb testing.TB, db *DB, now time.Time) *vault.Account {
+	tb.Helper()
+	acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: now}
+	if err := db.CreateAccount(context.Background(), acct); err != nil {
+		tb.Fatal(err)
+	}
+	return acct
 }
 
 // openEngine is openDB as storetest.Run's open function.

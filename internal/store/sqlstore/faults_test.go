@@ -33,10 +33,7 @@ func TestCorruptionAtRunTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: time.Now()}
-	if err := db.CreateAccount(ctx, acct); err != nil {
-		t.Fatal(err)
-	}
+	acct := newAccount(t, db, time.Now())
 	for i := range 200 {
 		if err := db.CreateCredential(ctx, testCredential(acct.ID, fmt.Sprintf("c-%03d", i))); err != nil {
 			t.Fatal(err)
