@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -356,7 +357,7 @@ func TestPasswordsAndSessions(t *testing.T) {
 // one stop working on that one at once and on the other within
 // ReplicaBound.
 func TestReplicasSeeRevocationAtOnce(t *testing.T) {
-	if !contains(vaulttest.Engines(), sqlstore.Postgres) {
+	if !slices.Contains(vaulttest.Engines(), sqlstore.Postgres) {
 		t.Skip("needs PostgreSQL")
 	}
 	v := vaulttest.New(t, sqlstore.Postgres)
@@ -418,15 +419,6 @@ func TestReplicasSeeRevocationAtOnce(t *testing.T) {
 	refused(t, "disabled user's session", tok, time.Now())
 	w.adminA.want(t, 204, "DELETE", "/admin/v1/principals/"+w.writerAID, nil)
 	refused(t, "deleted principal's key", w.writerA.key, time.Now())
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
 }
 
 // TestNonAdminRolesAndAppsRefused: every role below admin, and DSM apps,

@@ -23,10 +23,6 @@ import (
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 )
 
-func ociDetails(signingKey any) map[string]any {
-	return map[string]any{"$type": "Oci", "body": map[string]any{"$type": "ApiKey", "user_ocid": "ocid1.user.oc1..u", "tenant_ocid": "ocid1.tenancy.oc1..t", "signing_key": signingKey}}
-}
-
 func TestCredentials(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
 		adm := admin(v)

@@ -505,6 +505,12 @@ func (v *Vault) DatabaseBytes(t testing.TB) []byte {
 	return out.Bytes()
 }
 
+// OCIDetails is the credential_details of a DSM Oci credential (an API key
+// of a fixed test user and tenancy) signing with signingKey (a kid).
+func OCIDetails(signingKey any) map[string]any {
+	return map[string]any{"$type": "Oci", "body": map[string]any{"$type": "ApiKey", "user_ocid": "ocid1.user.oc1..u", "tenant_ocid": "ocid1.tenancy.oc1..t", "signing_key": signingKey}}
+}
+
 // B64 is standard base64, as DSM sends binary fields.
 func B64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
