@@ -41,6 +41,16 @@ func open(t *testing.T, engine string) (*sqlstore.DB, *sql.DB, string) {
 	return db, r, dsn
 }
 
+// checkpointAt takes a checkpoint of tr and fails unless it is at seq.
+func checkpointAt(t *testing.T, tr *audit.Trail, seq int64) audit.Checkpoint {
+	t.Helper()
+	cp, err := tr.Checkpoint(context.Background(), time.Now())
+	if err != nil || cp.Seq != seq {
+		t.Fatalf("checkpoint: %+v %v, want seq %d", cp, err, seq)
+	}
+	return cp
+}
+
 func appendN(t *testing.T, tr *audit.Trail, n int) {
 	t.Helper()
 	var wg sync.WaitGroup
@@ -255,10 +265,7 @@ func TestHeadTruncation(t *testing.T) {
 			if err := raw.QueryRow(`SELECT hash FROM audit_log WHERE seq = 12`).Scan(&hash12); err != nil {
 				t.Fatal(err)
 			}
-			cp, err := tr.Checkpoint(ctx, time.Now())
-			if err != nil || cp.Seq != 20 {
-				t.Fatalf("checkpoint: %+v %v", cp, err)
-			}
+			cp := checkpointAt(t, tr, 20)
 			if err := audit.VerifyCheckpoint(kr, cp); err != nil {
 				t.Fatalf("checkpoint MAC: %v", err)
 			}
@@ -275,10 +282,7 @@ func TestHeadTruncation(t *testing.T) {
 			if err := raw.QueryRow(`SELECT mac FROM audit_head WHERE id = 1`).Scan(&mac); err != nil {
 				t.Fatal(err)
 			}
-			cp25, err := tr.Checkpoint(ctx, time.Now())
-			if err != nil || cp25.Seq != 25 {
-				t.Fatalf("checkpoint: %+v %v", cp25, err)
-			}
+			cp25 := checkpointAt(t, tr, 25)
 			if _, err := raw.Exec(`DELETE FROM audit_log WHERE seq > 20`); err != nil {
 				t.Fatal(err)
 			}
