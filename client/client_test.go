@@ -158,6 +158,18 @@ func unavailable(w http.ResponseWriter, headers ...string) {
 	io.WriteString(w, `{"detail":"database unavailable"}`)
 }
 
+// unavailableOnce answers the first request 503 with Retry-After
+// retryAfter, and every later one with a credential.
+func unavailableOnce(retryAfter string) func(n int, w http.ResponseWriter) {
+	return func(n int, w http.ResponseWriter) {
+		if n == 1 {
+			unavailable(w, "Retry-After", retryAfter)
+			return
+		}
+		okCredential(w)
+	}
+}
+
 // TestRetries: 503 with Retry-After is retried after the wait the server
 // asked for, with the same request id; x-should-retry: false is not
 // retried; Create is retried only where it cannot have been applied.
@@ -166,13 +178,7 @@ func TestRetries(t *testing.T) {
 	fast := client.WithRetries(3, time.Millisecond, 5*time.Millisecond)
 
 	t.Run("503-retry-after", func(t *testing.T) {
-		r := newRecorder(t, func(n int, w http.ResponseWriter) {
-			if n == 1 {
-				unavailable(w, "Retry-After", "1")
-				return
-			}
-			okCredential(w)
-		})
+		r := newRecorder(t, unavailableOnce("1"))
 		c, _ := client.New(r.srv.URL, "k", fast)
 		if _, err := c.Credentials.Get(ctx, "0190"); err != nil {
 			t.Fatal(err)
@@ -191,13 +197,7 @@ func TestRetries(t *testing.T) {
 		}
 	})
 	t.Run("create-on-503", func(t *testing.T) {
-		r := newRecorder(t, func(n int, w http.ResponseWriter) {
-			if n == 1 {
-				unavailable(w, "Retry-After", "0")
-				return
-			}
-			okCredential(w)
-		})
+		r := newRecorder(t, unavailableOnce("0"))
 		c, _ := client.New(r.srv.URL, "k", fast)
 		if _, err := c.Credentials.Create(ctx, client.CreateParams{Type: "key", Name: "n", Payload: "p"}); err != nil || r.count() != 2 {
 			t.Fatalf("err %v after %d requests; want success after 2", err, r.count())

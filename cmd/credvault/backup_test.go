@@ -123,22 +123,12 @@ func TestBackupIsAuthenticated(t *testing.T) {
 			},
 			"changed ciphertext": func(l []string) []string {
 				i := rowOf(t, l, "credentials", `"gamma"`)
-				j := strings.LastIndex(l[i], `{"b64":"`) + len(`{"b64":"`) + 20
-				c := byte('A')
-				if l[i][j] == 'A' {
-					c = 'B'
-				}
-				l[i] = l[i][:j] + string(c) + l[i][j+1:]
+				l[i] = flip(l[i], strings.LastIndex(l[i], `{"b64":"`)+len(`{"b64":"`)+20, 'A', 'B')
 				return l
 			},
 			"changed MAC": func(l []string) []string {
 				last := len(l) - 1
-				j := strings.Index(l[last], `"mac":"`) + len(`"mac":"`)
-				c := byte('0')
-				if l[last][j] == '0' {
-					c = '1'
-				}
-				l[last] = l[last][:j] + string(c) + l[last][j+1:]
+				l[last] = flip(l[last], strings.Index(l[last], `"mac":"`)+len(`"mac":"`), '0', '1')
 				return l
 			},
 			"line appended after the trailer": func(l []string) []string {
@@ -166,10 +156,7 @@ func TestBackupIsAuthenticated(t *testing.T) {
 		}
 
 		t.Run("err/wrong-master-key", func(t *testing.T) {
-			other := filepath.Join(t.TempDir(), "other.json")
-			if _, _, err := cli(t, nil, "keygen", "--out", other); err != nil {
-				t.Fatal(err)
-			}
+			other := newKeyFile(t)
 			dsn, err := restore(t, writeBackup(t, lines), "--master-key-file", other)
 			if err == nil || !strings.Contains(err.Error(), "master key is not the one") {
 				t.Fatalf("err = %v; want a wrong-key refusal", err)
@@ -178,10 +165,7 @@ func TestBackupIsAuthenticated(t *testing.T) {
 		})
 
 		t.Run("err/backup-with-wrong-master-key", func(t *testing.T) {
-			other := filepath.Join(t.TempDir(), "other.json")
-			if _, _, err := cli(t, nil, "keygen", "--out", other); err != nil {
-				t.Fatal(err)
-			}
+			other := newKeyFile(t)
 			out := filepath.Join(t.TempDir(), "b.cvbak")
 			_, _, err := cli(t, nil, "backup", "--out", out, "--database-url", v.DatabaseURL, "--data-dir", v.DataDir, "--master-key-file", other)
 			if err == nil || !strings.Contains(err.Error(), "does not match") {
@@ -205,4 +189,24 @@ func TestBackupIsAuthenticated(t *testing.T) {
 			wantNoDatabase(t, dsn)
 		})
 	})
+}
+
+// newKeyFile writes a new master key file with credvault keygen and returns
+// its path.
+func newKeyFile(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "other.json")
+	if _, _, err := cli(t, nil, "keygen", "--out", f); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// flip changes the character at j of s to a (to b if it is a).
+func flip(s string, j int, a, b byte) string {
+	c := a
+	if s[j] == a {
+		c = b
+	}
+	return s[:j] + string(c) + s[j+1:]
 }

@@ -76,45 +76,43 @@ func TestAdminCommandsRefuseMissingDatabase(t *testing.T) {
 		{"backup", "--out", "BACKUP"},
 		{"rekey", "--grace", "1ms"},
 	}
-	for _, engine := range vaulttest.Engines() {
-		t.Run(engine, func(t *testing.T) {
-			for _, c := range commands {
-				t.Run(strings.Join(c[:min(2, len(c))], "_"), func(t *testing.T) {
-					dir := t.TempDir()
-					backup := filepath.Join(dir, "out.cvbak")
-					args := make([]string, len(c))
-					for i, a := range c {
-						args[i] = strings.ReplaceAll(a, "BACKUP", backup)
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
+		for _, c := range commands {
+			t.Run(strings.Join(c[:min(2, len(c))], "_"), func(t *testing.T) {
+				dir := t.TempDir()
+				backup := filepath.Join(dir, "out.cvbak")
+				args := make([]string, len(c))
+				for i, a := range c {
+					args[i] = strings.ReplaceAll(a, "BACKUP", backup)
+				}
+				if engine == sqlstore.Postgres {
+					dsn := newDatabaseURL(t, engine)
+					// A key, so that only the missing database can fail.
+					keyFile := filepath.Join(dir, "master-key.json")
+					if _, _, err := cli(t, nil, "keygen", "--out", keyFile); err != nil {
+						t.Fatal(err)
 					}
-					if engine == sqlstore.Postgres {
-						dsn := newDatabaseURL(t, engine)
-						// A key, so that only the missing database can fail.
-						keyFile := filepath.Join(dir, "master-key.json")
-						if _, _, err := cli(t, nil, "keygen", "--out", keyFile); err != nil {
-							t.Fatal(err)
-						}
-						_, _, err := cli(t, nil, append(args, "--data-dir", dir, "--database-url", dsn)...)
-						if err == nil || !strings.Contains(err.Error(), "no credvault database") || !strings.Contains(err.Error(), "--data-dir") {
-							t.Fatalf("err = %v; want a refusal naming the missing database and --data-dir", err)
-						}
-						wantNoDatabase(t, dsn)
-					} else {
-						_, _, err := cli(t, nil, append(args, "--data-dir", dir)...)
-						if err == nil || !strings.Contains(err.Error(), "no credvault database") || !strings.Contains(err.Error(), "--data-dir") {
-							t.Fatalf("err = %v; want a refusal naming the missing database and --data-dir", err)
-						}
-						entries, _ := os.ReadDir(dir)
-						for _, e := range entries {
-							t.Errorf("the command left %s in the data directory", e.Name())
-						}
+					_, _, err := cli(t, nil, append(args, "--data-dir", dir, "--database-url", dsn)...)
+					if err == nil || !strings.Contains(err.Error(), "no credvault database") || !strings.Contains(err.Error(), "--data-dir") {
+						t.Fatalf("err = %v; want a refusal naming the missing database and --data-dir", err)
 					}
-					if _, err := os.Stat(backup); err == nil {
-						t.Error("backup created its output file for a missing database")
+					wantNoDatabase(t, dsn)
+				} else {
+					_, _, err := cli(t, nil, append(args, "--data-dir", dir)...)
+					if err == nil || !strings.Contains(err.Error(), "no credvault database") || !strings.Contains(err.Error(), "--data-dir") {
+						t.Fatalf("err = %v; want a refusal naming the missing database and --data-dir", err)
 					}
-				})
-			}
-		})
-	}
+					entries, _ := os.ReadDir(dir)
+					for _, e := range entries {
+						t.Errorf("the command left %s in the data directory", e.Name())
+					}
+				}
+				if _, err := os.Stat(backup); err == nil {
+					t.Error("backup created its output file for a missing database")
+				}
+			})
+		}
+	})
 }
 
 // TestAPIKeyCreate: the key alone goes to stdout (so $(…) captures it) and

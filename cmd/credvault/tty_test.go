@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,22 +38,7 @@ func openPTY(t *testing.T) (ctrl, tty *os.File) {
 }
 
 // drain collects what the terminal shows.
-type drain struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (d *drain) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.buf.Write(p)
-}
-
-func (d *drain) String() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.buf.String()
-}
+type drain struct{ vaulttest.SyncBuffer }
 
 // waitFor polls until the terminal showed s.
 func (d *drain) waitFor(t *testing.T, s string) {

@@ -18,9 +18,7 @@ import (
 // checkpoints of its audit head to the anchor file and the webhook, and they
 // verify under the master key and match the trail.
 func TestCheckpointsLeaveTheDatabase(t *testing.T) {
-	for _, engine := range vaulttest.Engines() {
-		t.Run(engine, func(t *testing.T) { checkpointsLeave(t, engine) })
-	}
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) { checkpointsLeave(t, engine) })
 }
 
 func checkpointsLeave(t *testing.T, engine string) {

@@ -57,10 +57,7 @@ func (c *caller) app(t testing.TB, name, role string, groups ...string) (*caller
 }
 
 var (
-	b64   = vaulttest.B64
-	unb64 = vaulttest.UnB64
+	b64        = vaulttest.B64
+	unb64      = vaulttest.UnB64
+	ociDetails = vaulttest.OCIDetails
 )
-
-func ociDetails(signingKey any) map[string]any {
-	return map[string]any{"$type": "Oci", "body": map[string]any{"$type": "ApiKey", "user_ocid": "ocid1.user.oc1..u", "tenant_ocid": "ocid1.tenancy.oc1..t", "signing_key": signingKey}}
-}

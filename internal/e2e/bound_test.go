@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
@@ -29,36 +28,6 @@ func (c *client) within(t testing.TB, since time.Time, want int, method, path st
 		}
 		if sent.Sub(since) > sqlstore.RevocationBound {
 			t.Fatalf("%s %s: status %d, want %d within %v of the change on the other replica: %s", method, path, r.Status, want, sqlstore.RevocationBound, r.Body)
-		}
-	}
-}
-
-// within is client.within for a DSM client (GET requests without a body).
-func (c dsmClient) within(t *testing.T, since time.Time, want int, method, path string, _ any) {
-	t.Helper()
-	for {
-		sent := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		if c.auth != "" {
-			req.Header.Set("Authorization", c.auth)
-		}
-		hr, err := c.hc.Do(req)
-		if err != nil {
-			cancel()
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		hr.Body.Close()
-		cancel()
-		if hr.StatusCode == want {
-			return
-		}
-		if sent.Sub(since) > sqlstore.RevocationBound {
-			t.Fatalf("%s %s on %s: status %d, want %d within %v of the change on the other replica", method, path, c.base, hr.StatusCode, want, sqlstore.RevocationBound)
 		}
 	}
 }

@@ -72,8 +72,8 @@ type outcome struct {
 	start  time.Time
 }
 
-// load runs workers mixing get, list, decrypt and create against ids until
-// stopped, recording each outcome under the phase current when it started.
+// load runs workers mixing operations against ids until stopped, recording
+// each outcome under the phase current when it started.
 type load struct {
 	c     *client
 	ids   []string
@@ -86,7 +86,12 @@ type load struct {
 	seq      atomic.Int64
 }
 
-func startLoad(c *client, ids []string, workers int, phase string) *load {
+// startLoad starts a load in phase whose workers take turns at ops (get,
+// list, decrypt, create, update); by default get, list, decrypt and create.
+func startLoad(c *client, ids []string, workers int, phase string, ops ...string) *load {
+	if len(ops) == 0 {
+		ops = []string{"get", "list", "decrypt", "create"}
+	}
 	l := &load{c: c, ids: ids, stop: make(chan struct{})}
 	l.setPhase(phase)
 	for w := range workers {
@@ -98,18 +103,24 @@ func startLoad(c *client, ids []string, workers int, phase string) *load {
 				default:
 				}
 				id := ids[(w*7+i)%len(ids)]
-				var method, path, op string
+				op := ops[i%len(ops)]
+				var method, path string
 				var body any
-				switch i % 4 {
-				case 0:
-					op, method, path = "get", "GET", "/v5/credentials/"+id
-				case 1:
-					op, method, path = "list", "GET", "/v5/credentials?limit=10"
-				case 2:
-					op, method, path = "decrypt", "POST", "/v5/credentials/"+id+"/secret"
-				case 3:
-					op, method, path = "create", "POST", "/v5/credentials"
+				switch op {
+				case "get":
+					method, path = "GET", "/v5/credentials/"+id
+				case "list":
+					method, path = "GET", "/v5/credentials?limit=10"
+				case "decrypt":
+					method, path = "POST", "/v5/credentials/"+id+"/secret"
+				case "create":
+					method, path = "POST", "/v5/credentials"
 					body = map[string]any{"type": "key", "name": fmt.Sprintf("load-%d-%d", w, l.seq.Add(1)), "payload": "x"}
+				case "update":
+					method, path = "PATCH", "/v5/credentials/"+id
+					body = map[string]any{"description": fmt.Sprintf("touched %d", i)}
+				default:
+					panic("e2e: unknown load operation " + op)
 				}
 				ph, start := *l.phase.Load(), time.Now()
 				r, took, err := c.doH(method, path, body)

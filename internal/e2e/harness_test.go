@@ -318,8 +318,17 @@ func newBootstrapKey() string { return vault.NewAPIKeySecret(vault.NewID()) }
 // client speaks the SGP API to one server.
 type client struct {
 	base string
-	key  string
+	key  string // sent as x-api-key
+	auth string // if set, sent as Authorization instead (DSM: "Basic <api key>", "Bearer <token>")
 	hc   *http.Client
+}
+
+// with returns a copy of c that authenticates with the Authorization
+// header value auth.
+func (c *client) with(auth string) *client {
+	d := *c
+	d.auth = auth
+	return &d
 }
 
 func newClient(base, key string) *client {
@@ -362,7 +371,11 @@ func (c *client) do(ctx context.Context, method, path string, body any) (*resp, 
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("x-api-key", c.key)
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	} else {
+		req.Header.Set("x-api-key", c.key)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -389,7 +402,7 @@ func (c *client) must(t testing.TB, want int, method, path string, body any) *re
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	if r.Status != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
+		t.Fatalf("%s %s on %s: status %d, want %d: %s", method, path, c.base, r.Status, want, r.Body)
 	}
 	return r
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,103 +35,20 @@ func TestDatabaseGoesAway(t *testing.T) {
 	before, ids := c.createBefore(t, 20) // id → payload
 
 	// Load: 4 clients mixing reads (get, decrypt, list) and writes (create,
-	// update), recording every outcome with the phase it started and ended in.
-	const (
-		phaseUp = iota
-		phaseStopping
-		phaseDown
-		phaseStarting
-		phaseBack
-	)
-	var phase atomic.Int32
-	type outcome struct {
-		startPhase, endPhase int32
-		op                   string
-		status               int
-		err                  error
-		took                 time.Duration
-		body                 []byte
-	}
-	var (
-		mu       sync.Mutex
-		outcomes []outcome
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
-		seq      atomic.Int64
-	)
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id := ids[(w*7+i)%len(ids)]
-				var method, path, op string
-				var body any
-				switch i % 5 {
-				case 0:
-					op, method, path = "get", "GET", "/v5/credentials/"+id
-				case 1:
-					op, method, path = "decrypt", "POST", "/v5/credentials/"+id+"/secret"
-				case 2:
-					op, method, path = "list", "GET", "/v5/credentials?limit=10"
-				case 3:
-					op, method, path = "create", "POST", "/v5/credentials"
-					body = map[string]any{"type": "key", "name": fmt.Sprintf("during-%d", seq.Add(1)), "payload": "x"}
-				case 4:
-					op, method, path = "update", "PATCH", "/v5/credentials/"+id
-					body = map[string]any{"description": fmt.Sprintf("touched %d", i)}
-				}
-				sp := phase.Load()
-				rctx, rcancel := context.WithTimeout(context.Background(), requestTimeout)
-				t0 := time.Now()
-				r, err := c.do(rctx, method, path, body)
-				rcancel()
-				o := outcome{startPhase: sp, endPhase: phase.Load(), op: op, err: err, took: time.Since(t0)}
-				if r != nil {
-					o.status, o.body = r.Status, r.Body
-				}
-				mu.Lock()
-				outcomes = append(outcomes, o)
-				mu.Unlock()
-				// Keep the load modest (2 shared cores); a failing request
-				// must not turn into a busy loop.
-				time.Sleep(5 * time.Millisecond)
-			}
-		})
-	}
-	defer stopAndWait(stop, &wg)
+	// update), recording every outcome with the phase it started and ended
+	// in: up, stopping, down, starting, back.
+	l := startLoad(c, ids, 4, "up", "get", "decrypt", "list", "create", "update")
+	defer l.halt()
 
-	waitOutcomes := func(n int, what string) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			mu.Lock()
-			got := len(outcomes)
-			mu.Unlock()
-			if got >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: only %d requests finished in 30s", what, got)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	countNow := func() int { mu.Lock(); defer mu.Unlock(); return len(outcomes) }
-
-	waitOutcomes(100, "before the outage")
-	phase.Store(phaseStopping)
+	l.waitCount(t, "up", 100, 30*time.Second)
+	l.setPhase("stopping")
 	tStop := time.Now()
 	if err := cl.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("PostgreSQL stopped (%s)", time.Since(tStop).Round(time.Millisecond))
-	phase.Store(phaseDown)
-	downStart := countNow()
-	waitOutcomes(downStart+200, "while the database is down")
+	l.setPhase("down")
+	l.waitCount(t, "down", 200, 30*time.Second)
 
 	// /readyz: not ready, fast, JSON.
 	hc := &http.Client{Timeout: requestTimeout}
@@ -150,7 +65,7 @@ func TestDatabaseGoesAway(t *testing.T) {
 	}
 	t.Logf("/readyz while down: 503 %v", ready)
 
-	phase.Store(phaseStarting)
+	l.setPhase("starting")
 	tStart := time.Now()
 	if err := cl.Start(); err != nil {
 		t.Fatal(err)
@@ -174,42 +89,39 @@ func TestDatabaseGoesAway(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("/readyz 200 again %s after PostgreSQL was back", time.Since(tStart).Round(time.Millisecond))
-	phase.Store(phaseBack)
-	backStart := countNow()
-	waitOutcomes(backStart+200, "after the database returned")
-	stopAndWait(stop, &wg)
+	l.setPhase("back")
+	l.waitCount(t, "back", 200, 30*time.Second)
+	outcomes := l.halt()
 
 	// Judge the outcomes.
-	mu.Lock()
-	defer mu.Unlock()
 	byStatus := map[string]int{}
 	var slowest time.Duration
 	downCount, backFail, okBefore := 0, 0, 0
 	for _, o := range outcomes {
 		if o.err != nil {
-			t.Errorf("%s (phase %d→%d): no response after %s: %v", o.op, o.startPhase, o.endPhase, o.took.Round(time.Millisecond), o.err)
+			t.Errorf("%s (phase %s→%s): no response after %s: %v", o.op, o.phase, o.end, o.took.Round(time.Millisecond), o.err)
 			continue
 		}
 		switch {
-		case o.startPhase == phaseUp && o.endPhase == phaseUp:
+		case o.phase == "up" && o.end == "up":
 			if o.status != 200 {
 				t.Errorf("%s before the outage: %d %s", o.op, o.status, o.body)
 			}
 			okBefore++
-		case o.startPhase == phaseDown && o.endPhase == phaseDown:
+		case o.phase == "down" && o.end == "down":
 			downCount++
 			byStatus[fmt.Sprintf("%s %d", o.op, o.status)]++
 			slowest = max(slowest, o.took)
 			var b map[string]any
 			if o.status != 503 {
 				t.Errorf("%s while the database is down: %d %s, want 503", o.op, o.status, o.body)
-			} else if err := json.Unmarshal(o.body, &b); err != nil || b["detail"] == nil {
+			} else if err := json.Unmarshal([]byte(o.body), &b); err != nil || b["detail"] == nil {
 				t.Errorf("%s while the database is down: body %q is not JSON with a detail", o.op, o.body)
 			}
 			if o.took > failFast {
 				t.Errorf("%s while the database is down took %s, want < %s", o.op, o.took, failFast)
 			}
-		case o.startPhase == phaseBack:
+		case o.phase == "back":
 			if o.status != 200 {
 				backFail++
 				t.Errorf("%s after the service resumed: %d %s", o.op, o.status, o.body)

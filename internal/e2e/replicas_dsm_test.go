@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
-	"io"
-	"net/http"
 	"testing"
 	"time"
 
@@ -18,51 +13,14 @@ import (
 
 // dsmClient speaks the DSM dialect to one replica with one Authorization
 // header value ("Basic <api key>" or "Bearer <token>").
-type dsmClient struct {
-	base string
-	auth string
-	hc   *http.Client
-}
+type dsmClient struct{ *client }
 
-func (c dsmClient) with(auth string) dsmClient { c.auth = auth; return c }
+func (c dsmClient) with(auth string) dsmClient { return dsmClient{c.client.with(auth)} }
 
+// must is client.must with the body decoded as a JSON object.
 func (c dsmClient) must(t *testing.T, want int, method, path string, body any) map[string]any {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.auth != "" {
-		req.Header.Set("Authorization", c.auth)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	hr, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer hr.Body.Close()
-	b, err := io.ReadAll(hr.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read: %v", method, path, err)
-	}
-	if hr.StatusCode != want {
-		t.Fatalf("%s %s on %s: status %d, want %d: %s", method, path, c.base, hr.StatusCode, want, b)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	return m
+	return c.client.must(t, want, method, path, body).obj()
 }
 
 // TestReplicasDSM: DSM sessions, security objects and apps are shared state
@@ -71,10 +29,9 @@ func (c dsmClient) must(t *testing.T, want int, method, path string, body any) m
 func TestReplicasDSM(t *testing.T) {
 	wantEngine(t, "postgres")
 	rs := startReplicas(t, 2)
-	hc := &http.Client{Timeout: requestTimeout}
 	basic := "Basic " + rs.AdminKey
-	a := dsmClient{base: rs.Procs[0].URL, auth: basic, hc: hc}
-	b := dsmClient{base: rs.Procs[1].URL, auth: basic, hc: hc}
+	a := dsmClient{newClient(rs.Procs[0].URL, "").with(basic)}
+	b := dsmClient{newClient(rs.Procs[1].URL, "").with(basic)}
 
 	t.Run("session from A works on B; terminate on B ends it on A", func(t *testing.T) {
 		s := a.must(t, 200, "POST", "/sys/v1/session/auth", nil)

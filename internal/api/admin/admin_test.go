@@ -1,14 +1,13 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -346,45 +345,9 @@ func TestPasswordsAndSessions(t *testing.T) {
 			}
 			return nil
 		})
-		if v.Engine == sqlstore.Postgres {
-			// Every row of every table, as text.
-			db, err := sql.Open("pgx", v.DatabaseURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			rows, err := db.Query(`SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var tables []string
-			for rows.Next() {
-				var n string
-				_ = rows.Scan(&n)
-				tables = append(tables, n)
-			}
-			rows.Close()
-			if len(tables) < 10 {
-				t.Fatalf("tables: %v", tables)
-			}
-			for _, tbl := range tables {
-				var n int
-				if err := db.QueryRow(`SELECT COUNT(*) FROM "`+tbl+`" t WHERE t::text LIKE '%' || $1 || '%'`, canary).Scan(&n); err != nil || n != 0 {
-					t.Fatalf("password in table %s (%d rows, %v)", tbl, n, err)
-				}
-			}
-		}
-		if v.Engine == sqlstore.SQLite {
-			files, _ := filepath.Glob(v.DatabaseURL + "*")
-			for _, f := range files {
-				b, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.Contains(string(b), canary) {
-					t.Fatalf("password in %s", f)
-				}
-			}
+		// Every row of every table as text (PostgreSQL), the database files (SQLite).
+		if bytes.Contains(v.DatabaseBytes(t), []byte(canary)) {
+			t.Fatal("password in the database")
 		}
 	})
 }
@@ -394,7 +357,7 @@ func TestPasswordsAndSessions(t *testing.T) {
 // one stop working on that one at once and on the other within
 // ReplicaBound.
 func TestReplicasSeeRevocationAtOnce(t *testing.T) {
-	if !contains(vaulttest.Engines(), sqlstore.Postgres) {
+	if !slices.Contains(vaulttest.Engines(), sqlstore.Postgres) {
 		t.Skip("needs PostgreSQL")
 	}
 	v := vaulttest.New(t, sqlstore.Postgres)
@@ -458,15 +421,6 @@ func TestReplicasSeeRevocationAtOnce(t *testing.T) {
 	refused(t, "deleted principal's key", w.writerA.key, time.Now())
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
-}
-
 // TestNonAdminRolesAndAppsRefused: every role below admin, and DSM apps,
 // are refused every management change, on both engines.
 func TestNonAdminRolesAndAppsRefused(t *testing.T) {
@@ -511,6 +465,78 @@ func TestNonAdminRolesAndAppsRefused(t *testing.T) {
 		// Nothing changed.
 		if p := w.op.want(t, 200, "GET", "/admin/v1/principals/"+w.adminAID, nil); p["disabled"] != false {
 			t.Fatalf("admin of A after refused changes: %v", p)
+		}
+	})
+}
+
+// TestSessionLifetimes: a login session ends after SessionIdleTimeout
+// without use and after SessionMaxLifetime however much it is used; a
+// DSM user session ends SessionMaxLifetime after it opened. The vault's
+// clock (vaulttest.Vault.Clock) is moved, not waited for.
+func TestSessionLifetimes(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		ctx := context.Background()
+		w := newWorld(t, v)
+		w.adminA.want(t, 201, "POST", "/admin/v1/principals", map[string]any{"name": "gina", "account_id": w.acctA, "role": "reader", "email": "gina@example.com", "password": canary})
+		clk, svc := v.Clock, v.App.Service
+		auth := func(tok string) error {
+			_, err := svc.AuthenticateUserSession(ctx, tok, "")
+			return err
+		}
+		// Idle timeout.
+		tok, _, _, err := svc.Login(ctx, "gina@example.com", canary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(vault.SessionIdleTimeout - time.Minute)
+		if err := auth(tok); err != nil {
+			t.Fatalf("used within the idle timeout: %v", err)
+		}
+		clk.Advance(vault.SessionIdleTimeout - time.Second) // measured from the last use
+		if err := auth(tok); err != nil {
+			t.Fatalf("used again within the idle timeout: %v", err)
+		}
+		clk.Advance(vault.SessionIdleTimeout + time.Second)
+		if err := auth(tok); vault.KindOf(err) != vault.KindUnauthenticated {
+			t.Fatalf("after the idle timeout: %v", err)
+		}
+		// Absolute lifetime, however busy.
+		tok, _, _, err = svc.Login(ctx, "gina@example.com", canary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for used := time.Duration(0); used < vault.SessionMaxLifetime-vault.SessionIdleTimeout; used += 20 * time.Minute {
+			clk.Advance(20 * time.Minute)
+			if err := auth(tok); err != nil {
+				t.Fatalf("busy session at %v: %v", used, err)
+			}
+		}
+		clk.Advance(vault.SessionIdleTimeout - time.Minute)
+		if err := auth(tok); vault.KindOf(err) != vault.KindUnauthenticated {
+			t.Fatalf("after the absolute lifetime: %v", err)
+		}
+		// A DSM user session is capped at the same absolute lifetime.
+		id, err := svc.AuthenticateDSMUser(ctx, "gina@example.com", canary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dtok, _, err := svc.CreateSession(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for elapsed := time.Duration(0); elapsed < vault.SessionMaxLifetime-5*time.Minute; elapsed += 5 * time.Minute {
+			clk.Advance(5 * time.Minute)
+			did, err := svc.AuthenticateKeyOrSession(ctx, "", dtok)
+			if err != nil {
+				t.Fatalf("refreshed DSM session at %v: %v", elapsed, err)
+			}
+			if err := svc.RefreshSession(ctx, did); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.Advance(6 * time.Minute)
+		if _, err := svc.AuthenticateKeyOrSession(ctx, "", dtok); vault.KindOf(err) != vault.KindUnauthenticated {
+			t.Fatalf("DSM user session after the absolute lifetime: %v", err)
 		}
 	})
 }

@@ -125,8 +125,9 @@ func (c client) key(t *testing.T, body map[string]any) map[string]any {
 }
 
 var (
-	b64   = vaulttest.B64
-	unb64 = vaulttest.UnB64
+	b64        = vaulttest.B64
+	unb64      = vaulttest.UnB64
+	ociDetails = vaulttest.OCIDetails
 )
 
 // verifyIndependently checks sig over digest with the object's pub_key

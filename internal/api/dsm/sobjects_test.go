@@ -11,7 +11,6 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -340,19 +339,11 @@ func TestTamperedKeyMaterialIsAnIntegrityError(t *testing.T) {
 		exp := adm.key(t, map[string]any{"name": "exp", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "EXPORT"}})
 		sig := adm.key(t, map[string]any{"name": "sig", "obj_type": "EC", "elliptic_curve": "NistP256", "group_id": g})
 
-		var db *sql.DB
-		var err error
+		db := v.RawDB(t)
 		sel, upd := `SELECT ciphertext FROM dsm_sobjects WHERE kid = ?`, `UPDATE dsm_sobjects SET ciphertext = ? WHERE kid = ?`
 		if v.Engine == sqlstore.Postgres {
-			db, err = sql.Open("pgx", v.DatabaseURL)
 			sel, upd = `SELECT ciphertext FROM dsm_sobjects WHERE kid = $1`, `UPDATE dsm_sobjects SET ciphertext = $1 WHERE kid = $2`
-		} else {
-			db, err = sql.Open("sqlite", "file:"+v.DatabaseURL+"?_pragma=busy_timeout(10000)")
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
 		for _, kid := range []any{exp["kid"], sig["kid"]} {
 			var ct []byte
 			if err := db.QueryRow(sel, kid).Scan(&ct); err != nil {

@@ -2,46 +2,31 @@ package oauth_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/hmac"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/netguard"
 	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/testutil/oapi"
+	"github.com/credvault/credvault/internal/testutil/oidctest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// eachEngine runs fn once per engine (each test starts its own vault).
-func eachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
-	for _, engine := range vaulttest.Engines() {
-		t.Run(engine, func(t *testing.T) { fn(t, engine) })
-	}
-}
 
 // clock is the vault's injected clock.
 type clock struct {
@@ -56,109 +41,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// issuer is a local OIDC issuer: discovery and JWKS over TLS on 127.0.0.1,
-// with keys generated here.
-type issuer struct {
-	srv     *httptest.Server
-	URL     string
-	mu      sync.Mutex
-	keys    map[string]crypto.Signer // kid → private key
-	publish []string                 // kids in the JWKS
-	fetches atomic.Int64             // JWKS fetches
-}
-
-func newIssuer(t *testing.T) *issuer {
-	t.Helper()
-	is := &issuer{keys: map[string]crypto.Signer{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": is.URL, "jwks_uri": is.URL + "/keys"})
-	})
-	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
-		is.fetches.Add(1)
-		_ = json.NewEncoder(w).Encode(is.jwks())
-	})
-	is.srv = httptest.NewTLSServer(mux)
-	t.Cleanup(is.srv.Close)
-	is.URL = is.srv.URL
-	return is
-}
-
-func (is *issuer) roots() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(is.srv.Certificate())
-	return p
-}
-
-// addKey generates a key of alg and publishes it (publish=false: only
-// known to the test, as a key the issuer never announced).
-func (is *issuer) addKey(t *testing.T, kid string, alg jose.SignatureAlgorithm, publish bool) {
-	t.Helper()
-	var k crypto.Signer
-	var err error
-	switch alg {
-	case jose.RS256:
-		k, err = rsa.GenerateKey(rand.Reader, 2048)
-	case jose.ES256:
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case jose.EdDSA:
-		_, k, err = ed25519.GenerateKey(rand.Reader)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	is.keys[kid] = k
-	if publish {
-		is.publish = append(is.publish, kid)
-	}
-}
-
-// rotate publishes only kids.
-func (is *issuer) rotate(kids ...string) {
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	is.publish = kids
-}
-
-func (is *issuer) jwks() jose.JSONWebKeySet {
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	var set jose.JSONWebKeySet
-	for _, kid := range is.publish {
-		set.Keys = append(set.Keys, jose.JSONWebKey{Key: is.keys[kid].Public(), KeyID: kid, Use: "sig"})
-	}
-	return set
-}
-
-func algOf(k crypto.Signer) jose.SignatureAlgorithm {
-	switch k.(type) {
-	case *rsa.PrivateKey:
-		return jose.RS256
-	case *ecdsa.PrivateKey:
-		return jose.ES256
-	}
-	return jose.EdDSA
-}
-
-// sign returns a JWT with claims signed by key kid.
-func (is *issuer) sign(t *testing.T, kid string, claims map[string]any) string {
-	t.Helper()
-	is.mu.Lock()
-	k := is.keys[kid]
-	is.mu.Unlock()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: algOf(k), Key: jose.JSONWebKey{Key: k, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 func b64(v any) string {
 	b, _ := json.Marshal(v)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -167,7 +49,7 @@ func b64(v any) string {
 // env is a vault with a local issuer and a trust policy on it.
 type env struct {
 	v      *vaulttest.Vault
-	is     *issuer
+	is     *oidctest.Issuer
 	clock  *clock
 	policy map[string]any
 }
@@ -191,21 +73,28 @@ func (e *env) claims(over map[string]any) map[string]any {
 	return c
 }
 
-func newEnv(t *testing.T, engine string, allowIssuer bool) *env {
-	is := newIssuer(t)
-	is.addKey(t, "k1", jose.RS256, true)
-	is.addKey(t, "k-ec", jose.ES256, true)
-	is.addKey(t, "k-ed", jose.EdDSA, true)
+// newEnv starts a vault on engine (with opts) that trusts a local issuer
+// with keys k1 (RS256), k-ec (ES256) and k-ed (EdDSA).
+func newEnv(t *testing.T, engine string, opts ...vaulttest.Option) *env {
+	is := oidctest.New(t)
+	is.AddKey(t, "k1", jose.RS256, true)
+	is.AddKey(t, "k-ec", jose.ES256, true)
+	is.AddKey(t, "k-ed", jose.EdDSA, true)
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	var allow netguard.Allow
-	if allowIssuer {
-		allow, _ = netguard.ParseAllow("127.0.0.1")
-	}
-	v := vaulttest.New(t, engine, func(c *app.Config) {
+	allow, _ := netguard.ParseAllow("127.0.0.1")
+	v := vaulttest.New(t, engine, append([]vaulttest.Option{func(c *app.Config) {
 		c.Clock = clk.Now
-		c.OIDC = oidc.Options{Allow: allow, RootCAs: is.roots()}
-	})
+		c.OIDC = oidc.Options{Allow: allow, RootCAs: is.Roots()}
+	}}, opts...)...)
 	return &env{v: v, is: is, clock: clk}
+}
+
+// createDB stores the credential the workloads read: "db", payload s3cret.
+func (e *env) createDB(t *testing.T) {
+	t.Helper()
+	if r := e.v.SGP(t, e.v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": "db", "payload": "s3cret"}); r.Status != 200 {
+		t.Fatalf("create credential: %d %s", r.Status, r.Body)
+	}
 }
 
 // do sends a request and validates the response against the trust contract.
@@ -280,17 +169,15 @@ func basePolicy(e *env, role string) map[string]any {
 }
 
 func TestTokenExchange(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine string) {
-		e := newEnv(t, engine, true)
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine)
 		v := e.v
-		if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": "db", "payload": "s3cret"}); r.Status != 200 {
-			t.Fatalf("create credential: %d %s", r.Status, r.Body)
-		}
+		e.createDB(t)
 		policyID := e.createPolicy(t, basePolicy(e, "secret_reader"))
 
 		t.Run("ok/reads-what-its-role-allows", func(t *testing.T) {
 			for _, kid := range []string{"k1", "k-ec", "k-ed"} {
-				tok := e.is.sign(t, kid, e.claims(nil))
+				tok := e.is.Sign(t, kid, e.claims(nil))
 				key := e.mustExchange(t, tok)
 				t.Cleanup(func() {
 					// Neither the workload's token nor the issued key is logged.
@@ -340,19 +227,19 @@ func TestTokenExchange(t *testing.T) {
 		})
 
 		t.Run("err/refusals", func(t *testing.T) {
-			e.is.addKey(t, "stranger", jose.RS256, false)
-			good := e.is.sign(t, "k1", e.claims(nil))
+			e.is.AddKey(t, "stranger", jose.RS256, false)
+			good := e.is.Sign(t, "k1", e.claims(nil))
 			parts := strings.Split(good, ".")
-			forged := e.is.sign(t, "stranger", e.claims(nil))
+			forged := e.is.Sign(t, "stranger", e.claims(nil))
 			wrongSig := parts[0] + "." + parts[1] + "." + strings.Split(forged, ".")[2]
 			none := b64(map[string]any{"alg": "none", "typ": "JWT"}) + "." + parts[1] + "."
 			// HS256 with the issuer's public key as the HMAC secret.
-			pub, _ := x509.MarshalPKIXPublicKey(e.is.keys["k1"].Public())
+			pub, _ := x509.MarshalPKIXPublicKey(e.is.Public("k1"))
 			hsInput := b64(map[string]any{"alg": "HS256", "typ": "JWT", "kid": "k1"}) + "." + parts[1]
 			mac := hmac.New(sha256.New, pub)
 			mac.Write([]byte(hsInput))
 			hs256 := hsInput + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-			otherKid := e.is.sign(t, "stranger", e.claims(nil))
+			otherKid := e.is.Sign(t, "stranger", e.claims(nil))
 
 			for _, tc := range []struct {
 				name, code, says string
@@ -362,37 +249,37 @@ func TestTokenExchange(t *testing.T) {
 				{"alg-none", "invalid_grant", "algorithm is not accepted", func(now time.Time) string { return none }},
 				{"hs256-with-public-key", "invalid_grant", "algorithm is not accepted", func(now time.Time) string { return hs256 }},
 				{"wrong-issuer", "invalid_grant", "no trust policy accepts tokens of this issuer", func(now time.Time) string {
-					return e.is.sign(t, "k1", e.claims(map[string]any{"iss": "https://evil.example"}))
+					return e.is.Sign(t, "k1", e.claims(map[string]any{"iss": "https://evil.example"}))
 				}},
-				{"wrong-audience", "invalid_grant", "audience", func(now time.Time) string { return e.is.sign(t, "k1", e.claims(map[string]any{"aud": "someone-else"})) }},
+				{"wrong-audience", "invalid_grant", "audience", func(now time.Time) string { return e.is.Sign(t, "k1", e.claims(map[string]any{"aud": "someone-else"})) }},
 				{"expired", "invalid_grant", "expired", func(now time.Time) string {
-					return e.is.sign(t, "k1", e.claims(map[string]any{"iat": now.Add(-time.Hour).Unix(), "nbf": now.Add(-time.Hour).Unix(), "exp": now.Add(-2 * time.Minute).Unix()}))
+					return e.is.Sign(t, "k1", e.claims(map[string]any{"iat": now.Add(-time.Hour).Unix(), "nbf": now.Add(-time.Hour).Unix(), "exp": now.Add(-2 * time.Minute).Unix()}))
 				}},
-				{"no-exp", "invalid_grant", "no exp", func(now time.Time) string { return e.is.sign(t, "k1", e.claims(map[string]any{"exp": nil})) }},
+				{"no-exp", "invalid_grant", "no exp", func(now time.Time) string { return e.is.Sign(t, "k1", e.claims(map[string]any{"exp": nil})) }},
 				{"not-yet-valid", "invalid_grant", "not valid yet", func(now time.Time) string {
-					return e.is.sign(t, "k1", e.claims(map[string]any{"nbf": now.Add(5 * time.Minute).Unix()}))
+					return e.is.Sign(t, "k1", e.claims(map[string]any{"nbf": now.Add(5 * time.Minute).Unix()}))
 				}},
 				{"too-old", "invalid_grant", "too old", func(now time.Time) string {
-					return e.is.sign(t, "k1", e.claims(map[string]any{"iat": now.Add(-48 * time.Hour).Unix(), "nbf": now.Add(-48 * time.Hour).Unix()}))
+					return e.is.Sign(t, "k1", e.claims(map[string]any{"iat": now.Add(-48 * time.Hour).Unix(), "nbf": now.Add(-48 * time.Hour).Unix()}))
 				}},
 				{"claim-rule-miss", "invalid_grant", `"sub" claim does not match`, func(now time.Time) string {
-					return e.is.sign(t, "k1", e.claims(map[string]any{"sub": "system:serviceaccount:billing:api"}))
+					return e.is.Sign(t, "k1", e.claims(map[string]any{"sub": "system:serviceaccount:billing:api"}))
 				}},
 				{"unknown-kid-after-refresh", "invalid_grant", "key id is not among the issuer's keys", func(now time.Time) string { return otherKid }},
 				{"not-a-jwt", "invalid_request", "not a JWT", func(now time.Time) string { return "hello" }},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					before := e.is.fetches.Load()
+					before := e.is.Fetches.Load()
 					e.clock.Advance(2 * time.Minute) // past the refresh rate limit
 					tok := tc.token(e.clock.Now())
 					wantRefusal(t, e.exchange(t, tok), tc.code, tc.says)
 					if tc.name == "unknown-kid-after-refresh" {
-						if got := e.is.fetches.Load() - before; got != 1 {
+						if got := e.is.Fetches.Load() - before; got != 1 {
 							t.Errorf("an unknown kid caused %d JWKS fetches, want 1 refresh", got)
 						}
 						// Again at once: refused without another fetch (rate limit).
 						wantRefusal(t, e.exchange(t, tok), tc.code, tc.says)
-						if got := e.is.fetches.Load() - before; got != 1 {
+						if got := e.is.Fetches.Load() - before; got != 1 {
 							t.Errorf("a second unknown kid within the refresh interval fetched again (%d fetches)", got)
 						}
 					}
@@ -425,17 +312,17 @@ func TestTokenExchange(t *testing.T) {
 		})
 
 		t.Run("ok/issuer-key-rotation", func(t *testing.T) {
-			e.is.addKey(t, "k2", jose.ES256, false)
-			e.is.rotate("k2")
+			e.is.AddKey(t, "k2", jose.ES256, false)
+			e.is.Rotate("k2")
 			e.clock.Advance(2 * time.Minute)
-			key := e.mustExchange(t, e.is.sign(t, "k2", e.claims(nil)))
+			key := e.mustExchange(t, e.is.Sign(t, "k2", e.claims(nil)))
 			if r := v.SGP(t, key, "", "GET", "/v5/credentials", nil); r.Status != 200 {
 				t.Errorf("key from a rotated issuer key: %d %s", r.Status, r.Body)
 			}
 		})
 
 		t.Run("ok/key-expires", func(t *testing.T) {
-			key := e.mustExchange(t, e.is.sign(t, "k2", e.claims(nil)))
+			key := e.mustExchange(t, e.is.Sign(t, "k2", e.claims(nil)))
 			if r := v.SGP(t, key, "", "GET", "/v5/credentials", nil); r.Status != 200 {
 				t.Fatalf("fresh key: %d", r.Status)
 			}
@@ -450,7 +337,7 @@ func TestTokenExchange(t *testing.T) {
 		})
 
 		t.Run("err/deleted-trust-policy", func(t *testing.T) {
-			key := e.mustExchange(t, e.is.sign(t, "k2", e.claims(nil)))
+			key := e.mustExchange(t, e.is.Sign(t, "k2", e.claims(nil)))
 			// Used once first, so that a server caching authentications
 			// has it cached: the deletion must reach the cache too.
 			if r := v.SGP(t, key, "", "GET", "/v5/credentials", nil); r.Status != 200 {
@@ -459,7 +346,7 @@ func TestTokenExchange(t *testing.T) {
 			if r := e.do(t, "DELETE", "/admin/v1/trust-policies/"+policyID, nil, "x-api-key", v.AdminKey); r.Status != 204 {
 				t.Fatalf("delete: %d %s", r.Status, r.Body)
 			}
-			wantRefusal(t, e.exchange(t, e.is.sign(t, "k2", e.claims(nil))), "invalid_grant", "no trust policy")
+			wantRefusal(t, e.exchange(t, e.is.Sign(t, "k2", e.claims(nil))), "invalid_grant", "no trust policy")
 			if r := v.SGP(t, key, "", "GET", "/v5/credentials", nil); r.Status != 401 {
 				t.Errorf("a key issued through a deleted policy still works: %d", r.Status)
 			}

@@ -8,25 +8,24 @@ import (
 	"time"
 
 	"github.com/credvault/credvault/client"
+	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
 
 // The SDK with workload identity reads a credential with no stored key and
 // exchanges its token again before the key expires.
 func TestSDK_WorkloadIdentity(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine string) {
-		e := newEnv(t, engine, true)
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine)
 		v := e.v
-		if r := v.SGP(t, v.AdminKey, "", "POST", "/v5/credentials", map[string]any{"type": "key", "name": "db", "payload": "s3cret"}); r.Status != 200 {
-			t.Fatalf("create credential: %d %s", r.Status, r.Body)
-		}
+		e.createDB(t)
 		e.createPolicy(t, basePolicy(e, "secret_reader"))
 
 		var exchanges atomic.Int64
 		c, err := client.New(v.URL, "", client.WithWorkloadIdentity(client.WorkloadIdentity{
 			Token: func(context.Context) (string, error) {
 				exchanges.Add(1)
-				return e.is.sign(t, "k1", e.claims(nil)), nil
+				return e.is.Sign(t, "k1", e.claims(nil)), nil
 			},
 			Now: e.clock.Now,
 		}))
@@ -60,7 +59,7 @@ func TestSDK_WorkloadIdentity(t *testing.T) {
 		// A refused exchange is an API error saying why.
 		bad, _ := client.New(v.URL, "", client.WithWorkloadIdentity(client.WorkloadIdentity{
 			Token: func(context.Context) (string, error) {
-				return e.is.sign(t, "k1", e.claims(map[string]any{"aud": "nope"})), nil
+				return e.is.Sign(t, "k1", e.claims(map[string]any{"aud": "nope"})), nil
 			},
 			Now: e.clock.Now,
 		}))

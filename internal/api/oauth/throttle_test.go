@@ -4,13 +4,8 @@ import (
 	"context"
 	"net/http"
 	"testing"
-	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/credvault/credvault/internal/app"
-	"github.com/credvault/credvault/internal/netguard"
-	"github.com/credvault/credvault/internal/oidc"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -19,17 +14,9 @@ import (
 // burst the answer is 429 slow_down with Retry-After, and nothing more is
 // written to the audit trail; a good token is still exchanged.
 func TestTokenExchange_RefusalsThrottled(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine string) {
-		is := newIssuer(t)
-		is.addKey(t, "k1", jose.ES256, true)
-		clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
-		allow, _ := netguard.ParseAllow("127.0.0.1")
-		v := vaulttest.New(t, engine, func(c *app.Config) {
-			c.Clock = clk.Now
-			c.OIDC = oidc.Options{Allow: allow, RootCAs: is.roots()}
-			c.FailedAuthPerMinute, c.FailedAuthBurst = 1, 4
-		})
-		e := &env{v: v, is: is, clock: clk}
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine, func(c *app.Config) { c.FailedAuthPerMinute, c.FailedAuthBurst = 1, 4 })
+		v := e.v
 		policyID := e.createPolicy(t, basePolicy(e, "reader"))
 		audited := func() int {
 			recs, err := v.App.Store.ListAudit(context.Background(), vault.AuditQuery{AccountID: v.AccountID, PrincipalID: policyID, Limit: 1000})
@@ -38,7 +25,7 @@ func TestTokenExchange_RefusalsThrottled(t *testing.T) {
 			}
 			return len(recs)
 		}
-		bad := e.is.sign(t, "k1", e.claims(map[string]any{"aud": "other"}))
+		bad := e.is.Sign(t, "k1", e.claims(map[string]any{"aud": "other"}))
 		for i := 0; i < 2; i++ { // the per-policy burst is half the address burst
 			wantRefusal(t, e.exchange(t, bad), "invalid_grant", "audience")
 		}
@@ -50,6 +37,6 @@ func TestTokenExchange_RefusalsThrottled(t *testing.T) {
 		if got := audited(); got != n {
 			t.Errorf("a throttled refusal wrote %d audit records", got-n)
 		}
-		e.mustExchange(t, e.is.sign(t, "k1", e.claims(nil)))
+		e.mustExchange(t, e.is.Sign(t, "k1", e.claims(nil)))
 	})
 }

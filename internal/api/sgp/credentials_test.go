@@ -33,10 +33,7 @@ func TestCredentials_Create(t *testing.T) {
 				"payload":             "sk-123",
 				"credential_metadata": map[string]any{"env": "prod", "nested": map[string]any{"n": 1.5, "l": []any{"x", true}}},
 			})
-			wantStatus(t, r, 200)
-			noPayloadMember(t, r)
-			var got credential
-			r.Decode(t, &got)
+			got := okNoPayload[credential](t, r)
 			want := credential{
 				ID:                    got.ID,
 				Object:                "credential",
@@ -146,10 +143,7 @@ func TestCredentials_Get(t *testing.T) {
 
 		t.Run("ok", func(t *testing.T) {
 			r := a.do(t, "GET", "/v5/credentials/"+created.ID, nil)
-			wantStatus(t, r, 200)
-			noPayloadMember(t, r)
-			var got credential
-			r.Decode(t, &got)
+			got := okNoPayload[credential](t, r)
 			if diff := cmp.Diff(created, got); diff != "" {
 				t.Errorf("get != create response (-want +got):\n%s", diff)
 			}
@@ -188,18 +182,13 @@ func TestCredentials_GetByName(t *testing.T) {
 				path := "/v5/credentials/name/" + pathName(tc.name)
 
 				r := a.do(t, "GET", path, nil)
-				wantStatus(t, r, 200)
-				noPayloadMember(t, r)
-				var got credential
-				r.Decode(t, &got)
+				got := okNoPayload[credential](t, r)
 				if diff := cmp.Diff(created, got); diff != "" {
 					t.Errorf("get by name %q (-want +got):\n%s", tc.name, diff)
 				}
 
 				r = a.do(t, "POST", path+"/secret", nil)
-				wantStatus(t, r, 200)
-				var s secret
-				r.Decode(t, &s)
+				s := ok[secret](t, r)
 				if diff := cmp.Diff(secret{Result: payload, Object: s.Object}, s); diff != "" || s.Object == "" {
 					t.Errorf("decrypt by name %q (-want +got):\n%s", tc.name, diff)
 				}
@@ -213,9 +202,7 @@ func TestCredentials_GetByName(t *testing.T) {
 			v.NoValidate = true
 			defer func() { v.NoValidate = false }()
 			r := a.do(t, "GET", "/v5/credentials/name/team/openai", nil)
-			wantStatus(t, r, 200)
-			var got credential
-			r.Decode(t, &got)
+			got := ok[credential](t, r)
 			if got.Name != "team/openai" {
 				t.Errorf("name = %q", got.Name)
 			}
@@ -251,12 +238,7 @@ func TestCredentials_Update(t *testing.T) {
 		}
 		patch := func(t *testing.T, id string, body any) credential {
 			t.Helper()
-			r := a.do(t, "PATCH", "/v5/credentials/"+id, body)
-			wantStatus(t, r, 200)
-			noPayloadMember(t, r)
-			var got credential
-			r.Decode(t, &got)
-			return got
+			return okNoPayload[credential](t, a.do(t, "PATCH", "/v5/credentials/"+id, body))
 		}
 		// wantUpdated checks that got is orig with change applied, a later
 		// updated_at and the same created_at, and that GET agrees.
@@ -419,9 +401,7 @@ func TestCredentials_Delete(t *testing.T) {
 			}
 
 			r := a.do(t, "DELETE", "/v5/credentials/"+c.ID, nil)
-			wantStatus(t, r, 200)
-			var got deleted
-			r.Decode(t, &got)
+			got := ok[deleted](t, r)
 			if diff := cmp.Diff(deleted{ID: c.ID, Deleted: true, Object: "credential"}, got); diff != "" {
 				t.Errorf("delete response (-want +got):\n%s", diff)
 			}
@@ -450,9 +430,7 @@ func TestCredentials_Delete(t *testing.T) {
 				t.Error("a new credential got the deleted one's id")
 			}
 			r := a.do(t, "POST", "/v5/credentials/name/reuse/secret", nil)
-			wantStatus(t, r, 200)
-			var s secret
-			r.Decode(t, &s)
+			s := ok[secret](t, r)
 			if s.Result != "two" {
 				t.Errorf("decrypt by reused name = %q, want %q", s.Result, "two")
 			}
@@ -481,9 +459,7 @@ func TestCredentials_Decrypt(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := a.do(t, "POST", tc.path, nil)
-				wantStatus(t, r, 200)
-				var got map[string]any
-				r.Decode(t, &got)
+				got := ok[map[string]any](t, r)
 				if diff := cmp.Diff(map[string]any{"result": tc.want, "object": got["object"]}, got); diff != "" {
 					t.Errorf("secret body (-want +got):\n%s", diff)
 				}
@@ -515,9 +491,7 @@ func TestCredentials_List(t *testing.T) {
 
 		t.Run("ok/empty", func(t *testing.T) {
 			r := a.do(t, "GET", "/v5/credentials", nil)
-			wantStatus(t, r, 200)
-			var got map[string]any
-			r.Decode(t, &got)
+			got := ok[map[string]any](t, r)
 			want := map[string]any{"object": "list", "items": []any{}, "total": 0.0, "has_more": false, "limit": 100.0}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("empty list (-want +got):\n%s", diff)

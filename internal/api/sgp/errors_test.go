@@ -385,18 +385,16 @@ func TestAuth_SelectedAccount(t *testing.T) {
 
 func TestCredentials_TooLarge(t *testing.T) {
 	t.Parallel()
-	for _, engine := range vaulttest.Engines() {
-		t.Run(engine, func(t *testing.T) {
-			t.Run("default-limit", func(t *testing.T) {
-				v := vaulttest.New(t, engine)
-				tooLarge(t, v, vault.DefaultMaxPayload)
-			})
-			t.Run("configured-limit", func(t *testing.T) {
-				v := vaulttest.New(t, engine, func(c *app.Config) { c.MaxPayload = 1000 })
-				tooLarge(t, v, 1000)
-			})
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
+		t.Run("default-limit", func(t *testing.T) {
+			v := vaulttest.New(t, engine)
+			tooLarge(t, v, vault.DefaultMaxPayload)
 		})
-	}
+		t.Run("configured-limit", func(t *testing.T) {
+			v := vaulttest.New(t, engine, func(c *app.Config) { c.MaxPayload = 1000 })
+			tooLarge(t, v, 1000)
+		})
+	})
 }
 
 func tooLarge(t *testing.T, v *vaulttest.Vault, limit int) {

@@ -75,11 +75,7 @@ func (c api) do(t testing.TB, method, path string, body any) *vaulttest.Response
 // create creates a credential and fails the test unless it gets a 200.
 func (c api) create(t testing.TB, body map[string]any) credential {
 	t.Helper()
-	r := c.do(t, "POST", "/v5/credentials", body)
-	wantStatus(t, r, 200)
-	var got credential
-	r.Decode(t, &got)
-	return got
+	return ok[credential](t, c.do(t, "POST", "/v5/credentials", body))
 }
 
 // createNamed creates a credential of type key named name with payload.
@@ -90,20 +86,12 @@ func (c api) createNamed(t testing.TB, name, payload string) credential {
 
 func (c api) get(t testing.TB, id string) credential {
 	t.Helper()
-	r := c.do(t, "GET", "/v5/credentials/"+id, nil)
-	wantStatus(t, r, 200)
-	var got credential
-	r.Decode(t, &got)
-	return got
+	return ok[credential](t, c.do(t, "GET", "/v5/credentials/"+id, nil))
 }
 
 func (c api) decrypt(t testing.TB, id string) string {
 	t.Helper()
-	r := c.do(t, "POST", "/v5/credentials/"+id+"/secret", nil)
-	wantStatus(t, r, 200)
-	var s secret
-	r.Decode(t, &s)
-	return s.Result
+	return ok[secret](t, c.do(t, "POST", "/v5/credentials/"+id+"/secret", nil)).Result
 }
 
 func (c api) list(t testing.TB, query url.Values) listPage {
@@ -112,12 +100,7 @@ func (c api) list(t testing.TB, query url.Values) listPage {
 	if len(query) > 0 {
 		path += "?" + query.Encode()
 	}
-	r := c.do(t, "GET", path, nil)
-	wantStatus(t, r, 200)
-	noPayloadMember(t, r)
-	var p listPage
-	r.Decode(t, &p)
-	return p
+	return okNoPayload[listPage](t, c.do(t, "GET", path, nil))
 }
 
 // wantStatus fails the test unless r has status want.
@@ -126,6 +109,26 @@ func wantStatus(t testing.TB, r *vaulttest.Response, want int) {
 	if r.Status != want {
 		t.Fatalf("status = %d, want %d; body: %s", r.Status, want, r.Body)
 	}
+}
+
+// ok fails the test unless r is a 200, and decodes its body as a T.
+func ok[T any](t testing.TB, r *vaulttest.Response) T {
+	t.Helper()
+	wantStatus(t, r, 200)
+	var got T
+	r.Decode(t, &got)
+	return got
+}
+
+// okNoPayload is ok for a body that must not carry a payload member
+// (noPayloadMember).
+func okNoPayload[T any](t testing.TB, r *vaulttest.Response) T {
+	t.Helper()
+	wantStatus(t, r, 200)
+	noPayloadMember(t, r)
+	var got T
+	r.Decode(t, &got)
+	return got
 }
 
 // wantDetail checks a non-422 error: status, FastAPI's {"detail": "<message>"}

@@ -76,9 +76,7 @@ func TestTenantIsolation(t *testing.T) {
 				t.Fatal("B's credential got A's id")
 			}
 			r := b.do(t, "POST", "/v5/credentials/name/"+pathName(x.Name)+"/secret", nil)
-			wantStatus(t, r, 200)
-			var s secret
-			r.Decode(t, &s)
+			s := ok[secret](t, r)
 			if s.Result != "b's own" {
 				t.Errorf("B decrypts %q by the shared name, want its own payload", s.Result)
 			}

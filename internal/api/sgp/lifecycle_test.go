@@ -34,18 +34,16 @@ func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 // eachLifecycle runs fn per engine with a vault on clk whose background
 // lifecycle work the test drives itself; allow lists webhook hosts.
 func eachLifecycle(t *testing.T, fn func(t *testing.T, v *vaulttest.Vault, clk *testClock), allow ...string) {
-	for _, engine := range vaulttest.Engines() {
-		t.Run(engine, func(t *testing.T) {
-			clk := newClock()
-			v := vaulttest.New(t, engine, func(c *app.Config) {
-				c.Clock = clk.Now // frozen: moved by the test only
-				c.Lifecycle.Manual = true
-				c.Lifecycle.WebhookAllowHosts = allow
-				c.Lifecycle.WebhookTimeout = 5 * time.Second
-			})
-			fn(t, v, clk)
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
+		clk := newClock()
+		v := vaulttest.New(t, engine, func(c *app.Config) {
+			c.Clock = clk.Now // frozen: moved by the test only
+			c.Lifecycle.Manual = true
+			c.Lifecycle.WebhookAllowHosts = allow
+			c.Lifecycle.WebhookTimeout = 5 * time.Second
 		})
-	}
+		fn(t, v, clk)
+	})
 }
 
 type versionList struct {
@@ -60,12 +58,7 @@ type versionList struct {
 
 func (c api) versions(t *testing.T, id string) versionList {
 	t.Helper()
-	r := c.do(t, "GET", "/v5/credentials/"+id+"/versions", nil)
-	wantStatus(t, r, 200)
-	noPayloadMember(t, r)
-	var l versionList
-	r.Decode(t, &l)
-	return l
+	return okNoPayload[versionList](t, c.do(t, "GET", "/v5/credentials/"+id+"/versions", nil))
 }
 
 func (c api) versionSecret(t *testing.T, id string, n int64) *vaulttest.Response {
@@ -109,9 +102,7 @@ func TestCredentialVersions(t *testing.T) {
 			t.Fatalf("versions = %+v", l)
 		}
 		r = a.versionSecret(t, id, 2)
-		wantStatus(t, r, 200)
-		var s secret
-		r.Decode(t, &s)
+		s := ok[secret](t, r)
 		if s.Result != "p2" || s.Object != "credential_secret" {
 			t.Fatalf("version 2 secret = %+v", s)
 		}
@@ -234,12 +225,7 @@ type trashList struct {
 
 func (c api) trash(t *testing.T, query string) trashList {
 	t.Helper()
-	r := c.do(t, "GET", "/v5/trash/credentials"+query, nil)
-	wantStatus(t, r, 200)
-	noPayloadMember(t, r)
-	var l trashList
-	r.Decode(t, &l)
-	return l
+	return okNoPayload[trashList](t, c.do(t, "GET", "/v5/trash/credentials"+query, nil))
 }
 
 // TestTrashRestorePurge: a deleted credential answers 404 on every SGP
@@ -475,9 +461,7 @@ type hookWire struct {
 func (c api) registerWebhook(t *testing.T, url string, events ...string) hookWire {
 	t.Helper()
 	r := c.do(t, "POST", "/v5/webhooks", map[string]any{"url": url, "events": events, "description": "test"})
-	wantStatus(t, r, 200)
-	var h hookWire
-	r.Decode(t, &h)
+	h := ok[hookWire](t, r)
 	if !strings.HasPrefix(h.Secret, "whsec_") {
 		t.Fatalf("webhook create did not show the secret: %s", r.Body)
 	}
@@ -563,11 +547,7 @@ type deliveryList struct {
 
 func (c api) deliveries(t *testing.T, hookID string) deliveryList {
 	t.Helper()
-	r := c.do(t, "GET", "/v5/webhooks/"+hookID+"/deliveries", nil)
-	wantStatus(t, r, 200)
-	var l deliveryList
-	r.Decode(t, &l)
-	return l
+	return ok[deliveryList](t, c.do(t, "GET", "/v5/webhooks/"+hookID+"/deliveries", nil))
 }
 
 // TestWebhookDelivery: events of every credential change reach a local

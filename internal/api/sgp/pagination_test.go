@@ -66,61 +66,54 @@ func listQuery(limit int, sortBy, order string) url.Values {
 	return q
 }
 
-// walkForward pages with starting_after as the SDKs do and checks every
-// page's bookkeeping. It returns all items in order.
+// walkForward pages with starting_after as the SDKs do (last item's id)
+// and checks every page's bookkeeping. It returns all items in order.
 func walkForward(t testing.TB, a api, base url.Values, total int) []credential {
 	t.Helper()
-	limit, _ := strconv.Atoi(base.Get("limit"))
-	var all []credential
-	q := cloneValues(base)
-	for i := 0; ; i++ {
-		if i > total+2 {
-			t.Fatalf("forward walk does not end")
-		}
-		p := a.list(t, q)
-		checkPage(t, p, limit, total)
-		all = append(all, p.Items...)
-		if !p.HasMore {
-			if len(p.Items) > 0 {
-				// One more request after the last item: an empty page.
-				q.Set("starting_after", p.Items[len(p.Items)-1].ID)
-				end := a.list(t, q)
-				if len(end.Items) != 0 || end.HasMore || end.Total != total {
-					t.Errorf("page after the last item: %d items, has_more %v, total %d; want none, false, %d",
-						len(end.Items), end.HasMore, end.Total, total)
-				}
-			}
-			return all
-		}
-		if len(p.Items) != limit {
-			t.Fatalf("has_more with a short page (%d of %d)", len(p.Items), limit)
-		}
-		q.Set("starting_after", p.Items[len(p.Items)-1].ID)
-	}
+	return walk(t, a, cloneValues(base), total, true)
 }
 
 // walkBackward pages with ending_before from before (exclusive) to the
 // start, as the SDKs do (first item's id), and returns the items in order.
 func walkBackward(t testing.TB, a api, base url.Values, before string, total int) []credential {
 	t.Helper()
-	limit, _ := strconv.Atoi(base.Get("limit"))
-	var all []credential
 	q := cloneValues(base)
 	q.Set("ending_before", before)
+	return walk(t, a, q, total, false)
+}
+
+// walk pages from q on, forward (starting_after) or backward
+// (ending_before), checks every page and that the page past the end is
+// empty, and returns the items in order.
+func walk(t testing.TB, a api, q url.Values, total int, forward bool) []credential {
+	t.Helper()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	dir, param, past := "forward", "starting_after", "after the last item"
+	cursor := func(items []credential) string { return items[len(items)-1].ID }
+	if !forward {
+		dir, param, past = "backward", "ending_before", "before the first item"
+		cursor = func(items []credential) string { return items[0].ID }
+	}
+	var all []credential
 	for i := 0; ; i++ {
 		if i > total+2 {
-			t.Fatalf("backward walk does not end")
+			t.Fatalf("%s walk does not end", dir)
 		}
 		p := a.list(t, q)
 		checkPage(t, p, limit, total)
-		all = append(slices.Clone(p.Items), all...)
+		if forward {
+			all = append(all, p.Items...)
+		} else {
+			all = append(slices.Clone(p.Items), all...)
+		}
 		if !p.HasMore {
 			if len(p.Items) > 0 {
-				q.Set("ending_before", p.Items[0].ID)
+				// One more request past the end: an empty page.
+				q.Set(param, cursor(p.Items))
 				end := a.list(t, q)
 				if len(end.Items) != 0 || end.HasMore || end.Total != total {
-					t.Errorf("page before the first item: %d items, has_more %v, total %d; want none, false, %d",
-						len(end.Items), end.HasMore, end.Total, total)
+					t.Errorf("page %s: %d items, has_more %v, total %d; want none, false, %d",
+						past, len(end.Items), end.HasMore, end.Total, total)
 				}
 			}
 			return all
@@ -128,7 +121,7 @@ func walkBackward(t testing.TB, a api, base url.Values, before string, total int
 		if len(p.Items) != limit {
 			t.Fatalf("has_more with a short page (%d of %d)", len(p.Items), limit)
 		}
-		q.Set("ending_before", p.Items[0].ID)
+		q.Set(param, cursor(p.Items))
 	}
 }
 

@@ -28,23 +28,8 @@ type rawDB struct {
 
 func openRaw(t *testing.T, v *vaulttest.Vault) *rawDB {
 	t.Helper()
-	var (
-		db  *sql.DB
-		err error
-	)
-	switch v.Engine {
-	case sqlstore.SQLite:
-		db, err = sql.Open("sqlite", "file:"+v.DatabaseURL+"?_pragma=busy_timeout(10000)")
-	case sqlstore.Postgres:
-		db, err = sql.Open("pgx", v.DatabaseURL)
-	default:
-		t.Fatalf("unknown engine %q", v.Engine)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := v.RawDB(t)
 	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
 	return &rawDB{db: db, engine: v.Engine}
 }
 

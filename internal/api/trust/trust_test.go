@@ -7,17 +7,15 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/credvault/credvault/internal/testutil/oapi"
+	"github.com/credvault/credvault/internal/testutil/oidctest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
@@ -183,11 +181,10 @@ func TestTrustPolicies_BadInput(t *testing.T) {
 // on a loopback address the operator did not allow is never contacted.
 func TestTrustPolicies_KeySources(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		pub, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: ec.Public(), KeyID: "cluster-1", Use: "sig"}}})
-		var hits atomic.Int64
-		local := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
-		t.Cleanup(local.Close)
+		cluster := oidctest.New(t) // only its keys: the policy has them pasted
+		cluster.AddKey(t, "cluster-1", jose.ES256, true)
+		pub, _ := json.Marshal(cluster.JWKS())
+		local := oidctest.New(t)
 
 		pasted := with(policy(v.AccountID), "name", "k8s", "issuer", "https://kubernetes.default.svc.cluster.local", "key_source", "jwks", "jwks", json.RawMessage(pub),
 			"claims", []map[string]string{{"claim": "sub", "pattern": "system:serviceaccount:payments:*"}})
@@ -201,11 +198,7 @@ func TestTrustPolicies_KeySources(t *testing.T) {
 		}
 
 		sign := func(iss string) string {
-			s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: ec, KeyID: "cluster-1"}}, nil)
-			now := time.Now()
-			tok, _ := jwt.Signed(s).Claims(map[string]any{"iss": iss, "sub": "system:serviceaccount:payments:api", "aud": "credvault",
-				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
-			return tok
+			return cluster.Sign(t, "cluster-1", oidctest.Claims(iss, "system:serviceaccount:payments:api", "credvault", time.Now()))
 		}
 		exchange := func(tok string) *vaulttest.Response {
 			form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {tok},
@@ -227,8 +220,8 @@ func TestTrustPolicies_KeySources(t *testing.T) {
 		if r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "temporarily_unavailable") {
 			t.Errorf("loopback issuer not allowed: %d %s", r.Status, r.Body)
 		}
-		if hits.Load() != 0 {
-			t.Errorf("the loopback issuer was contacted %d times", hits.Load())
+		if n := local.Requests.Load(); n != 0 {
+			t.Errorf("the loopback issuer was contacted %d times", n)
 		}
 		if !strings.Contains(v.Logs(), "not a public address") {
 			t.Errorf("the log does not say why the issuer's keys were not fetched")

@@ -3,26 +3,44 @@ package sqlstore
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/storetest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
+	"github.com/credvault/credvault/internal/vault"
 )
 
-// openDB opens a fresh, empty, migrated database on engine (a SQLite file
-// in a temp dir, or a new PostgreSQL database), closed when the test ends.
-func openDB(t *testing.T, engine string) *DB {
-	t.Helper()
-	dsn := t.TempDir() + "/s.db"
+// newDSN returns the address of a fresh, empty database on engine: a
+// SQLite file in a temp dir, or a new PostgreSQL database.
+func newDSN(tb testing.TB, engine string) string {
+	tb.Helper()
 	if engine == Postgres {
-		dsn = pgtest.URL(t)
+		return pgtest.URL(tb)
 	}
-	db, err := Open(context.Background(), dsn)
+	return tb.TempDir() + "/s.db"
+}
+
+// openDB opens a fresh, empty, migrated database on engine (newDSN),
+// closed when the test ends.
+func openDB(tb testing.TB, engine string) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), newDSN(tb, engine))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// newAccount creates an account named "a", created at now, in db.
+func newAccount(tb testing.TB, db *DB, now time.Time) *vault.Account {
+	tb.Helper()
+	acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: now}
+	if err := db.CreateAccount(context.Background(), acct); err != nil {
+		tb.Fatal(err)
+	}
+	return acct
 }
 
 // openEngine is openDB as storetest.Run's open function.

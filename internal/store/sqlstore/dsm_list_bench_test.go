@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -74,15 +73,7 @@ func seedDSMListing(b *testing.B, db *DB) (accountID string) {
 func BenchmarkDSMListing(b *testing.B) {
 	for _, engine := range []string{SQLite, Postgres} {
 		b.Run(engine, func(b *testing.B) {
-			dsn := b.TempDir() + "/s.db"
-			if engine == Postgres {
-				dsn = pgtest.URL(b)
-			}
-			db, err := Open(context.Background(), dsn)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { db.Close() })
+			db := openDB(b, engine)
 			acct := seedDSMListing(b, db)
 			deep := fmt.Sprintf("%d-0000-4000-8000-000000000000", 10000000+90000)
 			ctx := context.Background()

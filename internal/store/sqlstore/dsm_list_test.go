@@ -18,10 +18,7 @@ func TestDSMListing_CountsAndPages(t *testing.T) {
 	openEach(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		now := time.Now()
-		acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: now}
-		if err := db.CreateAccount(ctx, acct); err != nil {
-			t.Fatal(err)
-		}
+		acct := newAccount(t, db, now)
 		who := vault.Creator{Kind: vault.PrincipalUser, ID: "u"}
 		var groups []string
 		for _, name := range []string{"g1", "g2"} {

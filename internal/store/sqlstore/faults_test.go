@@ -63,10 +63,7 @@ func storeWithCredentials(t *testing.T, path string, n int) (*DB, *vault.Account
 	if err != nil {
 		t.Fatal(err)
 	}
-	acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: time.Now()}
-	if err := db.CreateAccount(ctx, acct); err != nil {
-		t.Fatal(err)
-	}
+	acct := newAccount(t, db, time.Now())
 	for i := range n {
 		if err := db.CreateCredential(ctx, testCredential(acct.ID, fmt.Sprintf("c-%03d", i))); err != nil {
 			t.Fatal(err)

@@ -68,10 +68,7 @@ func TestSealedColumnsComplete(t *testing.T) {
 func TestMigrationsConcurrent(t *testing.T) {
 	for _, engine := range []string{SQLite, Postgres} {
 		t.Run(engine, func(t *testing.T) {
-			dsn := t.TempDir() + "/m.db"
-			if engine == Postgres {
-				dsn = pgtest.URL(t)
-			}
+			dsn := newDSN(t, engine)
 			var wg sync.WaitGroup
 			errs := make(chan error, 4)
 			for i := 0; i < 4; i++ {

@@ -22,10 +22,7 @@ func TestAnalyze_SQLiteKeepsNoStat4(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { db.Close() }()
-	acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: time.Now()}
-	if err := db.CreateAccount(ctx, acct); err != nil {
-		t.Fatal(err)
-	}
+	acct := newAccount(t, db, time.Now())
 	var cs []*vault.Credential
 	for i := range 5000 {
 		cs = append(cs, &vault.Credential{AccountID: acct.ID, ID: vault.NewID(), Name: fmt.Sprintf("c%05d", i), Type: "key",

@@ -12,10 +12,7 @@ func TestPurgeExpiredWorkloadKeys(t *testing.T) {
 	openEach(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		now := time.Now().UTC().Truncate(time.Microsecond)
-		acct := vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: now}
-		if err := db.CreateAccount(ctx, &acct); err != nil {
-			t.Fatal(err)
-		}
+		acct := newAccount(t, db, now)
 		p := vault.TrustPolicy{ID: vault.NewID(), AccountID: acct.ID, Name: "ci", Issuer: "https://issuer.example", KeySource: vault.KeysDiscovery,
 			Audiences: []string{"credvault"}, Claims: []vault.ClaimRule{{Claim: "sub", Pattern: "x"}}, Role: vault.RoleReader, TTL: time.Minute, CreatedAt: now}
 		if err := db.CreateTrustPolicy(ctx, &p, vault.Principal{ID: p.ID, Kind: vault.PrincipalServiceAccount, Name: "trust:ci", DefaultAccountID: acct.ID, CreatedAt: now}); err != nil {

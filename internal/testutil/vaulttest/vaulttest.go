@@ -12,6 +12,9 @@
 //		vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) { … })
 //	}
 //
+// and EachEngine once per engine for a test that starts its vault itself
+// (with a configuration of its own, or several vaults).
+//
 // A package whose tests use PostgreSQL must stop the shared cluster at the
 // end: func TestMain(m *testing.M) { pgtest.Main(m) }.
 package vaulttest
@@ -58,10 +61,15 @@ func Engines() []string {
 // opts.
 func Each(t *testing.T, fn func(t *testing.T, v *Vault), opts ...Option) {
 	t.Helper()
+	EachEngine(t, func(t *testing.T, engine string) { fn(t, New(t, engine, opts...)) })
+}
+
+// EachEngine runs fn as a subtest per engine (Engines), for tests that
+// build their vault, or something else on the engine, themselves.
+func EachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
+	t.Helper()
 	for _, engine := range Engines() {
-		t.Run(engine, func(t *testing.T) {
-			fn(t, New(t, engine, opts...))
-		})
+		t.Run(engine, func(t *testing.T) { fn(t, engine) })
 	}
 }
 
@@ -82,7 +90,7 @@ type Vault struct {
 	AccountID   string
 	PrincipalID string
 
-	logs      *syncBuffer
+	logs      *SyncBuffer
 	server    *httptest.Server
 	client    *http.Client
 	closeOnce *sync.Once
@@ -107,7 +115,7 @@ func New(t testing.TB, engine string, opts ...Option) *Vault {
 	default:
 		t.Fatalf("vaulttest: unknown engine %q", engine)
 	}
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	clk := &clock.Clock{}
 	cfg := app.Config{
 		DataDir:     dir,
@@ -144,7 +152,7 @@ func New(t testing.TB, engine string, opts ...Option) *Vault {
 // Close stops it; the test's end does too.
 func (v *Vault) Replica(t testing.TB, opts ...Option) *Vault {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	cfg := v.Config
 	for _, o := range opts {
 		o(&cfg)
@@ -312,19 +320,20 @@ func (v *Vault) NewMember(t testing.TB, accountID, name string, role vault.Role)
 	return Tenant{AccountID: accountID, PrincipalID: p.ID, Key: key}
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
+// SyncBuffer is a goroutine-safe buffer: the vault's log sink, and a sink
+// for whatever else a test collects while something writes to it.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -453,7 +462,7 @@ func (v *Vault) DatabaseBytes(t testing.TB) []byte {
 		defer db.Close()
 		ctx := context.Background()
 		tables := QueryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
-		if len(tables) < 5 {
+		if len(tables) < 10 {
 			t.Fatalf("only tables %v", tables)
 		}
 		for _, table := range tables {
@@ -494,6 +503,12 @@ func (v *Vault) DatabaseBytes(t testing.TB) []byte {
 		t.Fatalf("unknown engine %q", v.Engine)
 	}
 	return out.Bytes()
+}
+
+// OCIDetails is the credential_details of a DSM Oci credential (an API key
+// of a fixed test user and tenancy) signing with signingKey (a kid).
+func OCIDetails(signingKey any) map[string]any {
+	return map[string]any{"$type": "Oci", "body": map[string]any{"$type": "ApiKey", "user_ocid": "ocid1.user.oc1..u", "tenant_ocid": "ocid1.tenancy.oc1..t", "signing_key": signingKey}}
 }
 
 // B64 is standard base64, as DSM sends binary fields.
