@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -25,7 +27,8 @@ func (c dsmClient) must(t *testing.T, want int, method, path string, body any) m
 
 // TestReplicasDSM: DSM sessions, security objects and apps are shared state
 // in PostgreSQL, so what one replica issues or creates is honoured by the
-// other at once, and a session terminated on one is dead on the other.
+// other at once, a session terminated on one is dead on the other, and a
+// key deleted on one is gone on the other within sqlstore.RevocationBound.
 func TestReplicasDSM(t *testing.T) {
 	wantEngine(t, "postgres")
 	rs := startReplicas(t, 2)
@@ -83,9 +86,24 @@ func TestReplicasDSM(t *testing.T) {
 		if v["result"] != true {
 			t.Fatalf("A: verify of B's signature: %v", v)
 		}
-		// Deleted on B: gone on A.
+		// Deleted on B: gone on B at once, on A within the bound (A may
+		// answer from its row cache until it sees the change).
 		b.must(t, 204, "DELETE", "/crypto/v1/keys/"+kid, nil)
-		a.must(t, 404, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+		b.must(t, 404, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+		deleted := time.Now()
+		for {
+			sent := time.Now()
+			r, err := a.do(context.Background(), "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status == 404 {
+				break
+			}
+			if r.Status != 200 || sent.Sub(deleted) > sqlstore.RevocationBound {
+				t.Fatalf("A: info of a key deleted on B: %d after %v", r.Status, sent.Sub(deleted))
+			}
+		}
 	})
 
 	t.Run("app created on A authenticates on B", func(t *testing.T) {
