@@ -391,10 +391,11 @@ func (q *rotateRequest) method() (string, error) {
 	return unionTag("method.$type", tag, vault.Credentials.RotationMethods)
 }
 
-// credentialDetails decodes the $type-tagged CredentialDetails union:
-// the body's members are the fields table gives the variant (references
-// are UUIDs, lowercased); other members are ignored, like those of a
-// variant table does not know, which the core refuses.
+// credentialDetails decodes the $type-tagged CredentialDetails union. Of
+// the body it reads the fields table gives the variant, as strings
+// (references are ids: lowercased), and ignores other members; a variant
+// table does not have is passed on with its tags only, for the core to
+// refuse.
 func credentialDetails(table *vault.CredentialTable, raw json.RawMessage) (*vault.CredentialDetails, error) {
 	var outer struct {
 		Type *string         `json:"$type"`
