@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -213,66 +214,183 @@ const (
 	AuthAzureCertificate  = "Certificate"
 )
 
-// credentialProviders are the providers of integration credentials, and
-// credentialAuths the authentication variants of each: the one place that
-// says which variants exist (a dialect decodes their shape only).
+// ObjectRef says what a security object referenced by a credential field
+// must be.
+type ObjectRef struct {
+	Types   []string // the object types it may have
+	Private bool     // it must hold a private key (not be public only)
+	What    string   // how messages name it, e.g. "an RSA or EC private key"
+}
+
+// The kinds of security objects credentials reference.
 var (
-	credentialProviders = []string{ProviderOCI, ProviderAzure}
-	credentialAuths     = map[string][]string{
-		ProviderOCI:   {AuthOCIAPIKey},
-		ProviderAzure: {AuthAzureClientSecret, AuthAzureCertificate},
-	}
+	refPrivateKey  = &ObjectRef{Types: []string{ObjRSA, ObjEC}, Private: true, What: "an RSA or EC private key"}
+	refSecret      = &ObjectRef{Types: []string{ObjSecret}, What: "a SECRET"}
+	refCertificate = &ObjectRef{Types: []string{ObjCertificate}, What: "a CERTIFICATE"}
 )
 
-// CredentialDetails is the tagged union of integration credential details.
-// Secret material is only referenced, by security object id.
-type CredentialDetails struct {
-	Provider string // ProviderOCI or ProviderAzure
-	Auth     string // AuthOCIAPIKey, AuthAzureClientSecret or AuthAzureCertificate
-
-	UserOCID   string // Oci/ApiKey
-	TenantOCID string // Oci/ApiKey
-	SigningKey string // Oci/ApiKey: RSA or EC private key
-
-	TenantID     string // Azure
-	ClientID     string // Azure
-	ClientSecret string // Azure/ClientSecret: SECRET
-	ClientCert   string // Azure/Certificate: CERTIFICATE
-	ClientKey    string // Azure/Certificate: RSA or EC private key
+// CredentialField is one field of a credential variant's details, all of
+// which are required strings.
+type CredentialField struct {
+	Name string     // the field's name; errors call it details.<Name>
+	Ref  *ObjectRef // set when the field holds the id of a security object
 }
 
-// CredentialRef is one security object a credential references, with the
-// role it plays (the wire field name).
-type CredentialRef struct {
-	Field string
-	KID   string
+// CredentialVariant is one provider/auth variant of integration
+// credentials and the fields its details have.
+type CredentialVariant struct {
+	Provider string
+	Auth     string
+	Fields   []CredentialField
+	// NotRotatable, if set, is why credvault cannot rotate the variant's
+	// material (only the cloud provider can issue it); empty: rotation
+	// regenerates every referenced object.
+	NotRotatable string
 }
 
-// Refs lists the security objects d references.
-func (d *CredentialDetails) Refs() []CredentialRef {
-	switch {
-	case d.Provider == ProviderOCI:
-		return []CredentialRef{{"signing_key", d.SigningKey}}
-	case d.Auth == AuthAzureClientSecret:
-		return []CredentialRef{{"client_secret", d.ClientSecret}}
-	case d.Auth == AuthAzureCertificate:
-		return []CredentialRef{{"client_cert", d.ClientCert}, {"client_key", d.ClientKey}}
+// CredentialTable is what exists of integration credentials: their
+// variants and the rotation methods.
+type CredentialTable struct {
+	Variants        []CredentialVariant
+	RotationMethods []string
+}
+
+// RotationGenerate is the rotation method that generates new material for
+// every object a credential references.
+const RotationGenerate = "Generate"
+
+// Credentials is the one place that says which credential variants exist,
+// the fields each has, the objects those fields reference, whether a
+// variant can be rotated and by which methods. The core's checks derive
+// from it, and a dialect decodes and renders details by it; it is read
+// only.
+var Credentials = CredentialTable{
+	Variants: []CredentialVariant{
+		{Provider: ProviderOCI, Auth: AuthOCIAPIKey,
+			Fields: []CredentialField{{Name: "user_ocid"}, {Name: "tenant_ocid"}, {Name: "signing_key", Ref: refPrivateKey}}},
+		{Provider: ProviderAzure, Auth: AuthAzureClientSecret,
+			Fields: []CredentialField{{Name: "tenant_id"}, {Name: "client_id"}, {Name: "client_secret", Ref: refSecret}},
+			NotRotatable: "a client secret is issued by Azure (Entra ID). " +
+				"Create a new secret in Azure, import it as a SECRET security object and update the credential to reference it"},
+		{Provider: ProviderAzure, Auth: AuthAzureCertificate,
+			Fields: []CredentialField{{Name: "tenant_id"}, {Name: "client_id"}, {Name: "client_cert", Ref: refCertificate}, {Name: "client_key", Ref: refPrivateKey}},
+			NotRotatable: "the certificate must be registered with Azure (Entra ID). " +
+				"Create the new key and certificate, import them, register the certificate in Azure and update the credential to reference them"},
+	},
+	RotationMethods: []string{RotationGenerate},
+}
+
+// Providers lists the providers of t's variants, in table order.
+func (t *CredentialTable) Providers() []string {
+	var out []string
+	for _, v := range t.Variants {
+		if !slices.Contains(out, v.Provider) {
+			out = append(out, v.Provider)
+		}
+	}
+	return out
+}
+
+// Auths lists the authentication variants of provider, in table order.
+func (t *CredentialTable) Auths(provider string) []string {
+	var out []string
+	for _, v := range t.Variants {
+		if v.Provider == provider {
+			out = append(out, v.Auth)
+		}
+	}
+	return out
+}
+
+// Variant returns the variant provider/auth, or nil if there is none.
+func (t *CredentialTable) Variant(provider, auth string) *CredentialVariant {
+	for i, v := range t.Variants {
+		if v.Provider == provider && v.Auth == auth {
+			return &t.Variants[i]
+		}
 	}
 	return nil
 }
 
-// SetRef points the reference named field at kid.
-func (d *CredentialDetails) SetRef(field, kid string) {
-	switch field {
+// CredentialDetails is the tagged union of integration credential details.
+// Secret material is only referenced, by security object id. Which fields
+// a variant has is said by Credentials.
+type CredentialDetails struct {
+	Provider string // ProviderOCI or ProviderAzure
+	Auth     string // AuthOCIAPIKey, AuthAzureClientSecret or AuthAzureCertificate
+
+	UserOCID   string
+	TenantOCID string
+	SigningKey string
+
+	TenantID     string
+	ClientID     string
+	ClientSecret string
+	ClientCert   string
+	ClientKey    string
+}
+
+// field is the field of d named name (a CredentialField.Name), or nil.
+func (d *CredentialDetails) field(name string) *string {
+	switch name {
+	case "user_ocid":
+		return &d.UserOCID
+	case "tenant_ocid":
+		return &d.TenantOCID
 	case "signing_key":
-		d.SigningKey = kid
+		return &d.SigningKey
+	case "tenant_id":
+		return &d.TenantID
+	case "client_id":
+		return &d.ClientID
 	case "client_secret":
-		d.ClientSecret = kid
+		return &d.ClientSecret
 	case "client_cert":
-		d.ClientCert = kid
+		return &d.ClientCert
 	case "client_key":
-		d.ClientKey = kid
+		return &d.ClientKey
 	}
+	return nil
+}
+
+// Field returns the field of d named name ("" if there is none).
+func (d *CredentialDetails) Field(name string) string {
+	if p := d.field(name); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// SetField sets the field of d named name; a name d does not have is
+// ignored.
+func (d *CredentialDetails) SetField(name, v string) {
+	if p := d.field(name); p != nil {
+		*p = v
+	}
+}
+
+// CredentialRef is one security object a credential references: the
+// field that holds it, its id and what it must be.
+type CredentialRef struct {
+	Field string
+	KID   string
+	Need  *ObjectRef
+}
+
+// Refs lists the security objects d references (none if d is not a known
+// variant).
+func (d *CredentialDetails) Refs() []CredentialRef {
+	v := Credentials.Variant(d.Provider, d.Auth)
+	if v == nil {
+		return nil
+	}
+	var out []CredentialRef
+	for _, f := range v.Fields {
+		if f.Ref != nil {
+			out = append(out, CredentialRef{Field: f.Name, KID: d.Field(f.Name), Need: f.Ref})
+		}
+	}
+	return out
 }
 
 // IntegrationCredential is a DSM integration credential.

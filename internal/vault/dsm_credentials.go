@@ -23,52 +23,34 @@ type IntegrationCredentialInput struct {
 	Details     *CredentialDetails
 }
 
-// checkVariant checks that d is a known provider/auth variant. Its errors
-// name the field in domain terms: details.provider, details.auth.
-func checkVariant(d *CredentialDetails) error {
-	auths, ok := credentialAuths[d.Provider]
-	if !ok {
-		return FieldError("details.provider", "unknown details.provider (supported: %s)", strings.Join(credentialProviders, ", "))
+// checkVariant returns the variant of d, which must be in Credentials. Its
+// errors name the field in domain terms: details.provider, details.auth.
+func checkVariant(d *CredentialDetails) (*CredentialVariant, error) {
+	auths := Credentials.Auths(d.Provider)
+	if len(auths) == 0 {
+		return nil, FieldError("details.provider", "unknown details.provider (supported: %s)", strings.Join(Credentials.Providers(), ", "))
 	}
-	if !slices.Contains(auths, d.Auth) {
-		return FieldError("details.auth", "unknown details.auth for %s (supported: %s)", d.Provider, strings.Join(auths, ", "))
+	v := Credentials.Variant(d.Provider, d.Auth)
+	if v == nil {
+		return nil, FieldError("details.auth", "unknown details.auth for %s (supported: %s)", d.Provider, strings.Join(auths, ", "))
 	}
-	return nil
+	return v, nil
 }
 
 // checkDetails checks that d is a known variant with every field that
-// variant requires.
+// variant has, and that its references are security object ids.
 func checkDetails(d *CredentialDetails) error {
-	if err := checkVariant(d); err != nil {
+	v, err := checkVariant(d)
+	if err != nil {
 		return err
 	}
-	req := func(field, v string) error {
-		if strings.TrimSpace(v) == "" {
-			return FieldError("details."+field, "details.%s is required", field)
-		}
-		return nil
-	}
-	uuidRef := func(field, v string) error {
-		if err := req(field, v); err != nil {
-			return err
-		}
-		if !ValidUUID(v) {
-			return FieldError("details."+field, "details.%s must be a security object id (UUID)", field)
-		}
-		return nil
-	}
-	var errs []error
-	switch {
-	case d.Provider == ProviderOCI && d.Auth == AuthOCIAPIKey:
-		errs = append(errs, req("user_ocid", d.UserOCID), req("tenant_ocid", d.TenantOCID), uuidRef("signing_key", d.SigningKey))
-	case d.Provider == ProviderAzure && d.Auth == AuthAzureClientSecret:
-		errs = append(errs, req("tenant_id", d.TenantID), req("client_id", d.ClientID), uuidRef("client_secret", d.ClientSecret))
-	case d.Provider == ProviderAzure && d.Auth == AuthAzureCertificate:
-		errs = append(errs, req("tenant_id", d.TenantID), req("client_id", d.ClientID), uuidRef("client_cert", d.ClientCert), uuidRef("client_key", d.ClientKey))
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
+	for _, f := range v.Fields {
+		val := d.Field(f.Name)
+		switch {
+		case strings.TrimSpace(val) == "":
+			return FieldError("details."+f.Name, "details.%s is required", f.Name)
+		case f.Ref != nil && !ValidUUID(val):
+			return FieldError("details."+f.Name, "details.%s must be a security object id (UUID)", f.Name)
 		}
 	}
 	return nil
@@ -76,8 +58,8 @@ func checkDetails(d *CredentialDetails) error {
 
 // checkRefs verifies, with a transactional reader, that every object d
 // references is in the same account and group, may be used by
-// credentials and fits its role. Objects the caller cannot reach are
-// reported exactly like missing ones.
+// credentials and is what its field needs. Objects the caller cannot
+// reach are reported exactly like missing ones.
 func checkRefs(get SobjectGetter, sc *dsmScope, groupID string, d *CredentialDetails) error {
 	for _, r := range d.Refs() {
 		where := "details." + r.Field
@@ -97,20 +79,9 @@ func checkRefs(get SobjectGetter, sc *dsmScope, groupID string, d *CredentialDet
 		if !o.AllowCredentialUse {
 			return FieldError(where, "%s: the referenced security object does not have allow_credential_use set", where)
 		}
-		switch r.Field {
-		case "signing_key", "client_key":
-			if (o.ObjType != ObjRSA && o.ObjType != ObjEC) || o.PublicOnly {
-				return FieldError(where, "%s: the referenced security object must be an RSA or EC private key, not %s%s", where, o.ObjType,
-					map[bool]string{true: " (public only)"}[o.PublicOnly])
-			}
-		case "client_secret":
-			if o.ObjType != ObjSecret {
-				return FieldError(where, "%s: the referenced security object must be a SECRET, not %s", where, o.ObjType)
-			}
-		case "client_cert":
-			if o.ObjType != ObjCertificate {
-				return FieldError(where, "%s: the referenced security object must be a CERTIFICATE, not %s", where, o.ObjType)
-			}
+		if publicOnly := r.Need.Private && o.PublicOnly; !slices.Contains(r.Need.Types, o.ObjType) || publicOnly {
+			return FieldError(where, "%s: the referenced security object must be %s, not %s%s", where, r.Need.What, o.ObjType,
+				map[bool]string{true: " (public only)"}[publicOnly])
 		}
 	}
 	return nil
@@ -317,17 +288,11 @@ func (s *Service) DeleteIntegrationCredential(ctx context.Context, id *Identity,
 	return nil
 }
 
-// RotationGenerate is the only rotation method.
-const RotationGenerate = "Generate"
-
-// rotationMethods are the rotation methods of integration credentials.
-var rotationMethods = []string{RotationGenerate}
-
-// checkRotationMethod checks that method is a known rotation method (the
-// field is "method").
+// checkRotationMethod checks that method is one of
+// Credentials.RotationMethods (the field is "method").
 func checkRotationMethod(method string) error {
-	if !slices.Contains(rotationMethods, method) {
-		return FieldError("method", "unknown method (supported: %s)", strings.Join(rotationMethods, ", "))
+	if !slices.Contains(Credentials.RotationMethods, method) {
+		return FieldError("method", "unknown method (supported: %s)", strings.Join(Credentials.RotationMethods, ", "))
 	}
 	return nil
 }
@@ -335,9 +300,9 @@ func checkRotationMethod(method string) error {
 // RotateIntegrationCredential rotates with method Generate: every object
 // the credential references gets new material by rekey (the old object is
 // renamed, linked and deactivated), and the credential points at the new
-// objects — all in one transaction. Material only the cloud provider can
-// issue (Azure client secrets and certificates) is refused, with nothing
-// changed. Replaced objects are renamed by retired (nil: RetiredNameRFC3339).
+// objects — all in one transaction. Variants whose material only the cloud
+// provider can issue (CredentialVariant.NotRotatable) are refused, with
+// nothing changed. Replaced objects are renamed by retired (nil: RetiredNameRFC3339).
 func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity, credID, method string, retired RetiredName) (c *IntegrationCredential, err error) {
 	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "integration_credential.rotate", "credential", func() string { return credID })
@@ -357,13 +322,12 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 		return nil, err
 	}
 	rotatedName = cur.Name
-	switch cur.Details.Auth {
-	case AuthAzureClientSecret:
-		return nil, Errorf(KindInvalid, "Azure ClientSecret credentials cannot be rotated by credvault: a client secret is issued by Azure (Entra ID). "+
-			"Create a new secret in Azure, import it as a SECRET security object and update the credential to reference it")
-	case AuthAzureCertificate:
-		return nil, Errorf(KindInvalid, "Azure Certificate credentials cannot be rotated by credvault: the certificate must be registered with Azure (Entra ID). "+
-			"Create the new key and certificate, import them, register the certificate in Azure and update the credential to reference them")
+	v, err := checkVariant(&cur.Details)
+	if err != nil {
+		return nil, err
+	}
+	if v.NotRotatable != "" {
+		return nil, Errorf(KindInvalid, "%s %s credentials cannot be rotated by credvault: %s", v.Provider, v.Auth, v.NotRotatable)
 	}
 	if retired == nil {
 		retired = RetiredNameRFC3339
@@ -387,7 +351,7 @@ func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity,
 			return nil, err
 		}
 		plan.Steps = append(plan.Steps, *st)
-		details.SetRef(r.Field, st.New.KID)
+		details.SetField(r.Field, st.New.KID)
 	}
 	plan.CredentialDetails = &details
 	if err := s.store.Rekey(ctx, id.AccountID, plan); err != nil {

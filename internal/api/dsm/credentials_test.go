@@ -115,7 +115,7 @@ func TestCredentials(t *testing.T) {
 				"azure-cert-not-cert":     "credential_details.body.client_cert: the referenced security object must be a CERTIFICATE, not RSA",
 				"missing-field":           "credential_details.body.tenant_ocid is required",
 				"unknown-outer-type":      "unknown credential_details.$type (supported: Oci, Azure)",
-				"unknown-inner-type":      "unknown credential_details.body.$type for Oci",
+				"unknown-inner-type":      "unknown credential_details.body.$type for Oci (supported: ApiKey)",
 				"no-body":                 "credential_details.body is required",
 			}
 			for name, det := range map[string]map[string]any{

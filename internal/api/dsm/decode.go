@@ -360,28 +360,17 @@ func (q *query) sort(name string, fields ...string) (field string, desc bool) {
 
 // ---- integration credentials ----
 
-// The variants of integration credentials DSM's wire can name: the
-// providers (credential_details.$type), each provider's authentication
-// variants (credential_details.body.$type) and the rotation methods
-// (method.$type). The dialect checks a request's tags against these, here
-// only; the core checks what a variant requires (vault.checkDetails).
-var (
-	credentialProviders = []string{vault.ProviderOCI, vault.ProviderAzure}
-	credentialAuths     = map[string][]string{
-		vault.ProviderOCI:   {vault.AuthOCIAPIKey},
-		vault.ProviderAzure: {vault.AuthAzureClientSecret, vault.AuthAzureCertificate},
-	}
-	rotationMethods = []string{vault.RotationGenerate}
-)
+// Integration credentials: the dialect decodes the shape of their $type-
+// tagged unions (credential_details.$type, credential_details.body.$type,
+// method.$type) and passes the tags on; which variants and rotation
+// methods exist, and what each variant requires, is the core's
+// (vault.Credentials), whose errors wireMessage renders in DSM's names.
 
-// unionTag checks the $type tag of a union member named field: present,
-// and one of supported.
-func unionTag(field string, tag *string, supported ...string) (string, error) {
+// unionTag decodes the $type tag of a union member named field, which is
+// required; supported lists the known tags for the message.
+func unionTag(field string, tag *string, supported []string) (string, error) {
 	if tag == nil {
 		return "", invalid("%s is required (%s)", field, strings.Join(supported, " or "))
-	}
-	if !slices.Contains(supported, *tag) {
-		return "", invalid("unknown %s (supported: %s)", field, strings.Join(supported, ", "))
 	}
 	return *tag, nil
 }
@@ -399,11 +388,15 @@ func (q *rotateRequest) method() (string, error) {
 	if q.Method != nil {
 		tag = q.Method.Type
 	}
-	return unionTag("method.$type", tag, rotationMethods...)
+	return unionTag("method.$type", tag, vault.Credentials.RotationMethods)
 }
 
-// credentialDetails decodes the $type-tagged CredentialDetails union.
-func credentialDetails(raw json.RawMessage) (*vault.CredentialDetails, error) {
+// credentialDetails decodes the $type-tagged CredentialDetails union. Of
+// the body it reads the fields table gives the variant, as strings
+// (references are ids: lowercased), and ignores other members; a variant
+// table does not have is passed on with its tags only, for the core to
+// refuse.
+func credentialDetails(table *vault.CredentialTable, raw json.RawMessage) (*vault.CredentialDetails, error) {
 	var outer struct {
 		Type *string         `json:"$type"`
 		Body json.RawMessage `json:"body"`
@@ -411,7 +404,7 @@ func credentialDetails(raw json.RawMessage) (*vault.CredentialDetails, error) {
 	if err := decodeJSON(raw, &outer); err != nil {
 		return nil, invalid("credential_details must be an object with $type and body")
 	}
-	provider, err := unionTag("credential_details.$type", outer.Type, credentialProviders...)
+	provider, err := unionTag("credential_details.$type", outer.Type, table.Providers())
 	if err != nil {
 		return nil, err
 	}
@@ -419,39 +412,43 @@ func credentialDetails(raw json.RawMessage) (*vault.CredentialDetails, error) {
 	if len(outer.Body) == 0 || string(outer.Body) == "null" {
 		return nil, invalid("credential_details.body is required")
 	}
-	var body struct {
-		Type         *string `json:"$type"`
-		UserOCID     *string `json:"user_ocid"`
-		TenantOCID   *string `json:"tenant_ocid"`
-		SigningKey   *string `json:"signing_key"`
-		TenantID     *string `json:"tenant_id"`
-		ClientID     *string `json:"client_id"`
-		ClientSecret *string `json:"client_secret"`
-		ClientCert   *string `json:"client_cert"`
-		ClientKey    *string `json:"client_key"`
-	}
+	var body map[string]json.RawMessage
 	if err := decodeJSON(outer.Body, &body); err != nil {
 		if e := (*vault.Error)(nil); errors.As(err, &e) {
 			return nil, invalid("credential_details.body: %s", e.Msg)
 		}
 		return nil, err
 	}
-	if body.Type == nil {
+	str := func(name string) (*string, error) {
+		var s *string
+		if raw, ok := body[name]; ok && json.Unmarshal(raw, &s) != nil {
+			return nil, invalid("credential_details.body: invalid type for field %s: expected string", name)
+		}
+		return s, nil
+	}
+	auth, err := str("$type")
+	if err != nil {
+		return nil, err
+	}
+	if auth == nil {
 		return nil, invalid("credential_details.body.$type is required")
 	}
-	d.Auth = *body.Type
-	if !slices.Contains(credentialAuths[d.Provider], d.Auth) {
-		return nil, invalid("unknown credential_details.body.$type for %s", d.Provider)
-	}
-	str := func(p *string) string {
-		if p == nil {
-			return ""
+	d.Auth = *auth
+	if v := table.Variant(d.Provider, d.Auth); v != nil {
+		for _, f := range v.Fields {
+			s, err := str(f.Name)
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case s == nil:
+			case f.Ref != nil:
+				d.SetField(f.Name, strings.ToLower(*s)) // ids are lowercase
+			default:
+				d.SetField(f.Name, *s)
+			}
 		}
-		return *p
 	}
-	d.UserOCID, d.TenantOCID, d.SigningKey = str(body.UserOCID), str(body.TenantOCID), strings.ToLower(str(body.SigningKey))
-	d.TenantID, d.ClientID = str(body.TenantID), str(body.ClientID)
-	d.ClientSecret, d.ClientCert, d.ClientKey = strings.ToLower(str(body.ClientSecret)), strings.ToLower(str(body.ClientCert)), strings.ToLower(str(body.ClientKey))
 	return d, nil
 }
 
@@ -480,7 +477,7 @@ func (q *credentialRequest) input() (vault.IntegrationCredentialInput, error) {
 		}
 	}
 	if len(q.CredentialDetails) > 0 && string(q.CredentialDetails) != "null" {
-		d, err := credentialDetails(q.CredentialDetails)
+		d, err := credentialDetails(&vault.Credentials, q.CredentialDetails)
 		if err != nil {
 			return in, err
 		}

@@ -125,27 +125,60 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 	_, _ = w.Write([]byte(wireMessage(err)))
 }
 
-// wireMessage is err's client-safe message with the core's field path at
-// its start (see vault.Error.Field) renamed to DSM's: the core calls an
-// integration credential's details "details", DSM credential_details with
-// their fields under body.
+// wireMessage is err's client-safe message with the core's field path
+// (see vault.Error.Field), wherever the message names it, renamed to
+// DSM's (wireField).
 func wireMessage(err error) string {
 	msg := vault.Message(err)
 	var ve *vault.Error
 	if !errors.As(err, &ve) || ve.Kind != vault.KindInvalid || ve.Field == "" {
 		return msg
 	}
-	rest, ok := strings.CutPrefix(msg, ve.Field)
-	if !ok || (rest != "" && rest[0] != ' ' && rest[0] != ':') {
+	wire := wireField(ve.Field)
+	if wire == ve.Field {
 		return msg
 	}
-	if ve.Field == "details" {
-		return "credential_details" + rest
+	var b strings.Builder
+	for rest := msg; ; {
+		i := strings.Index(rest, ve.Field)
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		end := i + len(ve.Field)
+		// Only the whole path: not part of a word or of a longer path.
+		whole := (i == 0 || rest[i-1] == ' ') && (end == len(rest) || strings.ContainsRune(" :,)", rune(rest[end])))
+		b.WriteString(rest[:i])
+		if whole {
+			b.WriteString(wire)
+		} else {
+			b.WriteString(ve.Field)
+		}
+		rest = rest[end:]
 	}
-	if f, ok := strings.CutPrefix(ve.Field, "details."); ok {
-		return "credential_details.body." + f + rest
+}
+
+// wireField is DSM's name of a field the core names by its domain path:
+// the core calls an integration credential's details "details", their
+// provider and auth variant details.provider and details.auth, a
+// rotation's method "method"; DSM has credential_details with the $type
+// tag of the provider and a body with the variant's $type and its fields,
+// and a $type-tagged method. Other fields keep their name.
+func wireField(field string) string {
+	switch field {
+	case "details":
+		return "credential_details"
+	case "details.provider":
+		return "credential_details.$type"
+	case "details.auth":
+		return "credential_details.body.$type"
+	case "method":
+		return "method.$type"
 	}
-	return msg
+	if f, ok := strings.CutPrefix(field, "details."); ok {
+		return "credential_details.body." + f
+	}
+	return field
 }
 
 // authenticate resolves the Authorization header: "Basic <api key>" (an

@@ -141,16 +141,14 @@ func toSobject(o *vault.Sobject, showPubKey bool) sobjectWire {
 	return w
 }
 
-// credentialDetailsWire renders the $type-tagged CredentialDetails union.
-func credentialDetailsWire(d *vault.CredentialDetails) map[string]any {
+// credentialDetailsWire renders the $type-tagged CredentialDetails union
+// with the fields table gives its variant.
+func credentialDetailsWire(table *vault.CredentialTable, d *vault.CredentialDetails) map[string]any {
 	body := map[string]any{"$type": d.Auth}
-	switch d.Auth {
-	case vault.AuthOCIAPIKey:
-		body["user_ocid"], body["tenant_ocid"], body["signing_key"] = d.UserOCID, d.TenantOCID, d.SigningKey
-	case vault.AuthAzureClientSecret:
-		body["tenant_id"], body["client_id"], body["client_secret"] = d.TenantID, d.ClientID, d.ClientSecret
-	case vault.AuthAzureCertificate:
-		body["tenant_id"], body["client_id"], body["client_cert"], body["client_key"] = d.TenantID, d.ClientID, d.ClientCert, d.ClientKey
+	if v := table.Variant(d.Provider, d.Auth); v != nil {
+		for _, f := range v.Fields {
+			body[f.Name] = d.Field(f.Name)
+		}
 	}
 	return map[string]any{"$type": d.Provider, "body": body}
 }
@@ -167,7 +165,7 @@ type credentialWire struct {
 
 func toCredential(c *vault.IntegrationCredential) credentialWire {
 	return credentialWire{CredentialID: c.ID, Name: c.Name, Description: c.Description, GroupID: c.GroupID, CreatedAt: compact(c.CreatedAt),
-		Creator: principal(c.Creator), CredentialDetails: credentialDetailsWire(&c.Details)}
+		Creator: principal(c.Creator), CredentialDetails: credentialDetailsWire(&vault.Credentials, &c.Details)}
 }
 
 type metadataWire struct {
