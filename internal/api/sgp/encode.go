@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // The SGP credential and its list page are the API's hottest bodies, so
@@ -14,30 +16,23 @@ import (
 // byte for byte what encoding/json writes for Credential and listResponse
 // (TestEncodeMatchesEncodingJSON), at a fraction of the cost per item.
 
-// writeList writes out as encoding/json would.
-func writeList(w http.ResponseWriter, out *listResponse) {
-	b := make([]byte, 0, 64+len(out.Items)*320)
-	b = append(b, `{"object":`...)
-	b = appendString(b, out.Object)
-	b = append(b, `,"items":`...)
-	if out.Items == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range out.Items {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendCredential(b, &out.Items[i])
+// writeList writes the page as encoding/json writes its listResponse
+// (items as toWireAt(item, now)).
+func writeList(w http.ResponseWriter, page *vault.CredentialPage, limit int, now time.Time) {
+	b := make([]byte, 0, 64+len(page.Items)*320)
+	b = append(b, `{"object":"list","items":[`...)
+	for i := range page.Items {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		b = append(b, ']')
+		b = appendCredential(b, &page.Items[i], now)
 	}
-	b = append(b, `,"total":`...)
-	b = strconv.AppendInt(b, int64(out.Total), 10)
+	b = append(b, `],"total":`...)
+	b = strconv.AppendInt(b, int64(page.Total), 10)
 	b = append(b, `,"has_more":`...)
-	b = strconv.AppendBool(b, out.HasMore)
+	b = strconv.AppendBool(b, page.HasMore)
 	b = append(b, `,"limit":`...)
-	b = strconv.AppendInt(b, int64(out.Limit), 10)
+	b = strconv.AppendInt(b, int64(limit), 10)
 	writeBody(w, append(b, '}'))
 }
 
@@ -48,32 +43,32 @@ func writeBody(w http.ResponseWriter, b []byte) {
 	_, _ = w.Write(b)
 }
 
-// appendCredential appends c as encoding/json would: its fields in
-// declaration order, the optional extensions only when set.
-func appendCredential(b []byte, c *Credential) []byte {
-	const metadata = `,"credential_metadata":`
+// appendCredential appends c as encoding/json writes toWireAt(c, now):
+// the wire fields in declaration order, the optional extensions only when
+// set, times formatted straight into the buffer.
+func appendCredential(b []byte, c *vault.Credential, now time.Time) []byte {
 	for _, f := range [...]struct{ key, val string }{
-		{`{"id":`, c.ID}, {`,"object":`, c.Object}, {`,"created_by_user_id":`, c.CreatedByUserID},
-		{`,"created_by_identity_type":`, c.CreatedByIdentityType}, {`,"type":`, c.Type}, {`,"name":`, c.Name},
-		{`,"description":`, c.Description}, {metadata, ""}, {`,"created_at":`, c.CreatedAt},
-		{`,"updated_at":`, c.UpdatedAt},
+		{`{"id":`, c.ID}, {`,"object":`, "credential"}, {`,"created_by_user_id":`, c.CreatedBy},
+		{`,"created_by_identity_type":`, string(c.CreatedByKind)}, {`,"type":`, c.Type}, {`,"name":`, c.Name},
+		{`,"description":`, c.Description},
 	} {
 		b = append(b, f.key...)
-		if f.key == metadata {
-			b = appendRaw(b, c.CredentialMetadata)
-			continue
-		}
 		b = appendString(b, f.val)
 	}
-	b = append(b, `,"version":`...)
+	b = append(b, `,"credential_metadata":`...)
+	if len(c.Metadata) == 0 {
+		b = append(b, "{}"...)
+	} else {
+		b = appendRaw(b, c.Metadata)
+	}
+	b = append(b, `,"created_at":"`...)
+	b = append(appendTime(b, c.CreatedAt), `","updated_at":"`...)
+	b = append(appendTime(b, c.UpdatedAt), `","version":`...)
 	b = strconv.AppendInt(b, c.Version, 10)
 	if c.ExpiresAt != nil {
-		b = append(b, `,"expires_at":`...)
-		b = appendString(b, *c.ExpiresAt)
-	}
-	if c.Expired != nil {
-		b = append(b, `,"expired":`...)
-		b = strconv.AppendBool(b, *c.Expired)
+		b = append(b, `,"expires_at":"`...)
+		b = append(appendTime(b, *c.ExpiresAt), `","expired":`...)
+		b = strconv.AppendBool(b, c.Expired(now))
 	}
 	return append(b, '}')
 }
@@ -154,36 +149,39 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// formatTime is t.UTC().Format(timeFormat) — 2006-01-02T15:04:05.000000Z —
-// without the layout interpreter: a list page formats two times per item.
-func formatTime(t time.Time) string {
+// formatTime is t.UTC().Format(timeFormat) — 2006-01-02T15:04:05.000000Z.
+func formatTime(t time.Time) string { return string(appendTime(make([]byte, 0, 27), t)) }
+
+// appendTime appends formatTime(t) without the layout interpreter: a list
+// page formats two times per item.
+func appendTime(b []byte, t time.Time) []byte {
 	t = t.UTC()
 	year := t.Year()
 	if year < 0 || year > 9999 {
-		return t.Format(timeFormat)
+		return t.AppendFormat(b, timeFormat)
 	}
 	month, day := t.Month(), t.Day()
 	hour, minute, sec := t.Clock()
-	var b [27]byte
+	var d [27]byte
 	put := func(at, v, width int) {
 		for i := at + width - 1; i >= at; i-- {
-			b[i] = byte('0' + v%10)
+			d[i] = byte('0' + v%10)
 			v /= 10
 		}
 	}
 	put(0, year, 4)
-	b[4] = '-'
+	d[4] = '-'
 	put(5, int(month), 2)
-	b[7] = '-'
+	d[7] = '-'
 	put(8, day, 2)
-	b[10] = 'T'
+	d[10] = 'T'
 	put(11, hour, 2)
-	b[13] = ':'
+	d[13] = ':'
 	put(14, minute, 2)
-	b[16] = ':'
+	d[16] = ':'
 	put(17, sec, 2)
-	b[19] = '.'
+	d[19] = '.'
 	put(20, t.Nanosecond()/1000, 6)
-	b[26] = 'Z'
-	return string(b[:])
+	d[26] = 'Z'
+	return append(b, d[:]...)
 }

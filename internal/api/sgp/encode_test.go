@@ -6,12 +6,16 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/credvault/credvault/internal/httpx"
+	"github.com/credvault/credvault/internal/vault"
 )
 
 // TestEncodeMatchesEncodingJSON: the hand-written encoder writes exactly
-// what encoding/json writes for the same values, for strings with every
-// kind of character JSON escapes (controls, quotes, HTML, U+2028/2029,
-// invalid UTF-8) and metadata with whitespace and HTML in it.
+// what encoding/json writes for the wire form of the same credential, for
+// strings with every kind of character JSON escapes (controls, quotes,
+// HTML, U+2028/2029, invalid UTF-8), metadata with whitespace and HTML in
+// it or none, and expiry set, passed or not.
 func TestEncodeMatchesEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	pieces := []string{"a", "Z", "0", " ", "\"", "\\", "/", "<", ">", "&", "\b", "\f", "\n", "\r", "\t", "\x00", "\x1f", "\x7f",
@@ -23,31 +27,35 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 		}
 		return s
 	}
-	metas := []string{`{}`, `{"a":"b"}`, `{"k": "v <b>&</b>", "n": [1, 2 ,3]}`, "{\n\t\"x\":\"\u2028\"\n}", `{"e":"\u00e9"}`, `[]`}
-	expires, expired := "2026-12-01T00:00:00.000000Z", true
+	metas := []string{`{}`, `{"a":"b"}`, `{"k": "v <b>&</b>", "n": [1, 2 ,3]}`, "{\n\t\"x\":\"\u2028\"\n}", `{"e":"\u00e9"}`, `[]`, ``}
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	randTime := func() time.Time { return time.Unix(rng.Int64N(4e9), rng.Int64N(1e9)) }
+	var items []vault.Credential
 	for i := range 2000 {
-		c := Credential{ID: randString(), Object: "credential", CreatedByUserID: randString(), CreatedByIdentityType: "user",
-			Type: randString(), Name: randString(), Description: randString(),
-			CredentialMetadata: json.RawMessage(metas[i%len(metas)]), CreatedAt: randString(), UpdatedAt: randString(), Version: int64(i)}
+		c := vault.Credential{ID: randString(), CreatedBy: randString(), CreatedByKind: vault.PrincipalKind(randString()),
+			Type: randString(), Name: randString(), Description: randString(), Metadata: json.RawMessage(metas[i%len(metas)]),
+			CreatedAt: randTime(), UpdatedAt: randTime(), Version: int64(i)}
 		if i%3 == 0 {
-			c.ExpiresAt, c.Expired = &expires, &expired
+			exp := now.Add(time.Duration(rng.Int64N(2e12)) - 1e12)
+			c.ExpiresAt = &exp
 		}
-		want, err := json.Marshal(c)
+		want, err := json.Marshal(toWireAt(&c, now))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendCredential(nil, &c); string(got) != string(want) {
+		if got := appendCredential(nil, &c, now); string(got) != string(want) {
 			t.Fatalf("credential %d:\n got %s\nwant %s", i, got, want)
 		}
+		items = append(items, c)
 	}
-	for _, items := range [][]Credential{nil, {}, {{ID: "x", CredentialMetadata: json.RawMessage(`{}`)}, {ID: "<y>", CredentialMetadata: json.RawMessage(`{"a":1}`)}}} {
-		out := listResponse{Object: "list", Items: items, Total: 7, HasMore: true, Limit: 100}
-		want, err := json.Marshal(out)
+	for _, page := range []vault.CredentialPage{{Items: []vault.Credential{}}, {Items: items[:3], Total: 7, HasMore: true}} {
+		want, err := json.Marshal(listResponse{Object: "list", Items: httpx.Wire(page.Items, func(c *vault.Credential) Credential { return toWireAt(c, now) }),
+			Total: page.Total, HasMore: page.HasMore, Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
 		w := httptest.NewRecorder()
-		writeList(w, &out)
+		writeList(w, &page, 100, now)
 		if w.Body.String() != string(want) || w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
 			t.Fatalf("list: %d %q\n got %s\nwant %s", w.Code, w.Header().Get("Content-Type"), w.Body, want)
 		}

@@ -61,13 +61,16 @@ func (h *handlers) versionsOrNot() http.Handler {
 }
 
 // toWire is the wire form of c with the extension fields.
-func (h *handlers) toWire(c *vault.Credential) Credential {
+func (h *handlers) toWire(c *vault.Credential) Credential { return toWireAt(c, h.svc.Now()) }
+
+// toWireAt is the wire form of c at now (whether it has expired).
+func toWireAt(c *vault.Credential, now time.Time) Credential {
 	out := toWire(c)
 	out.Version = c.Version
 	if c.ExpiresAt != nil {
-		s := c.ExpiresAt.UTC().Format(timeFormat)
+		s := formatTime(*c.ExpiresAt)
 		out.ExpiresAt = &s
-		expired := c.Expired(h.svc.Now())
+		expired := c.Expired(now)
 		out.Expired = &expired
 	}
 	return out

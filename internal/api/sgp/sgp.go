@@ -129,8 +129,7 @@ func (h *handlers) writeCredential(w http.ResponseWriter, c *vault.Credential, e
 	if err != nil {
 		return err
 	}
-	out := h.toWire(c)
-	writeBody(w, appendCredential(make([]byte, 0, 384), &out))
+	writeBody(w, appendCredential(make([]byte, 0, 384), c, h.svc.Now()))
 	return nil
 }
 
@@ -214,7 +213,7 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	if err != nil {
 		return inQuery(err)
 	}
-	writeList(w, &listResponse{Object: "list", Items: httpx.Wire(page.Items, h.toWire), Total: page.Total, HasMore: page.HasMore, Limit: q.Limit})
+	writeList(w, page, q.Limit, h.svc.Now())
 	return nil
 }
 
