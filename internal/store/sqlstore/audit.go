@@ -53,6 +53,31 @@ func (db *DB) auditStmts(ctx context.Context) (auditStatements, error) {
 	return auditStatements{sel, upd}, nil
 }
 
+// auditChunk is the number of records of the multi-row audit INSERT.
+const auditChunk = 64
+
+var auditInsertOne, auditInsertChunk = buildAuditInsert(1), buildAuditInsert(auditChunk)
+
+// auditInsertSQL returns the INSERT of n audit records (1 or auditChunk).
+func auditInsertSQL(n int) string {
+	if n == 1 {
+		return auditInsertOne
+	}
+	return auditInsertChunk
+}
+
+func buildAuditInsert(n int) string {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	return sb.String()
+}
+
 // appendAudit locks the head row (PostgreSQL: row lock, held to the commit,
 // so appenders are serialised; SQLite: the write transaction already
 // excludes other writers), chains build's records after it, inserts them and
@@ -80,25 +105,24 @@ func (db *DB) appendAudit(ctx context.Context, tx *sql.Tx, st auditStatements, b
 	if len(recs) == 0 {
 		return nil
 	}
-	// One multi-row INSERT per chunk: far cheaper than a statement per
-	// record, and a group-committed batch can hold hundreds of records.
-	const perStmt = 64
-	for start := 0; start < len(recs); start += perStmt {
-		chunk := recs[start:min(start+perStmt, len(recs))]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
-		args := make([]any, 0, len(chunk)*14)
-		for i, r := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	// Full chunks of auditChunk records through one prepared multi-row
+	// INSERT each (a group-committed batch can hold hundreds of records);
+	// the rest — a change's own record — through the prepared single-row
+	// INSERT. Two fixed statements: nothing is parsed per call.
+	for len(recs) > 0 {
+		n := auditChunk
+		if len(recs) < auditChunk {
+			n = 1
+		}
+		args := make([]any, 0, n*14)
+		for _, r := range recs[:n] {
 			args = append(args, r.Seq, r.ID, ts(r.Time), r.AccountID, r.PrincipalID, string(r.PrincipalKind), r.Action,
 				r.ObjectType, r.ObjectID, r.Outcome, r.RequestID, r.ClientAddr, r.PrevHash, r.Hash)
 		}
-		if _, err := tx.ExecContext(ctx, db.q(sb.String()), args...); err != nil {
+		if _, err := db.execIn(ctx, tx, auditInsertSQL(n), args...); err != nil {
 			return fmt.Errorf("audit insert: %w", err)
 		}
+		recs = recs[n:]
 	}
 	var mac any
 	if len(next.MAC) > 0 {
