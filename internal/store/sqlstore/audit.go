@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 
 	"github.com/credvault/credvault/internal/vault"
@@ -53,17 +54,22 @@ func (db *DB) auditStmts(ctx context.Context) (auditStatements, error) {
 	return auditStatements{sel, upd}, nil
 }
 
-// auditChunk is the number of records of the multi-row audit INSERT.
+// auditChunk is the number of records of the largest multi-row audit
+// INSERT (a power of two).
 const auditChunk = 64
 
-var auditInsertOne, auditInsertChunk = buildAuditInsert(1), buildAuditInsert(auditChunk)
-
-// auditInsertSQL returns the INSERT of n audit records (1 or auditChunk).
-func auditInsertSQL(n int) string {
-	if n == 1 {
-		return auditInsertOne
+// auditInserts[i] inserts 1<<i audit records.
+var auditInserts = func() (s [7]string) {
+	for i := range s {
+		s[i] = buildAuditInsert(1 << i)
 	}
-	return auditInsertChunk
+	return s
+}()
+
+// auditInsertSQL returns the INSERT of n audit records (a power of two up
+// to auditChunk).
+func auditInsertSQL(n int) string {
+	return auditInserts[bits.Len(uint(n))-1]
 }
 
 func buildAuditInsert(n int) string {
@@ -105,14 +111,14 @@ func (db *DB) appendAudit(ctx context.Context, tx *sql.Tx, st auditStatements, b
 	if len(recs) == 0 {
 		return nil
 	}
-	// Full chunks of auditChunk records through one prepared multi-row
-	// INSERT each (a group-committed batch can hold hundreds of records);
-	// the rest — a change's own record — through the prepared single-row
-	// INSERT. Two fixed statements: nothing is parsed per call.
+	// Prepared multi-row INSERTs of a power of two records each, largest
+	// first (a group-committed batch can hold hundreds of records; a
+	// change has one): 64+32+2+1 for 99. Seven fixed statements, nothing
+	// parsed per call, at most six per call beyond the full chunks.
 	for len(recs) > 0 {
 		n := auditChunk
-		if len(recs) < auditChunk {
-			n = 1
+		for n > len(recs) {
+			n /= 2
 		}
 		args := make([]any, 0, n*14)
 		for _, r := range recs[:n] {

@@ -135,8 +135,8 @@ func TestWriteStatements_Prepared(t *testing.T) {
 	}
 }
 
-// TestAppendAudit_Chunks: records appended in one call beyond the
-// multi-row INSERT's chunk (full chunks, then single rows) are all stored,
+// TestAppendAudit_Chunks: records appended in one call in several
+// multi-row INSERTs (power-of-two chunks, largest first) are all stored,
 // in order, and chain.
 func TestAppendAudit_Chunks(t *testing.T) {
 	for _, engine := range []string{SQLite, Postgres} {
@@ -144,7 +144,7 @@ func TestAppendAudit_Chunks(t *testing.T) {
 			ctx := context.Background()
 			db := openDB(t, engine)
 			var chain audit.Trail
-			for _, n := range []int{1, auditChunk + 3, 2*auditChunk + 1} {
+			for _, n := range []int{1, auditChunk + 3, 2*auditChunk + 1, 99} {
 				err := db.AppendAudit(ctx, func(h vault.AuditHead) ([]vault.AuditRecord, vault.AuditHead, error) {
 					evs := make([]vault.AuditEvent, n)
 					for i := range evs {
@@ -156,7 +156,7 @@ func TestAppendAudit_Chunks(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want := 1 + auditChunk + 3 + 2*auditChunk + 1
+			want := 1 + auditChunk + 3 + 2*auditChunk + 1 + 99
 			rep, err := audit.Verify(ctx, db, audit.VerifyOptions{})
 			if err != nil || !rep.OK() || rep.Records != int64(want) || rep.HeadSeq != int64(want) {
 				t.Fatalf("audit: %+v, %v; want %d records, verified", rep, err, want)
