@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 
 	"github.com/credvault/credvault/internal/vault"
@@ -53,6 +54,36 @@ func (db *DB) auditStmts(ctx context.Context) (auditStatements, error) {
 	return auditStatements{sel, upd}, nil
 }
 
+// auditChunk is the number of records of the largest multi-row audit
+// INSERT (a power of two).
+const auditChunk = 64
+
+// auditInserts[i] inserts 1<<i audit records.
+var auditInserts = func() (s [7]string) {
+	for i := range s {
+		s[i] = buildAuditInsert(1 << i)
+	}
+	return s
+}()
+
+// auditInsertSQL returns the INSERT of n audit records (a power of two up
+// to auditChunk).
+func auditInsertSQL(n int) string {
+	return auditInserts[bits.Len(uint(n))-1]
+}
+
+func buildAuditInsert(n int) string {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	return sb.String()
+}
+
 // appendAudit locks the head row (PostgreSQL: row lock, held to the commit,
 // so appenders are serialised; SQLite: the write transaction already
 // excludes other writers), chains build's records after it, inserts them and
@@ -80,25 +111,24 @@ func (db *DB) appendAudit(ctx context.Context, tx *sql.Tx, st auditStatements, b
 	if len(recs) == 0 {
 		return nil
 	}
-	// One multi-row INSERT per chunk: far cheaper than a statement per
-	// record, and a group-committed batch can hold hundreds of records.
-	const perStmt = 64
-	for start := 0; start < len(recs); start += perStmt {
-		chunk := recs[start:min(start+perStmt, len(recs))]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
-		args := make([]any, 0, len(chunk)*14)
-		for i, r := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	// Prepared multi-row INSERTs of a power of two records each, largest
+	// first (a group-committed batch can hold hundreds of records; a
+	// change has one): 64+32+2+1 for 99. Seven fixed statements, nothing
+	// parsed per call, at most six per call beyond the full chunks.
+	for len(recs) > 0 {
+		n := auditChunk
+		for n > len(recs) {
+			n /= 2
+		}
+		args := make([]any, 0, n*14)
+		for _, r := range recs[:n] {
 			args = append(args, r.Seq, r.ID, ts(r.Time), r.AccountID, r.PrincipalID, string(r.PrincipalKind), r.Action,
 				r.ObjectType, r.ObjectID, r.Outcome, r.RequestID, r.ClientAddr, r.PrevHash, r.Hash)
 		}
-		if _, err := tx.ExecContext(ctx, db.q(sb.String()), args...); err != nil {
+		if _, err := db.execIn(ctx, tx, auditInsertSQL(n), args...); err != nil {
 			return fmt.Errorf("audit insert: %w", err)
 		}
+		recs = recs[n:]
 	}
 	var mac any
 	if len(next.MAC) > 0 {

@@ -18,7 +18,9 @@ import (
 // what a cached read returns: row 0 for authentication state (principals,
 // memberships, accounts, DSM apps and sessions, an API key's hash,
 // principal, expiry or revocation), rows 1-16 for updates and deletions of
-// credentials (sharded by the id's last character). Because triggers do
+// credentials (sharded by the id's last character); rows 17 and 18
+// (migration 0019) count webhooks for the outbox (events.go) and are not
+// read as counters here. Because triggers do
 // it, every writer bumps them — this server, another replica, the admin CLI
 // on the same SQLite file, and write paths added later — without calling
 // anything. A new column is covered by its table's trigger; a new TABLE

@@ -33,7 +33,7 @@ func scanCredential(row interface{ Scan(...any) error }) (*vault.Credential, err
 
 func (db *DB) CreateCredential(ctx context.Context, c *vault.Credential) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		if _, err := db.execIn(ctx, tx, `INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.AccountID, c.ID, c.Name, c.Type, c.Description, string(c.Metadata), c.CreatedBy, string(c.CreatedByKind),
 			ts(c.CreatedAt), ts(c.UpdatedAt), c.Version, c.Ciphertext, tsPtr(c.ExpiresAt)); err != nil {
 			return err
@@ -77,8 +77,8 @@ func (db *DB) CreateCredentials(ctx context.Context, cs []*vault.Credential) err
 }
 
 func (db *DB) bumpCount(ctx context.Context, tx *sql.Tx, accountID string, delta int) error {
-	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO account_stats (account_id, credentials) VALUES (?, ?)
-		ON CONFLICT (account_id) DO UPDATE SET credentials = account_stats.credentials + excluded.credentials`), accountID, delta)
+	_, err := db.execIn(ctx, tx, `INSERT INTO account_stats (account_id, credentials) VALUES (?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET credentials = account_stats.credentials + excluded.credentials`, accountID, delta)
 	return err
 }
 

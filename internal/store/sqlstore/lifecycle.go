@@ -20,22 +20,22 @@ func (db *DB) putVersion(ctx context.Context, tx *sql.Tx, c *vault.Credential) e
 	if by == "" {
 		by = c.CreatedBy
 	}
-	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO credential_versions (account_id, credential_id, version, created_at, created_by, ciphertext)
-		VALUES (?, ?, ?, ?, ?, ?)`), c.AccountID, c.ID, c.Version, ts(c.UpdatedAt), by, c.Ciphertext); err != nil {
+	if _, err := db.execIn(ctx, tx, `INSERT INTO credential_versions (account_id, credential_id, version, created_at, created_by, ciphertext)
+		VALUES (?, ?, ?, ?, ?, ?)`, c.AccountID, c.ID, c.Version, ts(c.UpdatedAt), by, c.Ciphertext); err != nil {
 		return fmt.Errorf("put version: %w", err)
 	}
 	if c.Version <= 1 {
 		return nil
 	}
 	var keep int64
-	err := tx.QueryRowContext(ctx, db.q(`SELECT max_versions FROM account_lifecycle WHERE account_id = ?`), c.AccountID).Scan(&keep)
+	err := db.queryRowIn(ctx, tx, `SELECT max_versions FROM account_lifecycle WHERE account_id = ?`, c.AccountID).Scan(&keep)
 	if errors.Is(err, sql.ErrNoRows) || keep <= 0 {
 		keep, err = vault.DefaultMaxVersions, nil
 	}
 	if err != nil {
 		return fmt.Errorf("max versions: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM credential_versions WHERE account_id = ? AND credential_id = ? AND version <= ?`),
+	if _, err := db.execIn(ctx, tx, `DELETE FROM credential_versions WHERE account_id = ? AND credential_id = ? AND version <= ?`,
 		c.AccountID, c.ID, c.Version-keep); err != nil {
 		return fmt.Errorf("prune versions: %w", err)
 	}

@@ -37,6 +37,12 @@ type DB struct {
 
 	rebound sync.Map // query text → dialect text
 	stmts   sync.Map // stmtKey → *sql.Stmt
+	// Write statements met inside a transaction before they were prepared
+	// (query text → struct{}): tx prepares them before its next
+	// transaction (txstmt.go).
+	unprepared sync.Map
+	toPrepare  atomic.Bool  // unprepared may be non-empty
+	textWrites atomic.Int64 // write statements run from their text (tests)
 
 	clock func() time.Time // Options.Now; time.Now if unset
 
@@ -371,6 +377,7 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := db.refuseWrites(); err != nil {
 		return err
 	}
+	db.prepareWrites(ctx)
 	r := &writeReq{ctx: ctx, fn: fn, ta: vault.TxAuditFrom(ctx), te: vault.TxEventsFrom(ctx), count: ctx.Value(skipChangesKey{}) == nil}
 	if r.ta != nil {
 		var err error

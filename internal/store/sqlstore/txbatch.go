@@ -53,9 +53,10 @@ type writeReq struct {
 	st    auditStatements
 	count bool // read the change counters before the commit
 
-	deliveries int        // webhook deliveries its events wrote (leader-private)
-	finished   bool       // its outcome was delivered (leader-private)
-	done       chan error // its outcome (buffered)
+	deliveries int           // webhook deliveries its events wrote (leader-private)
+	eventsLeft []vault.Event // its events, not written: no webhook existed (leader-private)
+	finished   bool          // its outcome was delivered (leader-private)
+	done       chan error    // its outcome (buffered)
 	lead       chan struct{}
 	// leader is set (under writeBatcher.mu) when the request is made the
 	// next leader: it must lead even if its context ended meanwhile.
@@ -207,6 +208,7 @@ func (db *DB) runBatch(batch []*writeReq) []*writeReq {
 		}
 	}()
 	var ok []*writeReq // run, to be committed
+	hooks := db.webhooksAtStart(ctx, tx, batch)
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil && shared {
 			// Its context ended before its turn: it is not run.
@@ -214,15 +216,15 @@ func (db *DB) runBatch(batch []*writeReq) []*writeReq {
 			continue
 		}
 		if shared {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			if _, err := db.execIn(ctx, tx, "SAVEPOINT w"); err != nil {
 				return db.lostBatch(tx, ok, batch[i:], err)
 			}
 		}
-		err := db.apply(r, tx)
+		err := db.apply(r, tx, hooks.none)
 		if err == nil {
 			ok = append(ok, r)
 			if shared {
-				if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
+				if _, err := db.execIn(ctx, tx, "RELEASE w"); err != nil {
 					return db.lostBatch(tx, ok, batch[i+1:], err)
 				}
 			}
@@ -233,16 +235,19 @@ func (db *DB) runBatch(batch []*writeReq) []*writeReq {
 			_ = tx.Rollback()
 			return nil
 		}
-		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO w"); rerr != nil {
+		if _, rerr := db.execIn(ctx, tx, "ROLLBACK TO w"); rerr != nil {
 			return db.lostBatch(tx, ok, batch[i+1:], err)
 		}
-		if _, rerr := tx.ExecContext(ctx, "RELEASE w"); rerr != nil {
+		if _, rerr := db.execIn(ctx, tx, "RELEASE w"); rerr != nil {
 			return db.lostBatch(tx, ok, batch[i+1:], err)
 		}
 	}
 	if len(ok) == 0 {
 		_ = tx.Rollback()
 		return nil
+	}
+	if err := db.eventsLeftOut(ctx, tx, ok, hooks); err != nil {
+		return db.lostBatch(tx, ok, nil, err)
 	}
 	var n counters
 	counted := false
@@ -294,22 +299,26 @@ func (db *DB) lostBatch(tx *sql.Tx, ok, rest []*writeReq, cause error) []*writeR
 // audit record (last, so that on PostgreSQL the head row's lock is held
 // only until the commit). A panic of fn becomes an error (panicked) that
 // its caller re-raises.
-func (db *DB) apply(r *writeReq, tx *sql.Tx) (err error) {
+func (db *DB) apply(r *writeReq, tx *sql.Tx, noWebhooks bool) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = panicked{p}
 		}
 	}()
-	r.deliveries = 0
+	r.deliveries, r.eventsLeft = 0, nil
 	if err := r.fn(tx); err != nil {
 		return db.translate(err)
 	}
 	if r.te != nil {
-		n, err := db.writeEvents(r.ctx, tx, r.te)
+		evs, err := r.te.Events()
 		if err != nil {
 			return db.translate(err)
 		}
-		r.deliveries = n
+		if noWebhooks {
+			r.eventsLeft = evs
+		} else if r.deliveries, err = db.writeEvents(r.ctx, tx, evs); err != nil {
+			return db.translate(err)
+		}
 	}
 	if r.ta != nil {
 		if err := db.appendAudit(r.ctx, tx, r.st, r.ta.Records); err != nil {
