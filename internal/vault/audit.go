@@ -175,7 +175,11 @@ func (a *TxAudit) Committed() { a.committed.Store(true) }
 //
 //	ctx = s.auditing(ctx, id, "group.delete", "group", func() string { return groupID })
 //	defer func() { err = s.auditOutcome(ctx, id, "group.delete", "group", groupID, err) }()
+//
+// A change is planned on the rows as stored, never on cached copies: the
+// context it returns also asks the store for fresh reads (WithFreshRead).
 func (s *Service) auditing(ctx context.Context, id *Identity, action, objectType string, objectID func() string) context.Context {
+	ctx = WithFreshRead(ctx)
 	if s.chain == nil {
 		return ctx
 	}

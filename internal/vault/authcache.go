@@ -157,10 +157,10 @@ func (s *Service) appEnabled(ctx context.Context, accountID, appID string) (app 
 type freshReadKey struct{}
 
 // WithFreshRead marks ctx so that the store reads rows from the database
-// itself, not from an in-process cache. The secret paths (decrypt) use it:
-// a ciphertext changed outside this server (tampering, a master-key
-// rotation by another process, a restore) is then opened — or refused — as
-// it is stored now, not as it was cached up to sqlstore.RevocationBound ago.
+// itself, not from an in-process cache. Every change uses it (auditing sets
+// it), and so does a secret read whose cached ciphertext did not open: a
+// ciphertext changed outside this server (a master-key rotation by another
+// process, a restore) is then opened — or refused — as it is stored now.
 func WithFreshRead(ctx context.Context) context.Context {
 	return context.WithValue(ctx, freshReadKey{}, true)
 }

@@ -227,7 +227,6 @@ func (s *Service) ListIntegrationCredentials(ctx context.Context, id *Identity, 
 // UpdateIntegrationCredential changes name, description or details. New
 // details are checked like on create.
 func (s *Service) UpdateIntegrationCredential(ctx context.Context, id *Identity, credID string, in IntegrationCredentialInput) (c *IntegrationCredential, err error) {
-	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "integration_credential.update", "credential", func() string { return credID })
 	defer func() { err = s.auditCred(ctx, id, "integration_credential.update", credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
@@ -273,7 +272,6 @@ func (s *Service) UpdateIntegrationCredential(ctx context.Context, id *Identity,
 
 // DeleteIntegrationCredential deletes a credential (not the objects it references).
 func (s *Service) DeleteIntegrationCredential(ctx context.Context, id *Identity, credID string) (err error) {
-	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "integration_credential.delete", "credential", func() string { return credID })
 	defer func() { err = s.auditCred(ctx, id, "integration_credential.delete", credID, err) }()
 	if err := id.Require(ActWrite); err != nil {
@@ -304,7 +302,6 @@ func checkRotationMethod(method string) error {
 // provider can issue (CredentialVariant.NotRotatable) are refused, with
 // nothing changed. Replaced objects are renamed by retired (nil: RetiredNameRFC3339).
 func (s *Service) RotateIntegrationCredential(ctx context.Context, id *Identity, credID, method string, retired RetiredName) (c *IntegrationCredential, err error) {
-	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "integration_credential.rotate", "credential", func() string { return credID })
 	var rotatedName string
 	ctx = s.emitting(ctx, id, EventIntegrationRotated, func() EventData {

@@ -457,7 +457,6 @@ func (s *Service) ListSobjects(ctx context.Context, id *Identity, q SobjectListQ
 // UpdateSobject changes an object's name, description, enabled state,
 // key_ops, custom metadata, allow_credential_use or deactivation date.
 func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, in SobjectInput) (o *Sobject, err error) {
-	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "sobject.update", "sobject", func() string { return kid })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.update", nil, kid, err) }()
 	if err := checkSobjectWrite(id, &in, false); err != nil {
@@ -522,7 +521,6 @@ func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, i
 
 // DeleteSobject deletes an object that no credential references.
 func (s *Service) DeleteSobject(ctx context.Context, id *Identity, kid string) (err error) {
-	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "sobject.delete", "sobject", func() string { return kid })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.delete", nil, kid, err) }()
 	if err := id.Require(ActWrite); err != nil {
@@ -640,7 +638,6 @@ func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactiv
 // the new one (links.replacement / links.replaced), and deactivated if
 // asked; the new object takes the original name.
 func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) (o *Sobject, err error) {
-	ctx = WithFreshRead(ctx) // a change is planned on the stored row, never a cached copy
 	ctx = s.auditing(ctx, id, "sobject.rekey", "sobject", func() string { return o.KID })
 	defer func() { err = s.auditSobject(ctx, id, "sobject.rekey", o, "", err) }()
 	if err := id.Require(ActWrite); err != nil {
