@@ -97,19 +97,23 @@ func (c *rowCache[V]) keep(w *changeWatch, clone func(*V) *V, gen uint64, accoun
 }
 
 // cached reads the row of (accountID, id) through c: from the cache when it
-// holds a valid copy and ctx does not ask for a fresh read, else with read
-// (kept for the next caller when it succeeds). clone copies a row so that
-// the cache and its callers share no memory.
-func cached[V any](ctx context.Context, db *DB, c *rowCache[V], clone func(*V) *V, accountID, id string, read func() (*V, error)) (*V, error) {
+// holds a valid copy and ctx does not ask for a fresh read, else with query
+// (which selects by account and id) and scan, keeping the row for the next
+// caller. clone copies a row so that the cache and its callers share no
+// memory.
+func cached[V any](ctx context.Context, db *DB, c *rowCache[V], clone func(*V) *V, scan func(scanner) (*V, error), query, accountID, id string) (*V, error) {
 	hit, gen, cacheable := c.get(&db.changes, clone, accountID, id)
 	if hit != nil && !vault.IsFreshRead(ctx) {
 		return hit, nil
 	}
-	v, err := read()
-	if err == nil && cacheable {
+	v, err := scan(db.readRow(ctx, query, accountID, id))
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	if cacheable {
 		c.keep(&db.changes, clone, gen, accountID, id, v)
 	}
-	return v, err
+	return v, nil
 }
 
 func cloneCredential(c *vault.Credential) *vault.Credential {

@@ -83,10 +83,8 @@ func (db *DB) bumpCount(ctx context.Context, tx *sql.Tx, accountID string, delta
 }
 
 func (db *DB) GetCredential(ctx context.Context, accountID, id string) (*vault.Credential, error) {
-	c, err := cached(ctx, db, &db.creds, cloneCredential, accountID, id, func() (*vault.Credential, error) {
-		return scanCredential(db.readRow(ctx, `SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`, accountID, id))
-	})
-	return c, db.translate(err)
+	return cached(ctx, db, &db.creds, cloneCredential, scanCredential,
+		`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id = ?`, accountID, id)
 }
 
 func (db *DB) GetCredentialByName(ctx context.Context, accountID, name string) (*vault.Credential, error) {

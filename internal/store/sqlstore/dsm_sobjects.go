@@ -96,10 +96,8 @@ func (db *DB) CreateSobject(ctx context.Context, o *vault.Sobject) error {
 }
 
 func (db *DB) GetSobject(ctx context.Context, accountID, kid string) (*vault.Sobject, error) {
-	o, err := cached(ctx, db, &db.sobjects, cloneSobject, accountID, kid, func() (*vault.Sobject, error) {
-		return scanSobject(db.readRow(ctx, `SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND kid = ?`, accountID, kid))
-	})
-	return o, db.translate(err)
+	return cached(ctx, db, &db.sobjects, cloneSobject, scanSobject,
+		`SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND kid = ?`, accountID, kid)
 }
 
 func (db *DB) GetSobjectByName(ctx context.Context, accountID, name string) (*vault.Sobject, error) {
@@ -423,10 +421,8 @@ func (db *DB) CreateIntegrationCredential(ctx context.Context, c *vault.Integrat
 }
 
 func (db *DB) GetIntegrationCredential(ctx context.Context, accountID, id string) (*vault.IntegrationCredential, error) {
-	c, err := cached(ctx, db, &db.dsmCreds, cloneIntegrationCredential, accountID, id, func() (*vault.IntegrationCredential, error) {
-		return scanIntegrationCredential(db.readRow(ctx, `SELECT `+credCols+` FROM dsm_credentials WHERE account_id = ? AND id = ?`, accountID, id))
-	})
-	return c, db.translate(err)
+	return cached(ctx, db, &db.dsmCreds, cloneIntegrationCredential, scanIntegrationCredential,
+		`SELECT `+credCols+` FROM dsm_credentials WHERE account_id = ? AND id = ?`, accountID, id)
 }
 
 // ListIntegrationCredentials reads the counts and one page, like ListSobjects.
