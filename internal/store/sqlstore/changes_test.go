@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -31,5 +32,29 @@ func TestChangeWatch_LostOutlivesPollsInFlight(t *testing.T) {
 	w.found(after)
 	if !w.usable() {
 		t.Fatal("a poll that began after the break did not switch the caches back on")
+	}
+}
+
+// TestRowCache_Bounded: a row cache keeps at most its limit of rows (the
+// security objects' cache a quarter of the others), whatever is read.
+func TestRowCache_Bounded(t *testing.T) {
+	w := &changeWatch{base: time.Now()}
+	clone := func(v *int) *int { c := *v; return &c }
+	for _, limit := range []int{0, 3} {
+		c := &rowCache[int]{max: limit}
+		want := limit
+		if want == 0 {
+			want = rowCacheMax
+		}
+		for i := range want + 10 {
+			v := i
+			c.keep(w, clone, 0, "acct", fmt.Sprint(i), &v)
+		}
+		if len(c.rows) != want {
+			t.Errorf("limit %d: %d rows kept, want %d", limit, len(c.rows), want)
+		}
+	}
+	if sobjectCacheMax >= rowCacheMax {
+		t.Errorf("security objects are larger rows: their cache (%d) should be smaller than %d", sobjectCacheMax, rowCacheMax)
 	}
 }

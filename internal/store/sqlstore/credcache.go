@@ -10,22 +10,28 @@ import (
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// rowCacheMax bounds the rows a server keeps per cache (about 0.5 KiB each
-// with a small payload: a few MiB at most).
-const rowCacheMax = 20_000
+// rowCacheMax bounds the rows a server keeps per cache: about 0.5 KiB each
+// for credentials with small payloads and integration credentials, so some
+// 10 MiB each at most. Security objects carry their sealed key material and
+// public key (up to ~2 KiB for RSA): their cache keeps a quarter as many.
+const (
+	rowCacheMax     = 20_000
+	sobjectCacheMax = rowCacheMax / 4
+)
 
 // rowCache keeps rows read by id as stored — metadata and ciphertext, never
 // plaintext — so that a hot read runs no SQL: SGP credentials, DSM
-// integration credentials and DSM security objects (key material sealed). Each row is kept with
-// the value its shard's change counter had before the row was read, and is
-// used only while the counter still has that value and the counters are
-// fresh (changes.go): an update or deletion through this server invalidates
-// it before the write returns, one elsewhere within RevocationBound.
-// Triggers bump the shard counters on every update and deletion of the
-// three tables (migrations 0010 and 0018).
+// integration credentials and DSM security objects (key material sealed).
+// Each row is kept with the value its shard's change counter had before the
+// row was read, and is used only while the counter still has that value and
+// the counters are fresh (changes.go): an update or deletion through this
+// server invalidates it before the write returns, one elsewhere within
+// RevocationBound. Triggers bump the shard counters on every update and
+// deletion of the three tables (migrations 0010 and 0018).
 type rowCache[V any] struct {
 	mu   sync.RWMutex
 	rows map[rowKey]cachedRow[V]
+	max  int // rows kept at most; 0: rowCacheMax
 }
 
 type rowKey struct{ account, id string }
@@ -87,7 +93,11 @@ func (c *rowCache[V]) keep(w *changeWatch, clone func(*V) *V, gen uint64, accoun
 		c.rows = map[rowKey]cachedRow[V]{}
 	}
 	k := rowKey{accountID, id}
-	if _, ok := c.rows[k]; !ok && len(c.rows) >= rowCacheMax {
+	limit := c.max
+	if limit <= 0 {
+		limit = rowCacheMax
+	}
+	if _, ok := c.rows[k]; !ok && len(c.rows) >= limit {
 		for old := range c.rows { // evict an arbitrary row
 			delete(c.rows, old)
 			break

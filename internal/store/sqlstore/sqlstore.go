@@ -154,6 +154,7 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db.clock = opts.Now
+	db.sobjects.max = sobjectCacheMax
 	db.onDeliveries, db.batch.observe = opts.OnDeliveries, opts.OnWriteBatch
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
