@@ -315,8 +315,36 @@ func Sign(objType string, secret []byte, h crypto.Hash, digest []byte, pad Paddi
 	if err := checkDigest(h, digest); err != nil {
 		return nil, err
 	}
+	k, err := ParseSigner(secret)
+	if err != nil {
+		return nil, err
+	}
+	return SignWith(k, h, digest, pad, mgf)
+}
+
+// ParseSigner parses the PKCS#8 private key in secret, RSA or EC, for
+// SignWith. Parsing costs more than an EC signature (the public point is
+// recomputed, an RSA key validated), so callers that sign often with one
+// key parse it once.
+func ParseSigner(secret []byte) (crypto.Signer, error) {
 	k, err := parsePrivate(secret)
 	if err != nil {
+		return nil, err
+	}
+	switch key := k.(type) {
+	case *rsa.PrivateKey:
+		return key, nil
+	case *ecdsa.PrivateKey:
+		return key, nil
+	}
+	return nil, errors.New("stored private key has an unsupported type")
+}
+
+// SignWith signs digest (already hashed with h) with a key from
+// ParseSigner. For PSS, mgf is the MGF1 hash (0: h), which may differ
+// from h.
+func SignWith(k crypto.Signer, h crypto.Hash, digest []byte, pad Padding, mgf crypto.Hash) ([]byte, error) {
+	if err := checkDigest(h, digest); err != nil {
 		return nil, err
 	}
 	switch key := k.(type) {

@@ -747,12 +747,18 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 	if !o.Active(s.Now()) {
 		return kid, nil, FieldError("key", "the security object is disabled or deactivated and cannot sign")
 	}
-	secret, err := s.sealer.Open(o.Ciphertext, sobjectAD(o.AccountID, o.KID, o.Version))
+	ad := sobjectAD(o.AccountID, o.KID, o.Version)
+	k, err := s.signers.signer(o.Ciphertext, ad, func() ([]byte, error) {
+		secret, err := s.sealer.Open(o.Ciphertext, ad)
+		if err != nil {
+			return nil, IntegrityError("key material", fmt.Errorf("open sobject %s: %w", o.KID, err))
+		}
+		return secret, nil
+	})
 	if err != nil {
-		return kid, nil, IntegrityError("key material", fmt.Errorf("open sobject %s: %w", o.KID, err))
+		return kid, nil, err
 	}
-	defer clear(secret)
-	sig, err = keymat.Sign(o.ObjType, secret, h, d, pad, mgf)
+	sig, err = keymat.SignWith(k, h, d, pad, mgf)
 	if err != nil {
 		return kid, nil, keymatErr(err)
 	}

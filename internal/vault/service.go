@@ -47,6 +47,8 @@ type Service struct {
 
 	auth *authCache // nil: every authentication reads the store (authcache.go)
 
+	signers signers // parsed private keys of security objects (signers.go)
+
 	lifecycle LifecycleOptions // lifecycle.go
 	onEvents  func()           // events.go
 }
