@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -211,16 +212,22 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 	if !asc {
 		dir = " DESC"
 	}
-	query += ` ORDER BY ` + col + dir
+	order := col + dir
 	if !unique {
-		query += `, id` + dir
+		order += `, id` + dir
 	}
-	query += ` LIMIT ?`
 	args = append(args, q.Limit+1)
 
 	page := &vault.CredentialPage{}
-	if page.Items, err = db.listPage(ctx, accountID, query, args); err != nil {
+	if page.Items, err = db.listPage(ctx, accountID, query, col, order, args); err != nil {
 		return nil, db.translate(fmt.Errorf("list credentials: %w", err))
+	}
+	if db.d.name == SQLite {
+		// SQLite aggregated the page's ids without ordering them itself
+		// (see pageIDs): put them in the query's order if they are not.
+		if cmp := credentialOrder(col, asc); !slices.IsSortedFunc(page.Items, cmp) {
+			slices.SortFunc(page.Items, cmp)
+		}
 	}
 	if len(page.Items) > q.Limit {
 		page.HasMore = true
@@ -241,21 +248,16 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 	return page, nil
 }
 
-// listPage reads the rows of a listing (from, ordered and limited: the
-// query after its column list) in two steps: the page's ids in order, from
-// the index alone, then the rows themselves from the row cache where it
-// holds them and in one query for the rest (kept for next time). Each cached
-// row costs a map lookup instead of a row of thirteen columns through the
-// driver. If a row goes between the two steps (deleted meanwhile), the page
-// is read again in one query so that it is never short of a row that exists.
-func (db *DB) listPage(ctx context.Context, accountID, from string, args []any) ([]vault.Credential, error) {
-	// A listing's query has few shapes (sort, direction, cursor, name
-	// filter; the limit is a parameter): its statement is prepared once.
-	stmt, err := db.prepared(ctx, db.r, `SELECT id`+from)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := queryStrings(ctx, stmt, args...)
+// listPage reads the rows of a listing (where: the query after its column
+// list, up to its ORDER BY; order: its ordering by col; the last argument
+// is the limit) in two steps: the page's ids in order, from the index
+// alone, then the rows themselves from the row cache where it holds them
+// and in one query for the rest (kept for next time). Each cached row costs
+// a map lookup instead of a row of thirteen columns through the driver.
+// If a row goes between the two steps (deleted meanwhile), the page is read
+// again in one query so that it is never short of a row that exists.
+func (db *DB) listPage(ctx context.Context, accountID, where, col, order string, args []any) ([]vault.Credential, error) {
+	ids, err := db.pageIDs(ctx, where, col, order, args)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +284,7 @@ func (db *DB) listPage(ctx context.Context, accountID, from string, args []any) 
 	for _, i := range misses {
 		c, ok := byID[ids[i]]
 		if !ok { // deleted between the two queries
-			return queryAll(ctx, db.r, db.q(`SELECT `+credentialListCols+from), scanCredential, args...)
+			return queryAll(ctx, db.r, db.q(`SELECT `+credentialListCols+where+` ORDER BY `+order+` LIMIT ?`), scanCredential, args...)
 		}
 		if cacheable {
 			db.creds.keep(&db.changes, cloneCredential, gens[i], accountID, c.ID, c)
@@ -290,6 +292,116 @@ func (db *DB) listPage(ctx context.Context, accountID, from string, args []any) 
 		items[i] = *listedCredential(c)
 	}
 	return items, nil
+}
+
+// pageIDs returns the ids of a listing's page in order. They come back as
+// one JSON array, aggregated by the database: a page of 100 ids is then one
+// row through the driver instead of 100 (with SQLite, per-row stepping,
+// locking and scanning were most of a cached listing's cost). The
+// aggregate orders its input itself, as SQL does not promise that it sees
+// the subquery's rows in their order. The statement is prepared once per
+// shape (sort, direction, cursor, name filter; the limit is a parameter).
+func (db *DB) pageIDs(ctx context.Context, where, col, order string, args []any) ([]string, error) {
+	cols := "id"
+	if col != "id" {
+		cols += ", " + col
+	}
+	// SQLite's json_group_array takes the subquery's rows in order in
+	// practice, but SQL does not promise it, and ordering in the aggregate
+	// sorts the page again (a third of the listing's cost): ListCredentials
+	// checks the order of the rows instead. PostgreSQL orders in json_agg,
+	// as its text order follows the database's collation, not Go's.
+	agg := `json_group_array(id)`
+	if db.d.name == Postgres {
+		agg = `json_agg(id ORDER BY ` + order + `)`
+	}
+	stmt, err := db.prepared(ctx, db.r, `SELECT `+agg+` FROM (SELECT `+cols+where+` ORDER BY `+order+` LIMIT ?) page`)
+	if err != nil {
+		return nil, err
+	}
+	var list sql.NullString // PostgreSQL's json_agg of no rows is NULL
+	if err := stmt.QueryRowContext(ctx, args...).Scan(&list); err != nil {
+		return nil, err
+	}
+	return parseIDs(list.String)
+}
+
+// parseIDs parses a JSON array of strings as the databases aggregate it
+// (SQLite without spaces, PostgreSQL with one after each comma). Ids
+// carry no escapes, so they are cut out of one string; anything else is
+// left to encoding/json.
+func parseIDs(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if strings.IndexByte(s, '\\') < 0 {
+		if ids, ok := splitIDs(s); ok {
+			return ids, nil
+		}
+	}
+	var ids []string
+	if err := json.Unmarshal([]byte(s), &ids); err != nil {
+		return nil, fmt.Errorf("page ids: %w", err)
+	}
+	return ids, nil
+}
+
+// splitIDs cuts the strings out of a JSON array of strings without
+// escapes; ok is false if s is not one.
+func splitIDs(s string) (ids []string, ok bool) {
+	s = strings.TrimSpace(s)
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return nil, false
+	}
+	s = strings.TrimSpace(s[1 : len(s)-1])
+	if s == "" {
+		return []string{}, true
+	}
+	ids = make([]string, 0, strings.Count(s, ",")+1)
+	for {
+		if len(s) < 2 || s[0] != '"' {
+			return nil, false
+		}
+		end := strings.IndexByte(s[1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		ids = append(ids, s[1:1+end])
+		s = strings.TrimSpace(s[2+end:])
+		if s == "" {
+			return ids, true
+		}
+		if s[0] != ',' {
+			return nil, false
+		}
+		s = strings.TrimSpace(s[1:])
+	}
+}
+
+// credentialOrder compares credentials as SQLite's ORDER BY col, id does
+// (ascending if asc): times as numbers, text in byte order (SQLite's
+// BINARY collation, the credentials table's).
+func credentialOrder(col string, asc bool) func(a, b vault.Credential) int {
+	return func(a, b vault.Credential) int {
+		var c int
+		switch col {
+		case vault.SortCreatedAt:
+			c = a.CreatedAt.Compare(b.CreatedAt)
+		case vault.SortUpdatedAt:
+			c = a.UpdatedAt.Compare(b.UpdatedAt)
+		case vault.SortName:
+			c = strings.Compare(a.Name, b.Name)
+		case vault.SortType:
+			c = strings.Compare(a.Type, b.Type)
+		}
+		if c == 0 {
+			c = strings.Compare(a.ID, b.ID)
+		}
+		if !asc {
+			c = -c
+		}
+		return c
+	}
 }
 
 // listedCredential copies a row for a listing: listings never carry
@@ -300,21 +412,3 @@ func listedCredential(c *vault.Credential) *vault.Credential {
 	return cloneCredential(&out)
 }
 
-// queryStrings runs a prepared query of one text column and returns its
-// values.
-func queryStrings(ctx context.Context, stmt *sql.Stmt, args ...any) ([]string, error) {
-	rows, err := stmt.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}

@@ -1,0 +1,147 @@
+package sqlstore
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/credvault/credvault/internal/vault"
+)
+
+// TestListCredentials_OrderIsSQLOrder: every sort field, both directions,
+// page by page forward and back, lists exactly what the database's ORDER BY
+// gives — with names and types that differ only in case or accents, and
+// times and types shared by many rows (so the id breaks the ties). The
+// pages' ids come back aggregated as one JSON array (pageIDs); on SQLite
+// their order is then checked in Go, so credentialOrder must order as
+// SQLite does, which the test also checks on shuffled rows.
+func TestListCredentials_OrderIsSQLOrder(t *testing.T) {
+	for _, engine := range []string{SQLite, Postgres} {
+		t.Run(engine, func(t *testing.T) {
+			db := openDB(t, engine)
+			ctx := context.Background()
+			base := time.Now().UTC().Truncate(time.Microsecond)
+			acct := newAccount(t, db, base)
+			names := []string{"b", "B", "a", "A", "é", "e", "Z", "a b", "a-b", "ä", "zz", "Ω", "0", "_x", "~"}
+			var cs []*vault.Credential
+			for i, n := range names {
+				at := base.Add(time.Duration(i%3) * time.Second) // three rows share each time
+				cs = append(cs, &vault.Credential{AccountID: acct.ID, ID: vault.NewID(), Name: n, Type: []string{"key", "Key", "json"}[i%3],
+					Metadata: []byte("{}"), CreatedAt: at, UpdatedAt: at.Add(time.Duration(i%2) * time.Hour), Version: 1, Ciphertext: []byte{1}})
+			}
+			if err := db.CreateCredentials(ctx, cs); err != nil {
+				t.Fatal(err)
+			}
+			for _, field := range vault.SortFields {
+				for _, desc := range []bool{false, true} {
+					col, unique, err := sortColumn(field)
+					if err != nil {
+						t.Fatal(err)
+					}
+					dir := " ASC"
+					if desc {
+						dir = " DESC"
+					}
+					order := col + dir
+					if !unique {
+						order += ", id" + dir
+					}
+					var want []string
+					err = forRows(ctx, db.r, db.q(`SELECT id FROM credentials WHERE account_id = ? ORDER BY `+order), []any{acct.ID}, func(s scanner) error {
+						var id string
+						err := s.Scan(&id)
+						want = append(want, id)
+						return err
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					// Forward in pages of 4, then back from the end.
+					var got []string
+					q := vault.CredentialQuery{Limit: 4, SortBy: field, Desc: desc}
+					for {
+						p, err := db.ListCredentials(ctx, acct.ID, q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, c := range p.Items {
+							got = append(got, c.ID)
+						}
+						if !p.HasMore {
+							break
+						}
+						q.After = p.Items[len(p.Items)-1].ID
+					}
+					if !slices.Equal(got, want) {
+						t.Errorf("%s desc=%v forward:\n got %v\nwant %v", field, desc, got, want)
+					}
+					var back []string
+					q = vault.CredentialQuery{Limit: 4, SortBy: field, Desc: desc, Before: want[len(want)-1]}
+					for {
+						p, err := db.ListCredentials(ctx, acct.ID, q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for i := len(p.Items) - 1; i >= 0; i-- {
+							back = append(back, p.Items[i].ID)
+						}
+						if !p.HasMore {
+							break
+						}
+						q.Before = p.Items[0].ID
+					}
+					slices.Reverse(back)
+					if !slices.Equal(back, want[:len(want)-1]) {
+						t.Errorf("%s desc=%v backward:\n got %v\nwant %v", field, desc, back, want[:len(want)-1])
+					}
+					if engine == SQLite {
+						byID := map[string]vault.Credential{}
+						for _, c := range cs {
+							byID[c.ID] = *c
+						}
+						rows := make([]vault.Credential, len(want))
+						for i, id := range want {
+							rows[i] = byID[id]
+						}
+						for range 5 {
+							rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+							slices.SortFunc(rows, credentialOrder(col, !desc))
+							for i := range rows {
+								if rows[i].ID != want[i] {
+									t.Fatalf("%s desc=%v: credentialOrder puts %q at %d, SQLite puts %q", field, desc, rows[i].Name, i, byID[want[i]].Name)
+								}
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestParseIDs: the page's ids as either database aggregates them, and as
+// encoding/json reads anything else.
+func TestParseIDs(t *testing.T) {
+	for in, want := range map[string][]string{
+		``:                         nil,
+		`[]`:                       {},
+		`["a"]`:                    {"a"},
+		`["a","b","c"]`:            {"a", "b", "c"},
+		`["a", "b", "c"]`:          {"a", "b", "c"},
+		` [ "a" ,"b" ] `:           {"a", "b"},
+		`["a\"b","c\\d","\u00e9"]`: {`a"b`, `c\d`, "é"},
+		`["", "x"]`:                {"", "x"},
+	} {
+		got, err := parseIDs(in)
+		if err != nil || !slices.Equal(got, want) || (got == nil) != (want == nil) {
+			t.Errorf("parseIDs(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`[`, `["a"`, `["a" "b"]`, `[1]`, `{"a":1}`, `["a",]`} {
+		if got, err := parseIDs(bad); err == nil {
+			t.Errorf("parseIDs(%q) = %q, want an error", bad, got)
+		}
+	}
+}
