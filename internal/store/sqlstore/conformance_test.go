@@ -43,6 +43,21 @@ func newAccount(tb testing.TB, db *DB, now time.Time) *vault.Account {
 	return acct
 }
 
+// newGroups creates a group of each name in the account accountID of db,
+// created at now by user "u", and returns their ids in the same order.
+func newGroups(tb testing.TB, db *DB, accountID string, now time.Time, names ...string) []string {
+	tb.Helper()
+	ids := make([]string, len(names))
+	for i, name := range names {
+		g := &vault.Group{ID: vault.NewID(), AccountID: accountID, Name: name, Creator: vault.Creator{Kind: vault.PrincipalUser, ID: "u"}, CreatedAt: now, UpdatedAt: now}
+		if err := db.CreateGroup(context.Background(), g); err != nil {
+			tb.Fatal(err)
+		}
+		ids[i] = g.ID
+	}
+	return ids
+}
+
 // openEngine is openDB as storetest.Run's open function.
 func openEngine(engine string) func(t *testing.T) store.Engine {
 	return func(t *testing.T) store.Engine { return openDB(t, engine) }
