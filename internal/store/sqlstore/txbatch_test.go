@@ -14,6 +14,7 @@ import (
 
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/crypto"
+	"github.com/credvault/credvault/internal/testutil/dbtest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -108,20 +109,7 @@ func batchSizes(db *DB) (sizes func() []int) {
 
 func metaKeys(t *testing.T, db *DB, prefix string) []string {
 	t.Helper()
-	rows, err := db.r.Query(`SELECT key FROM meta WHERE key LIKE ? ORDER BY key`, prefix+"%")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, k)
-	}
-	return out
+	return dbtest.Column[string](context.Background(), t, db.r, `SELECT key FROM meta WHERE key LIKE ? ORDER BY key`, prefix+"%")
 }
 
 func putMeta(ctx context.Context, db *DB, tx *sql.Tx, key string) error {
