@@ -7,6 +7,7 @@ import (
 
 	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/storetest"
+	"github.com/credvault/credvault/internal/testutil/cryptotest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -41,6 +42,24 @@ func newAccount(tb testing.TB, db *DB, now time.Time) *vault.Account {
 		tb.Fatal(err)
 	}
 	return acct
+}
+
+// newService returns a vault service on db with a fresh keyring,
+// bootstrapped, and the identity of its first admin's API key.
+func newService(t *testing.T, db *DB) (*vault.Service, *vault.Identity) {
+	t.Helper()
+	ctx := context.Background()
+	kr, _ := cryptotest.NewKeyring(t)
+	svc := vault.NewService(db, kr, vault.Options{})
+	boot, err := svc.Bootstrap(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := svc.Authenticate(ctx, boot.APIKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, id
 }
 
 // newGroups creates a group of each name in the account accountID of db,

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/credvault/credvault/internal/audit"
-	"github.com/credvault/credvault/internal/crypto"
 	"github.com/credvault/credvault/internal/testutil/dbtest"
-	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -388,33 +386,13 @@ func TestOnDeliveries(t *testing.T) {
 	for _, engine := range []string{SQLite, Postgres} {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := t.TempDir() + "/s.db"
-			if engine == Postgres {
-				dsn = pgtest.URL(t)
-			}
 			var wakes atomic.Int32
-			db, err := OpenWith(ctx, dsn, Options{OnDeliveries: func() { wakes.Add(1) }})
+			db, err := OpenWith(ctx, newDSN(t, engine), Options{OnDeliveries: func() { wakes.Add(1) }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
-			h, err := crypto.NewKEK()
-			if err != nil {
-				t.Fatal(err)
-			}
-			kr, err := crypto.NewKeyring(h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc := vault.NewService(db, kr, vault.Options{})
-			boot, err := svc.Bootstrap(ctx, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, err := svc.Authenticate(ctx, boot.APIKey, "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			svc, id := newService(t, db)
 			create := func(name string) {
 				t.Helper()
 				if _, err := svc.CreateCredential(ctx, id, vault.CredentialInput{Name: name, Type: "key", Payload: []byte("p")}); err != nil {
