@@ -12,6 +12,7 @@ import (
 	"github.com/credvault/credvault/internal/audit"
 	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
+	"github.com/credvault/credvault/internal/testutil/dbtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 )
 
@@ -112,8 +113,8 @@ func createTogether(t *testing.T, v *vaulttest.Vault, names []string) []int {
 func storedAndAudited(t *testing.T, v *vaulttest.Vault, prefix string) []string {
 	t.Helper()
 	raw := v.RawDB(t)
-	ids := vaulttest.QueryStrings(t, raw, `SELECT id FROM credentials ORDER BY id`)
-	audited := vaulttest.QueryStrings(t, raw, `SELECT object_id FROM audit_log WHERE action = 'credential.create' AND outcome = 'success' ORDER BY object_id`)
+	ids := dbtest.Column[string](t.Context(), t, raw, `SELECT id FROM credentials ORDER BY id`)
+	audited := dbtest.Column[string](t.Context(), t, raw, `SELECT object_id FROM audit_log WHERE action = 'credential.create' AND outcome = 'success' ORDER BY object_id`)
 	if !slices.Equal(ids, audited) {
 		t.Errorf("stored credentials %v, audited creates %v", ids, audited)
 	}
@@ -121,7 +122,7 @@ func storedAndAudited(t *testing.T, v *vaulttest.Vault, prefix string) []string 
 	if err != nil || !rep.OK() {
 		t.Fatalf("audit verify: %+v, %v", rep, err)
 	}
-	return vaulttest.QueryStrings(t, raw, `SELECT name FROM credentials WHERE name LIKE '`+prefix+`%' ORDER BY name`)
+	return dbtest.Column[string](t.Context(), t, raw, `SELECT name FROM credentials WHERE name LIKE '`+prefix+`%' ORDER BY name`)
 }
 
 // TestGroupCommit_ConcurrentCreates: creates that share a transaction
@@ -156,7 +157,7 @@ func TestGroupCommit_ConcurrentCreates(t *testing.T) {
 		if got := storedAndAudited(t, v, "gc-"); !slices.Equal(got, want) {
 			t.Errorf("stored %v, want %v", got, want)
 		}
-		conflicts := vaulttest.QueryStrings(t, v.RawDB(t), `SELECT outcome FROM audit_log WHERE action = 'credential.create' AND outcome <> 'success'`)
+		conflicts := dbtest.Column[string](t.Context(), t, v.RawDB(t), `SELECT outcome FROM audit_log WHERE action = 'credential.create' AND outcome <> 'success'`)
 		if len(conflicts) != 3 || slices.ContainsFunc(conflicts, func(o string) bool { return o != "conflict" }) {
 			t.Errorf("failed creates audited as %v, want 3 conflicts", conflicts)
 		}

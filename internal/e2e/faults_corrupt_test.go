@@ -2,17 +2,13 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	_ "modernc.org/sqlite" // "sqlite" driver, to find the page to damage
+	"github.com/credvault/credvault/internal/testutil/dbtest"
 )
 
 // TestCorruptDatabaseRefused damages one page of the credentials table of a
@@ -31,8 +27,8 @@ func TestCorruptDatabaseRefused(t *testing.T) {
 	}
 	p.stop(t)
 
-	damagePage(t, dbPath, "credentials")
-	before := fileHash(t, dbPath)
+	dbtest.DamagePage(t, dbPath, "credentials")
+	before := dbtest.FileHash(t, dbPath)
 
 	p2 := launch(t, "server-on-damaged-file", server{DatabaseURL: dbPath, DataDir: dir, BootstrapKey: key})
 	code, err := p2.wait(startTimeout)
@@ -44,7 +40,7 @@ func TestCorruptDatabaseRefused(t *testing.T) {
 		t.Fatalf("serve on a damaged database: exit %d, output:\n%s\nwant a non-zero exit saying the file is damaged and to restore a backup", code, out)
 	}
 	t.Logf("serve on a damaged database: exit %d: %s", code, strings.TrimSpace(p2.stderr.String()))
-	if after := fileHash(t, dbPath); !bytes.Equal(before, after) {
+	if after := dbtest.FileHash(t, dbPath); !bytes.Equal(before, after) {
 		t.Error("the damaged database file changed")
 	}
 }
@@ -86,52 +82,4 @@ func (p *proc) stop(t *testing.T) {
 	if code, err := p.wait(exitTimeout); err != nil || code != 0 {
 		t.Fatalf("%s: stop: exit %d, %v", p.name, code, err)
 	}
-}
-
-// damagePage overwrites the root page of table in the SQLite file at path
-// with garbage, leaving the file header (page 1) intact.
-func damagePage(t *testing.T, path, table string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var root, pageSize int64
-	err = db.QueryRowContext(ctx, `SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&root)
-	if err == nil {
-		err = db.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize)
-	}
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if root <= 1 {
-		t.Fatalf("table %s has root page %d", table, root)
-	}
-	if _, err := os.Stat(path + "-wal"); err == nil {
-		if fi, _ := os.Stat(path + "-wal"); fi.Size() > 0 {
-			t.Fatalf("%s-wal is not empty: the damage would be hidden by newer pages", path)
-		}
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	garbage := bytes.Repeat([]byte{0xA5}, int(pageSize))
-	if _, err := f.WriteAt(garbage, (root-1)*pageSize); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func fileHash(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.Sum256(b)
-	return h[:]
 }

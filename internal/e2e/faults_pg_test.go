@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credvault/credvault/internal/testutil/dbtest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 )
 
@@ -160,19 +161,7 @@ func killBackends(t *testing.T, cl *pgtest.Cluster, dbname string) int {
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1`, dbname)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for rows.Next() {
-		var pid int
-		if err := rows.Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
-		pids = append(pids, pid)
-	}
-	rows.Close()
+	pids := dbtest.Column[int](ctx, t, db, `SELECT pid FROM pg_stat_activity WHERE datname = $1`, dbname)
 	if len(pids) == 0 {
 		t.Fatalf("no backend is connected to %s", dbname)
 	}

@@ -55,9 +55,7 @@ func TestCredentials_Create(t *testing.T) {
 			if c := parseTime(t, got.CreatedAt); c.Before(before) || c.After(time.Now().Add(time.Minute)) {
 				t.Errorf("created_at %v is not now", c)
 			}
-			if s := a.decrypt(t, got.ID); s != "sk-123" {
-				t.Errorf("decrypt = %q, want %q", s, "sk-123")
-			}
+			a.wantPayload(t, got.ID, "sk-123")
 		})
 
 		t.Run("ok/minimal", func(t *testing.T) {
@@ -80,9 +78,7 @@ func TestCredentials_Create(t *testing.T) {
 			if got.Type != "json" {
 				t.Errorf("type = %q", got.Type)
 			}
-			if s := a.decrypt(t, got.ID); s != payload {
-				t.Errorf("decrypt = %q, want the payload text unchanged %q", s, payload)
-			}
+			a.wantPayload(t, got.ID, payload) // the text as sent, not re-encoded
 		})
 
 		t.Run("ok/free-form-type", func(t *testing.T) {
@@ -108,9 +104,7 @@ func TestCredentials_Create(t *testing.T) {
 			if got.Name != "ünïcødé ✓" || got.Description != "<b>&</b>" {
 				t.Errorf("name %q description %q", got.Name, got.Description)
 			}
-			if s := a.decrypt(t, got.ID); s != payload {
-				t.Errorf("decrypt = %q, want %q", s, payload)
-			}
+			a.wantPayload(t, got.ID, payload)
 		})
 
 		t.Run("ok/created-by-service-account", func(t *testing.T) {
@@ -127,9 +121,7 @@ func TestCredentials_Create(t *testing.T) {
 			r := a.do(t, "POST", "/v5/credentials", map[string]any{"type": "key", "name": "dup", "payload": c})
 			wantDetail(t, r, 409)
 			notContains(t, "409 body", r.Body, c)
-			if s := a.decrypt(t, first.ID); s != "first-payload" {
-				t.Errorf("original payload = %q after a duplicate create", s)
-			}
+			a.wantPayload(t, first.ID, "first-payload")
 			notContains(t, "server log", []byte(v.Logs()), c)
 		})
 	})
@@ -279,9 +271,7 @@ func TestCredentials_Update(t *testing.T) {
 				orig := newCred(t, nameOf(i, "upd"))
 				got := patch(t, orig.ID, tc.body)
 				wantUpdated(t, orig, got, tc.change)
-				if s := a.decrypt(t, orig.ID); s != "old-payload" {
-					t.Errorf("payload changed to %q by a PATCH without payload", s)
-				}
+				a.wantPayload(t, orig.ID, "old-payload")
 			})
 		}
 
@@ -310,9 +300,7 @@ func TestCredentials_Update(t *testing.T) {
 			}
 			got := patch(t, orig.ID, map[string]any{"payload": "new-payload"})
 			wantUpdated(t, orig, got, func(*credential) {})
-			if s := a.decrypt(t, orig.ID); s != "new-payload" {
-				t.Errorf("decrypt after payload update = %q, want %q", s, "new-payload")
-			}
+			a.wantPayload(t, orig.ID, "new-payload")
 			after, err := v.App.Store.GetCredential(ctx, v.AccountID, orig.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -334,9 +322,7 @@ func TestCredentials_Update(t *testing.T) {
 			wantUpdated(t, orig, got, func(c *credential) {
 				c.Name, c.Type, c.Description, c.CredentialMetadata = "everything-2", "json", "d2", map[string]any{"z": true}
 			})
-			if s := a.decrypt(t, orig.ID); s != `{"k":"v"}` {
-				t.Errorf("decrypt = %q", s)
-			}
+			a.wantPayload(t, orig.ID, `{"k":"v"}`)
 		})
 
 		t.Run("ok/type-to-json-with-json-payload-stored", func(t *testing.T) {
@@ -359,9 +345,7 @@ func TestCredentials_Update(t *testing.T) {
 			r := a.do(t, "PATCH", "/v5/credentials/"+orig.ID, map[string]any{"payload": c})
 			want422At(t, r, "value_error", "body", "payload")
 			notContains(t, "422 body", r.Body, c)
-			if s := a.decrypt(t, orig.ID); s != `{"a":1}` {
-				t.Errorf("payload = %q after a rejected PATCH", s)
-			}
+			a.wantPayload(t, orig.ID, `{"a":1}`)
 		})
 
 		t.Run("err/duplicate-name", func(t *testing.T) {
@@ -371,14 +355,8 @@ func TestCredentials_Update(t *testing.T) {
 			r := a.do(t, "PATCH", "/v5/credentials/"+y.ID, map[string]any{"name": "rename-x", "payload": c, "description": "changed"})
 			wantDetail(t, r, 409)
 			notContains(t, "409 body", r.Body, c)
-			for _, orig := range []credential{x, y} {
-				if diff := cmp.Diff(orig, a.get(t, orig.ID)); diff != "" {
-					t.Errorf("credential %s changed by a conflicting PATCH (-want +got):\n%s", orig.Name, diff)
-				}
-				if s := a.decrypt(t, orig.ID); s != "old-payload" {
-					t.Errorf("payload of %s = %q after a conflicting PATCH", orig.Name, s)
-				}
-			}
+			a.wantUnchanged(t, x, "old-payload")
+			a.wantUnchanged(t, y, "old-payload")
 			notContains(t, "server log", []byte(v.Logs()), c)
 		})
 
@@ -417,9 +395,7 @@ func TestCredentials_Delete(t *testing.T) {
 			if diff := cmp.Diff([]string{keep.ID}, ids(page.Items)); diff != "" || page.Total != 1 {
 				t.Errorf("list after delete: total %d, ids (-want +got):\n%s", page.Total, diff)
 			}
-			if s := a.decrypt(t, keep.ID); s != "keep-payload" {
-				t.Errorf("other credential's payload = %q", s)
-			}
+			a.wantPayload(t, keep.ID, "keep-payload")
 		})
 
 		t.Run("ok/name-reusable", func(t *testing.T) {

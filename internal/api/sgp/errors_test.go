@@ -123,12 +123,7 @@ func TestCredentials_UpdateValidation(t *testing.T) {
 		}
 
 		t.Run("unchanged", func(t *testing.T) {
-			if diff := cmp.Diff(orig, a.get(t, orig.ID)); diff != "" {
-				t.Errorf("rejected PATCHes changed the credential (-want +got):\n%s", diff)
-			}
-			if s := a.decrypt(t, orig.ID); s != "keep" {
-				t.Errorf("payload = %q after rejected PATCHes", s)
-			}
+			a.wantUnchanged(t, orig, "keep")
 			notContains(t, "server log", []byte(v.Logs()), c)
 		})
 	})
@@ -245,12 +240,7 @@ func (f *authFixture) expect(t *testing.T, status int, headers ...string) {
 		notContains(t, op.name+" error body", r.Body, f.canary)
 	}
 	a := admin(f.v)
-	if diff := cmp.Diff(f.target, a.get(t, f.target.ID)); diff != "" {
-		t.Errorf("target changed (-want +got):\n%s", diff)
-	}
-	if s := a.decrypt(t, f.target.ID); s != "target-payload" {
-		t.Errorf("target payload = %q", s)
-	}
+	a.wantUnchanged(t, f.target, "target-payload")
 	if p := a.list(t, nil); p.Total != 1 {
 		t.Errorf("total = %d: a rejected request created something", p.Total)
 	}

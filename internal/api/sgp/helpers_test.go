@@ -94,6 +94,24 @@ func (c api) decrypt(t testing.TB, id string) string {
 	return ok[secret](t, c.do(t, "POST", "/v5/credentials/"+id+"/secret", nil)).Result
 }
 
+// wantPayload fails the test unless the credential id decrypts to want.
+func (c api) wantPayload(t testing.TB, id, want string) {
+	t.Helper()
+	if got := c.decrypt(t, id); got != want {
+		t.Errorf("payload of %s = %q, want %q", id, got, want)
+	}
+}
+
+// wantUnchanged fails the test unless the credential orig is still exactly
+// as it was and still decrypts to payload.
+func (c api) wantUnchanged(t testing.TB, orig credential, payload string) {
+	t.Helper()
+	if diff := cmp.Diff(orig, c.get(t, orig.ID)); diff != "" {
+		t.Errorf("credential %s changed (-want +got):\n%s", orig.Name, diff)
+	}
+	c.wantPayload(t, orig.ID, payload)
+}
+
 func (c api) list(t testing.TB, query url.Values) listPage {
 	t.Helper()
 	path := "/v5/credentials"

@@ -90,12 +90,7 @@ func TestTenantIsolation(t *testing.T) {
 		})
 
 		t.Run("a-unchanged", func(t *testing.T) {
-			if diff := cmp.Diff(x, a.get(t, x.ID)); diff != "" {
-				t.Errorf("A's credential changed (-want +got):\n%s", diff)
-			}
-			if s := a.decrypt(t, x.ID); s != secretA {
-				t.Errorf("A's payload = %q", s)
-			}
+			a.wantUnchanged(t, x, secretA)
 			if p := a.list(t, nil); !cmp.Equal(ids(p.Items), []string{x.ID}) || p.Total != 1 {
 				t.Errorf("A's list = %v total %d", ids(p.Items), p.Total)
 			}

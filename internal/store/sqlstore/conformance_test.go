@@ -7,6 +7,7 @@ import (
 
 	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/storetest"
+	"github.com/credvault/credvault/internal/testutil/cryptotest"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -41,6 +42,39 @@ func newAccount(tb testing.TB, db *DB, now time.Time) *vault.Account {
 		tb.Fatal(err)
 	}
 	return acct
+}
+
+// newService returns a vault service on db with a fresh keyring,
+// bootstrapped, and the identity of its first admin's API key.
+func newService(t *testing.T, db *DB) (*vault.Service, *vault.Identity) {
+	t.Helper()
+	ctx := context.Background()
+	kr, _ := cryptotest.NewKeyring(t)
+	svc := vault.NewService(db, kr, vault.Options{})
+	boot, err := svc.Bootstrap(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := svc.Authenticate(ctx, boot.APIKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, id
+}
+
+// newGroups creates a group of each name in the account accountID of db,
+// created at now by user "u", and returns their ids in the same order.
+func newGroups(tb testing.TB, db *DB, accountID string, now time.Time, names ...string) []string {
+	tb.Helper()
+	ids := make([]string, len(names))
+	for i, name := range names {
+		g := &vault.Group{ID: vault.NewID(), AccountID: accountID, Name: name, Creator: vault.Creator{Kind: vault.PrincipalUser, ID: "u"}, CreatedAt: now, UpdatedAt: now}
+		if err := db.CreateGroup(context.Background(), g); err != nil {
+			tb.Fatal(err)
+		}
+		ids[i] = g.ID
+	}
+	return ids
 }
 
 // openEngine is openDB as storetest.Run's open function.

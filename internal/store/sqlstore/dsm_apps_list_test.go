@@ -22,19 +22,9 @@ func TestListApps_PagesLikeTheListInGo(t *testing.T) {
 	openEach(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		now := time.Now()
-		acct := &vault.Account{ID: vault.NewID(), Name: "a", CreatedAt: now}
-		if err := db.CreateAccount(ctx, acct); err != nil {
-			t.Fatal(err)
-		}
+		acct := newAccount(t, db, now)
+		groups := newGroups(t, db, acct.ID, now, "g1", "g2", "g3")
 		who := vault.Creator{Kind: vault.PrincipalUser, ID: "u"}
-		var groups []string
-		for _, name := range []string{"g1", "g2", "g3"} {
-			g := &vault.Group{ID: vault.NewID(), AccountID: acct.ID, Name: name, Creator: who, CreatedAt: now, UpdatedAt: now}
-			if err := db.CreateGroup(ctx, g); err != nil {
-				t.Fatal(err)
-			}
-			groups = append(groups, g.ID)
-		}
 		// Names whose byte order differs from a locale's ("beta-" before
 		// "beta0", upper case before lower case, non-ASCII last).
 		prefixes := []string{"Zeta", "alpha", "Ärger", "beta-", "beta", "_x", "10", "9"}

@@ -20,14 +20,7 @@ func TestDSMListing_CountsAndPages(t *testing.T) {
 		now := time.Now()
 		acct := newAccount(t, db, now)
 		who := vault.Creator{Kind: vault.PrincipalUser, ID: "u"}
-		var groups []string
-		for _, name := range []string{"g1", "g2"} {
-			g := &vault.Group{ID: vault.NewID(), AccountID: acct.ID, Name: name, Creator: who, CreatedAt: now, UpdatedAt: now}
-			if err := db.CreateGroup(ctx, g); err != nil {
-				t.Fatal(err)
-			}
-			groups = append(groups, g.ID)
-		}
+		groups := newGroups(t, db, acct.ID, now, "g1", "g2")
 		g1, g2 := groups[0], groups[1]
 		kid := func(i int) string { return fmt.Sprintf("%08d-0000-4000-8000-000000000000", i) }
 		// Objects 0..5: even ones in g1, odd ones in g2; credentials 0..3 in g1

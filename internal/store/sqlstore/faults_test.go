@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/credvault/credvault/internal/testutil/dbtest"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -39,7 +39,7 @@ func TestCorruptionAtRunTime(t *testing.T) {
 	if vault.KindOf(err) != vault.KindUnavailable {
 		t.Fatalf("list over a damaged page: kind %v (%v), want unavailable", vault.KindOf(err), err)
 	}
-	before := hashFile(t, path)
+	before := dbtest.FileHash(t, path)
 	err = db.CreateCredential(ctx, testCredential(acct.ID, "after"))
 	if vault.KindOf(err) != vault.KindUnavailable || !errors.Is(err, ErrCorrupt) {
 		t.Errorf("create after the damage was seen: kind %v (%v), want unavailable wrapping ErrCorrupt", vault.KindOf(err), err)
@@ -49,7 +49,7 @@ func TestCorruptionAtRunTime(t *testing.T) {
 	if !errors.As(err, &ve) || ve.Kind != vault.KindUnavailable || !errors.Is(err, ErrCorrupt) {
 		t.Errorf("ping after the damage was seen: %v, want unavailable wrapping ErrCorrupt", err)
 	}
-	if !bytes.Equal(before, hashFile(t, path)) {
+	if !bytes.Equal(before, dbtest.FileHash(t, path)) {
 		t.Error("the damaged file changed after the damage was seen")
 	}
 }
@@ -76,25 +76,10 @@ func storeWithCredentials(t *testing.T, path string, n int) (*DB, *vault.Account
 // overwrites the root page of the table or index name with garbage.
 func damagePage(t *testing.T, db *DB, path, name string) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+	if _, err := db.w.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		t.Fatal(err)
 	}
-	var root, pageSize int64
-	if err := db.r.QueryRowContext(ctx, `SELECT rootpage FROM sqlite_master WHERE name = ?`, name).Scan(&root); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.r.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(pageSize)), (root-1)*pageSize); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.DamagePage(t, path, name)
 }
 
 // TestQuickCheckInBackground: a file larger than QuickCheckInline opens at
@@ -190,14 +175,4 @@ func testCredential(accountID, name string) *vault.Credential {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	return &vault.Credential{AccountID: accountID, ID: vault.NewID(), Name: name, Type: "key", Metadata: []byte("{}"),
 		CreatedBy: "p", CreatedByKind: vault.PrincipalUser, CreatedAt: now, UpdatedAt: now, Version: 1, Ciphertext: bytes.Repeat([]byte("x"), 300)}
-}
-
-func hashFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.Sum256(b)
-	return h[:]
 }

@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/credvault/credvault/internal/audit"
-	"github.com/credvault/credvault/internal/crypto"
-	"github.com/credvault/credvault/internal/testutil/pgtest"
+	"github.com/credvault/credvault/internal/testutil/dbtest"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -78,22 +77,37 @@ func (w *write) start(t *testing.T, db *DB) {
 	waitQueued(t, db, n+1)
 }
 
+// runTogether queues ws, in this order, behind a held write, so that they
+// share the next transaction, then releases it and waits until every one
+// is done.
+func runTogether(t *testing.T, db *DB, ws ...*write) {
+	t.Helper()
+	release := holdWriter(t, db)
+	for _, w := range ws {
+		w.start(t, db)
+	}
+	release()
+	for _, w := range ws {
+		<-w.done
+	}
+}
+
+// batchSizes records the number of writes in each transaction db runs from
+// now on; sizes returns them so far.
+func batchSizes(db *DB) (sizes func() []int) {
+	var mu sync.Mutex
+	var got []int
+	db.batch.observe = func(n int) { mu.Lock(); got = append(got, n); mu.Unlock() }
+	return func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
 func metaKeys(t *testing.T, db *DB, prefix string) []string {
 	t.Helper()
-	rows, err := db.r.Query(`SELECT key FROM meta WHERE key LIKE ? ORDER BY key`, prefix+"%")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, k)
-	}
-	return out
+	return dbtest.Column[string](context.Background(), t, db.r, `SELECT key FROM meta WHERE key LIKE ? ORDER BY key`, prefix+"%")
 }
 
 func putMeta(ctx context.Context, db *DB, tx *sql.Tx, key string) error {
@@ -109,9 +123,7 @@ func putMeta(ctx context.Context, db *DB, tx *sql.Tx, key string) error {
 func TestGroupCommit_FailuresStayTheirOwn(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, SQLite)
-	var sizes []int
-	var mu sync.Mutex
-	db.batch.observe = func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
+	sizes := batchSizes(db)
 	st, err := db.auditStmts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -152,14 +164,7 @@ func TestGroupCommit_FailuresStayTheirOwn(t *testing.T) {
 		}},
 		{name: "ok-3", fn: func(ctx context.Context, tx *sql.Tx) error { return audited(ctx, tx, "gc-ok-3") }},
 	}
-	release := holdWriter(t, db)
-	for _, w := range ws {
-		w.start(t, db)
-	}
-	release()
-	for _, w := range ws {
-		<-w.done
-	}
+	runTogether(t, db, ws...)
 	for _, w := range ws {
 		switch {
 		case strings.HasPrefix(w.name, "ok-"):
@@ -180,11 +185,9 @@ func TestGroupCommit_FailuresStayTheirOwn(t *testing.T) {
 			}
 		}
 	}
-	mu.Lock()
-	if !slices.Contains(sizes, len(ws)) {
-		t.Errorf("transaction sizes %v: the %d queued writes did not share one", sizes, len(ws))
+	if got := sizes(); !slices.Contains(got, len(ws)) {
+		t.Errorf("transaction sizes %v: the %d queued writes did not share one", got, len(ws))
 	}
-	mu.Unlock()
 	if got, want := metaKeys(t, db, "gc-"), []string{"gc-ok-1", "gc-ok-2", "gc-ok-3", "gc-taken"}; !slices.Equal(got, want) {
 		t.Errorf("stored %v, want %v", got, want)
 	}
@@ -234,13 +237,8 @@ func TestGroupCommit_CommitFailureFailsTheBatch(t *testing.T) {
 		}},
 		{name: "ok-3", fn: func(ctx context.Context, tx *sql.Tx) error { return putMeta(ctx, db, tx, "gc-3") }},
 	}
-	release := holdWriter(t, db)
+	runTogether(t, db, ws...)
 	for _, w := range ws {
-		w.start(t, db)
-	}
-	release()
-	for _, w := range ws {
-		<-w.done
 		if w.err == nil || !strings.Contains(w.err.Error(), "commit") || !strings.Contains(w.err.Error(), "FOREIGN KEY") {
 			t.Errorf("%s: %v, want the commit's error", w.name, w.err)
 		}
@@ -335,14 +333,7 @@ func TestGroupCommit_LostTransaction(t *testing.T) {
 		return killed
 	}}
 	after := &write{fn: func(ctx context.Context, tx *sql.Tx) error { return putMeta(ctx, db, tx, "gc-after") }}
-	release := holdWriter(t, db)
-	for _, w := range []*write{before, killer, after} {
-		w.start(t, db)
-	}
-	release()
-	for _, w := range []*write{before, killer, after} {
-		<-w.done
-	}
+	runTogether(t, db, before, killer, after)
 	if vault.KindOf(before.err) != vault.KindUnavailable {
 		t.Errorf("before: %v, want Unavailable", before.err)
 	}
@@ -361,9 +352,7 @@ func TestGroupCommit_LostTransaction(t *testing.T) {
 // writes; the rest go into the next one, and all commit.
 func TestGroupCommit_BoundedBatch(t *testing.T) {
 	db := openDB(t, SQLite)
-	var sizes []int
-	var mu sync.Mutex
-	db.batch.observe = func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
+	sizes := batchSizes(db)
 	release := holdWriter(t, db)
 	n := maxWriteBatch + 10
 	var wg sync.WaitGroup
@@ -381,10 +370,8 @@ func TestGroupCommit_BoundedBatch(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Contains(sizes, maxWriteBatch) || slices.Max(sizes) > maxWriteBatch {
-		t.Errorf("transaction sizes %v, want one of %d and none larger", sizes, maxWriteBatch)
+	if got := sizes(); !slices.Contains(got, maxWriteBatch) || slices.Max(got) > maxWriteBatch {
+		t.Errorf("transaction sizes %v, want one of %d and none larger", got, maxWriteBatch)
 	}
 	if got := len(metaKeys(t, db, "gc-")); got != n {
 		t.Errorf("stored %d, want %d", got, n)
@@ -399,33 +386,13 @@ func TestOnDeliveries(t *testing.T) {
 	for _, engine := range []string{SQLite, Postgres} {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := t.TempDir() + "/s.db"
-			if engine == Postgres {
-				dsn = pgtest.URL(t)
-			}
 			var wakes atomic.Int32
-			db, err := OpenWith(ctx, dsn, Options{OnDeliveries: func() { wakes.Add(1) }})
+			db, err := OpenWith(ctx, newDSN(t, engine), Options{OnDeliveries: func() { wakes.Add(1) }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
-			h, err := crypto.NewKEK()
-			if err != nil {
-				t.Fatal(err)
-			}
-			kr, err := crypto.NewKeyring(h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc := vault.NewService(db, kr, vault.Options{})
-			boot, err := svc.Bootstrap(ctx, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, err := svc.Authenticate(ctx, boot.APIKey, "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			svc, id := newService(t, db)
 			create := func(name string) {
 				t.Helper()
 				if _, err := svc.CreateCredential(ctx, id, vault.CredentialInput{Name: name, Type: "key", Payload: []byte("p")}); err != nil {

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/credvault/credvault/internal/audit"
-	"github.com/credvault/credvault/internal/crypto"
-	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
 )
 
@@ -24,10 +22,7 @@ type createEnv struct {
 func newCreateEnv(t *testing.T, engine string) *createEnv {
 	t.Helper()
 	ctx := context.Background()
-	dsn := t.TempDir() + "/s.db"
-	if engine == Postgres {
-		dsn = pgtest.URL(t)
-	}
+	dsn := newDSN(t, engine)
 	open := func() *DB {
 		db, err := Open(ctx, dsn)
 		if err != nil {
@@ -38,22 +33,7 @@ func newCreateEnv(t *testing.T, engine string) *createEnv {
 	}
 	e := &createEnv{db: open()}
 	e.other = open()
-	h, err := crypto.NewKEK()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := crypto.NewKeyring(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = vault.NewService(e.db, kr, vault.Options{})
-	boot, err := e.svc.Bootstrap(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.id, err = e.svc.Authenticate(ctx, boot.APIKey, ""); err != nil {
-		t.Fatal(err)
-	}
+	e.svc, e.id = newService(t, e.db)
 	return e
 }
 

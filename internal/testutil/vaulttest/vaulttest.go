@@ -42,6 +42,7 @@ import (
 	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/clock"
+	"github.com/credvault/credvault/internal/testutil/dbtest"
 	"github.com/credvault/credvault/internal/testutil/oapi"
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/vault"
@@ -414,28 +415,6 @@ func FailInserts(t testing.TB, raw *sql.DB, engine, table string) (restore func(
 	}
 }
 
-// QueryStrings runs q on db and returns its single text column.
-func QueryStrings(t testing.TB, db *sql.DB, q string, args ...any) []string {
-	t.Helper()
-	rows, err := db.QueryContext(context.Background(), q, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // DatabaseBytes returns everything the vault stored: for SQLite the database file,
 // its -wal and -shm; for PostgreSQL every row of every table of the schema
 // as text (bytea as hex) plus the raw bytea columns.
@@ -461,12 +440,12 @@ func (v *Vault) DatabaseBytes(t testing.TB) []byte {
 		}
 		defer db.Close()
 		ctx := context.Background()
-		tables := QueryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
+		tables := dbtest.Column[string](ctx, t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
 		if len(tables) < 10 {
 			t.Fatalf("only tables %v", tables)
 		}
 		for _, table := range tables {
-			for _, row := range QueryStrings(t, db, fmt.Sprintf(`SELECT t::text FROM %q t`, table)) {
+			for _, row := range dbtest.Column[string](ctx, t, db, fmt.Sprintf(`SELECT t::text FROM %q t`, table)) {
 				out.WriteString(row + "\n")
 			}
 		}
