@@ -188,6 +188,28 @@ func (s *Service) auditing(ctx context.Context, id *Identity, action, objectType
 	return context.WithValue(ctx, txAuditKey{}, a)
 }
 
+// resultID is the id an operation's audit record names its object by:
+// that of its result o once it has one, else asked, the id the operation
+// was asked for ("" for a create that failed before it had its object).
+func resultID[P interface {
+	*T
+	auditID() string
+}, T any](o P, asked string) string {
+	if o == nil {
+		return asked
+	}
+	return o.auditID()
+}
+
+// auditID is the id by which the audit trail names an object (resultID).
+func (c *Credential) auditID() string            { return c.ID }
+func (c *IntegrationCredential) auditID() string { return c.ID }
+func (w *Webhook) auditID() string               { return w.ID }
+func (o *Sobject) auditID() string               { return o.KID }
+func (g *Group) auditID() string                 { return g.ID }
+func (a *App) auditID() string                   { return a.ID }
+func (s *Session) auditID() string               { return s.ID }
+
 // AuditRecord is an AuditEvent as stored: numbered and chained.
 type AuditRecord struct {
 	AuditEvent

@@ -190,10 +190,7 @@ func (s *Service) newCredential(id *Identity, in *CredentialInput) (*Credential,
 // auditResult records the outcome of a credential operation and returns the
 // operation's error, or the audit error if the record could not be written.
 func (s *Service) auditResult(ctx context.Context, id *Identity, action string, c *Credential, credID string, opErr error) error {
-	if c != nil {
-		credID = c.ID
-	}
-	return s.auditOutcome(ctx, id, action, "credential", credID, opErr)
+	return s.auditOutcome(ctx, id, action, "credential", resultID(c, credID), opErr)
 }
 
 // GetCredential returns a credential's metadata.

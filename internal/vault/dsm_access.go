@@ -90,11 +90,7 @@ func (s *Service) authenticateSession(ctx context.Context, token string) (*Ident
 func (s *Service) CreateSession(ctx context.Context, id *Identity) (token string, sess *Session, err error) {
 	ctx = s.auditing(ctx, id, "session.create", "session", func() string { return sess.ID })
 	defer func() {
-		oid := ""
-		if sess != nil {
-			oid = sess.ID
-		}
-		if aerr := s.Audit(ctx, id, "session.create", "session", oid, err); aerr != nil && err == nil {
+		if aerr := s.Audit(ctx, id, "session.create", "session", resultID(sess, ""), err); aerr != nil && err == nil {
 			token, sess, err = "", nil, aerr
 		}
 	}()

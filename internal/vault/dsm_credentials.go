@@ -94,13 +94,7 @@ func (s *Service) auditCred(ctx context.Context, id *Identity, action, credID st
 // CreateIntegrationCredential creates a credential in a group the caller reaches.
 func (s *Service) CreateIntegrationCredential(ctx context.Context, id *Identity, in IntegrationCredentialInput) (c *IntegrationCredential, err error) {
 	ctx = s.auditing(ctx, id, "integration_credential.create", "credential", func() string { return c.ID })
-	defer func() {
-		oid := ""
-		if c != nil {
-			oid = c.ID
-		}
-		err = s.auditCred(ctx, id, "integration_credential.create", oid, err)
-	}()
+	defer func() { err = s.auditCred(ctx, id, "integration_credential.create", resultID(c, ""), err) }()
 	if err := id.Require(ActWrite); err != nil {
 		return nil, err
 	}

@@ -22,13 +22,7 @@ type GroupInput struct {
 // CreateGroup creates a group. An app that creates a group becomes its member.
 func (s *Service) CreateGroup(ctx context.Context, id *Identity, in GroupInput) (g *Group, err error) {
 	ctx = s.auditing(ctx, id, "group.create", "group", func() string { return g.ID })
-	defer func() {
-		oid := ""
-		if g != nil {
-			oid = g.ID
-		}
-		err = s.auditOutcome(ctx, id, "group.create", "group", oid, err)
-	}()
+	defer func() { err = s.auditOutcome(ctx, id, "group.create", "group", resultID(g, ""), err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
 	}
@@ -267,13 +261,7 @@ func (in *AppInput) apply(a *App) error {
 // issues it.
 func (s *Service) CreateApp(ctx context.Context, id *Identity, in AppInput) (a *App, err error) {
 	ctx = s.auditing(ctx, id, "app.create", "app", func() string { return a.ID })
-	defer func() {
-		oid := ""
-		if a != nil {
-			oid = a.ID
-		}
-		err = s.auditOutcome(ctx, id, "app.create", "app", oid, err)
-	}()
+	defer func() { err = s.auditOutcome(ctx, id, "app.create", "app", resultID(a, ""), err) }()
 	if err := id.Require(ActAdmin); err != nil {
 		return nil, err
 	}

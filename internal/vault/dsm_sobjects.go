@@ -314,10 +314,7 @@ func (s *Service) storeNewSobject(ctx context.Context, o *Sobject, op string) (*
 }
 
 func (s *Service) auditSobject(ctx context.Context, id *Identity, action string, o *Sobject, kid string, opErr error) error {
-	if o != nil {
-		kid = o.KID
-	}
-	return s.auditOutcome(ctx, id, action, "sobject", kid, opErr)
+	return s.auditOutcome(ctx, id, action, "sobject", resultID(o, kid), opErr)
 }
 
 // opens reports whether o's sealed key material (if it has any) opens.

@@ -96,10 +96,7 @@ func (s *Service) CreateWebhook(ctx context.Context, id *Identity, in WebhookInp
 }
 
 func (s *Service) auditWebhook(ctx context.Context, id *Identity, action string, w *Webhook, whID string, opErr error) error {
-	if w != nil {
-		whID = w.ID
-	}
-	return s.auditOutcome(ctx, id, action, "webhook", whID, opErr)
+	return s.auditOutcome(ctx, id, action, "webhook", resultID(w, whID), opErr)
 }
 
 // GetWebhook returns a webhook (account admins).

@@ -80,30 +80,27 @@ func trailerMACInput(tables int, rows int64) []byte {
 
 // tables lists the application tables in creation order (so that a table
 // comes after the tables it references).
-func (db *DB) tables(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}) ([]string, error) {
+func (db *DB) tables(ctx context.Context, q querier) ([]string, error) {
 	query := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid`
 	if db.d.name == Postgres {
 		query = `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE c.relkind = 'r' AND n.nspname = current_schema() ORDER BY c.oid`
 	}
-	rows, err := q.QueryContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
+	err := forRows(ctx, q, query, nil, func(row scanner) error {
 		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
+		if err := row.Scan(&name); err != nil {
+			return err
 		}
 		if name != "schema_migrations" && name != changeCountersTable {
 			out = append(out, name)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (db *DB) schemaVersion(ctx context.Context, q interface {
