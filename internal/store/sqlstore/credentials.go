@@ -411,4 +411,3 @@ func listedCredential(c *vault.Credential) *vault.Credential {
 	out.Ciphertext = nil
 	return cloneCredential(&out)
 }
-
