@@ -126,10 +126,20 @@ func (s *Service) mgmtCaller(ctx context.Context, id *Identity) (*mgmtCaller, er
 	for _, m := range ms {
 		c.roles[m.AccountID] = m.Role
 	}
-	// An operator acting outside the API (the CLI on the database it
-	// opened with the master key) may do everything an operator may.
-	c.operator = (sys != "" && c.roles[sys] == RoleAdmin) || id.Principal.Kind == PrincipalOperator
+	c.operator = isOperator(id.Principal.Kind, sys, c.roles[sys])
 	return c, nil
+}
+
+// isOperator reports whether a principal of kind, whose role in the system
+// account sys is sysRole (empty: none), is an operator: an admin of the
+// system account that is not a DSM app, or the operator acting outside
+// the API (the CLI on the database it opened with the master key). The
+// admin API decides with it, and whoami reports it.
+func isOperator(kind PrincipalKind, sys string, sysRole Role) bool {
+	if kind == PrincipalOperator {
+		return true
+	}
+	return kind != PrincipalApp && sys != "" && sysRole == RoleAdmin
 }
 
 func (c *mgmtCaller) admins(accountID string) bool {
@@ -190,14 +200,16 @@ func (s *Service) Whoami(ctx context.Context, id *Identity) (*Whoami, error) {
 	if id.KeyID == "" && id.SessionID != "" {
 		w.AuthMethod = "session"
 	}
+	var sysRole Role
 	for _, m := range p.Memberships {
-		if m.AccountID == sys && m.Role == RoleAdmin && p.Kind != PrincipalApp {
-			w.Operator = true
+		if m.AccountID == sys {
+			sysRole = m.Role
 		}
 		if a, err := s.store.GetAccount(ctx, m.AccountID); err == nil {
 			w.AccountName[m.AccountID] = a.Name
 		}
 	}
+	w.Operator = isOperator(p.Kind, sys, sysRole)
 	return w, nil
 }
 
