@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -19,8 +20,9 @@ import (
 // writeList writes the page as encoding/json writes its listResponse
 // (items as toWireAt(item, now)).
 func writeList(w http.ResponseWriter, page *vault.CredentialPage, limit int, now time.Time) {
-	b := make([]byte, 0, 64+len(page.Items)*320)
-	b = append(b, `{"object":"list","items":[`...)
+	buf := bodies.Get().(*[]byte)
+	defer putBody(buf)
+	b := append((*buf)[:0], `{"object":"list","items":[`...)
 	for i := range page.Items {
 		if i > 0 {
 			b = append(b, ',')
@@ -33,7 +35,23 @@ func writeList(w http.ResponseWriter, page *vault.CredentialPage, limit int, now
 	b = strconv.AppendBool(b, page.HasMore)
 	b = append(b, `,"limit":`...)
 	b = strconv.AppendInt(b, int64(limit), 10)
-	writeBody(w, append(b, '}'))
+	*buf = append(b, '}')
+	writeBody(w, *buf)
+}
+
+// bodies recycles the buffers list pages are encoded into: a page of 100
+// is 30–40 KiB, and allocating it per request made the garbage collector a
+// quarter of a listing's CPU. Only metadata is ever encoded into them
+// (listings carry no secrets), and a buffer that grew past maxPooledBody
+// (a page of large metadata) is left to the collector.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 48<<10); return &b }}
+
+const maxPooledBody = 256 << 10
+
+func putBody(b *[]byte) {
+	if cap(*b) <= maxPooledBody {
+		bodies.Put(b)
+	}
 }
 
 // writeBody answers 200 with the JSON body b.

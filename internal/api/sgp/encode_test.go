@@ -48,7 +48,11 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 		}
 		items = append(items, c)
 	}
-	for _, page := range []vault.CredentialPage{{Items: []vault.Credential{}}, {Items: items[:3], Total: 7, HasMore: true}} {
+	// Pages of every size, a small one after large ones: list bodies are
+	// encoded into recycled buffers (one grows past what is kept).
+	for _, page := range []vault.CredentialPage{{Items: []vault.Credential{}}, {Items: items[:3], Total: 7, HasMore: true},
+		{Items: items[:200], Total: 2000, HasMore: true}, {Items: items, Total: 2000}, {Items: items[3:5], Total: 2000},
+		{Items: items[:200], Total: 2000, HasMore: true}, {Items: []vault.Credential{}}} {
 		want, err := json.Marshal(listResponse{Object: "list", Items: httpx.Wire(page.Items, func(c *vault.Credential) Credential { return toWireAt(c, now) }),
 			Total: page.Total, HasMore: page.HasMore, Limit: 100})
 		if err != nil {

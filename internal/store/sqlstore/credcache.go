@@ -60,7 +60,7 @@ func (c *rowCache[V]) get(w *changeWatch, clone func(*V) *V, accountID, id strin
 // getMany is get for the rows ids of one account, under one lock: it
 // copies each valid row into out[i] and the counter value of each into
 // gens[i], and returns the indexes it did not find.
-func (c *rowCache[V]) getMany(w *changeWatch, clone func(*V) *V, accountID string, ids []string, out []V, gens []uint64) (misses []int, cacheable bool) {
+func (c *rowCache[V]) getMany(w *changeWatch, copyTo func(dst, src *V), accountID string, ids []string, out []V, gens []uint64) (misses []int, cacheable bool) {
 	if !w.usable() {
 		for i := range ids {
 			misses = append(misses, i)
@@ -72,7 +72,7 @@ func (c *rowCache[V]) getMany(w *changeWatch, clone func(*V) *V, accountID strin
 	for i, id := range ids {
 		gens[i] = w.gen[credentialShard(id)].Load()
 		if e, ok := c.rows[rowKey{accountID, id}]; ok && e.gen == gens[i] {
-			out[i] = *clone(&e.v)
+			copyTo(&out[i], &e.v)
 			continue
 		}
 		misses = append(misses, i)

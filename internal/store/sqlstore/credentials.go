@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -289,7 +290,7 @@ func (db *DB) listPage(ctx context.Context, accountID, where, col, order string,
 		if cacheable {
 			db.creds.keep(&db.changes, cloneCredential, gens[i], accountID, c.ID, c)
 		}
-		items[i] = *listedCredential(c)
+		listedCredential(&items[i], c)
 	}
 	return items, nil
 }
@@ -404,10 +405,12 @@ func credentialOrder(col string, asc bool) func(a, b vault.Credential) int {
 	}
 }
 
-// listedCredential copies a row for a listing: listings never carry
-// ciphertext further than the store.
-func listedCredential(c *vault.Credential) *vault.Credential {
-	out := *c
-	out.Ciphertext = nil
-	return cloneCredential(&out)
+// listedCredential copies a row into a listing's item: listings never
+// carry ciphertext further than the store, and share nothing mutable with
+// the cache.
+func listedCredential(dst, c *vault.Credential) {
+	*dst = *c
+	dst.Ciphertext = nil
+	dst.Metadata = bytes.Clone(c.Metadata)
+	dst.ExpiresAt = clonePtr(c.ExpiresAt)
 }
