@@ -299,9 +299,9 @@ func (db *DB) listPage(ctx context.Context, accountID, where, col, order string,
 // one JSON array, aggregated by the database: a page of 100 ids is then one
 // row through the driver instead of 100 (with SQLite, per-row stepping,
 // locking and scanning were most of a cached listing's cost). The
-// aggregate orders its input itself, as SQL does not promise that it sees
-// the subquery's rows in their order. The statement is prepared once per
-// shape (sort, direction, cursor, name filter; the limit is a parameter).
+// subquery's ORDER BY and LIMIT choose the page's rows; in what order the
+// aggregate sees them, see below. The statement is prepared once per shape
+// (sort, direction, cursor, name filter; the limit is a parameter).
 func (db *DB) pageIDs(ctx context.Context, where, col, order string, args []any) ([]string, error) {
 	cols := "id"
 	if col != "id" {
