@@ -16,6 +16,7 @@
 #      and then requires those tests to run (CREDVAULT_REQUIRE_CHROMIUM=1:
 #      they fail instead of skip),
 #   4. runs go vet ./... and go test -count=1 -timeout 60m "$@" ./...,
+#      then the core packages again with -race (CREDVAULT_RACE_PKGS),
 #      and checks that a pure-Go build (CGO_ENABLED=0) still compiles,
 #   5. runs every fuzz target (func FuzzXxx in *_test.go) for a short while.
 #
@@ -26,6 +27,9 @@
 #   CREDVAULT_TEST_POSTGRES_URL  use this server instead of starting one
 #   CREDVAULT_TEST_PKGS          packages to vet/test (default ./...)
 #   CREDVAULT_FUZZTIME           time per fuzz target (default 10s; 0 skips fuzzing)
+#   CREDVAULT_RACE_PKGS          packages run again with -race (default: vault, audit,
+#                                store, api, app; "" skips; with CREDVAULT_TEST_PKGS
+#                                the default is none)
 #   CREDVAULT_TEST_SKIP_POSTGRES=1  no PostgreSQL: database tests skip themselves
 #   CREDVAULT_TEST_SKIP_SOFTHSM=1   do not install SoftHSM2: PKCS#11 tests skip
 #                                   (except under CI=true, where they fail)
@@ -272,6 +276,25 @@ go vet "${PKG_LIST[@]}"
 
 log "go test -count=1 -timeout 60m $* $PKGS"
 go test -count=1 -timeout 60m "$@" "${PKG_LIST[@]}"
+
+# The core again under the race detector: the caches, the group commit, the
+# audit committer and the change watch are all shared between goroutines.
+# Skipped when only some packages were asked for, or with
+# CREDVAULT_RACE_PKGS="" (it needs cgo and a C compiler).
+if [[ -n ${CREDVAULT_TEST_PKGS:-} ]]; then
+	RACE_PKGS=${CREDVAULT_RACE_PKGS:-}
+else
+	RACE_PKGS=${CREDVAULT_RACE_PKGS-./internal/vault/... ./internal/audit/... ./internal/store/... ./internal/api/... ./internal/app/...}
+fi
+if [[ -z $RACE_PKGS ]]; then
+	log "race detector run skipped"
+elif ! command -v cc >/dev/null; then
+	log "race detector run skipped: no C compiler (install gcc, or set CREDVAULT_RACE_PKGS=\"\")"
+else
+	read -r -a RACE_LIST <<<"$RACE_PKGS"
+	log "go test -race -count=1 $RACE_PKGS"
+	CGO_ENABLED=1 go test -race -count=1 -timeout 60m "${RACE_LIST[@]}"
+fi
 
 # A pure-Go build must still compile and refuse pkcs11: URIs clearly.
 log "CGO_ENABLED=0: go build ./cmd/credvault and the PKCS#11 package's no-cgo test"
