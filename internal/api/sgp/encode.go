@@ -57,6 +57,9 @@ func putBody(b *[]byte) {
 // writeBody answers 200 with the JSON body b.
 func writeBody(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
+	// With its length known, a list page goes out as one body, not in
+	// chunks of net/http's 2 KiB buffer (and the client reads it so).
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }
