@@ -173,9 +173,17 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 		args = append(args, *q.Name)
 	}
 	if cursor != "" {
+		// The cursor's sort key: from the row cache when the cursor's row
+		// is there (it usually is: it was on the previous page), so a page
+		// after a cursor costs no more than the first.
 		var key any
-		cq := `SELECT ` + col + ` FROM credentials WHERE account_id = ? AND id = ?`
-		err := db.readRow(ctx, cq, accountID, cursor).Scan(&key)
+		var err error
+		if c, _, _ := db.creds.get(&db.changes, readOnly, accountID, cursor); c != nil {
+			key = credentialSortKey(c, col)
+		} else {
+			cq := `SELECT ` + col + ` FROM credentials WHERE account_id = ? AND id = ?`
+			err = db.readRow(ctx, cq, accountID, cursor).Scan(&key)
+		}
 		tombstone := false
 		if err == sql.ErrNoRows {
 			// Tombstones older than the cursor horizon are expired: the
@@ -378,6 +386,26 @@ func splitIDs(s string) (ids []string, ok bool) {
 		s = strings.TrimSpace(s[1:])
 	}
 }
+
+// credentialSortKey is c's value of the sort column col, as the database
+// returns it (times as stored: microseconds since the epoch).
+func credentialSortKey(c *vault.Credential, col string) any {
+	switch col {
+	case vault.SortCreatedAt:
+		return ts(c.CreatedAt)
+	case vault.SortUpdatedAt:
+		return ts(c.UpdatedAt)
+	case vault.SortName:
+		return c.Name
+	case vault.SortType:
+		return c.Type
+	}
+	return c.ID
+}
+
+// readOnly is rowCache.get's clone for a caller that only reads the row's
+// scalar fields and keeps nothing: no copy.
+func readOnly[V any](v *V) *V { return v }
 
 // credentialOrder compares credentials as SQLite's ORDER BY col, id does
 // (ascending if asc): times as numbers, text in byte order (SQLite's

@@ -61,7 +61,10 @@ func TestListCredentials_OrderIsSQLOrder(t *testing.T) {
 					// Forward in pages of 4, then back from the end.
 					var got []string
 					q := vault.CredentialQuery{Limit: 4, SortBy: field, Desc: desc}
-					for {
+					for pages := 0; ; pages++ {
+						if pages > len(names) {
+							t.Fatalf("%s desc=%v: paging forward does not end (%v)", field, desc, got)
+						}
 						p, err := db.ListCredentials(ctx, acct.ID, q)
 						if err != nil {
 							t.Fatal(err)
@@ -79,7 +82,10 @@ func TestListCredentials_OrderIsSQLOrder(t *testing.T) {
 					}
 					var back []string
 					q = vault.CredentialQuery{Limit: 4, SortBy: field, Desc: desc, Before: want[len(want)-1]}
-					for {
+					for pages := 0; ; pages++ {
+						if pages > len(names) {
+							t.Fatalf("%s desc=%v: paging backward does not end (%v)", field, desc, back)
+						}
 						p, err := db.ListCredentials(ctx, acct.ID, q)
 						if err != nil {
 							t.Fatal(err)
