@@ -10,8 +10,8 @@ import (
 )
 
 // BenchmarkListCredentials: the store's part of an SGP listing, the first
-// page of 100 in 10k credentials with every row in the row cache (as on a
-// server that has served them once). The id scan, the cache lookups and
+// page of 100 in 10k credentials and a page deep in them, with every row in
+// the row cache (as on a server that has served them once). The id scan, the cache lookups and
 // the copies are what it measures; the loopback benchmark
 // (cmd/credvault-bench, list-first) adds HTTP and JSON.
 func BenchmarkListCredentials(b *testing.B) {
@@ -31,12 +31,24 @@ func BenchmarkListCredentials(b *testing.B) {
 			if err := db.Analyze(ctx); err != nil {
 				b.Fatal(err)
 			}
-			q := vault.CredentialQuery{Limit: 100, SortBy: vault.SortCreatedAt, Desc: true}
-			for b.Loop() {
-				p, err := db.ListCredentials(ctx, acct.ID, q)
-				if err != nil || len(p.Items) != 100 {
-					b.Fatalf("%v, %v", p, err)
-				}
+			// The deep page starts after row 9,800 of the 10,000 in the
+			// listing's order (newest first), as the loopback benchmark's
+			// list-deep does.
+			first := vault.CredentialQuery{Limit: 100, SortBy: vault.SortCreatedAt, Desc: true}
+			deep := first
+			deep.After = cs[len(cs)-9_800].ID
+			for _, c := range []struct {
+				name string
+				q    vault.CredentialQuery
+			}{{"first", first}, {"deep", deep}} {
+				b.Run(c.name, func(b *testing.B) {
+					for b.Loop() {
+						p, err := db.ListCredentials(ctx, acct.ID, c.q)
+						if err != nil || len(p.Items) != 100 {
+							b.Fatalf("%v, %v", p, err)
+						}
+					}
+				})
 			}
 		})
 	}
