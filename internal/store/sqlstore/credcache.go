@@ -30,8 +30,8 @@ const (
 // deletion of the three tables (migrations 0010 and 0018).
 type rowCache[V any] struct {
 	mu   sync.RWMutex
-	rows map[rowKey]cachedRow[V]
-	max  int // rows kept at most; 0: rowCacheMax
+	rows map[rowKey]*cachedRow[V] // an entry is never changed, only replaced
+	max  int                      // rows kept at most; 0: rowCacheMax
 }
 
 type rowKey struct{ account, id string }
@@ -90,7 +90,7 @@ func (c *rowCache[V]) keep(w *changeWatch, clone func(*V) *V, gen uint64, accoun
 		return
 	}
 	if c.rows == nil {
-		c.rows = map[rowKey]cachedRow[V]{}
+		c.rows = map[rowKey]*cachedRow[V]{}
 	}
 	k := rowKey{accountID, id}
 	limit := c.max
@@ -103,7 +103,7 @@ func (c *rowCache[V]) keep(w *changeWatch, clone func(*V) *V, gen uint64, accoun
 			break
 		}
 	}
-	c.rows[k] = cachedRow[V]{gen, *clone(v)}
+	c.rows[k] = &cachedRow[V]{gen, *clone(v)}
 }
 
 // cached reads the row of (accountID, id) through c: from the cache when it

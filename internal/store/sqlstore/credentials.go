@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -175,17 +176,19 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 	if cursor != "" {
 		// The cursor's sort key: from the row cache when the cursor's row
 		// is there (it usually is: it was on the previous page), so a page
-		// after a cursor costs no more than the first.
+		// after a cursor costs no more than the first. Otherwise the row is
+		// read whole and kept, for the next page asked after the same cursor.
 		var key any
+		c, _, _ := db.creds.get(&db.changes, readOnly, accountID, cursor)
 		var err error
-		if c, _, _ := db.creds.get(&db.changes, readOnly, accountID, cursor); c != nil {
+		if c == nil {
+			c, err = db.GetCredential(ctx, accountID, cursor)
+		}
+		if err == nil {
 			key = credentialSortKey(c, col)
-		} else {
-			cq := `SELECT ` + col + ` FROM credentials WHERE account_id = ? AND id = ?`
-			err = db.readRow(ctx, cq, accountID, cursor).Scan(&key)
 		}
 		tombstone := false
-		if err == sql.ErrNoRows {
+		if errors.Is(err, vault.ErrNotFound) {
 			// Tombstones older than the cursor horizon are expired: the
 			// cursor is refused like an unknown id (see TombstoneTTL).
 			tq := `SELECT ` + col + ` FROM credential_tombstones WHERE account_id = ? AND id = ? AND deleted_at >= ?`
@@ -227,8 +230,14 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 	}
 	args = append(args, q.Limit+1)
 
+	// The total comes with the page's ids, in the same statement (one
+	// snapshot, one statement less per page).
+	total, targs := `SELECT COALESCE(SUM(credentials), 0) FROM account_stats WHERE account_id = ?`, []any{accountID}
+	if q.Name != nil {
+		total, targs = `SELECT COUNT(*) FROM credentials WHERE account_id = ? AND name = ?`, []any{accountID, *q.Name}
+	}
 	page := &vault.CredentialPage{}
-	if page.Items, err = db.listPage(ctx, accountID, query, col, order, args); err != nil {
+	if page.Items, page.Total, err = db.listPage(ctx, accountID, query, col, order, args, total, targs); err != nil {
 		return nil, db.translate(fmt.Errorf("list credentials: %w", err))
 	}
 	if db.d.name == SQLite {
@@ -245,36 +254,28 @@ func (db *DB) ListCredentials(ctx context.Context, accountID string, q vault.Cre
 	if !forward {
 		slices.Reverse(page.Items)
 	}
-
-	if q.Name != nil {
-		err = db.readRow(ctx, `SELECT COUNT(*) FROM credentials WHERE account_id = ? AND name = ?`, accountID, *q.Name).Scan(&page.Total)
-	} else {
-		err = db.readRow(ctx, `SELECT COALESCE(SUM(credentials), 0) FROM account_stats WHERE account_id = ?`, accountID).Scan(&page.Total)
-	}
-	if err != nil {
-		return nil, db.translate(fmt.Errorf("list credentials: total: %w", err))
-	}
 	return page, nil
 }
 
 // listPage reads the rows of a listing (where: the query after its column
 // list, up to its ORDER BY; order: its ordering by col; the last argument
-// is the limit) in two steps: the page's ids in order, from the index
+// is the limit) and its total (a query counting the listing's rows, with
+// its arguments) in two steps: the page's ids in order, from the index
 // alone, then the rows themselves from the row cache where it holds them
 // and in one query for the rest (kept for next time). Each cached row costs
 // a map lookup instead of a row of thirteen columns through the driver.
 // If a row goes between the two steps (deleted meanwhile), the page is read
 // again in one query so that it is never short of a row that exists.
-func (db *DB) listPage(ctx context.Context, accountID, where, col, order string, args []any) ([]vault.Credential, error) {
-	ids, err := db.pageIDs(ctx, where, col, order, args)
+func (db *DB) listPage(ctx context.Context, accountID, where, col, order string, args []any, total string, totalArgs []any) (items []vault.Credential, n int, err error) {
+	ids, n, err := db.pageIDs(ctx, where, col, order, args, total, totalArgs)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	items := make([]vault.Credential, len(ids))
+	items = make([]vault.Credential, len(ids))
 	gens := make([]uint64, len(ids))
 	misses, cacheable := db.creds.getMany(&db.changes, listedCredential, accountID, ids, items, gens)
 	if len(misses) == 0 {
-		return items, nil
+		return items, n, nil
 	}
 	in := make([]string, len(misses))
 	margs := []any{accountID}
@@ -284,7 +285,7 @@ func (db *DB) listPage(ctx context.Context, accountID, where, col, order string,
 	}
 	read, err := queryAll(ctx, db.r, db.q(`SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND id IN (`+strings.Join(in, ", ")+`)`), scanCredential, margs...)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	byID := make(map[string]*vault.Credential, len(read))
 	for j := range read {
@@ -293,14 +294,15 @@ func (db *DB) listPage(ctx context.Context, accountID, where, col, order string,
 	for _, i := range misses {
 		c, ok := byID[ids[i]]
 		if !ok { // deleted between the two queries
-			return queryAll(ctx, db.r, db.q(`SELECT `+credentialListCols+where+` ORDER BY `+order+` LIMIT ?`), scanCredential, args...)
+			items, err = queryAll(ctx, db.r, db.q(`SELECT `+credentialListCols+where+` ORDER BY `+order+` LIMIT ?`), scanCredential, args...)
+			return items, n, err
 		}
 		if cacheable {
 			db.creds.keep(&db.changes, cloneCredential, gens[i], accountID, c.ID, c)
 		}
 		listedCredential(&items[i], c)
 	}
-	return items, nil
+	return items, n, nil
 }
 
 // pageIDs returns the ids of a listing's page in order. They come back as
@@ -308,9 +310,11 @@ func (db *DB) listPage(ctx context.Context, accountID, where, col, order string,
 // row through the driver instead of 100 (with SQLite, per-row stepping,
 // locking and scanning were most of a cached listing's cost). The
 // subquery's ORDER BY and LIMIT choose the page's rows; in what order the
-// aggregate sees them, see below. The statement is prepared once per shape
-// (sort, direction, cursor, name filter; the limit is a parameter).
-func (db *DB) pageIDs(ctx context.Context, where, col, order string, args []any) ([]string, error) {
+// aggregate sees them, see below. total, a query of one number, is run as
+// a scalar subquery of the same statement. The statement is prepared once
+// per shape (sort, direction, cursor, name filter; the limit is a
+// parameter).
+func (db *DB) pageIDs(ctx context.Context, where, col, order string, args []any, total string, totalArgs []any) ([]string, int, error) {
 	cols := "id"
 	if col != "id" {
 		cols += ", " + col
@@ -324,15 +328,18 @@ func (db *DB) pageIDs(ctx context.Context, where, col, order string, args []any)
 	if db.d.name == Postgres {
 		agg = `json_agg(id ORDER BY ` + order + `)`
 	}
-	stmt, err := db.prepared(ctx, db.r, `SELECT `+agg+` FROM (SELECT `+cols+where+` ORDER BY `+order+` LIMIT ?) page`)
+	stmt, err := db.prepared(ctx, db.r, `SELECT `+agg+`, (`+total+`) FROM (SELECT `+cols+where+` ORDER BY `+order+` LIMIT ?) page`)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var list sql.NullString // PostgreSQL's json_agg of no rows is NULL
-	if err := stmt.QueryRowContext(ctx, args...).Scan(&list); err != nil {
-		return nil, err
+	var n int
+	// The total's placeholders come first in the statement.
+	if err := stmt.QueryRowContext(ctx, append(slices.Clip(totalArgs), args...)...).Scan(&list, &n); err != nil {
+		return nil, 0, err
 	}
-	return parseIDs(list.String)
+	ids, err := parseIDs(list.String)
+	return ids, n, err
 }
 
 // parseIDs parses a JSON array of strings as the databases aggregate it
