@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -219,4 +220,26 @@ func appendTime(b []byte, t time.Time) []byte {
 	put(20, t.Nanosecond()/1000, 6)
 	d[26] = 'Z'
 	return append(b, d[:]...)
+}
+
+// writeSecretBody answers 200 with the body encoding/json writes for
+// secretResponse{Result: string(pt), Object: "credential_secret"}, and
+// Cache-Control: no-store. The body is encoded into a buffer of its own
+// that is cleared once written, with no string copy of the plaintext on
+// the way: what is left of it in memory is the caller's pt (which it
+// clears) and what net/http holds in its connection buffer.
+func writeSecretBody(w http.ResponseWriter, pt []byte) {
+	b := make([]byte, 0, len(pt)+len(pt)/8+48)
+	b = append(b, `{"result":`...)
+	if len(pt) > 0 {
+		b = appendString(b, unsafe.String(&pt[0], len(pt))) // read only, for the call
+	} else {
+		b = append(b, `""`...)
+	}
+	b = append(b, `,"object":"credential_secret"}`...)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	clear(b)
 }

@@ -84,3 +84,26 @@ func TestFormatTime(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretBodyMatchesEncodingJSON: a secret read's body is byte for byte
+// what encoding/json writes for secretResponse (payloads with every kind of
+// character JSON escapes, invalid UTF-8, empty), not cacheable, and the
+// caller's plaintext is left as it was (writePlaintext clears it after).
+func TestSecretBodyMatchesEncodingJSON(t *testing.T) {
+	for _, pt := range []string{"", "sk-live-0123456789", `{"type":"service_account","private_key":"-----BEGIN\nKEY-----\n"}`,
+		"<script>&amp;</script>", "\x00\x1f\x7f\"\\", "\u2028\u2029é€😀", "\xff\xe2\x80\xed\xa0\x80"} {
+		want, err := json.Marshal(secretResponse{Result: pt, Object: "credential_secret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		in := []byte(pt)
+		writeSecretBody(w, in)
+		if w.Body.String() != string(want) || w.Code != 200 || w.Header().Get("Content-Type") != "application/json" || w.Header().Get("Cache-Control") != "no-store" {
+			t.Errorf("%q: %d %v\n got %s\nwant %s", pt, w.Code, w.Header(), w.Body, want)
+		}
+		if string(in) != pt {
+			t.Errorf("%q: the caller's plaintext was changed to %q", pt, in)
+		}
+	}
+}

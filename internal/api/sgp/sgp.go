@@ -191,7 +191,7 @@ func writePlaintext(w http.ResponseWriter, pt []byte, err error) error {
 	if err != nil {
 		return err
 	}
-	httpx.WriteSecretJSON(w, http.StatusOK, secretResponse{Result: string(pt), Object: "credential_secret"})
+	writeSecretBody(w, pt)
 	clear(pt)
 	return nil
 }
