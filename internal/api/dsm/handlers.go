@@ -1,6 +1,7 @@
 package dsm
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -468,30 +469,24 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	return nil
 }
 
-func (h *handlers) sign(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	in, err := body(h, func(q *signRequest) (vault.SignInput, error) { return q.input(false) })(r)
-	if err != nil {
-		return err
+// signing serves POST /crypto/v1/sign (verify false) and
+// /crypto/v1/verify, whose bodies differ only in the signature to check:
+// it calls op, the core's Sign or Verify, with the body's input and
+// answers {"kid": …, result: op's result}.
+func signing[R any](h *handlers, verify bool, op func(context.Context, *vault.Identity, vault.SignInput) (string, R, error), result string) handlerFunc {
+	input := body(h, func(q *signRequest) (vault.SignInput, error) { return q.input(verify) })
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		in, err := input(r)
+		if err != nil {
+			return err
+		}
+		kid, out, err := op(r.Context(), id, in)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, map[string]any{"kid": kid, result: out})
+		return nil
 	}
-	kid, sig, err := h.svc.Sign(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, map[string]any{"kid": kid, "signature": sig})
-	return nil
-}
-
-func (h *handlers) verify(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	in, err := body(h, func(q *signRequest) (vault.SignInput, error) { return q.input(true) })(r)
-	if err != nil {
-		return err
-	}
-	kid, ok, err := h.svc.Verify(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, map[string]any{"kid": kid, "result": ok})
-	return nil
 }
 
 func (h *handlers) encrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
