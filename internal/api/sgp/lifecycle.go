@@ -111,8 +111,8 @@ func versionToWire(v *vault.VersionInfo) versionItem {
 	return versionItem{Version: v.Version, CreatedAt: v.CreatedAt.UTC().Format(timeFormat), CreatedByUserID: v.CreatedBy, Current: v.Current}
 }
 
-// list is the wire form of a whole list (but a page of credentials or of
-// the trash, which say more).
+// list is the wire form of a whole list. A page of credentials
+// (listResponse) or of the trash (trashPage) says more.
 type list[W any] struct {
 	Items  []W    `json:"items"`
 	Object string `json:"object"` // "list"
