@@ -228,6 +228,17 @@ func toKey(k *vault.APIKey) APIKey {
 		ExpiresAt: timePtr(k.ExpiresAt), RevokedAt: timePtr(k.RevokedAt), LastUsedAt: timePtr(k.LastUsedAt)}
 }
 
+// list is the wire form of a whole list.
+type list[W any] struct {
+	Items []W `json:"items"`
+}
+
+// listOf returns the wire form of a whole list, each item in the form
+// wire gives it.
+func listOf[T, W any](wire func(*T) W) func([]T) list[W] {
+	return func(items []T) list[W] { return list[W]{Items: httpx.Wire(items, wire)} }
+}
+
 // Handlers.
 
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
@@ -279,11 +290,7 @@ func (h *handlers) changePassword(w http.ResponseWriter, r *http.Request, id *va
 
 func (h *handlers) listAccounts(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	as, err := h.svc.AdminListAccounts(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": httpx.Wire(as, toAccount)})
-	return nil
+	return httpx.Reply(w, http.StatusOK, listOf(toAccount), as, err)
 }
 
 func (h *handlers) createAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -436,11 +443,7 @@ func (h *handlers) setPassword(w http.ResponseWriter, r *http.Request, id *vault
 
 func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	ks, err := h.svc.AdminListAPIKeys(r.Context(), id, r.PathValue("principal_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": httpx.Wire(ks, toKey)})
-	return nil
+	return httpx.Reply(w, http.StatusOK, listOf(toKey), ks, err)
 }
 
 func (h *handlers) createKey(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {

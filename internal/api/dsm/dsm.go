@@ -69,8 +69,8 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /crypto/v1/keys/rekey", h.auth(rekey.create(h.svc.RekeySobject)))
 	mux.Handle("PATCH /crypto/v1/keys/{key_id}", h.auth(sobjects.update(h.svc.UpdateSobject)))
 	mux.Handle("DELETE /crypto/v1/keys/{key_id}", h.auth(sobjects.delete(h.svc.DeleteSobject)))
-	mux.Handle("POST /crypto/v1/sign", h.auth(h.sign))
-	mux.Handle("POST /crypto/v1/verify", h.auth(h.verify))
+	mux.Handle("POST /crypto/v1/sign", h.auth(signing(h, false, h.svc.Sign, "signature")))
+	mux.Handle("POST /crypto/v1/verify", h.auth(signing(h, true, h.svc.Verify, "result")))
 	mux.Handle("POST /crypto/v1/encrypt", h.auth(h.encrypt))
 	mux.Handle("POST /crypto/v1/decrypt", h.auth(h.decrypt))
 

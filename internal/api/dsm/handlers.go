@@ -1,6 +1,7 @@
 package dsm
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -389,35 +390,34 @@ func (h *handlers) getSobject(w http.ResponseWriter, r *http.Request, id *vault.
 	if q.err != nil {
 		return q.err
 	}
+	return h.sobjectValue(w, r, id, h.svc.GetSobject, showPub)
+}
+
+func (h *handlers) exportSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	return h.sobjectValue(w, r, id, h.svc.ExportSobject, true)
+}
+
+// sobjectValue answers with the security object that get (the core's
+// GetSobject or ExportSobject) finds by the body's descriptor, and with its
+// value where get returns one: always on export (there is no object
+// without key material), on info for OPAQUE and CERTIFICATE objects, as in
+// DSM. An answer with a value is secret (no cache may keep it); the value
+// is cleared once written.
+func (h *handlers) sobjectValue(w http.ResponseWriter, r *http.Request, id *vault.Identity,
+	get func(context.Context, *vault.Identity, vault.SobjectDescriptor) (*vault.Sobject, []byte, error), showPub bool) error {
 	d, err := h.readDescriptor(r)
 	if err != nil {
 		return err
 	}
-	o, value, err := h.svc.GetSobject(r.Context(), id, d)
+	o, value, err := get(r.Context(), id, d)
 	if err != nil {
 		return err
 	}
 	wire := toSobject(o, showPub)
-	if value != nil {
-		// OPAQUE and CERTIFICATE values come with the metadata, as in DSM.
-		wire.Value = orEmpty(value)
-		w.Header().Set("Cache-Control", "no-store")
+	if value == nil {
+		writeJSON(w, wire)
+		return nil
 	}
-	writeJSON(w, wire)
-	clear(value)
-	return nil
-}
-
-func (h *handlers) exportSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	d, err := h.readDescriptor(r)
-	if err != nil {
-		return err
-	}
-	o, value, err := h.svc.ExportSobject(r.Context(), id, d)
-	if err != nil {
-		return err
-	}
-	wire := toSobject(o, true)
 	wire.Value = value
 	httpx.WriteSecretJSON(w, http.StatusOK, wire)
 	clear(value)
@@ -468,30 +468,24 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	return nil
 }
 
-func (h *handlers) sign(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	in, err := body(h, func(q *signRequest) (vault.SignInput, error) { return q.input(false) })(r)
-	if err != nil {
-		return err
+// signing serves POST /crypto/v1/sign (verify false) and
+// /crypto/v1/verify, whose bodies differ only in the signature to check:
+// it calls op, the core's Sign or Verify, with the body's input and
+// answers {"kid": …, result: op's result}.
+func signing[R any](h *handlers, verify bool, op func(context.Context, *vault.Identity, vault.SignInput) (string, R, error), result string) handlerFunc {
+	input := body(h, func(q *signRequest) (vault.SignInput, error) { return q.input(verify) })
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		in, err := input(r)
+		if err != nil {
+			return err
+		}
+		kid, out, err := op(r.Context(), id, in)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, map[string]any{"kid": kid, result: out})
+		return nil
 	}
-	kid, sig, err := h.svc.Sign(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, map[string]any{"kid": kid, "signature": sig})
-	return nil
-}
-
-func (h *handlers) verify(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	in, err := body(h, func(q *signRequest) (vault.SignInput, error) { return q.input(true) })(r)
-	if err != nil {
-		return err
-	}
-	kid, ok, err := h.svc.Verify(r.Context(), id, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, map[string]any{"kid": kid, "result": ok})
-	return nil
 }
 
 func (h *handlers) encrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {

@@ -574,3 +574,33 @@ func TestSobjects_ESOReadFlowAndValueRules(t *testing.T) {
 		}
 	})
 }
+
+// An answer that carries a security object's value (every export, and
+// info of an OPAQUE or CERTIFICATE object) says that no cache may keep it;
+// info without a value says nothing of the kind.
+func TestSobjects_ValueAnswersAreNotCached(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "g")
+		adm.key(t, map[string]any{"name": "aes", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "EXPORT"}})
+		adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "opaque", "obj_type": "OPAQUE", "value": b64([]byte("o")), "group_id": g})
+		for _, c := range []struct {
+			path, name string
+			value      bool
+		}{
+			{"/crypto/v1/keys/export", "aes", true},
+			{"/crypto/v1/keys/info", "opaque", true},
+			{"/crypto/v1/keys/info", "aes", false},
+		} {
+			r := adm.do(t, "POST", c.path, map[string]any{"name": c.name})
+			if r.Status != 200 {
+				t.Fatalf("%s %s: %d %s", c.path, c.name, r.Status, r.Body)
+			}
+			gotValue := r.JSON(t).(map[string]any)["value"] != nil
+			cc := r.Header.Get("Cache-Control")
+			if gotValue != c.value || (cc == "no-store") != c.value {
+				t.Errorf("%s %s: value %v, Cache-Control %q; want value %v and no-store %v", c.path, c.name, gotValue, cc, c.value, c.value)
+			}
+		}
+	})
+}

@@ -107,22 +107,26 @@ type versionItem struct {
 	Current         bool   `json:"current"`
 }
 
-type versionList struct {
-	Items  []versionItem `json:"items"`
-	Object string        `json:"object"`
+func versionToWire(v *vault.VersionInfo) versionItem {
+	return versionItem{Version: v.Version, CreatedAt: v.CreatedAt.UTC().Format(timeFormat), CreatedByUserID: v.CreatedBy, Current: v.Current}
+}
+
+// list is the wire form of a whole list. A page of credentials
+// (listResponse) or of the trash (trashPage) says more.
+type list[W any] struct {
+	Items  []W    `json:"items"`
+	Object string `json:"object"` // "list"
+}
+
+// listOf returns the wire form of a whole list, each item in the form
+// wire gives it.
+func listOf[T, W any](wire func(*T) W) func([]T) list[W] {
+	return func(items []T) list[W] { return list[W]{Items: httpx.Wire(items, wire), Object: "list"} }
 }
 
 func (h *handlers) listVersions(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	vs, err := h.svc.ListCredentialVersions(r.Context(), id, r.PathValue("credential_id"))
-	if err != nil {
-		return err
-	}
-	out := versionList{Items: make([]versionItem, len(vs)), Object: "list"}
-	for i, v := range vs {
-		out.Items[i] = versionItem{Version: v.Version, CreatedAt: v.CreatedAt.UTC().Format(timeFormat), CreatedByUserID: v.CreatedBy, Current: v.Current}
-	}
-	httpx.WriteJSON(w, http.StatusOK, out)
-	return nil
+	return httpx.Reply(w, http.StatusOK, listOf(versionToWire), vs, err)
 }
 
 func pathVersion(r *http.Request) (int64, error) {
@@ -302,11 +306,7 @@ func (h *handlers) createWebhook(w http.ResponseWriter, r *http.Request, id *vau
 
 func (h *handlers) listWebhooks(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	ws, err := h.svc.ListWebhooks(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "items": httpx.Wire(ws, webhookToWire)})
-	return nil
+	return httpx.Reply(w, http.StatusOK, listOf(webhookToWire), ws, err)
 }
 
 func (h *handlers) getWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -349,27 +349,23 @@ func (h *handlers) listDeliveries(w http.ResponseWriter, r *http.Request, id *va
 		limit = n
 	}
 	ds, err := h.svc.ListDeliveries(r.Context(), id, r.PathValue("webhook_id"), limit)
-	if err != nil {
-		return err
+	return httpx.Reply(w, http.StatusOK, listOf(deliveryToWire), ds, err)
+}
+
+func deliveryToWire(d *vault.Delivery) deliveryWire {
+	dw := deliveryWire{ID: d.ID, Object: "webhook_delivery", EventID: d.EventID, EventType: d.EventType, Status: d.Status,
+		Attempts: d.Attempts, CreatedAt: d.CreatedAt.UTC().Format(timeFormat), LastError: d.LastError}
+	if d.Status == vault.DeliveryPending {
+		s := d.NextAt.UTC().Format(timeFormat)
+		dw.NextAt = &s
 	}
-	items := make([]deliveryWire, len(ds))
-	for i, d := range ds {
-		dw := deliveryWire{ID: d.ID, Object: "webhook_delivery", EventID: d.EventID, EventType: d.EventType, Status: d.Status,
-			Attempts: d.Attempts, CreatedAt: d.CreatedAt.UTC().Format(timeFormat), LastError: d.LastError}
-		if d.Status == vault.DeliveryPending {
-			s := d.NextAt.UTC().Format(timeFormat)
-			dw.NextAt = &s
-		}
-		if d.LastAt != nil {
-			s := d.LastAt.UTC().Format(timeFormat)
-			dw.LastAt = &s
-		}
-		if d.LastStatus != 0 {
-			c := d.LastStatus
-			dw.LastStatus = &c
-		}
-		items[i] = dw
+	if d.LastAt != nil {
+		s := d.LastAt.UTC().Format(timeFormat)
+		dw.LastAt = &s
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "items": items})
-	return nil
+	if d.LastStatus != 0 {
+		c := d.LastStatus
+		dw.LastStatus = &c
+	}
+	return dw
 }
