@@ -79,14 +79,12 @@ func TestDSMListing_CountsAndPages(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got []string
 				for _, o := range p.Items {
-					got = append(got, o.KID)
 					if o.Ciphertext != nil {
 						t.Error("a listing carries ciphertext")
 					}
 				}
-				c.check(t, got, p.TotalCount, p.FilteredCount)
+				checkPage(t, c, p.Items, func(o vault.Sobject) string { return o.KID }, p.TotalCount, p.FilteredCount)
 			})
 		}
 
@@ -104,11 +102,7 @@ func TestDSMListing_CountsAndPages(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got []string
-				for _, x := range p.Items {
-					got = append(got, x.ID)
-				}
-				c.check(t, got, p.TotalCount, p.FilteredCount)
+				checkPage(t, c, p.Items, func(x vault.IntegrationCredential) string { return x.ID }, p.TotalCount, p.FilteredCount)
 			})
 		}
 	})
@@ -123,8 +117,14 @@ type listCase[Q any] struct {
 	total, match int
 }
 
-func (c listCase[Q]) check(t *testing.T, ids []string, total, match int) {
+// checkPage compares the ids of a page's items (id gives an item's) and its
+// total and filtered counts with c's.
+func checkPage[Q, T any](t *testing.T, c listCase[Q], items []T, id func(T) string, total, match int) {
 	t.Helper()
+	var ids []string
+	for _, x := range items {
+		ids = append(ids, id(x))
+	}
 	if diff := cmp.Diff(c.ids, ids); diff != "" || total != c.total || match != c.match {
 		t.Errorf("total %d filtered %d (want %d %d); ids (-want +got):\n%s", total, match, c.total, c.match, diff)
 	}
