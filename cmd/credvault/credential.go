@@ -52,6 +52,45 @@ func checkOutput(v string) error {
 	return nil
 }
 
+// withOutput gives cmd the flag -o table|json and makes run its RunE, called
+// once the flag is checked with whether JSON was asked for.
+func withOutput(cmd *cobra.Command, run func(cmd *cobra.Command, args []string, asJSON bool) error) *cobra.Command {
+	var output string
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkOutput(output); err != nil {
+			return err
+		}
+		return run(cmd, args, output == "json")
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+// idOutputFlag is -o id|json, for commands that create something: see
+// checkIDOutput and printCreated.
+func idOutputFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVarP(v, "output", "o", "id", "output: id (the new id alone) or json")
+}
+
+func checkIDOutput(v string) error {
+	if v == "id" {
+		return nil
+	}
+	return checkOutput(v)
+}
+
+// printCreated prints what a command created: v as JSON for -o json, else
+// its id alone on stdout (X=$(credvault …) captures it), then a summary on
+// stderr.
+func printCreated(stdout, stderr io.Writer, output string, v any, id, format string, args ...any) error {
+	if output == "json" {
+		return writeJSON(stdout, v)
+	}
+	fmt.Fprintln(stdout, id)
+	fmt.Fprintf(stderr, format, args...)
+	return nil
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -123,10 +162,8 @@ Prints the new credential's id alone on stdout (-o json: the credential).`,
 			if typ != client.TypeKey && typ != client.TypeJSON {
 				return usageError{fmt.Errorf("--type must be key or json, not %q", typ)}
 			}
-			if output != "id" {
-				if err := checkOutput(output); err != nil {
-					return err
-				}
+			if err := checkIDOutput(output); err != nil {
+				return err
 			}
 			m, err := parseMetadata(meta)
 			if err != nil {
@@ -147,12 +184,7 @@ Prints the new credential's id alone on stdout (-o json: the credential).`,
 			if err != nil {
 				return r.explain(err)
 			}
-			if output == "json" {
-				return writeJSON(stdout, cred)
-			}
-			fmt.Fprintln(stdout, cred.ID)
-			fmt.Fprintf(stderr, "created credential %s (type %s)\n", cred.Name, cred.Type)
-			return nil
+			return printCreated(stdout, stderr, output, cred, cred.ID, "created credential %s (type %s)\n", cred.Name, cred.Type)
 		},
 	}
 	f := cmd.Flags()
@@ -160,69 +192,57 @@ Prints the new credential's id alone on stdout (-o json: the credential).`,
 	f.StringVar(&desc, "description", "", "description")
 	f.StringArrayVar(&meta, "metadata", nil, "metadata entry key=value (repeatable)")
 	f.StringVar(&payloadFile, "payload-file", "", "read the payload from this file instead of stdin")
-	f.StringVarP(&output, "output", "o", "id", "output: id (the new id alone) or json")
+	idOutputFlag(cmd, &output)
 	return cmd
 }
 
 func newCredentialListCmd(o *options, rf *remoteFlags, stdout io.Writer) *cobra.Command {
-	var name, output string
-	cmd := &cobra.Command{
+	var name string
+	cmd := withOutput(&cobra.Command{
 		Use:   "list [--name N] [-o table|json]",
 		Short: "List credentials (metadata only), ordered by name",
 		Args:  usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			r, err := o.connect(rf)
+	}, func(cmd *cobra.Command, _ []string, asJSON bool) error {
+		r, err := o.connect(rf)
+		if err != nil {
+			return err
+		}
+		creds := []client.Credential{}
+		for c, err := range r.c.Credentials.All(cmd.Context(), client.ListParams{Name: name, SortBy: "name", Limit: 1000}) {
 			if err != nil {
-				return err
+				return r.explain(err)
 			}
-			creds := []client.Credential{}
-			for c, err := range r.c.Credentials.All(cmd.Context(), client.ListParams{Name: name, SortBy: "name", Limit: 1000}) {
-				if err != nil {
-					return r.explain(err)
-				}
-				creds = append(creds, *c)
+			creds = append(creds, *c)
+		}
+		return printOutput(stdout, asJSON, creds, "NAME\tTYPE\tID\tUPDATED\tDESCRIPTION", func(tw io.Writer) {
+			for _, c := range creds {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.ID, c.UpdatedAt.UTC().Format(time.RFC3339), oneLine(c.Description))
 			}
-			return printOutput(stdout, output == "json", creds, "NAME\tTYPE\tID\tUPDATED\tDESCRIPTION", func(tw io.Writer) {
-				for _, c := range creds {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.ID, c.UpdatedAt.UTC().Format(time.RFC3339), oneLine(c.Description))
-				}
-			})
-		},
-	}
+		})
+	})
 	cmd.Flags().StringVar(&name, "name", "", "only the credential with exactly this name")
-	outputFlag(cmd, &output)
 	return cmd
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func newCredentialGetCmd(o *options, rf *remoteFlags, stdout io.Writer) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
+	return withOutput(&cobra.Command{
 		Use:   "get NAME_OR_ID [-o table|json]",
 		Short: "Show a credential's metadata (never its payload: see reveal)",
 		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			_, c, err := o.credential(cmd.Context(), rf, args[0])
-			if err != nil {
-				return err
-			}
-			return printOutput(stdout, output == "json", c, "", func(tw io.Writer) {
-				meta, _ := json.Marshal(c.Metadata)
-				fmt.Fprintf(tw, "name:\t%s\nid:\t%s\ntype:\t%s\ndescription:\t%s\nmetadata:\t%s\ncreated:\t%s\nupdated:\t%s\ncreated by:\t%s (%s)\n",
-					c.Name, c.ID, c.Type, oneLine(c.Description), meta,
-					c.CreatedAt.UTC().Format(time.RFC3339), c.UpdatedAt.UTC().Format(time.RFC3339), c.CreatedByUserID, c.CreatedByIdentityType)
-			})
-		},
-	}
-	outputFlag(cmd, &output)
-	return cmd
+	}, func(cmd *cobra.Command, args []string, asJSON bool) error {
+		_, c, err := o.credential(cmd.Context(), rf, args[0])
+		if err != nil {
+			return err
+		}
+		return printOutput(stdout, asJSON, c, "", func(tw io.Writer) {
+			meta, _ := json.Marshal(c.Metadata)
+			fmt.Fprintf(tw, "name:\t%s\nid:\t%s\ntype:\t%s\ndescription:\t%s\nmetadata:\t%s\ncreated:\t%s\nupdated:\t%s\ncreated by:\t%s (%s)\n",
+				c.Name, c.ID, c.Type, oneLine(c.Description), meta,
+				c.CreatedAt.UTC().Format(time.RFC3339), c.UpdatedAt.UTC().Format(time.RFC3339), c.CreatedByUserID, c.CreatedByIdentityType)
+		})
+	})
 }
 
 func newCredentialRevealCmd(o *options, rf *remoteFlags, stdout io.Writer) *cobra.Command {

@@ -75,9 +75,8 @@ Both are idempotent and recorded in the audit trail (master_key.migrate).`,
 				fmt.Fprintf(stdout, "the vault's keyset is now in %s (mode 0600) and no longer in the database; restart servers with --master-key-file %s\n", rep.To, rep.To)
 				return nil
 			}
-			rep, err := app.Rekey(cmd.Context(), o.appConfig(slog.New(slog.DiscardHandler)), app.RekeyOptions{
-				Resume: resume, Grace: grace, Actor: vault.OperatorIdentity(operatorName()),
-				Log: func(msg string, args ...any) { logger.Info(msg, args...) },
+			rep, err := app.Rekey(cmd.Context(), cfg, app.RekeyOptions{
+				Resume: resume, Grace: grace, Actor: vault.OperatorIdentity(operatorName()), Log: logf,
 			})
 			if err != nil {
 				return err

@@ -64,10 +64,8 @@ included). A rule on sub is required, e.g.
 Prints the new policy's id alone on stdout (-o json: the policy, with "id").`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "id" {
-				if err := checkOutput(output); err != nil {
-					return err
-				}
+			if err := checkIDOutput(output); err != nil {
+				return err
 			}
 			p := client.TrustPolicyParams{Name: args[0], AccountID: rf.account, Issuer: issuer, Audiences: audiences, Role: role,
 				TTLSeconds: int64(ttl / time.Second)}
@@ -116,13 +114,8 @@ Prints the new policy's id alone on stdout (-o json: the policy, with "id").`,
 			if err != nil {
 				return r.explain(err)
 			}
-			if output == "json" {
-				return writeJSON(stdout, tp)
-			}
-			fmt.Fprintln(stdout, tp.ID)
-			fmt.Fprintf(stderr, "created trust policy %s: tokens of %s get role %s in account %s for %s\n",
+			return printCreated(stdout, stderr, output, tp, tp.ID, "created trust policy %s: tokens of %s get role %s in account %s for %s\n",
 				tp.Name, tp.Issuer, tp.Role, tp.AccountID, time.Duration(tp.TTLSeconds)*time.Second)
-			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -134,40 +127,33 @@ Prints the new policy's id alone on stdout (-o json: the policy, with "id").`,
 	f.StringArrayVar(&claims, "claim", nil, "claim rule claim=pattern (repeatable; one on sub is required)")
 	f.StringVar(&role, "role", "", "role granted: reader, secret_reader, writer or admin")
 	f.DurationVar(&ttl, "ttl", 15*time.Minute, "lifetime of the issued keys (at most 12h)")
-	f.StringVarP(&output, "output", "o", "id", "output: id (the new id alone) or json")
+	idOutputFlag(cmd, &output)
 	return cmd
 }
 
 func newTrustListCmd(o *options, rf *remoteFlags, stdout io.Writer) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
+	return withOutput(&cobra.Command{
 		Use:   "list [--account ID] [-o table|json]",
 		Short: "List the trust policies of an account (default: the key's)",
 		Args:  usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
+	}, func(cmd *cobra.Command, _ []string, asJSON bool) error {
+		r, err := o.connect(trustFlags(rf))
+		if err != nil {
+			return err
+		}
+		ps, err := r.c.Trust.List(cmd.Context(), rf.account)
+		if err != nil {
+			return r.explain(err)
+		}
+		if ps == nil {
+			ps = []client.TrustPolicy{}
+		}
+		return printOutput(stdout, asJSON, ps, "NAME\tID\tISSUER\tROLE\tTTL\tCLAIMS", func(tw io.Writer) {
+			for _, p := range ps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ID, p.Issuer, p.Role, time.Duration(p.TTLSeconds)*time.Second, claimList(p.Claims))
 			}
-			r, err := o.connect(trustFlags(rf))
-			if err != nil {
-				return err
-			}
-			ps, err := r.c.Trust.List(cmd.Context(), rf.account)
-			if err != nil {
-				return r.explain(err)
-			}
-			if ps == nil {
-				ps = []client.TrustPolicy{}
-			}
-			return printOutput(stdout, output == "json", ps, "NAME\tID\tISSUER\tROLE\tTTL\tCLAIMS", func(tw io.Writer) {
-				for _, p := range ps {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ID, p.Issuer, p.Role, time.Duration(p.TTLSeconds)*time.Second, claimList(p.Claims))
-				}
-			})
-		},
-	}
-	outputFlag(cmd, &output)
-	return cmd
+		})
+	})
 }
 
 // trustFlags are rf without --account: for trust commands it names the
@@ -193,40 +179,33 @@ func claimList(rules []client.ClaimRule) string {
 }
 
 func newTrustGetCmd(o *options, rf *remoteFlags, stdout io.Writer) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
+	return withOutput(&cobra.Command{
 		Use:   "get ID [-o table|json]",
 		Short: "Show a trust policy",
 		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
+	}, func(cmd *cobra.Command, args []string, asJSON bool) error {
+		r, err := o.connect(rf)
+		if err != nil {
+			return err
+		}
+		p, err := r.c.Trust.Get(cmd.Context(), args[0])
+		if err != nil {
+			return r.explainMissing(err, trustNotFound(args[0]))
+		}
+		return printOutput(stdout, asJSON, p, "", func(tw io.Writer) {
+			src := p.KeySource
+			if p.JWKSURL != "" {
+				src += " " + p.JWKSURL
 			}
-			r, err := o.connect(rf)
-			if err != nil {
-				return err
+			for _, row := range [][2]string{
+				{"id", p.ID}, {"name", p.Name}, {"account", p.AccountID}, {"issuer", p.Issuer}, {"keys", src},
+				{"audiences", strings.Join(p.Audiences, " ")}, {"claims", claimList(p.Claims)}, {"role", p.Role},
+				{"ttl", (time.Duration(p.TTLSeconds) * time.Second).String()}, {"created", p.CreatedAt.UTC().Format(time.RFC3339)},
+			} {
+				fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 			}
-			p, err := r.c.Trust.Get(cmd.Context(), args[0])
-			if err != nil {
-				return r.explainMissing(err, trustNotFound(args[0]))
-			}
-			return printOutput(stdout, output == "json", p, "", func(tw io.Writer) {
-				src := p.KeySource
-				if p.JWKSURL != "" {
-					src += " " + p.JWKSURL
-				}
-				for _, row := range [][2]string{
-					{"id", p.ID}, {"name", p.Name}, {"account", p.AccountID}, {"issuer", p.Issuer}, {"keys", src},
-					{"audiences", strings.Join(p.Audiences, " ")}, {"claims", claimList(p.Claims)}, {"role", p.Role},
-					{"ttl", (time.Duration(p.TTLSeconds) * time.Second).String()}, {"created", p.CreatedAt.UTC().Format(time.RFC3339)},
-				} {
-					fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
-				}
-			})
-		},
-	}
-	outputFlag(cmd, &output)
-	return cmd
+		})
+	})
 }
 
 func newTrustDeleteCmd(o *options, rf *remoteFlags, stderr io.Writer) *cobra.Command {

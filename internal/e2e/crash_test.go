@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -396,65 +397,60 @@ func verifyCrashState(t *testing.T, c *client, clients [][]*cred, deleted []*cre
 // (tombstone) a record of its delete, and every create record names a
 // credential that exists or was deleted. It returns the credentials checked.
 func checkAudited(dbURL string) (int, error) {
-	db, _, err := openDirect(dbURL)
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	type key struct{ id, action string }
-	recs := map[key]int64{}
-	rows, err := db.QueryContext(ctx, `SELECT object_id, action, COUNT(*) FROM audit_log
-		WHERE object_type = 'credential' AND outcome = 'success' GROUP BY object_id, action`)
-	if err != nil {
-		return 0, fmt.Errorf("read the audit trail: %w", err)
-	}
-	for rows.Next() {
-		var k key
-		var n int64
-		if err := rows.Scan(&k.id, &k.action, &n); err != nil {
-			rows.Close()
-			return 0, err
+	return onDirect(dbURL, 60*time.Second, func(ctx context.Context, db *sql.DB, _ string) (int, error) {
+		type key struct{ id, action string }
+		recs := map[key]int64{}
+		rows, err := db.QueryContext(ctx, `SELECT object_id, action, COUNT(*) FROM audit_log
+			WHERE object_type = 'credential' AND outcome = 'success' GROUP BY object_id, action`)
+		if err != nil {
+			return 0, fmt.Errorf("read the audit trail: %w", err)
 		}
-		recs[k] = n
-	}
-	rows.Close()
-	var problems []string
-	stored := map[string]bool{}
-	rows, err = db.QueryContext(ctx, `SELECT id, version, 0 FROM credentials UNION ALL SELECT id, 0, 1 FROM credential_tombstones`)
-	if err != nil {
-		return 0, err
-	}
-	for rows.Next() {
-		var id string
-		var version, deleted int64
-		if err := rows.Scan(&id, &version, &deleted); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		stored[id] = true
-		if n := recs[key{id, "credential.create"}]; n != 1 {
-			problems = append(problems, fmt.Sprintf("credential %s has %d create records, want 1", id, n))
-		}
-		if deleted == 1 {
-			if n := recs[key{id, "credential.delete"}]; n != 1 {
-				problems = append(problems, fmt.Sprintf("deleted credential %s has %d delete records, want 1", id, n))
+		for rows.Next() {
+			var k key
+			var n int64
+			if err := rows.Scan(&k.id, &k.action, &n); err != nil {
+				rows.Close()
+				return 0, err
 			}
-		} else if n := recs[key{id, "credential.update"}]; n != version-1 {
-			problems = append(problems, fmt.Sprintf("credential %s is at version %d but has %d update records, want %d", id, version, n, version-1))
+			recs[k] = n
 		}
-	}
-	rows.Close()
-	for k := range recs {
-		if k.action == "credential.create" && !stored[k.id] {
-			problems = append(problems, fmt.Sprintf("a create of credential %s is recorded, but it was never stored", k.id))
+		rows.Close()
+		var problems []string
+		stored := map[string]bool{}
+		rows, err = db.QueryContext(ctx, `SELECT id, version, 0 FROM credentials UNION ALL SELECT id, 0, 1 FROM credential_tombstones`)
+		if err != nil {
+			return 0, err
 		}
-	}
-	if len(problems) > 0 {
-		return len(stored), fmt.Errorf("audit trail and credentials disagree (%d problems): %s", len(problems), strings.Join(problems[:min(len(problems), 10)], "; "))
-	}
-	return len(stored), nil
+		for rows.Next() {
+			var id string
+			var version, deleted int64
+			if err := rows.Scan(&id, &version, &deleted); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			stored[id] = true
+			if n := recs[key{id, "credential.create"}]; n != 1 {
+				problems = append(problems, fmt.Sprintf("credential %s has %d create records, want 1", id, n))
+			}
+			if deleted == 1 {
+				if n := recs[key{id, "credential.delete"}]; n != 1 {
+					problems = append(problems, fmt.Sprintf("deleted credential %s has %d delete records, want 1", id, n))
+				}
+			} else if n := recs[key{id, "credential.update"}]; n != version-1 {
+				problems = append(problems, fmt.Sprintf("credential %s is at version %d but has %d update records, want %d", id, version, n, version-1))
+			}
+		}
+		rows.Close()
+		for k := range recs {
+			if k.action == "credential.create" && !stored[k.id] {
+				problems = append(problems, fmt.Sprintf("a create of credential %s is recorded, but it was never stored", k.id))
+			}
+		}
+		if len(problems) > 0 {
+			return len(stored), fmt.Errorf("audit trail and credentials disagree (%d problems): %s", len(problems), strings.Join(problems[:min(len(problems), 10)], "; "))
+		}
+		return len(stored), nil
+	})
 }
 
 // secretOrStatus decrypts a credential; a non-200 answer is returned as its

@@ -81,25 +81,22 @@ type keySet struct {
 
 // New returns a Verifier.
 func New(o Options) *Verifier {
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.Leeway <= 0 {
-		o.Leeway = DefaultLeeway
-	}
-	if o.MaxTokenAge <= 0 {
-		o.MaxTokenAge = DefaultMaxTokenAge
-	}
-	if o.MinRefresh <= 0 {
-		o.MinRefresh = DefaultMinRefresh
-	}
-	if o.CacheTTL <= 0 {
-		o.CacheTTL = DefaultCacheTTL
-	}
+	orDefault(&o.Timeout, DefaultTimeout)
+	orDefault(&o.Leeway, DefaultLeeway)
+	orDefault(&o.MaxTokenAge, DefaultMaxTokenAge)
+	orDefault(&o.MinRefresh, DefaultMinRefresh)
+	orDefault(&o.CacheTTL, DefaultCacheTTL)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	return &Verifier{o: o, client: o.Allow.Client(o.Timeout, o.RootCAs), sets: map[string]*keySet{}}
+}
+
+// orDefault sets *d, an option, to def unless it is positive.
+func orDefault(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
 }
 
 func refuse(format string, args ...any) error {

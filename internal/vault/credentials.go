@@ -360,11 +360,8 @@ func (s *Service) UpdateCredential(ctx context.Context, id *Identity, credID str
 func (s *Service) DeleteCredential(ctx context.Context, id *Identity, credID string) (err error) {
 	ctx = s.auditing(ctx, id, "credential.delete", "credential", func() string { return credID })
 	defer func() { err = s.auditResult(ctx, id, "credential.delete", nil, credID, err) }()
-	if err := id.requireAccountWide(ActWrite); err != nil {
+	if err := id.requireAccountWideOn(ActWrite, "credential", credID); err != nil {
 		return err
-	}
-	if !storable(credID) {
-		return Errorf(KindNotFound, "credential not found")
 	}
 	// The credential goes to the trash (lifecycle.go); its name is read
 	// first for the event.

@@ -237,11 +237,8 @@ func (s *Service) RestoreCredential(ctx context.Context, id *Identity, credID st
 	const action = "credential.restore"
 	ctx = s.auditing(ctx, id, action, "credential", func() string { return credID })
 	defer func() { err = s.auditResult(ctx, id, action, nil, credID, err) }()
-	if err := id.requireAccountWide(ActWrite); err != nil {
+	if err := id.requireAccountWideOn(ActWrite, "deleted credential", credID); err != nil {
 		return nil, err
-	}
-	if !storable(credID) {
-		return nil, Errorf(KindNotFound, "deleted credential not found")
 	}
 	// A credential past its retention window is gone even if the purge
 	// has not run yet.
@@ -276,11 +273,8 @@ func (s *Service) PurgeCredential(ctx context.Context, id *Identity, credID stri
 	const action = "credential.purge"
 	ctx = s.auditing(ctx, id, action, "credential", func() string { return credID })
 	defer func() { err = s.auditResult(ctx, id, action, nil, credID, err) }()
-	if err := id.requireAccountWide(ActWrite); err != nil {
+	if err := id.requireAccountWideOn(ActWrite, "deleted credential", credID); err != nil {
 		return err
-	}
-	if !storable(credID) {
-		return Errorf(KindNotFound, "deleted credential not found")
 	}
 	t, err := s.trashed(ctx, id.AccountID, credID)
 	if err != nil {

@@ -76,3 +76,16 @@ func (id *Identity) requireAccountWide(a Action) error {
 	}
 	return id.Require(a)
 }
+
+// requireAccountWideOn is requireAccountWide for an operation on the one
+// object objID, a what ("credential", "webhook"): once the caller may act,
+// an id that no object can have is NotFound, like a missing object.
+func (id *Identity) requireAccountWideOn(a Action, what, objID string) error {
+	if err := id.requireAccountWide(a); err != nil {
+		return err
+	}
+	if !storable(objID) {
+		return Errorf(KindNotFound, "%s not found", what)
+	}
+	return nil
+}

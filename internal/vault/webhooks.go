@@ -101,11 +101,8 @@ func (s *Service) auditWebhook(ctx context.Context, id *Identity, action string,
 
 // GetWebhook returns a webhook (account admins).
 func (s *Service) GetWebhook(ctx context.Context, id *Identity, whID string) (*Webhook, error) {
-	if err := id.requireAccountWide(ActAdmin); err != nil {
+	if err := id.requireAccountWideOn(ActAdmin, "webhook", whID); err != nil {
 		return nil, err
-	}
-	if !storable(whID) {
-		return nil, Errorf(KindNotFound, "webhook not found")
 	}
 	w, err := s.store.GetWebhook(ctx, id.AccountID, whID)
 	if err != nil {
@@ -164,11 +161,8 @@ func (s *Service) DeleteWebhook(ctx context.Context, id *Identity, whID string) 
 	const action = "webhook.delete"
 	ctx = s.auditing(ctx, id, action, "webhook", func() string { return whID })
 	defer func() { err = s.auditWebhook(ctx, id, action, nil, whID, err) }()
-	if err := id.requireAccountWide(ActAdmin); err != nil {
+	if err := id.requireAccountWideOn(ActAdmin, "webhook", whID); err != nil {
 		return err
-	}
-	if !storable(whID) {
-		return Errorf(KindNotFound, "webhook not found")
 	}
 	if err := s.store.DeleteWebhook(ctx, id.AccountID, whID); err != nil {
 		return notFoundAs(err, "webhook")

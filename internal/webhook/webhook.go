@@ -49,10 +49,16 @@ const (
 // Sign returns the signature header value of body at t under secret.
 func Sign(secret []byte, t time.Time, body []byte) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac(secret, ts, body))
+}
+
+// mac is the HMAC-SHA256 under secret of "<ts>.<body>", what a v1
+// signature signs.
+func mac(secret []byte, ts string, body []byte) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(ts + "."))
 	m.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
+	return m.Sum(nil)
 }
 
 // Verify checks a signature header against body and secret, and that its
@@ -76,10 +82,7 @@ func Verify(secret []byte, header string, body []byte, now time.Time, tolerance 
 	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
 		return errors.New("webhook signature: timestamp outside the tolerance")
 	}
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts + "."))
-	m.Write(body)
-	want := m.Sum(nil)
+	want := mac(secret, ts, body)
 	for _, s := range sigs {
 		got, err := hex.DecodeString(s)
 		if err == nil && hmac.Equal(got, want) {

@@ -18,8 +18,15 @@ func (db *DB) IsEmpty(ctx context.Context) (bool, error) {
 }
 
 func (db *DB) CreateAccount(ctx context.Context, a *vault.Account) error {
-	_, err := db.write(ctx, `INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`, a.ID, a.Name, ts(a.CreatedAt))
-	return db.translate(err)
+	return db.translate(db.tx(ctx, func(tx *sql.Tx) error { return db.insertAccount(ctx, tx, a) }))
+}
+
+// insertAccount, insertPrincipal (with its memberships), putMembership and
+// insertAPIKey are the statements the single writes and ApplyAccountChanges
+// share.
+func (db *DB) insertAccount(ctx context.Context, x execer, a *vault.Account) error {
+	_, err := x.ExecContext(ctx, db.q(`INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`), a.ID, a.Name, ts(a.CreatedAt))
+	return err
 }
 
 const accountCols = `id, name, created_at`
@@ -69,10 +76,6 @@ func (db *DB) insertMemberships(ctx context.Context, tx *sql.Tx, ms []vault.Memb
 
 func (db *DB) ApplyAccountChanges(ctx context.Context, ch vault.AccountChanges) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		exec := func(query string, args ...any) error {
-			_, err := tx.ExecContext(ctx, db.q(query), args...)
-			return err
-		}
 		if ch.RequireEmpty {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts`).Scan(&n); err != nil {
@@ -83,30 +86,27 @@ func (db *DB) ApplyAccountChanges(ctx context.Context, ch vault.AccountChanges) 
 			}
 		}
 		for _, a := range ch.Accounts {
-			if err := exec(`INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`, a.ID, a.Name, ts(a.CreatedAt)); err != nil {
+			if err := db.insertAccount(ctx, tx, &a); err != nil {
 				return err
 			}
 		}
 		for _, p := range ch.Principals {
-			if err := exec(`INSERT INTO principals (id, kind, name, default_account_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-				p.ID, string(p.Kind), p.Name, p.DefaultAccountID, ts(p.CreatedAt)); err != nil {
+			if err := db.insertPrincipal(ctx, tx, &p); err != nil {
 				return err
 			}
 		}
 		for _, m := range ch.Memberships {
-			if err := exec(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)
-				ON CONFLICT (principal_id, account_id) DO UPDATE SET role = excluded.role`, m.PrincipalID, m.AccountID, string(m.Role)); err != nil {
+			if err := db.putMembership(ctx, tx, m); err != nil {
 				return err
 			}
 		}
 		for _, k := range ch.APIKeys {
-			if err := exec(`INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-				k.ID, k.PrincipalID, k.Name, k.Hash, ts(k.CreatedAt), tsPtr(k.ExpiresAt)); err != nil {
+			if err := db.insertAPIKey(ctx, tx, &k); err != nil {
 				return err
 			}
 		}
 		for key, v := range ch.Meta {
-			if err := exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, v); err != nil {
+			if _, err := tx.ExecContext(ctx, db.q(insertMetaSQL), key, v); err != nil {
 				return err
 			}
 		}
@@ -139,9 +139,14 @@ func (db *DB) ListPrincipals(ctx context.Context) ([]vault.Principal, error) {
 }
 
 func (db *DB) PutMembership(ctx context.Context, m vault.Membership) error {
-	_, err := db.write(ctx, `INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)
-		ON CONFLICT (principal_id, account_id) DO UPDATE SET role = excluded.role`, m.PrincipalID, m.AccountID, string(m.Role))
-	return db.translate(err)
+	return db.translate(db.tx(ctx, func(tx *sql.Tx) error { return db.putMembership(ctx, tx, m) }))
+}
+
+// putMembership adds m, or changes the role of the membership it replaces.
+func (db *DB) putMembership(ctx context.Context, x execer, m vault.Membership) error {
+	_, err := x.ExecContext(ctx, db.q(`INSERT INTO memberships (principal_id, account_id, role) VALUES (?, ?, ?)
+		ON CONFLICT (principal_id, account_id) DO UPDATE SET role = excluded.role`), m.PrincipalID, m.AccountID, string(m.Role))
+	return err
 }
 
 func scanMembership(row scanner) (*vault.Membership, error) {
@@ -160,9 +165,13 @@ func (db *DB) ListMemberships(ctx context.Context, principalID string) ([]vault.
 }
 
 func (db *DB) CreateAPIKey(ctx context.Context, k *vault.APIKey) error {
-	_, err := db.write(ctx, `INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	return db.translate(db.tx(ctx, func(tx *sql.Tx) error { return db.insertAPIKey(ctx, tx, k) }))
+}
+
+func (db *DB) insertAPIKey(ctx context.Context, x execer, k *vault.APIKey) error {
+	_, err := x.ExecContext(ctx, db.q(`INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
 		k.ID, k.PrincipalID, k.Name, k.Hash, ts(k.CreatedAt), tsPtr(k.ExpiresAt))
-	return db.translate(err)
+	return err
 }
 
 const lookupKeySQL = `SELECT k.id, k.principal_id, k.name, k.hash, k.created_at, k.expires_at, k.revoked_at, k.last_used_at,
@@ -225,8 +234,11 @@ func (db *DB) GetMeta(ctx context.Context, key string) ([]byte, error) {
 	return v, db.translate(err)
 }
 
+// insertMetaSQL sets a meta key that is not set yet.
+const insertMetaSQL = `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`
+
 func (db *DB) PutMeta(ctx context.Context, key string, value []byte) (bool, error) {
-	res, err := db.w.ExecContext(ctx, db.q(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`), key, value)
+	res, err := db.w.ExecContext(ctx, db.q(insertMetaSQL), key, value)
 	if err != nil {
 		return false, db.translate(err)
 	}

@@ -363,8 +363,7 @@ func appExists(ctx context.Context, db *DB, tx *sql.Tx, accountID, appID string)
 func (db *DB) insertAppKey(ctx context.Context, tx *sql.Tx, accountID string, k *vault.APIKey, sealed []byte) error {
 	// The primary keys on api_keys.id and dsm_app_secrets.app_id make
 	// exactly one concurrent issuer win.
-	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO api_keys (id, principal_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
-		k.ID, k.PrincipalID, k.Name, k.Hash, ts(k.CreatedAt), tsPtr(k.ExpiresAt)); err != nil {
+	if err := db.insertAPIKey(ctx, tx, k); err != nil {
 		return err
 	}
 	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO dsm_app_secrets (app_id, account_id, created_at, ciphertext) VALUES (?, ?, ?, ?)`),

@@ -63,13 +63,7 @@ func TestDSMListing_CountsAndPages(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		type objCase struct {
-			groups       []string
-			q            vault.SobjectListQuery
-			kids         []string
-			total, match int
-		}
-		for name, c := range map[string]objCase{
+		for name, c := range map[string]listCase[vault.SobjectListQuery]{
 			"all":             {nil, vault.SobjectListQuery{SortBy: "kid", Limit: 10, Count: true}, []string{kid(0), kid(1), kid(2), kid(3), kid(5)}, 5, 5},
 			"g1":              {[]string{g1}, vault.SobjectListQuery{SortBy: "kid", Limit: 10, Count: true}, []string{kid(0), kid(2)}, 2, 2},
 			"no-groups":       {[]string{}, vault.SobjectListQuery{SortBy: "kid", Limit: 10, Count: true}, nil, 0, 0},
@@ -85,26 +79,16 @@ func TestDSMListing_CountsAndPages(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got []string
 				for _, o := range p.Items {
-					got = append(got, o.KID)
 					if o.Ciphertext != nil {
 						t.Error("a listing carries ciphertext")
 					}
 				}
-				if diff := cmp.Diff(c.kids, got); diff != "" || p.TotalCount != c.total || p.FilteredCount != c.match {
-					t.Errorf("total %d filtered %d (want %d %d); kids (-want +got):\n%s", p.TotalCount, p.FilteredCount, c.total, c.match, diff)
-				}
+				checkPage(t, c, p.Items, func(o vault.Sobject) string { return o.KID }, p.TotalCount, p.FilteredCount)
 			})
 		}
 
-		type credCase struct {
-			groups       []string
-			q            vault.CredentialListQuery
-			ids          []string
-			total, match int
-		}
-		for name, c := range map[string]credCase{
+		for name, c := range map[string]listCase[vault.CredentialListQuery]{
 			"all":        {nil, vault.CredentialListQuery{SortBy: "id", Limit: 10}, []string{kid(101), kid(102), kid(103), kid(104), kid(105)}, 5, 5},
 			"g2":         {[]string{g2}, vault.CredentialListQuery{SortBy: "id", Limit: 10}, []string{kid(104), kid(105)}, 2, 2},
 			"start":      {nil, vault.CredentialListQuery{SortBy: "id", Start: kid(103), Limit: 10}, []string{kid(104), kid(105)}, 5, 5},
@@ -118,14 +102,30 @@ func TestDSMListing_CountsAndPages(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got []string
-				for _, x := range p.Items {
-					got = append(got, x.ID)
-				}
-				if diff := cmp.Diff(c.ids, got); diff != "" || p.TotalCount != c.total || p.FilteredCount != c.match {
-					t.Errorf("total %d filtered %d (want %d %d); ids (-want +got):\n%s", p.TotalCount, p.FilteredCount, c.total, c.match, diff)
-				}
+				checkPage(t, c, p.Items, func(x vault.IntegrationCredential) string { return x.ID }, p.TotalCount, p.FilteredCount)
 			})
 		}
 	})
+}
+
+// listCase is a listing query q on groups, and the ids, total and filtered
+// counts of the page it must give.
+type listCase[Q any] struct {
+	groups       []string
+	q            Q
+	ids          []string
+	total, match int
+}
+
+// checkPage compares the ids of a page's items (id gives an item's) and its
+// total and filtered counts with c's.
+func checkPage[Q, T any](t *testing.T, c listCase[Q], items []T, id func(T) string, total, match int) {
+	t.Helper()
+	var ids []string
+	for _, x := range items {
+		ids = append(ids, id(x))
+	}
+	if diff := cmp.Diff(c.ids, ids); diff != "" || total != c.total || match != c.match {
+		t.Errorf("total %d filtered %d (want %d %d); ids (-want +got):\n%s", total, match, c.total, c.match, diff)
+	}
 }

@@ -34,6 +34,29 @@ func TestListCredentials_OrderIsSQLOrder(t *testing.T) {
 			if err := db.CreateCredentials(ctx, cs); err != nil {
 				t.Fatal(err)
 			}
+			// pages lists from q on, page by page, until a page says there is
+			// no more; next moves q past the page whose ids it is given. It
+			// returns the ids of each page, in the order they came.
+			pages := func(way string, q vault.CredentialQuery, next func(q *vault.CredentialQuery, ids []string)) [][]string {
+				var out [][]string
+				for len(out) <= len(names) {
+					p, err := db.ListCredentials(ctx, acct.ID, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var ids []string
+					for _, c := range p.Items {
+						ids = append(ids, c.ID)
+					}
+					out = append(out, ids)
+					if !p.HasMore {
+						return out
+					}
+					next(&q, ids)
+				}
+				t.Fatalf("%s desc=%v: paging %s does not end (%v)", q.SortBy, q.Desc, way, out)
+				return nil
+			}
 			for _, field := range vault.SortFields {
 				for _, desc := range []bool{false, true} {
 					col, unique, err := sortColumn(field)
@@ -59,46 +82,15 @@ func TestListCredentials_OrderIsSQLOrder(t *testing.T) {
 						t.Fatal(err)
 					}
 					// Forward in pages of 4, then back from the end.
-					var got []string
-					q := vault.CredentialQuery{Limit: 4, SortBy: field, Desc: desc}
-					for pages := 0; ; pages++ {
-						if pages > len(names) {
-							t.Fatalf("%s desc=%v: paging forward does not end (%v)", field, desc, got)
-						}
-						p, err := db.ListCredentials(ctx, acct.ID, q)
-						if err != nil {
-							t.Fatal(err)
-						}
-						for _, c := range p.Items {
-							got = append(got, c.ID)
-						}
-						if !p.HasMore {
-							break
-						}
-						q.After = p.Items[len(p.Items)-1].ID
-					}
+					got := slices.Concat(pages("forward", vault.CredentialQuery{Limit: 4, SortBy: field, Desc: desc},
+						func(q *vault.CredentialQuery, ids []string) { q.After = ids[len(ids)-1] })...)
 					if !slices.Equal(got, want) {
 						t.Errorf("%s desc=%v forward:\n got %v\nwant %v", field, desc, got, want)
 					}
-					var back []string
-					q = vault.CredentialQuery{Limit: 4, SortBy: field, Desc: desc, Before: want[len(want)-1]}
-					for pages := 0; ; pages++ {
-						if pages > len(names) {
-							t.Fatalf("%s desc=%v: paging backward does not end (%v)", field, desc, back)
-						}
-						p, err := db.ListCredentials(ctx, acct.ID, q)
-						if err != nil {
-							t.Fatal(err)
-						}
-						for i := len(p.Items) - 1; i >= 0; i-- {
-							back = append(back, p.Items[i].ID)
-						}
-						if !p.HasMore {
-							break
-						}
-						q.Before = p.Items[0].ID
-					}
-					slices.Reverse(back)
+					backPages := pages("backward", vault.CredentialQuery{Limit: 4, SortBy: field, Desc: desc, Before: want[len(want)-1]},
+						func(q *vault.CredentialQuery, ids []string) { q.Before = ids[0] })
+					slices.Reverse(backPages) // the last page came first
+					back := slices.Concat(backPages...)
 					if !slices.Equal(back, want[:len(want)-1]) {
 						t.Errorf("%s desc=%v backward:\n got %v\nwant %v", field, desc, back, want[:len(want)-1])
 					}
