@@ -44,6 +44,26 @@ func newAccount(tb testing.TB, db *DB, now time.Time) *vault.Account {
 	return acct
 }
 
+// seedCredentials stores n credentials in a new account of db: credential
+// i is made by row from one with its ids, type "key", metadata {}, version
+// 1, a ciphertext, and created and updated at base (a time in the test's
+// present, to the microsecond). It returns the account and the credentials.
+func seedCredentials(tb testing.TB, db *DB, n int, row func(i int, c *vault.Credential)) (*vault.Account, []*vault.Credential) {
+	tb.Helper()
+	base := time.Now().UTC().Truncate(time.Microsecond)
+	acct := newAccount(tb, db, base)
+	cs := make([]*vault.Credential, n)
+	for i := range cs {
+		cs[i] = &vault.Credential{AccountID: acct.ID, ID: vault.NewID(), Type: "key", Metadata: []byte("{}"),
+			CreatedAt: base, UpdatedAt: base, Version: 1, Ciphertext: []byte{1}}
+		row(i, cs[i])
+	}
+	if err := db.CreateCredentials(context.Background(), cs); err != nil {
+		tb.Fatal(err)
+	}
+	return acct, cs
+}
+
 // newService returns a vault service on db with a fresh keyring,
 // bootstrapped, and the identity of its first admin's API key.
 func newService(t *testing.T, db *DB) (*vault.Service, *vault.Identity) {

@@ -19,15 +19,10 @@ func BenchmarkListCredentials(b *testing.B) {
 		b.Run(engine, func(b *testing.B) {
 			db := openDB(b, engine)
 			ctx := context.Background()
-			acct := newAccount(b, db, time.Now())
-			var cs []*vault.Credential
-			for i := range 10_000 {
-				cs = append(cs, &vault.Credential{AccountID: acct.ID, ID: vault.NewID(), Name: fmt.Sprintf("c%05d", i), Type: "key",
-					Metadata: []byte(`{"team":"a"}`), CreatedAt: time.Now(), UpdatedAt: time.Now(), Version: 1, Ciphertext: []byte{1}})
-			}
-			if err := db.CreateCredentials(ctx, cs); err != nil {
-				b.Fatal(err)
-			}
+			acct, cs := seedCredentials(b, db, 10_000, func(i int, c *vault.Credential) {
+				c.Name, c.Metadata = fmt.Sprintf("c%05d", i), []byte(`{"team":"a"}`)
+				c.CreatedAt = c.CreatedAt.Add(time.Duration(i) * time.Microsecond)
+			})
 			if err := db.Analyze(ctx); err != nil {
 				b.Fatal(err)
 			}

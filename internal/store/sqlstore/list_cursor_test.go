@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/credvault/credvault/internal/vault"
 )
@@ -18,17 +17,7 @@ func TestListCredentials_CursorAndTotal(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			db := openDB(t, engine)
 			ctx := context.Background()
-			base := time.Now().UTC().Truncate(time.Microsecond)
-			acct := newAccount(t, db, base)
-			var cs []*vault.Credential
-			for i, n := range []string{"a", "b", "c", "d", "e"} {
-				at := base.Add(time.Duration(i) * time.Second)
-				cs = append(cs, &vault.Credential{AccountID: acct.ID, ID: vault.NewID(), Name: n, Type: "key",
-					Metadata: []byte("{}"), CreatedAt: at, UpdatedAt: at, Version: 1, Ciphertext: []byte{1}})
-			}
-			if err := db.CreateCredentials(ctx, cs); err != nil {
-				t.Fatal(err)
-			}
+			acct, cs := seedCredentials(t, db, 5, func(i int, c *vault.Credential) { c.Name = string(rune('a' + i)) })
 			cursor := cs[1].ID
 			if c, _, _ := db.creds.get(&db.changes, readOnly, acct.ID, cursor); c != nil {
 				t.Fatal("the cursor's row is cached before any read: the test proves nothing")

@@ -22,18 +22,12 @@ func TestListCredentials_OrderIsSQLOrder(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			db := openDB(t, engine)
 			ctx := context.Background()
-			base := time.Now().UTC().Truncate(time.Microsecond)
-			acct := newAccount(t, db, base)
 			names := []string{"b", "B", "a", "A", "é", "e", "Z", "a b", "a-b", "ä", "zz", "Ω", "0", "_x", "~"}
-			var cs []*vault.Credential
-			for i, n := range names {
-				at := base.Add(time.Duration(i%3) * time.Second) // three rows share each time
-				cs = append(cs, &vault.Credential{AccountID: acct.ID, ID: vault.NewID(), Name: n, Type: []string{"key", "Key", "json"}[i%3],
-					Metadata: []byte("{}"), CreatedAt: at, UpdatedAt: at.Add(time.Duration(i%2) * time.Hour), Version: 1, Ciphertext: []byte{1}})
-			}
-			if err := db.CreateCredentials(ctx, cs); err != nil {
-				t.Fatal(err)
-			}
+			acct, cs := seedCredentials(t, db, len(names), func(i int, c *vault.Credential) {
+				c.Name, c.Type = names[i], []string{"key", "Key", "json"}[i%3]
+				c.CreatedAt = c.CreatedAt.Add(time.Duration(i%3) * time.Second) // three rows share each time
+				c.UpdatedAt = c.CreatedAt.Add(time.Duration(i%2) * time.Hour)
+			})
 			// pages lists from q on, page by page, until a page says there is
 			// no more; next moves q past the page whose ids it is given. It
 			// returns the ids of each page, in the order they came.
