@@ -42,14 +42,19 @@ func (h *handlers) readJSON(r *http.Request, v any, required bool) (present bool
 	return true, decodeJSON(body, v)
 }
 
+// decodeJSON decodes body into v. Its errors, first to last: malformed
+// JSON, a NUL character escaped in a string, a value of the wrong type.
+// (json.Unmarshal checks the whole body before it decodes anything, so a
+// malformed body has changed nothing in v.)
 func decodeJSON(body []byte, v any) error {
-	if !json.Valid(body) {
+	err := json.Unmarshal(body, v)
+	if _, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return invalid("malformed JSON in the request body")
 	}
-	if bytes.Contains(bytes.ToLower(body), []byte(`\u0000`)) {
+	if bytes.Contains(body, []byte(`\u0000`)) { // no letters in it: no case to fold
 		return invalid("strings in the request body must not contain NUL characters")
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			field := te.Field
