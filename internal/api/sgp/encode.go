@@ -229,17 +229,30 @@ func appendTime(b []byte, t time.Time) []byte {
 // the way: what is left of it in memory is the caller's pt (which it
 // clears) and what net/http holds in its connection buffer.
 func writeSecretBody(w http.ResponseWriter, pt []byte) {
-	b := make([]byte, 0, len(pt)+len(pt)/8+48)
-	b = append(b, `{"result":`...)
-	if len(pt) > 0 {
-		b = appendString(b, unsafe.String(&pt[0], len(pt))) // read only, for the call
-	} else {
-		b = append(b, `""`...)
-	}
-	b = append(b, `,"object":"credential_secret"}`...)
+	b := secretBody(pt)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 	clear(b)
 }
+
+// secretBody encodes writeSecretBody's body into a buffer of
+// secretBodyCap(len(pt)) bytes.
+func secretBody(pt []byte) []byte {
+	b := make([]byte, 0, secretBodyCap(len(pt)))
+	b = append(b, `{"result":`...)
+	if len(pt) > 0 {
+		b = appendString(b, unsafe.String(&pt[0], len(pt))) // read only, for the call
+	} else {
+		b = append(b, `""`...)
+	}
+	return append(b, `,"object":"credential_secret"}`...)
+}
+
+// secretBodyCap is the worst case of a secret body of n bytes of
+// plaintext: every byte escaped as \u00XX or \ufffd (six bytes), and the
+// rest of the object. With it, append never moves the body and leaves a
+// copy behind. Payloads are at most vault.DefaultMaxPayload (64 KiB)
+// unless configured otherwise.
+func secretBodyCap(n int) int { return 6*n + len(`{"result":"","object":"credential_secret"}`) }

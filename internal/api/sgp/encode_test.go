@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,16 @@ func TestSecretBodyMatchesEncodingJSON(t *testing.T) {
 		}
 		if string(in) != pt {
 			t.Errorf("%q: the caller's plaintext was changed to %q", pt, in)
+		}
+	}
+}
+
+// TestSecretBodyNeverMoves: the secret body's buffer holds the worst case,
+// so encoding never reallocates it (a move would leave an uncleared copy).
+func TestSecretBodyNeverMoves(t *testing.T) {
+	for _, pt := range []string{"", "\x00\x01\x02", "\xff\xfe", "<>&", "\u2028", strings.Repeat("\x1f", 1000), strings.Repeat("\xff", 999)} {
+		if b := secretBody([]byte(pt)); cap(b) != secretBodyCap(len(pt)) {
+			t.Errorf("%q: the body was moved: capacity %d, allocated %d", pt, cap(b), secretBodyCap(len(pt)))
 		}
 	}
 }
