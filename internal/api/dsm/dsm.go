@@ -67,6 +67,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /crypto/v1/keys/info", h.auth(h.getSobject))
 	mux.Handle("POST /crypto/v1/keys/export", h.auth(h.exportSobject))
 	mux.Handle("POST /crypto/v1/keys/rekey", h.auth(rekey.create(h.svc.RekeySobject)))
+	mux.Handle("GET /crypto/v1/keys/{key_id}", h.auth(h.getSobjectByID))
 	mux.Handle("PATCH /crypto/v1/keys/{key_id}", h.auth(sobjects.update(h.svc.UpdateSobject)))
 	mux.Handle("DELETE /crypto/v1/keys/{key_id}", h.auth(sobjects.delete(h.svc.DeleteSobject)))
 	mux.Handle("POST /crypto/v1/sign", h.auth(signing(h, false, h.svc.Sign, "signature")))

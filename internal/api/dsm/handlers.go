@@ -382,33 +382,65 @@ func (h *handlers) readDescriptor(r *http.Request) (vault.SobjectDescriptor, err
 }
 
 func (h *handlers) getSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	showPub, err := infoQuery(r)
+	if err != nil {
+		return err
+	}
+	d, err := h.readDescriptor(r)
+	if err != nil {
+		return err
+	}
+	return h.sobjectValue(w, r, id, h.svc.GetSobject, d, showPub)
+}
+
+// getSobjectByID answers GET /crypto/v1/keys/{key_id}, DSM's lookup of
+// one object by kid (the Terraform provider reads its dsm_sobject and
+// dsm_secret resources so): the answer of POST /crypto/v1/keys/info for
+// {"kid": key_id}. show_deleted and show_destroyed are accepted and change
+// nothing: a deleted object is gone here, and none is ever destroyed
+// without being deleted.
+func (h *handlers) getSobjectByID(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+	kid, err := pathUUID(r, "key_id")
+	if err != nil {
+		return err
+	}
+	showPub, err := infoQuery(r, "show_deleted", "show_destroyed")
+	if err != nil {
+		return err
+	}
+	return h.sobjectValue(w, r, id, h.svc.GetSobject, vault.SobjectDescriptor{KID: kid}, showPub)
+}
+
+// infoQuery checks the query of an object lookup: view (json only),
+// show_pub_key (default true) and the boolean flags named.
+func infoQuery(r *http.Request, flags ...string) (showPub bool, err error) {
 	q := &query{v: r.URL.Query()}
-	showPub := !q.v.Has("show_pub_key") || q.bool("show_pub_key")
+	showPub = !q.v.Has("show_pub_key") || q.bool("show_pub_key")
+	for _, f := range flags {
+		q.bool(f)
+	}
 	if v := q.v.Get("view"); v != "" && v != "json" {
-		return invalid("view=%s is not supported (json only)", "value")
+		return false, invalid("view=%s is not supported (json only)", "value")
 	}
-	if q.err != nil {
-		return q.err
-	}
-	return h.sobjectValue(w, r, id, h.svc.GetSobject, showPub)
+	return showPub, q.err
 }
 
 func (h *handlers) exportSobject(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	return h.sobjectValue(w, r, id, h.svc.ExportSobject, true)
+	d, err := h.readDescriptor(r)
+	if err != nil {
+		return err
+	}
+	return h.sobjectValue(w, r, id, h.svc.ExportSobject, d, true)
 }
 
 // sobjectValue answers with the security object that get (the core's
-// GetSobject or ExportSobject) finds by the body's descriptor, and with its
+// GetSobject or ExportSobject) finds by d, and with its
 // value where get returns one: always on export (there is no object
 // without key material), on info for OPAQUE and CERTIFICATE objects, as in
 // DSM. An answer with a value is secret (no cache may keep it); the value
 // is cleared once written.
 func (h *handlers) sobjectValue(w http.ResponseWriter, r *http.Request, id *vault.Identity,
-	get func(context.Context, *vault.Identity, vault.SobjectDescriptor) (*vault.Sobject, []byte, error), showPub bool) error {
-	d, err := h.readDescriptor(r)
-	if err != nil {
-		return err
-	}
+	get func(context.Context, *vault.Identity, vault.SobjectDescriptor) (*vault.Sobject, []byte, error), d vault.SobjectDescriptor, showPub bool) error {
 	o, value, err := get(r.Context(), id, d)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -602,5 +603,55 @@ func TestSobjects_ValueAnswersAreNotCached(t *testing.T) {
 				t.Errorf("%s %s: value %v, Cache-Control %q; want value %v and no-store %v", c.path, c.name, gotValue, cc, c.value, c.value)
 			}
 		}
+	})
+}
+
+// GET /crypto/v1/keys/{key_id} is DSM's lookup by kid, and how the
+// Terraform provider reads its dsm_sobject and dsm_secret resources (with
+// ?show_destroyed=true&show_deleted=true; a 404 drops the resource from
+// the state). Its answer is that of keys/info for the kid, value and
+// Cache-Control included.
+func TestSobjects_GetByKid(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "tf")
+		aes := adm.key(t, map[string]any{"name": "tf-aes", "obj_type": "AES", "key_size": 256, "group_id": g, "description": "made by terraform"})["kid"].(string)
+		opaque := adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "tf-opaque", "obj_type": "OPAQUE", "value": b64([]byte("o-value")), "group_id": g})["kid"].(string)
+		for _, kid := range []string{aes, opaque} {
+			info := adm.do(t, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+			for _, path := range []string{"/crypto/v1/keys/" + kid + "?show_destroyed=true&show_deleted=true", "/crypto/v1/keys/" + strings.ToUpper(kid)} {
+				got := adm.do(t, "GET", path, nil)
+				if got.Status != 200 || !reflect.DeepEqual(got.JSON(t), info.JSON(t)) {
+					t.Errorf("GET %s: %d %s\nwant the keys/info answer %s", path, got.Status, got.Body, info.Body)
+				}
+				if cc, want := got.Header.Get("Cache-Control"), info.Header.Get("Cache-Control"); cc != want {
+					t.Errorf("GET %s: Cache-Control %q, keys/info says %q", path, cc, want)
+				}
+			}
+		}
+		if o := adm.ok(t, 200, "GET", "/crypto/v1/keys/"+opaque, nil); string(unb64(t, o["value"])) != "o-value" {
+			t.Errorf("OPAQUE object read by kid: value %v", o["value"])
+		}
+
+		adm.fail(t, 400, "key_id must be a UUID", "GET", "/crypto/v1/keys/not-a-kid", nil)
+		adm.fail(t, 400, "show_deleted must be true or false", "GET", "/crypto/v1/keys/"+aes+"?show_deleted=maybe", nil)
+		adm.fail(t, 400, "view=", "GET", "/crypto/v1/keys/"+aes+"?view=pem", nil)
+		adm.fail(t, 404, "security object not found", "GET", "/crypto/v1/keys/"+vault.NewID(), nil)
+
+		// Reach: an app outside the object's group, and another account,
+		// are told what keys/info tells them.
+		other := adm.group(t, "other")
+		outsider, _ := adm.app(t, "outsider", "crypto", other)
+		wantStatus := outsider.do(t, "POST", "/crypto/v1/keys/info", map[string]any{"kid": aes}).Status
+		if wantStatus < 400 {
+			t.Fatalf("keys/info lets an app outside the group read the object (%d)", wantStatus)
+		}
+		outsider.fail(t, wantStatus, "", "GET", "/crypto/v1/keys/"+aes, nil)
+		stranger := client{v: v, auth: "Basic " + v.NewTenant(t, "stranger", vault.RoleAdmin).Key}
+		stranger.fail(t, 404, "security object not found", "GET", "/crypto/v1/keys/"+aes, nil)
+
+		// Deleted: 404, which Terraform takes as "gone".
+		adm.ok(t, 204, "DELETE", "/crypto/v1/keys/"+aes, nil)
+		adm.fail(t, 404, "security object not found", "GET", "/crypto/v1/keys/"+aes+"?show_destroyed=true&show_deleted=true", nil)
 	})
 }

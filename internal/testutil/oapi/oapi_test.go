@@ -379,3 +379,20 @@ func TestDSMClientIPFormats(t *testing.T) {
 		}
 	}
 }
+
+// GET /crypto/v1/keys/{key_id} is served beyond the DSM subset and answers
+// as keys/info: its answers are checked against that operation's, and other
+// methods on the path are still only PATCH and DELETE.
+func TestDSMLookupByKidAnswersAsKeysInfo(t *testing.T) {
+	v := DSM(t)
+	p := "/crypto/v1/keys/" + uuid1
+	sobject := `{"acct_id":"` + uuid2 + `","kid":"` + uuid1 + `","name":"k","group_id":"` + uuid3 + `","obj_type":"AES","key_size":256,` +
+		`"key_ops":["ENCRYPT"],"custom_metadata":{},"enabled":true,"state":"Active","origin":"FortanixHSM","public_only":false,` +
+		`"creator":{"user":"` + uuid2 + `"},"created_at":"20261201T120000Z","activation_date":"20261201T120000Z"}`
+	mustPass(t, v, "GET", p, 200, []byte(sobject))
+	mustFail(t, v, "GET", p, 200, mutate(t, sobject, func(m map[string]any) { delete(m, "key_ops") }), "key_ops")
+	mustFail(t, v, "GET", p, 200, mutate(t, sobject, func(m map[string]any) { m["created_at"] = "2026-12-01T12:00:00Z" }), "created_at")
+	if err := v.Check("PUT", p, 200, nil, []byte(sobject)); err == nil || !strings.Contains(err.Error(), "no PUT operation") {
+		t.Errorf("PUT %s: %v, want no such operation", p, err)
+	}
+}
