@@ -204,6 +204,16 @@ func (o *Sobject) Active(now time.Time) bool {
 	return o.DeactivationDate == nil || now.Before(*o.DeactivationDate)
 }
 
+// StateAt is the object's state at now, as DSM reports it: Deactivated
+// once its deactivation date has passed (from then on it no longer signs
+// or encrypts: Active), else the state stored.
+func (o *Sobject) StateAt(now time.Time) string {
+	if o.State == StateActive && o.DeactivationDate != nil && !now.Before(*o.DeactivationDate) {
+		return StateDeactivated
+	}
+	return o.State
+}
+
 // Integration credential providers and auth variants.
 const (
 	ProviderOCI   = "Oci"

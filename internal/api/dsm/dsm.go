@@ -58,7 +58,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /sys/v1/apps/{app_id}/credential", h.auth(h.getAppCredential))
 	mux.Handle("POST /sys/v1/apps/{app_id}/reset_secret", h.auth(h.resetAppSecret))
 
-	renderSobject := func(_ *http.Request, o *vault.Sobject) any { return toSobject(o, true) }
+	renderSobject := func(_ *http.Request, o *vault.Sobject) any { return toSobject(o, h.svc.Now(), true) }
 	sobjects := resource[vault.SobjectInput, *vault.Sobject]{param: "key_id", input: body(h, (*sobjectRequest).input), render: renderSobject}
 	rekey := resource[vault.RekeyInput, *vault.Sobject]{input: body(h, (*sobjectRequest).rekeyInput), render: renderSobject}
 	mux.Handle("POST /crypto/v1/keys", h.auth(sobjects.create(h.svc.CreateSobject)))

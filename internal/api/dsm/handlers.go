@@ -445,7 +445,7 @@ func (h *handlers) sobjectValue(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	wire := toSobject(o, showPub)
+	wire := toSobject(o, h.svc.Now(), showPub)
 	if value == nil {
 		writeJSON(w, wire)
 		return nil
@@ -491,7 +491,8 @@ func (h *handlers) listSobjects(w http.ResponseWriter, r *http.Request, id *vaul
 	if err != nil {
 		return err
 	}
-	items := httpx.Wire(p.Items, func(o *vault.Sobject) sobjectWire { return toSobject(o, showPub) })
+	now := h.svc.Now()
+	items := httpx.Wire(p.Items, func(o *vault.Sobject) sobjectWire { return toSobject(o, now, showPub) })
 	if withMeta {
 		writeJSON(w, map[string]any{"items": items, "metadata": metadataWire{TotalCount: p.TotalCount, FilteredCount: p.FilteredCount}})
 		return nil

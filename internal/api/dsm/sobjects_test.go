@@ -655,3 +655,35 @@ func TestSobjects_GetByKid(t *testing.T) {
 		adm.fail(t, 404, "security object not found", "GET", "/crypto/v1/keys/"+aes+"?show_destroyed=true&show_deleted=true", nil)
 	})
 }
+
+// An object whose deactivation date has passed is reported Deactivated
+// (as DSM reports it, and as the Terraform provider reads it to stop
+// modifying the object), by every answer that carries it, and no longer
+// encrypts; one whose date is ahead stays Active.
+func TestSobjects_StateFollowsTheDeactivationDate(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "dates")
+		past := adm.key(t, map[string]any{"name": "past", "obj_type": "AES", "key_size": 256, "group_id": g, "deactivation_date": "20250202T170405Z"})
+		future := adm.key(t, map[string]any{"name": "future", "obj_type": "AES", "key_size": 256, "group_id": g, "deactivation_date": "20990101T000000Z"})
+		if past["state"] != "Deactivated" || future["state"] != "Active" {
+			t.Errorf("create: state %v (past date), %v (future date); want Deactivated, Active", past["state"], future["state"])
+		}
+		for _, o := range []map[string]any{
+			adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": "past"}),
+			adm.ok(t, 200, "GET", "/crypto/v1/keys/"+past["kid"].(string), nil),
+			adm.ok(t, 200, "PATCH", "/crypto/v1/keys/"+past["kid"].(string), map[string]any{"description": "still past"}),
+		} {
+			if o["state"] != "Deactivated" || o["deactivation_date"] != "20250202T170405Z" {
+				t.Errorf("object past its deactivation date: state %v, deactivation_date %v", o["state"], o["deactivation_date"])
+			}
+		}
+		r := adm.do(t, "GET", "/crypto/v1/keys?group_id="+g+"&sort=name", nil)
+		var list []map[string]any
+		if err := json.Unmarshal(r.Body, &list); err != nil || len(list) != 2 || list[0]["state"] != "Active" || list[1]["state"] != "Deactivated" {
+			t.Errorf("list: %s", r.Body)
+		}
+		adm.fail(t, 400, "deactivated", "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"name": "past"}, "alg": "AES", "mode": "CBC", "plain": b64([]byte("sixteen byte msg"))})
+		adm.ok(t, 200, "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"name": "future"}, "alg": "AES", "mode": "CBC", "plain": b64([]byte("sixteen byte msg"))})
+	})
+}

@@ -121,10 +121,11 @@ type sobjectWire struct {
 	Value              []byte            `json:"value,omitempty"` // export, and info for OPAQUE and CERTIFICATE
 }
 
-func toSobject(o *vault.Sobject, showPubKey bool) sobjectWire {
+// toSobject is the wire form of o as of now (its state: vault.Sobject.StateAt).
+func toSobject(o *vault.Sobject, now time.Time, showPubKey bool) sobjectWire {
 	w := sobjectWire{AcctID: o.AccountID, Kid: o.KID, Name: o.Name, GroupID: o.GroupID, Description: o.Description, ObjType: o.ObjType,
 		KeySize: o.KeySize, EllipticCurve: o.EllipticCurve, KeyOps: o.KeyOps, CustomMetadata: meta(o.CustomMetadata), Enabled: o.Enabled,
-		State: o.State, AllowCredentialUse: o.AllowCredentialUse, Origin: o.Origin, PublicOnly: o.PublicOnly, NeverExportable: o.NeverExportable,
+		State: o.StateAt(now), AllowCredentialUse: o.AllowCredentialUse, Origin: o.Origin, PublicOnly: o.PublicOnly, NeverExportable: o.NeverExportable,
 		Creator: principal(o.Creator), CreatedAt: compact(o.CreatedAt), ActivationDate: compact(o.ActivationDate)}
 	if w.KeyOps == nil {
 		w.KeyOps = []string{}
