@@ -582,21 +582,12 @@ func RetiredNameRFC3339(name string, at time.Time) string {
 // planRekey generates the replacement of old (outside any transaction:
 // RSA generation can take a while).
 func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactivate bool, at time.Time, retired RetiredName) (*RekeyStep, error) {
-	if !keymat.Generatable(old.ObjType) {
-		return nil, FieldError("name", "security objects of type %s cannot be rekeyed by credvault (only AES, RSA, EC and HMAC material can be generated)", old.ObjType)
-	}
-	size, curve := old.KeySize, old.EllipticCurve
-	if in.KeySize != nil && old.ObjType != ObjEC {
-		size = *in.KeySize
-	}
-	if in.EllipticCurve != nil && old.ObjType == ObjEC {
-		curve = *in.EllipticCurve
-	}
-	m, err := keymat.Generate(old.ObjType, size, curve)
+	m, err := s.rekeyMaterial(old, in)
 	if err != nil {
-		return nil, keymatErr(err)
+		return nil, err
 	}
 	defer clear(m.Secret)
+	generated := in.Value == nil
 	ni := SobjectInput{Name: &old.Name, Description: &old.Description, CustomMetadata: old.CustomMetadata, KeyOps: old.KeyOps,
 		Enabled: &old.Enabled, AllowCredentialUse: &old.AllowCredentialUse}
 	if in.Description != nil {
@@ -614,11 +605,12 @@ func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactiv
 	if in.AllowCredentialUse != nil {
 		ni.AllowCredentialUse = in.AllowCredentialUse
 	}
-	if old.PublicOnly {
-		// The replacement has a private key: give it the private ops.
-		ni.KeyOps = defaultOps(old.ObjType, false, true)
+	if old.PublicOnly != m.PublicOnly {
+		// The replacement has (or lacks) a private key: give it the ops
+		// that fit.
+		ni.KeyOps = defaultOps(old.ObjType, m.PublicOnly, generated)
 	}
-	n, err := s.newSobject(id, ni, old.GroupID, m, true)
+	n, err := s.newSobject(id, ni, old.GroupID, m, generated)
 	if err != nil {
 		return nil, err
 	}
@@ -628,6 +620,41 @@ func (s *Service) planRekey(id *Identity, old *Sobject, in SobjectInput, deactiv
 		return nil, FieldError("key_ops", "EXPORT cannot be added to the replacement of an object that was never exportable")
 	}
 	return &RekeyStep{Old: old, OldNewName: retired(old.Name, at), Deactivate: deactivate, New: n}, nil
+}
+
+// rekeyMaterial is the replacement's material: in.Value imported as the
+// old object's type when given (the only way to rotate SECRET, OPAQUE and
+// CERTIFICATE objects, whose material credvault cannot make), else new
+// material generated with the old object's (or in's) size and curve.
+func (s *Service) rekeyMaterial(old *Sobject, in SobjectInput) (*keymat.Material, error) {
+	if in.Value != nil {
+		if len(in.Value) == 0 {
+			return nil, FieldError("value", "value must not be empty")
+		}
+		if len(in.Value) > s.maxPayload {
+			return nil, &Error{Kind: KindTooLarge, Field: "value", Msg: fmt.Sprintf("value exceeds the limit of %d bytes", s.maxPayload)}
+		}
+		m, err := keymat.Import(old.ObjType, in.Value)
+		if err != nil {
+			return nil, keymatErr(err)
+		}
+		return m, nil
+	}
+	if !keymat.Generatable(old.ObjType) {
+		return nil, FieldError("value", "security objects of type %s are rotated with new material given in value (credvault generates only AES, RSA, EC and HMAC material)", old.ObjType)
+	}
+	size, curve := old.KeySize, old.EllipticCurve
+	if in.KeySize != nil && old.ObjType != ObjEC {
+		size = *in.KeySize
+	}
+	if in.EllipticCurve != nil && old.ObjType == ObjEC {
+		curve = *in.EllipticCurve
+	}
+	m, err := keymat.Generate(old.ObjType, size, curve)
+	if err != nil {
+		return nil, keymatErr(err)
+	}
+	return m, nil
 }
 
 // RekeySobject replaces an object by a new one with new key material, as
@@ -642,9 +669,6 @@ func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) 
 	}
 	if r.In.Name == nil {
 		return nil, FieldError("name", "name (of the security object to rotate) is required")
-	}
-	if r.In.Value != nil {
-		return nil, FieldError("value", "rekey generates new material; value is not accepted")
 	}
 	old, err := s.findSobject(ctx, id, SobjectDescriptor{Name: *r.In.Name})
 	if err != nil {

@@ -324,7 +324,25 @@ func TestRekey(t *testing.T) {
 		adm.ok(t, 200, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "signature": r["signature"]})
 
 		adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "sec", "obj_type": "SECRET", "value": b64([]byte("s")), "group_id": g})
-		adm.fail(t, 400, "security objects of type SECRET cannot be rekeyed by credvault (only", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec"})
+		adm.fail(t, 400, "security objects of type SECRET are rotated with new material given in value", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec"})
+		// With the new material given (the Terraform provider's dsm_secret
+		// rotation sends this body): a new SECRET takes the name, export
+		// gives the new value, the old object keeps the old one.
+		oldSec := adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": "sec"})
+		ns := adm.ok(t, 200, "POST", "/crypto/v1/keys/rekey", map[string]any{"operation": "rotate", "name": "sec", "group_id": g,
+			"description": "rotated", "value": b64([]byte("s2")), "obj_type": "SECRET"})
+		if ns["name"] != "sec" || ns["kid"] == oldSec["kid"] || ns["description"] != "rotated" || ns["origin"] != "External" ||
+			ns["links"].(map[string]any)["replaced"] != oldSec["kid"] {
+			t.Errorf("rotated secret: %v", ns)
+		}
+		if e := adm.ok(t, 200, "POST", "/crypto/v1/keys/export", map[string]any{"name": "sec"}); string(unb64(t, e["value"])) != "s2" {
+			t.Errorf("export after rotation: %v", e["value"])
+		}
+		if e := adm.ok(t, 200, "POST", "/crypto/v1/keys/export", map[string]any{"kid": oldSec["kid"]}); string(unb64(t, e["value"])) != "s" {
+			t.Errorf("export of the rotated-out secret: %v", e["value"])
+		}
+		adm.fail(t, 400, "value must not be empty", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec", "value": ""})
+		adm.fail(t, 400, "", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "signer", "value": b64([]byte("not a key"))})
 		adm.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "missing"})
 		adm.fail(t, 400, "name (of the security object to rotate) is required", "POST", "/crypto/v1/keys/rekey", map[string]any{})
 	})
