@@ -391,7 +391,9 @@ func TestCanaries(t *testing.T) {
 		fail(root, 400, "PUT", "/crypto/v1/keys", map[string]any{"name": "canary-x", "obj_type": "SECRET", "value": b64(secretVal), "group_id": "not-a-uuid"})
 		fail(root, 400, "POST", "/crypto/v1/keys", map[string]any{"name": "canary-x", "obj_type": "AES", "key_size": 256, "value": b64(aesVal), "group_id": group})
 		fail(root, 400, "PATCH", "/crypto/v1/keys/"+kids["canary-secret"], map[string]any{"value": b64(secretVal)})
-		fail(root, 400, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "canary-gen-rsa", "value": b64(rsaDER)})
+		// Rekey with a value imports it (dsm_secret rotation); one that is not
+		// an RSA key is refused.
+		fail(root, 400, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "canary-gen-rsa", "value": b64(ecDER)})
 		fail(root, 400, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": kids["canary-aes"]}, "hash_alg": "SHA256", "hash": b64(digest[:])})
 		fail(reader, 403, "PUT", "/crypto/v1/keys", map[string]any{"name": "canary-x", "obj_type": "SECRET", "value": b64(secretVal), "group_id": group})
 		// Read again the DSM way (a secret response, not kept): the same secret.
