@@ -280,8 +280,8 @@ func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInp
 	if len(in.Value) == 0 {
 		return nil, FieldError("value", "value is required for import")
 	}
-	if len(in.Value) > s.maxPayload {
-		return nil, &Error{Kind: KindTooLarge, Field: "value", Msg: fmt.Sprintf("value exceeds the limit of %d bytes", s.maxPayload)}
+	if err := s.checkValueSize(in.Value); err != nil {
+		return nil, err
 	}
 	groupID, err := s.pickGroup(ctx, id, in.GroupID)
 	if err != nil {
@@ -302,6 +302,14 @@ func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInp
 		return nil, err
 	}
 	return s.storeNewSobject(ctx, o, "import sobject")
+}
+
+// checkValueSize refuses imported key material over the payload limit.
+func (s *Service) checkValueSize(v []byte) error {
+	if len(v) > s.maxPayload {
+		return &Error{Kind: KindTooLarge, Field: "value", Msg: fmt.Sprintf("value exceeds the limit of %d bytes", s.maxPayload)}
+	}
+	return nil
 }
 
 // storeNewSobject stores a new object o. The caller has already set its
@@ -631,8 +639,8 @@ func (s *Service) rekeyMaterial(old *Sobject, in SobjectInput) (*keymat.Material
 		if len(in.Value) == 0 {
 			return nil, FieldError("value", "value must not be empty")
 		}
-		if len(in.Value) > s.maxPayload {
-			return nil, &Error{Kind: KindTooLarge, Field: "value", Msg: fmt.Sprintf("value exceeds the limit of %d bytes", s.maxPayload)}
+		if err := s.checkValueSize(in.Value); err != nil {
+			return nil, err
 		}
 		m, err := keymat.Import(old.ObjType, in.Value)
 		if err != nil {
