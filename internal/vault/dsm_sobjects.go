@@ -97,15 +97,20 @@ type SobjectInput struct {
 	DeactivationDate   *time.Time
 }
 
-// SobjectDescriptor names a persisted object by kid or by name.
+// SobjectDescriptor names a persisted object by kid or by name, or
+// presents a transient object's handle.
 type SobjectDescriptor struct {
-	KID  string
-	Name string
+	KID       string
+	Name      string
+	Transient []byte
 }
 
 func (d SobjectDescriptor) String() string {
-	if d.KID != "" {
+	switch {
+	case d.KID != "":
 		return d.KID
+	case d.Transient != nil:
+		return "(transient)"
 	}
 	return d.Name
 }
@@ -172,13 +177,14 @@ func (s *Service) pickGroup(ctx context.Context, id *Identity, requested *string
 func (s *Service) newSobject(id *Identity, in SobjectInput, groupID string, m *keymat.Material, generated bool) (*Sobject, error) {
 	now := s.Now()
 	o := &Sobject{
-		KID: NewID(), AccountID: id.AccountID, GroupID: groupID, Name: *in.Name, ObjType: m.ObjType, KeySize: m.KeySize, EllipticCurve: m.Curve,
+		KID: NewID(), AccountID: id.AccountID, GroupID: groupID, ObjType: m.ObjType, KeySize: m.KeySize, EllipticCurve: m.Curve,
 		CustomMetadata: in.CustomMetadata, Enabled: true, State: StateActive, PublicOnly: m.PublicOnly, Creator: creatorOf(id),
 		CreatedAt: now, UpdatedAt: now, ActivationDate: now, PubKey: m.PubKey, Version: 1, Origin: OriginImported,
 	}
 	if generated {
 		o.Origin = OriginGenerated
 	}
+	patch(&o.Name, in.Name)
 	patch(&o.Description, in.Description)
 	patch(&o.Enabled, in.Enabled)
 	patch(&o.AllowCredentialUse, in.AllowCredentialUse)
@@ -214,15 +220,14 @@ func checkSobjectWrite(id *Identity, in *SobjectInput, create bool) error {
 		return err
 	}
 	if create {
-		if in.Name == nil {
+		if in.Name == nil && !in.Transient { // a transient object needs no name: it is never looked up by one
 			return FieldError("name", "name is required")
 		}
 		if in.ObjType == nil {
 			return FieldError("obj_type", "obj_type is required")
 		}
-		if in.Transient {
-			return FieldError("transient", "transient keys are not supported")
-		}
+	} else if in.Transient {
+		return FieldError("transient", "a stored security object cannot become transient")
 	}
 	if in.Name != nil {
 		if err := checkDSMName("name", *in.Name); err != nil {
@@ -267,7 +272,7 @@ func (s *Service) CreateSobject(ctx context.Context, id *Identity, in SobjectInp
 	if o, err = s.newSobject(id, in, groupID, m, true); err != nil {
 		return nil, err
 	}
-	return s.storeNewSobject(ctx, o, "create sobject")
+	return s.storeNewSobject(ctx, id, in, o, "create sobject")
 }
 
 // ImportSobject imports key material given in in.Value.
@@ -301,7 +306,7 @@ func (s *Service) ImportSobject(ctx context.Context, id *Identity, in SobjectInp
 	if o, err = s.newSobject(id, in, groupID, m, false); err != nil {
 		return nil, err
 	}
-	return s.storeNewSobject(ctx, o, "import sobject")
+	return s.storeNewSobject(ctx, id, in, o, "import sobject")
 }
 
 // checkValueSize refuses imported key material over the payload limit.
@@ -312,9 +317,13 @@ func (s *Service) checkValueSize(v []byte) error {
 	return nil
 }
 
-// storeNewSobject stores a new object o. The caller has already set its
+// storeNewSobject stores a new object o, or seals it into a transient
+// object's handle if in asks for one. The caller has already set its
 // result to o: the audit record written with the object names it.
-func (s *Service) storeNewSobject(ctx context.Context, o *Sobject, op string) (*Sobject, error) {
+func (s *Service) storeNewSobject(ctx context.Context, id *Identity, in SobjectInput, o *Sobject, op string) (*Sobject, error) {
+	if in.Transient {
+		return s.sealTransient(id, o)
+	}
 	if err := s.store.CreateSobject(ctx, o); err != nil {
 		return nil, mapStoreErr(conflictName(err, "security object"), "security object", op)
 	}
@@ -338,6 +347,9 @@ func (s *Service) opens(o *Sobject) bool {
 // findSobject resolves a descriptor within the caller's scope. Objects
 // outside it are NotFound, exactly like missing ones.
 func (s *Service) findSobject(ctx context.Context, id *Identity, d SobjectDescriptor) (*Sobject, error) {
+	if d.Transient != nil {
+		return s.findTransient(ctx, id, d.Transient)
+	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
 		return nil, err
@@ -677,6 +689,9 @@ func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) 
 	}
 	if r.In.Name == nil {
 		return nil, FieldError("name", "name (of the security object to rotate) is required")
+	}
+	if r.In.Transient {
+		return nil, FieldError("transient", "a rotation replaces a stored security object with a stored one; transient objects are not rotated")
 	}
 	old, err := s.findSobject(ctx, id, SobjectDescriptor{Name: *r.In.Name})
 	if err != nil {

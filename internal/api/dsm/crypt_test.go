@@ -247,7 +247,7 @@ func TestCrypt_Errors(t *testing.T) {
 			{"unknown mode", 400, "unknown mode", "encrypt", func() map[string]any { r := gcm("aes"); r["mode"] = "XTS"; return r }()},
 			{"alg mismatch", 400, "alg does not match the key's type", "encrypt", func() map[string]any { r := gcm("aes"); r["alg"] = "RSA"; return r }()},
 			{"no alg", 400, "alg is required", "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "alg"); return r }()},
-			{"no key", 400, "key is required (transient keys are not supported)", "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "key"); return r }()},
+			{"no key", 400, "key is required", "encrypt", func() map[string]any { r := gcm("aes"); delete(r, "key"); return r }()},
 			{"no ENCRYPT op", 403, "ENCRYPT is not among the security object's key_ops", "encrypt", gcm("dec-only")},
 			{"no DECRYPT op", 403, "DECRYPT is not among the security object's key_ops", "decrypt", dec(func(d map[string]any) { d["key"] = map[string]any{"name": "enc-only"} })},
 			{"OPAQUE", 400, "objects of this type cannot be used to encrypt (use an AES or RSA key)", "encrypt", gcm("opaque")},

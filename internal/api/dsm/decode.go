@@ -173,11 +173,12 @@ func (q *sobjectRequest) rekeyInput() (vault.RekeyInput, error) {
 }
 
 // descriptor is DSM's SobjectDescriptor: exactly one of kid, name,
-// transient_key, inline. credvault resolves persisted objects only.
+// transient_key, inline. credvault resolves persisted objects and
+// transient ones; inline keys are not supported.
 type descriptor struct {
 	Kid          *string  `json:"kid"`
 	Name         *string  `json:"name"`
-	TransientKey *rawJSON `json:"transient_key"`
+	TransientKey *[]byte  `json:"transient_key"`
 	Inline       *rawJSON `json:"inline"`
 }
 
@@ -191,8 +192,13 @@ func (d *descriptor) resolve(field string) (vault.SobjectDescriptor, error) {
 	switch {
 	case n != 1:
 		return vault.SobjectDescriptor{}, invalid("%s must name exactly one of kid, name, transient_key or inline", field)
-	case d.TransientKey != nil || d.Inline != nil:
-		return vault.SobjectDescriptor{}, invalid("%s: transient and inline keys are not supported; use kid or name", field)
+	case d.Inline != nil:
+		return vault.SobjectDescriptor{}, invalid("%s: inline keys are not supported; use kid, name or transient_key", field)
+	case d.TransientKey != nil:
+		if len(*d.TransientKey) == 0 {
+			return vault.SobjectDescriptor{}, invalid("%s.transient_key must not be empty", field)
+		}
+		return vault.SobjectDescriptor{Transient: *d.TransientKey}, nil
 	case d.Kid != nil:
 		if !vault.ValidUUID(*d.Kid) {
 			return vault.SobjectDescriptor{}, invalid("%s.kid must be a UUID", field)
@@ -553,7 +559,7 @@ func cryptMode(raw rawJSON, in *vault.CryptInput) error {
 func (q *cryptRequest) input(decrypt bool) (vault.CryptInput, error) {
 	var in vault.CryptInput
 	var err error
-	if in.Key, err = operationKey(q.Key, "key is required (transient keys are not supported)"); err != nil {
+	if in.Key, err = operationKey(q.Key, "key is required"); err != nil {
 		return in, err
 	}
 	if q.Alg != nil {

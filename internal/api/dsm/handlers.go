@@ -516,9 +516,18 @@ func signing[R any](h *handlers, verify bool, op func(context.Context, *vault.Id
 		if err != nil {
 			return err
 		}
-		writeJSON(w, map[string]any{"kid": kid, result: out})
+		writeJSON(w, withKid(map[string]any{result: out}, in.Key, kid))
 		return nil
 	}
+}
+
+// withKid adds the kid of the key that d named to a cryptographic
+// operation's answer; as in DSM, a transient key's answer has none.
+func withKid(resp map[string]any, d vault.SobjectDescriptor, kid string) map[string]any {
+	if d.Transient == nil {
+		resp["kid"] = kid
+	}
+	return resp
 }
 
 func (h *handlers) encrypt(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -530,7 +539,7 @@ func (h *handlers) encrypt(w http.ResponseWriter, r *http.Request, id *vault.Ide
 	if err != nil {
 		return err
 	}
-	resp := map[string]any{"kid": out.KID, "cipher": out.Cipher}
+	resp := withKid(map[string]any{"cipher": out.Cipher}, in.Key, out.KID)
 	if out.IV != nil {
 		resp["iv"] = out.IV
 	}
@@ -550,7 +559,7 @@ func (h *handlers) decrypt(w http.ResponseWriter, r *http.Request, id *vault.Ide
 	if err != nil {
 		return err
 	}
-	httpx.WriteSecretJSON(w, http.StatusOK, map[string]any{"kid": kid, "plain": orEmpty(plain)})
+	httpx.WriteSecretJSON(w, http.StatusOK, withKid(map[string]any{"plain": orEmpty(plain)}, in.Key, kid))
 	clear(plain)
 	return nil
 }

@@ -97,8 +97,9 @@ type linksWire struct {
 
 type sobjectWire struct {
 	AcctID             string            `json:"acct_id"`
-	Kid                string            `json:"kid"`
-	Name               string            `json:"name"`
+	Kid                string            `json:"kid,omitempty"` // absent for a transient object
+	TransientKey       []byte            `json:"transient_key,omitempty"`
+	Name               string            `json:"name,omitempty"`
 	GroupID            string            `json:"group_id"`
 	Description        string            `json:"description,omitempty"`
 	ObjType            string            `json:"obj_type"`
@@ -129,6 +130,11 @@ func toSobject(o *vault.Sobject, now time.Time, showPubKey bool) sobjectWire {
 		Creator: principal(o.Creator), CreatedAt: compact(o.CreatedAt), ActivationDate: compact(o.ActivationDate)}
 	if w.KeyOps == nil {
 		w.KeyOps = []string{}
+	}
+	if o.Origin == vault.OriginTransient {
+		// A transient object is known by its handle, which only the answer
+		// to its creation carries; its internal id stays internal.
+		w.Kid, w.TransientKey = "", o.TransientKey
 	}
 	if o.DeactivationDate != nil {
 		w.DeactivationDate = compact(*o.DeactivationDate)
