@@ -675,6 +675,38 @@ func TestSobjects_GetByKid(t *testing.T) {
 	})
 }
 
+// Every answer carrying an object has its description, "" when it has
+// none: the Terraform provider creates objects with "description": "" and
+// its dsm_sobject_info data source reads the member as a string (it fails
+// when the member is absent).
+func TestSobjects_DescriptionAlwaysPresent(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		adm.group(t, "desc")
+		for _, body := range []map[string]any{
+			{"name": "tf", "obj_type": "AES", "key_size": 256, "description": ""},
+			{"name": "bare", "obj_type": "AES", "key_size": 256},
+		} {
+			created := adm.key(t, body)
+			info := adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": body["name"]})
+			listed := adm.list(t, "/crypto/v1/keys?name="+body["name"].(string))
+			if len(listed) != 1 {
+				t.Fatalf("listing by name: %v", listed)
+			}
+			for what, o := range map[string]map[string]any{"create": created, "info": info, "list": listed[0].(map[string]any)} {
+				if d, ok := o["description"].(string); !ok || d != "" {
+					t.Errorf("%s of %v: description %#v, want \"\"", what, body["name"], o["description"])
+				}
+			}
+		}
+		o := adm.ok(t, 200, "PATCH", "/crypto/v1/keys/"+adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"name": "bare"})["kid"].(string),
+			map[string]any{"description": "now described"})
+		if o["description"] != "now described" {
+			t.Errorf("after an update: description %#v", o["description"])
+		}
+	})
+}
+
 // An object whose deactivation date has passed is reported Deactivated
 // (as DSM reports it, and as the Terraform provider reads it to stop
 // modifying the object), by every answer that carries it, and no longer

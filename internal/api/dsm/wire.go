@@ -96,12 +96,15 @@ type linksWire struct {
 }
 
 type sobjectWire struct {
-	AcctID             string            `json:"acct_id"`
-	Kid                string            `json:"kid,omitempty"` // absent for a transient object
-	TransientKey       []byte            `json:"transient_key,omitempty"`
-	Name               string            `json:"name,omitempty"`
-	GroupID            string            `json:"group_id"`
-	Description        string            `json:"description,omitempty"`
+	AcctID       string `json:"acct_id"`
+	Kid          string `json:"kid,omitempty"` // absent for a transient object
+	TransientKey []byte `json:"transient_key,omitempty"`
+	Name         string `json:"name,omitempty"`
+	GroupID      string `json:"group_id"`
+	// Always present, "" when there is none: DSM answers "" for an object
+	// created with an empty description, which Terraform's provider always
+	// sends, and its dsm_sobject_info data source fails without the member.
+	Description        string            `json:"description"`
 	ObjType            string            `json:"obj_type"`
 	KeySize            int               `json:"key_size,omitempty"`
 	EllipticCurve      string            `json:"elliptic_curve,omitempty"`
