@@ -35,25 +35,12 @@ import (
 // told apart.
 const transientVersion = 1
 
-// transientObject is the sealed content of a handle.
+// transientObject is the sealed content of a handle: the object as it
+// would be stored (its material sealed under sobjectAD) and, for one
+// bound to an API key, when it ends.
 type transientObject struct {
-	KID            string            `json:"kid"` // internal: names the object in the audit trail
-	GroupID        string            `json:"group_id"`
-	Name           string            `json:"name,omitempty"`
-	Description    string            `json:"description,omitempty"`
-	ObjType        string            `json:"obj_type"`
-	KeySize        int               `json:"key_size,omitempty"`
-	Curve          string            `json:"curve,omitempty"`
-	KeyOps         []string          `json:"key_ops"`
-	CustomMetadata map[string]string `json:"custom_metadata,omitempty"`
-	Enabled        bool              `json:"enabled"`
-	PublicOnly     bool              `json:"public_only,omitempty"`
-	Creator        Creator           `json:"creator"`
-	CreatedAt      time.Time         `json:"created_at"`
-	Deactivation   *time.Time        `json:"deactivation,omitempty"`
-	ExpiresAt      *time.Time        `json:"expires_at,omitempty"` // nil: bound to a session
-	PubKey         []byte            `json:"pub_key,omitempty"`
-	Ciphertext     []byte            `json:"ct"`
+	Object    *Sobject
+	ExpiresAt *time.Time `json:",omitempty"` // nil: bound to a session
 }
 
 // transientAD binds a handle to the caller's account and session (or,
@@ -72,9 +59,8 @@ func transientAD(id *Identity) []byte {
 // sealTransient turns the new, unstored object o into a transient one and
 // sets its handle.
 func (s *Service) sealTransient(id *Identity, o *Sobject) (*Sobject, error) {
-	t := transientObject{KID: o.KID, GroupID: o.GroupID, Name: o.Name, Description: o.Description, ObjType: o.ObjType, KeySize: o.KeySize,
-		Curve: o.EllipticCurve, KeyOps: o.KeyOps, CustomMetadata: o.CustomMetadata, Enabled: o.Enabled, PublicOnly: o.PublicOnly,
-		Creator: o.Creator, CreatedAt: o.CreatedAt, Deactivation: o.DeactivationDate, PubKey: o.PubKey, Ciphertext: o.Ciphertext}
+	o.Origin = OriginTransient
+	t := transientObject{Object: o}
 	if id.SessionID == "" {
 		end := sessionEnd(id, o.CreatedAt)
 		t.ExpiresAt = &end
@@ -88,7 +74,6 @@ func (s *Service) sealTransient(id *Identity, o *Sobject) (*Sobject, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal transient object: %w", err)
 	}
-	o.Origin = OriginTransient
 	o.TransientKey = append([]byte{transientVersion}, sealed...)
 	return o, nil
 }
@@ -107,18 +92,14 @@ func (s *Service) openTransient(id *Identity, handle []byte) (*Sobject, error) {
 	var t transientObject
 	err = json.Unmarshal(plain, &t)
 	clear(plain)
-	if err != nil || t.KID == "" {
+	if err != nil || t.Object == nil || t.Object.KID == "" {
 		return nil, Wrap(KindInternal, fmt.Errorf("transient object: %w", err), "the transient security object cannot be read")
 	}
 	if t.ExpiresAt != nil && !s.Now().Before(*t.ExpiresAt) {
 		return nil, notFound("security object")
 	}
-	o := &Sobject{KID: t.KID, AccountID: id.AccountID, GroupID: t.GroupID, Name: t.Name, Description: t.Description, ObjType: t.ObjType,
-		KeySize: t.KeySize, EllipticCurve: t.Curve, KeyOps: t.KeyOps, CustomMetadata: t.CustomMetadata, Enabled: t.Enabled, State: StateActive,
-		Origin: OriginTransient, PublicOnly: t.PublicOnly, Creator: t.Creator,
-		CreatedAt: t.CreatedAt, UpdatedAt: t.CreatedAt, ActivationDate: t.CreatedAt, DeactivationDate: t.Deactivation, PubKey: t.PubKey,
-		Version: 1, Ciphertext: t.Ciphertext}
-	o.NeverExportable = !o.HasOp(OpExport)
+	o := t.Object
+	o.AccountID, o.Origin, o.TransientKey = id.AccountID, OriginTransient, nil
 	return o, nil
 }
 
