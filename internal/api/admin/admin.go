@@ -11,6 +11,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -59,19 +60,19 @@ func register(mux *http.ServeMux, d Deps, as *vault.Identity) {
 
 	mux.Handle("GET /admin/v1/accounts", h.auth(h.listAccounts))
 	mux.Handle("POST /admin/v1/accounts", h.auth(h.createAccount))
-	mux.Handle("GET /admin/v1/accounts/{account_id}", h.auth(h.getAccount))
+	mux.Handle("GET /admin/v1/accounts/{account_id}", h.auth(byPath("account_id", h.Service.AdminGetAccount, toAccount)))
 	mux.Handle("PATCH /admin/v1/accounts/{account_id}", h.auth(h.renameAccount))
 	mux.Handle("DELETE /admin/v1/accounts/{account_id}", h.auth(h.deleteAccount))
 
 	mux.Handle("GET /admin/v1/principals", h.auth(h.listPrincipals))
 	mux.Handle("POST /admin/v1/principals", h.auth(h.createPrincipal))
-	mux.Handle("GET /admin/v1/principals/{principal_id}", h.auth(h.getPrincipal))
+	mux.Handle("GET /admin/v1/principals/{principal_id}", h.auth(byPath("principal_id", h.Service.AdminGetPrincipal, principalOf)))
 	mux.Handle("PATCH /admin/v1/principals/{principal_id}", h.auth(h.updatePrincipal))
 	mux.Handle("DELETE /admin/v1/principals/{principal_id}", h.auth(h.deletePrincipal))
 	mux.Handle("PUT /admin/v1/principals/{principal_id}/memberships/{account_id}", h.auth(h.putMembership))
 	mux.Handle("DELETE /admin/v1/principals/{principal_id}/memberships/{account_id}", h.auth(h.revokeMembership))
 	mux.Handle("PUT /admin/v1/principals/{principal_id}/password", h.auth(h.setPassword))
-	mux.Handle("GET /admin/v1/principals/{principal_id}/api-keys", h.auth(h.listKeys))
+	mux.Handle("GET /admin/v1/principals/{principal_id}/api-keys", h.auth(byPath("principal_id", h.Service.AdminListAPIKeys, listOf(toKey))))
 	mux.Handle("POST /admin/v1/principals/{principal_id}/api-keys", h.auth(h.createKey))
 	mux.Handle("DELETE /admin/v1/api-keys/{key_id}", h.auth(h.revokeKey))
 }
@@ -239,6 +240,15 @@ func listOf[T, W any](wire func(*T) W) func([]T) list[W] {
 
 // Handlers.
 
+// byPath serves a GET of what get returns for the path parameter param,
+// in the wire form wire gives it.
+func byPath[T, W any](param string, get func(context.Context, *vault.Identity, string) (T, error), wire func(T) W) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		v, err := get(r.Context(), id, r.PathValue(param))
+		return httpx.Reply(w, http.StatusOK, wire, v, err)
+	}
+}
+
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Email    string `json:"email"`
@@ -300,11 +310,6 @@ func (h *handlers) createAccount(w http.ResponseWriter, r *http.Request, id *vau
 	}
 	a, err := h.Service.AdminCreateAccount(r.Context(), id, req.Name)
 	return httpx.Reply(w, http.StatusCreated, toAccount, a, err)
-}
-
-func (h *handlers) getAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	a, err := h.Service.AdminGetAccount(r.Context(), id, r.PathValue("account_id"))
-	return httpx.Reply(w, http.StatusOK, toAccount, a, err)
 }
 
 func (h *handlers) renameAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -381,11 +386,6 @@ func (h *handlers) createPrincipal(w http.ResponseWriter, r *http.Request, id *v
 	return httpx.Reply(w, http.StatusCreated, principalOf, p, err)
 }
 
-func (h *handlers) getPrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	p, err := h.Service.AdminGetPrincipal(r.Context(), id, r.PathValue("principal_id"))
-	return httpx.Reply(w, http.StatusOK, principalOf, p, err)
-}
-
 func (h *handlers) updatePrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
 	var req struct {
 		Name     *string `json:"name"`
@@ -437,11 +437,6 @@ func (h *handlers) setPassword(w http.ResponseWriter, r *http.Request, id *vault
 		return err
 	}
 	return httpx.NoContent(w, h.Service.AdminSetPassword(r.Context(), id, r.PathValue("principal_id"), req.Password))
-}
-
-func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	ks, err := h.Service.AdminListAPIKeys(r.Context(), id, r.PathValue("principal_id"))
-	return httpx.Reply(w, http.StatusOK, listOf(toKey), ks, err)
 }
 
 func (h *handlers) createKey(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
