@@ -11,6 +11,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -27,10 +28,8 @@ import (
 type Deps = httpx.Deps
 
 type handlers struct {
-	svc     *vault.Service
-	log     *slog.Logger
-	maxBody int64
-	as      *vault.Identity // if set, every request acts as it (NewLocalHandler)
+	Deps
+	as *vault.Identity // if set, every request acts as it (NewLocalHandler)
 }
 
 // NewLocalHandler returns the admin API acting as id without
@@ -47,12 +46,12 @@ func NewLocalHandler(d Deps, id *vault.Identity) http.Handler {
 func Register(mux *http.ServeMux, d Deps) { register(mux, d, nil) }
 
 func register(mux *http.ServeMux, d Deps, as *vault.Identity) {
-	h := &handlers{svc: d.Service, log: d.Logger, maxBody: d.MaxBody, as: as}
-	if h.maxBody <= 0 || h.maxBody > 1<<20 {
-		h.maxBody = 1 << 20
+	h := &handlers{Deps: d, as: as}
+	if h.MaxBody <= 0 || h.MaxBody > 1<<20 {
+		h.MaxBody = 1 << 20
 	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
+	if h.Logger == nil {
+		h.Logger = slog.New(slog.DiscardHandler)
 	}
 	mux.Handle("POST /admin/v1/login", h.public(h.login))
 	mux.Handle("POST /admin/v1/logout", h.auth(h.logout))
@@ -61,19 +60,19 @@ func register(mux *http.ServeMux, d Deps, as *vault.Identity) {
 
 	mux.Handle("GET /admin/v1/accounts", h.auth(h.listAccounts))
 	mux.Handle("POST /admin/v1/accounts", h.auth(h.createAccount))
-	mux.Handle("GET /admin/v1/accounts/{account_id}", h.auth(h.getAccount))
+	mux.Handle("GET /admin/v1/accounts/{account_id}", h.auth(byPath("account_id", h.Service.AdminGetAccount, toAccount)))
 	mux.Handle("PATCH /admin/v1/accounts/{account_id}", h.auth(h.renameAccount))
 	mux.Handle("DELETE /admin/v1/accounts/{account_id}", h.auth(h.deleteAccount))
 
 	mux.Handle("GET /admin/v1/principals", h.auth(h.listPrincipals))
 	mux.Handle("POST /admin/v1/principals", h.auth(h.createPrincipal))
-	mux.Handle("GET /admin/v1/principals/{principal_id}", h.auth(h.getPrincipal))
+	mux.Handle("GET /admin/v1/principals/{principal_id}", h.auth(byPath("principal_id", h.Service.AdminGetPrincipal, principalOf)))
 	mux.Handle("PATCH /admin/v1/principals/{principal_id}", h.auth(h.updatePrincipal))
 	mux.Handle("DELETE /admin/v1/principals/{principal_id}", h.auth(h.deletePrincipal))
 	mux.Handle("PUT /admin/v1/principals/{principal_id}/memberships/{account_id}", h.auth(h.putMembership))
 	mux.Handle("DELETE /admin/v1/principals/{principal_id}/memberships/{account_id}", h.auth(h.revokeMembership))
 	mux.Handle("PUT /admin/v1/principals/{principal_id}/password", h.auth(h.setPassword))
-	mux.Handle("GET /admin/v1/principals/{principal_id}/api-keys", h.auth(h.listKeys))
+	mux.Handle("GET /admin/v1/principals/{principal_id}/api-keys", h.auth(byPath("principal_id", h.Service.AdminListAPIKeys, listOf(toKey))))
 	mux.Handle("POST /admin/v1/principals/{principal_id}/api-keys", h.auth(h.createKey))
 	mux.Handle("DELETE /admin/v1/api-keys/{key_id}", h.auth(h.revokeKey))
 }
@@ -101,7 +100,7 @@ func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
 	if h.as != nil {
 		return h.as, nil
 	}
-	return Authenticate(h.svc, r)
+	return Authenticate(h.Service, r)
 }
 
 func (h *handlers) public(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
@@ -114,7 +113,7 @@ type errorBody struct {
 }
 
 func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error) {
-	httpx.LogError(r.Context(), h.log, err)
+	httpx.LogError(r.Context(), h.Logger, err)
 	var rl interface{ RetryAfter() time.Duration }
 	if errors.As(err, &rl) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(rl.RetryAfter().Seconds()+0.999))))
@@ -129,7 +128,7 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 
 // decode reads a JSON object body into v, refusing unknown fields.
 func (h *handlers) decode(r *http.Request, v any) error {
-	b, err := httpx.ReadBody(r, h.maxBody)
+	b, err := httpx.ReadBody(r, h.MaxBody)
 	if err != nil {
 		return err
 	}
@@ -241,6 +240,15 @@ func listOf[T, W any](wire func(*T) W) func([]T) list[W] {
 
 // Handlers.
 
+// byPath serves a GET of what get returns for the path parameter param,
+// in the wire form wire gives it.
+func byPath[T, W any](param string, get func(context.Context, *vault.Identity, string) (T, error), wire func(T) W) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
+		v, err := get(r.Context(), id, r.PathValue(param))
+		return httpx.Reply(w, http.StatusOK, wire, v, err)
+	}
+}
+
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Email    string `json:"email"`
@@ -249,7 +257,7 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	token, sess, p, err := h.svc.Login(r.Context(), req.Email, req.Password)
+	token, sess, p, err := h.Service.Login(r.Context(), req.Email, req.Password)
 	if err != nil {
 		return err
 	}
@@ -262,11 +270,11 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handlers) logout(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	return httpx.NoContent(w, h.svc.Logout(r.Context(), id))
+	return httpx.NoContent(w, h.Service.Logout(r.Context(), id))
 }
 
 func (h *handlers) me(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	who, err := h.svc.Whoami(r.Context(), id)
+	who, err := h.Service.Whoami(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -285,11 +293,11 @@ func (h *handlers) changePassword(w http.ResponseWriter, r *http.Request, id *va
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	return httpx.NoContent(w, h.svc.ChangePassword(r.Context(), id, req.OldPassword, req.NewPassword))
+	return httpx.NoContent(w, h.Service.ChangePassword(r.Context(), id, req.OldPassword, req.NewPassword))
 }
 
 func (h *handlers) listAccounts(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	as, err := h.svc.AdminListAccounts(r.Context(), id)
+	as, err := h.Service.AdminListAccounts(r.Context(), id)
 	return httpx.Reply(w, http.StatusOK, listOf(toAccount), as, err)
 }
 
@@ -300,13 +308,8 @@ func (h *handlers) createAccount(w http.ResponseWriter, r *http.Request, id *vau
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	a, err := h.svc.AdminCreateAccount(r.Context(), id, req.Name)
+	a, err := h.Service.AdminCreateAccount(r.Context(), id, req.Name)
 	return httpx.Reply(w, http.StatusCreated, toAccount, a, err)
-}
-
-func (h *handlers) getAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	a, err := h.svc.AdminGetAccount(r.Context(), id, r.PathValue("account_id"))
-	return httpx.Reply(w, http.StatusOK, toAccount, a, err)
 }
 
 func (h *handlers) renameAccount(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -316,7 +319,7 @@ func (h *handlers) renameAccount(w http.ResponseWriter, r *http.Request, id *vau
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	a, err := h.svc.AdminRenameAccount(r.Context(), id, r.PathValue("account_id"), req.Name)
+	a, err := h.Service.AdminRenameAccount(r.Context(), id, r.PathValue("account_id"), req.Name)
 	return httpx.Reply(w, http.StatusOK, toAccount, a, err)
 }
 
@@ -337,7 +340,7 @@ func (h *handlers) deleteAccount(w http.ResponseWriter, r *http.Request, id *vau
 	if err != nil {
 		return err
 	}
-	return httpx.NoContent(w, h.svc.AdminDeleteAccount(r.Context(), id, r.PathValue("account_id"), force))
+	return httpx.NoContent(w, h.Service.AdminDeleteAccount(r.Context(), id, r.PathValue("account_id"), force))
 }
 
 func (h *handlers) listPrincipals(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -350,7 +353,7 @@ func (h *handlers) listPrincipals(w http.ResponseWriter, r *http.Request, id *va
 		}
 		q.Limit = n
 	}
-	ps, more, err := h.svc.AdminListPrincipals(r.Context(), id, q)
+	ps, more, err := h.Service.AdminListPrincipals(r.Context(), id, q)
 	if err != nil {
 		return err
 	}
@@ -378,14 +381,9 @@ func (h *handlers) createPrincipal(w http.ResponseWriter, r *http.Request, id *v
 	if req.Kind == "" {
 		req.Kind = string(vault.PrincipalUser)
 	}
-	p, err := h.svc.AdminCreatePrincipal(r.Context(), id, vault.NewPrincipal{Kind: vault.PrincipalKind(req.Kind), Name: req.Name,
+	p, err := h.Service.AdminCreatePrincipal(r.Context(), id, vault.NewPrincipal{Kind: vault.PrincipalKind(req.Kind), Name: req.Name,
 		AccountID: req.AccountID, Role: vault.Role(req.Role), Email: req.Email, Password: req.Password})
 	return httpx.Reply(w, http.StatusCreated, principalOf, p, err)
-}
-
-func (h *handlers) getPrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	p, err := h.svc.AdminGetPrincipal(r.Context(), id, r.PathValue("principal_id"))
-	return httpx.Reply(w, http.StatusOK, principalOf, p, err)
 }
 
 func (h *handlers) updatePrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -397,12 +395,12 @@ func (h *handlers) updatePrincipal(w http.ResponseWriter, r *http.Request, id *v
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	p, err := h.svc.AdminUpdatePrincipal(r.Context(), id, r.PathValue("principal_id"), vault.PrincipalUpdate{Name: req.Name, Email: req.Email, Disabled: req.Disabled})
+	p, err := h.Service.AdminUpdatePrincipal(r.Context(), id, r.PathValue("principal_id"), vault.PrincipalUpdate{Name: req.Name, Email: req.Email, Disabled: req.Disabled})
 	return httpx.Reply(w, http.StatusOK, principalOf, p, err)
 }
 
 func (h *handlers) deletePrincipal(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	return httpx.NoContent(w, h.svc.AdminDeletePrincipal(r.Context(), id, r.PathValue("principal_id")))
+	return httpx.NoContent(w, h.Service.AdminDeletePrincipal(r.Context(), id, r.PathValue("principal_id")))
 }
 
 func (h *handlers) putMembership(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -413,10 +411,10 @@ func (h *handlers) putMembership(w http.ResponseWriter, r *http.Request, id *vau
 		return err
 	}
 	pid := r.PathValue("principal_id")
-	if err := h.svc.AdminPutMembership(r.Context(), id, pid, r.PathValue("account_id"), vault.Role(req.Role)); err != nil {
+	if err := h.Service.AdminPutMembership(r.Context(), id, pid, r.PathValue("account_id"), vault.Role(req.Role)); err != nil {
 		return err
 	}
-	p, err := h.svc.AdminGetPrincipal(r.Context(), id, pid)
+	p, err := h.Service.AdminGetPrincipal(r.Context(), id, pid)
 	if err != nil {
 		// The caller administers the account but may not see the principal
 		// elsewhere: answer with the membership alone.
@@ -428,7 +426,7 @@ func (h *handlers) putMembership(w http.ResponseWriter, r *http.Request, id *vau
 }
 
 func (h *handlers) revokeMembership(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	return httpx.NoContent(w, h.svc.AdminRevokeMembership(r.Context(), id, r.PathValue("principal_id"), r.PathValue("account_id")))
+	return httpx.NoContent(w, h.Service.AdminRevokeMembership(r.Context(), id, r.PathValue("principal_id"), r.PathValue("account_id")))
 }
 
 func (h *handlers) setPassword(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -438,12 +436,7 @@ func (h *handlers) setPassword(w http.ResponseWriter, r *http.Request, id *vault
 	if err := h.decode(r, &req); err != nil {
 		return err
 	}
-	return httpx.NoContent(w, h.svc.AdminSetPassword(r.Context(), id, r.PathValue("principal_id"), req.Password))
-}
-
-func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	ks, err := h.svc.AdminListAPIKeys(r.Context(), id, r.PathValue("principal_id"))
-	return httpx.Reply(w, http.StatusOK, listOf(toKey), ks, err)
+	return httpx.NoContent(w, h.Service.AdminSetPassword(r.Context(), id, r.PathValue("principal_id"), req.Password))
 }
 
 func (h *handlers) createKey(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
@@ -457,7 +450,7 @@ func (h *handlers) createKey(w http.ResponseWriter, r *http.Request, id *vault.I
 	if req.TTLSeconds < 0 || req.TTLSeconds > 100*365*24*3600 {
 		return vault.FieldError("ttl_seconds", "ttl_seconds must be from 0 (no expiry) to 100 years")
 	}
-	k, secret, err := h.svc.AdminCreateAPIKey(r.Context(), id, r.PathValue("principal_id"), req.Name, time.Duration(req.TTLSeconds)*time.Second)
+	k, secret, err := h.Service.AdminCreateAPIKey(r.Context(), id, r.PathValue("principal_id"), req.Name, time.Duration(req.TTLSeconds)*time.Second)
 	if err != nil {
 		return err
 	}
@@ -468,5 +461,5 @@ func (h *handlers) createKey(w http.ResponseWriter, r *http.Request, id *vault.I
 }
 
 func (h *handlers) revokeKey(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	return httpx.NoContent(w, h.svc.AdminRevokeAPIKey(r.Context(), id, r.PathValue("key_id")))
+	return httpx.NoContent(w, h.Service.AdminRevokeAPIKey(r.Context(), id, r.PathValue("key_id")))
 }

@@ -137,8 +137,7 @@ func TestGroups(t *testing.T) {
 
 func TestApps(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		adm := admin(v)
-		g1, g2 := adm.group(t, "g1"), adm.group(t, "g2")
+		adm, g1, g2 := adminWithGroups(t, v, "g1", "g2")
 		a := adm.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "svc", "add_groups": map[string][]string{g1: {"SIGN"}}, "description": "x"})
 		id := a["app_id"].(string)
 		if a["role"] != "crypto" || a["enabled"] != true || a["auth_type"] != "Secret" || a["creator"].(map[string]any)["user"] != v.PrincipalID {
@@ -270,8 +269,7 @@ func TestLogsPaging(t *testing.T) {
 // reaches; account-wide reads are for account admins.
 func TestLogs_ScopedToTheAdminAppsReach(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		adm := admin(v)
-		mine, theirs := adm.group(t, "mine"), adm.group(t, "theirs")
+		adm, mine, theirs := adminWithGroups(t, v, "mine", "theirs")
 		scoped, scopedID := adm.app(t, "scoped-admin", "admin", mine)
 		_, otherAppID := adm.app(t, "other-app", "crypto", theirs)
 		myKey := adm.key(t, map[string]any{"name": "my-key", "obj_type": "AES", "key_size": 128, "group_id": mine})["kid"].(string)
@@ -487,8 +485,7 @@ func TestContinuationTokenPagesGroupsAndApps(t *testing.T) {
 // app's next request, by API key and by session alike.
 func TestAppScope_ReadOncePerRequest(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		adm := admin(v)
-		g1, g2 := adm.group(t, "g1"), adm.group(t, "g2")
+		adm, g1, g2 := adminWithGroups(t, v, "g1", "g2")
 		app, appID := adm.app(t, "svc", "crypto", g1)
 		sess := app.session(t)
 		o := app.key(t, map[string]any{"name": "k", "obj_type": "AES", "key_size": 256, "group_id": g1})

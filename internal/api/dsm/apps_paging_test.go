@@ -17,8 +17,7 @@ import (
 // see only.
 func TestApps_PagingThroughMany(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		adm := admin(v)
-		g, g2 := adm.group(t, "paging"), adm.group(t, "paging-2")
+		adm, g, g2 := adminWithGroups(t, v, "paging", "paging-2")
 		byID := map[string]string{} // app id → name
 		for i := range 23 {
 			add := map[string]any{g: []string{"SIGN"}}

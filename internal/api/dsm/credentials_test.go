@@ -25,8 +25,7 @@ import (
 
 func TestCredentials(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		adm := admin(v)
-		g, g2 := adm.group(t, "g"), adm.group(t, "g2")
+		adm, g, g2 := adminWithGroups(t, v, "g", "g2")
 		app, appID := adm.app(t, "ops", "crypto", g)
 		sk := app.key(t, map[string]any{"name": "oci-key", "obj_type": "RSA", "key_size": 2048, "allow_credential_use": true})
 		sec := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "az-secret", "obj_type": "SECRET", "value": b64([]byte("s3cr3t")), "allow_credential_use": true})
@@ -278,8 +277,7 @@ func TestCredentials_RotateFailureRollsBack(t *testing.T) {
 
 func TestIsolation(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		adm := admin(v)
-		g1, g2 := adm.group(t, "g1"), adm.group(t, "g2")
+		adm, g1, g2 := adminWithGroups(t, v, "g1", "g2")
 		a1, _ := adm.app(t, "a1", "crypto", g1)
 		a2, _ := adm.app(t, "a2", "crypto", g2)
 		k2 := a2.key(t, map[string]any{"name": "k2", "obj_type": "RSA", "key_size": 2048, "allow_credential_use": true, "key_ops": []string{"SIGN", "VERIFY", "EXPORT"}})

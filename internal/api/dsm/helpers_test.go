@@ -85,6 +85,15 @@ func (c client) group(t *testing.T, name string) string {
 	return c.ok(t, 200, "POST", "/sys/v1/groups", map[string]any{"name": name})["group_id"].(string)
 }
 
+// adminWithGroups returns the account admin of v and two groups it
+// created, named a and b: how the tests that need apps in more than one
+// group begin.
+func adminWithGroups(t *testing.T, v *vaulttest.Vault, a, b string) (adm client, ga, gb string) {
+	t.Helper()
+	adm = admin(v)
+	return adm, adm.group(t, a), adm.group(t, b)
+}
+
 // app creates an app in groups and returns a client authenticated with its
 // API key (Basic) and the app id.
 func (c client) app(t *testing.T, name, role string, groups ...string) (client, string) {

@@ -105,8 +105,7 @@ func selfSignedCert(t *testing.T) ([]byte, *ecdsa.PrivateKey) {
 
 func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		adm := admin(v)
-		g, g2 := adm.group(t, "g"), adm.group(t, "g2")
+		adm, g, g2 := adminWithGroups(t, v, "g", "g2")
 		rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 		pkcs8, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
 		ecKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -468,8 +467,7 @@ func TestSobjects_ListLikeTheOfficialClient(t *testing.T) {
 // (as DSM does), also when the app has several groups.
 func TestSobjects_CreateWithoutGroupUsesTheAppsDefaultGroup(t *testing.T) {
 	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
-		adm := admin(v)
-		g1, g2 := adm.group(t, "g1"), adm.group(t, "g2")
+		adm, g1, g2 := adminWithGroups(t, v, "g1", "g2")
 		first, second := min(g1, g2), max(g1, g2)
 		// Named default group.
 		a := adm.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "named", "default_group": second, "add_groups": []string{g1, g2}})

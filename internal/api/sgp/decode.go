@@ -122,7 +122,7 @@ func object(m map[string]json.RawMessage, name string, verr *validationError) (j
 // decodes its members with decode.
 func readObject[T any](h *handlers, r *http.Request, decode func(map[string]json.RawMessage) (T, error)) (T, error) {
 	var zero T
-	body, err := httpx.ReadBody(r, h.maxBody)
+	body, err := httpx.ReadBody(r, h.MaxBody)
 	if err != nil {
 		return zero, err
 	}

@@ -236,6 +236,15 @@ func notContains(t testing.TB, what string, haystack []byte, needle string) {
 	}
 }
 
+// notLogged fails if the server log of v contains any of secrets.
+func notLogged(t testing.TB, v *vaulttest.Vault, secrets ...string) {
+	t.Helper()
+	logs := []byte(v.Logs())
+	for _, s := range secrets {
+		notContains(t, "server log", logs, s)
+	}
+}
+
 // canary returns a unique, recognisable secret value.
 func canary(t testing.TB) string {
 	t.Helper()

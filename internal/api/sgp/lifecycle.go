@@ -25,14 +25,14 @@ func (h *handlers) registerLifecycle(mux *http.ServeMux) {
 	mux.Handle("POST /v5/credentials/{credential_id}/rollback", h.auth(h.rollback))
 	mux.Handle("GET /v5/trash/credentials", h.auth(h.listTrash))
 	mux.Handle("POST /v5/trash/credentials/{credential_id}/restore", h.auth(h.restore))
-	mux.Handle("DELETE /v5/trash/credentials/{credential_id}", h.auth(h.deleted("credential", "credential_id", h.svc.PurgeCredential)))
+	mux.Handle("DELETE /v5/trash/credentials/{credential_id}", h.auth(h.deleted("credential", "credential_id", h.Service.PurgeCredential)))
 	mux.Handle("GET /v5/credential_settings", h.auth(h.getSettings))
 	mux.Handle("PUT /v5/credential_settings", h.auth(h.putSettings))
 	mux.Handle("POST /v5/webhooks", h.auth(h.createWebhook))
 	mux.Handle("GET /v5/webhooks", h.auth(h.listWebhooks))
 	mux.Handle("GET /v5/webhooks/{webhook_id}", h.auth(h.getWebhook))
 	mux.Handle("PATCH /v5/webhooks/{webhook_id}", h.auth(h.updateWebhook))
-	mux.Handle("DELETE /v5/webhooks/{webhook_id}", h.auth(h.deleted("webhook", "webhook_id", h.svc.DeleteWebhook)))
+	mux.Handle("DELETE /v5/webhooks/{webhook_id}", h.auth(h.deleted("webhook", "webhook_id", h.Service.DeleteWebhook)))
 	mux.Handle("GET /v5/webhooks/{webhook_id}/deliveries", h.auth(h.listDeliveries))
 }
 
@@ -61,7 +61,7 @@ func (h *handlers) versionsOrNot() http.Handler {
 }
 
 // toWire is the wire form of c with the extension fields.
-func (h *handlers) toWire(c *vault.Credential) Credential { return toWireAt(c, h.svc.Now()) }
+func (h *handlers) toWire(c *vault.Credential) Credential { return toWireAt(c, h.Service.Now()) }
 
 // toWireAt is the wire form of c at now (whether it has expired).
 func toWireAt(c *vault.Credential, now time.Time) Credential {
@@ -125,7 +125,7 @@ func listOf[T, W any](wire func(*T) W) func([]T) list[W] {
 }
 
 func (h *handlers) listVersions(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	vs, err := h.svc.ListCredentialVersions(r.Context(), id, r.PathValue("credential_id"))
+	vs, err := h.Service.ListCredentialVersions(r.Context(), id, r.PathValue("credential_id"))
 	return httpx.Reply(w, http.StatusOK, listOf(versionToWire), vs, err)
 }
 
@@ -144,7 +144,7 @@ func (h *handlers) versionSecret(w http.ResponseWriter, r *http.Request, id *vau
 	if err != nil {
 		return err
 	}
-	pt, err := h.svc.DecryptCredentialVersion(r.Context(), id, r.PathValue("credential_id"), n)
+	pt, err := h.Service.DecryptCredentialVersion(r.Context(), id, r.PathValue("credential_id"), n)
 	return writePlaintext(w, pt, err)
 }
 
@@ -153,7 +153,7 @@ func (h *handlers) rollback(w http.ResponseWriter, r *http.Request, id *vault.Id
 	if err != nil {
 		return err
 	}
-	c, err := h.svc.RollbackCredential(r.Context(), id, r.PathValue("credential_id"), n)
+	c, err := h.Service.RollbackCredential(r.Context(), id, r.PathValue("credential_id"), n)
 	return h.writeCredential(w, c, err)
 }
 
@@ -195,7 +195,7 @@ func (h *handlers) listTrash(w http.ResponseWriter, r *http.Request, id *vault.I
 		}
 		limit = n
 	}
-	items, more, err := h.svc.ListTrash(r.Context(), id, v.Get("starting_after"), limit)
+	items, more, err := h.Service.ListTrash(r.Context(), id, v.Get("starting_after"), limit)
 	if err != nil {
 		return inQuery(err)
 	}
@@ -203,14 +203,14 @@ func (h *handlers) listTrash(w http.ResponseWriter, r *http.Request, id *vault.I
 	for i := range items {
 		t := &items[i]
 		out.Items[i] = trashItem{Credential: h.toWire(&t.Credential), DeletedAt: t.DeletedAt.UTC().Format(timeFormat),
-			DeletedByUserID: t.DeletedBy, PurgeAt: h.svc.PurgeAt(t).UTC().Format(timeFormat)}
+			DeletedByUserID: t.DeletedBy, PurgeAt: h.Service.PurgeAt(t).UTC().Format(timeFormat)}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
 func (h *handlers) restore(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	c, err := h.svc.RestoreCredential(r.Context(), id, r.PathValue("credential_id"))
+	c, err := h.Service.RestoreCredential(r.Context(), id, r.PathValue("credential_id"))
 	return h.writeCredential(w, c, err)
 }
 
@@ -221,11 +221,11 @@ type settings struct {
 }
 
 func (h *handlers) writeSettings(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	n, err := h.svc.MaxVersions(r.Context(), id)
+	n, err := h.Service.MaxVersions(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, settings{Object: "credential_settings", MaxVersions: n, DeleteRetentionSeconds: int64(h.svc.DeleteRetention() / time.Second)})
+	httpx.WriteJSON(w, http.StatusOK, settings{Object: "credential_settings", MaxVersions: n, DeleteRetentionSeconds: int64(h.Service.DeleteRetention() / time.Second)})
 	return nil
 }
 
@@ -238,7 +238,7 @@ func (h *handlers) putSettings(w http.ResponseWriter, r *http.Request, id *vault
 	if err != nil {
 		return err
 	}
-	if err := h.svc.SetMaxVersions(r.Context(), id, n); err != nil {
+	if err := h.Service.SetMaxVersions(r.Context(), id, n); err != nil {
 		return err
 	}
 	return h.writeSettings(w, r, id)
@@ -294,7 +294,7 @@ func (h *handlers) createWebhook(w http.ResponseWriter, r *http.Request, id *vau
 	if err != nil {
 		return err
 	}
-	wh, secret, err := h.svc.CreateWebhook(r.Context(), id, in)
+	wh, secret, err := h.Service.CreateWebhook(r.Context(), id, in)
 	if err != nil {
 		return err
 	}
@@ -305,12 +305,12 @@ func (h *handlers) createWebhook(w http.ResponseWriter, r *http.Request, id *vau
 }
 
 func (h *handlers) listWebhooks(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	ws, err := h.svc.ListWebhooks(r.Context(), id)
+	ws, err := h.Service.ListWebhooks(r.Context(), id)
 	return httpx.Reply(w, http.StatusOK, listOf(webhookToWire), ws, err)
 }
 
 func (h *handlers) getWebhook(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	wh, err := h.svc.GetWebhook(r.Context(), id, r.PathValue("webhook_id"))
+	wh, err := h.Service.GetWebhook(r.Context(), id, r.PathValue("webhook_id"))
 	return httpx.Reply(w, http.StatusOK, webhookToWire, wh, err)
 }
 
@@ -319,7 +319,7 @@ func (h *handlers) updateWebhook(w http.ResponseWriter, r *http.Request, id *vau
 	if err != nil {
 		return err
 	}
-	wh, err := h.svc.UpdateWebhook(r.Context(), id, r.PathValue("webhook_id"), in)
+	wh, err := h.Service.UpdateWebhook(r.Context(), id, r.PathValue("webhook_id"), in)
 	return httpx.Reply(w, http.StatusOK, webhookToWire, wh, err)
 }
 
@@ -348,7 +348,7 @@ func (h *handlers) listDeliveries(w http.ResponseWriter, r *http.Request, id *va
 		}
 		limit = n
 	}
-	ds, err := h.svc.ListDeliveries(r.Context(), id, r.PathValue("webhook_id"), limit)
+	ds, err := h.Service.ListDeliveries(r.Context(), id, r.PathValue("webhook_id"), limit)
 	return httpx.Reply(w, http.StatusOK, listOf(deliveryToWire), ds, err)
 }
 

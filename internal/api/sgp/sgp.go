@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,12 +20,12 @@ type Deps = httpx.Deps
 
 // Register mounts the SGP routes on mux.
 func Register(mux *http.ServeMux, d Deps) {
-	h := &handlers{svc: d.Service, log: d.Logger, maxBody: d.MaxBody}
+	h := &handlers{d}
 	mux.Handle("POST /v5/credentials", h.auth(h.create))
 	mux.Handle("GET /v5/credentials", h.auth(h.list))
 	mux.Handle("GET /v5/credentials/{credential_id}", h.auth(h.get))
 	mux.Handle("PATCH /v5/credentials/{credential_id}", h.auth(h.update))
-	mux.Handle("DELETE /v5/credentials/{credential_id}", h.auth(h.deleted("credential", "credential_id", h.svc.DeleteCredential)))
+	mux.Handle("DELETE /v5/credentials/{credential_id}", h.auth(h.deleted("credential", "credential_id", h.Service.DeleteCredential)))
 	mux.Handle("POST /v5/credentials/{credential_id}/secret", h.auth(h.decrypt))
 	// A name containing '/' must be percent-encoded (%2F) in these paths;
 	// the GET route also takes an unencoded rest of the path.
@@ -35,11 +34,8 @@ func Register(mux *http.ServeMux, d Deps) {
 	h.registerLifecycle(mux) // credvault extensions: lifecycle.go
 }
 
-type handlers struct {
-	svc     *vault.Service
-	log     *slog.Logger
-	maxBody int64
-}
+// handlers serve the routes with the package's dependencies.
+type handlers struct{ Deps }
 
 type handlerFunc = httpx.HandlerFunc
 
@@ -50,7 +46,7 @@ func (h *handlers) auth(fn handlerFunc) http.Handler {
 }
 
 func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
-	return h.svc.Authenticate(r.Context(), r.Header.Get("x-api-key"), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
+	return h.Service.Authenticate(r.Context(), r.Header.Get("x-api-key"), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
 }
 
 // Credential is the wire form of a credential. It has no payload field.
@@ -97,12 +93,12 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Iden
 	if err != nil {
 		return err
 	}
-	c, err := h.svc.CreateCredential(r.Context(), id, in)
+	c, err := h.Service.CreateCredential(r.Context(), id, in)
 	return h.writeCredential(w, c, err)
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	c, err := h.svc.GetCredential(r.Context(), id, r.PathValue("credential_id"))
+	c, err := h.Service.GetCredential(r.Context(), id, r.PathValue("credential_id"))
 	return h.writeCredential(w, c, err)
 }
 
@@ -111,7 +107,7 @@ func (h *handlers) getByName(w http.ResponseWriter, r *http.Request, id *vault.I
 	if err != nil {
 		return err
 	}
-	c, err := h.svc.GetCredentialByName(r.Context(), id, name)
+	c, err := h.Service.GetCredentialByName(r.Context(), id, name)
 	return h.writeCredential(w, c, err)
 }
 
@@ -120,7 +116,7 @@ func (h *handlers) update(w http.ResponseWriter, r *http.Request, id *vault.Iden
 	if err != nil {
 		return err
 	}
-	c, err := h.svc.UpdateCredential(r.Context(), id, r.PathValue("credential_id"), p)
+	c, err := h.Service.UpdateCredential(r.Context(), id, r.PathValue("credential_id"), p)
 	return h.writeCredential(w, c, err)
 }
 
@@ -129,7 +125,7 @@ func (h *handlers) writeCredential(w http.ResponseWriter, c *vault.Credential, e
 	if err != nil {
 		return err
 	}
-	writeBody(w, appendCredential(make([]byte, 0, 384), c, h.svc.Now()))
+	writeBody(w, appendCredential(make([]byte, 0, 384), c, h.Service.Now()))
 	return nil
 }
 
@@ -181,7 +177,7 @@ func (h *handlers) decryptByName(w http.ResponseWriter, r *http.Request, id *vau
 }
 
 func (h *handlers) writeSecret(w http.ResponseWriter, r *http.Request, id *vault.Identity, credID, name string) error {
-	_, pt, err := h.svc.DecryptCredential(r.Context(), id, credID, name)
+	_, pt, err := h.Service.DecryptCredential(r.Context(), id, credID, name)
 	return writePlaintext(w, pt, err)
 }
 
@@ -209,11 +205,11 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 	if err != nil {
 		return err
 	}
-	page, err := h.svc.ListCredentials(r.Context(), id, q)
+	page, err := h.Service.ListCredentials(r.Context(), id, q)
 	if err != nil {
 		return inQuery(err)
 	}
-	writeList(w, page, q.Limit, h.svc.Now())
+	writeList(w, page, q.Limit, h.Service.Now())
 	return nil
 }
 
@@ -233,7 +229,7 @@ const (
 // Where a retry cannot help, x-should-retry: false stops the official SDKs
 // from re-sending the request.
 func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error, loc string) {
-	httpx.LogError(r.Context(), h.log, err)
+	httpx.LogError(r.Context(), h.Logger, err)
 	var verr *validationError
 	if errors.As(err, &verr) {
 		w.Header().Set("x-should-retry", "false")

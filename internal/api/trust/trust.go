@@ -7,7 +7,6 @@ package trust
 import (
 	"bytes"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -23,7 +22,7 @@ type Deps = httpx.Deps
 
 // Register mounts the trust-policy routes on mux.
 func Register(mux *http.ServeMux, d Deps) {
-	h := &handlers{svc: d.Service, log: d.Logger, maxBody: d.MaxBody}
+	h := &handlers{d}
 	mux.Handle("POST /admin/v1/trust-policies", h.auth(h.create))
 	mux.Handle("GET /admin/v1/trust-policies", h.auth(h.list))
 	mux.Handle("GET /admin/v1/trust-policies/{policy_id}", h.auth(h.get))
@@ -60,11 +59,8 @@ func toWire(p *vault.TrustPolicy) Policy {
 	return w
 }
 
-type handlers struct {
-	svc     *vault.Service
-	log     *slog.Logger
-	maxBody int64
-}
+// handlers serve the routes with the package's dependencies.
+type handlers struct{ Deps }
 
 type handlerFunc = httpx.HandlerFunc
 
@@ -77,11 +73,11 @@ func (h *handlers) auth(fn handlerFunc) http.Handler {
 }
 
 func (h *handlers) authenticate(r *http.Request) (*vault.Identity, error) {
-	return h.svc.Authenticate(r.Context(), httpx.APIKey(r), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
+	return h.Service.Authenticate(r.Context(), httpx.APIKey(r), strings.TrimSpace(r.Header.Get("x-selected-account-id")))
 }
 
 func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error) {
-	httpx.LogError(r.Context(), h.log, err)
+	httpx.LogError(r.Context(), h.Logger, err)
 	status := httpx.Status(err, nil)
 	if vault.KindOf(err) == vault.KindUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Basic realm="credvault"`)
@@ -90,7 +86,7 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 }
 
 func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	body, err := httpx.ReadBody(r, h.maxBody)
+	body, err := httpx.ReadBody(r, h.MaxBody)
 	if err != nil {
 		return err
 	}
@@ -115,7 +111,7 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request, id *vault.Iden
 	for _, c := range in.Claims {
 		p.Claims = append(p.Claims, vault.ClaimRule(c))
 	}
-	out, err := h.svc.CreateTrustPolicy(r.Context(), id, p)
+	out, err := h.Service.CreateTrustPolicy(r.Context(), id, p)
 	return httpx.Reply(w, http.StatusCreated, toWire, out, err)
 }
 
@@ -128,7 +124,7 @@ func jsonProblem(err error) string {
 }
 
 func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	ps, err := h.svc.ListTrustPolicies(r.Context(), id, strings.TrimSpace(r.URL.Query().Get("account_id")))
+	ps, err := h.Service.ListTrustPolicies(r.Context(), id, strings.TrimSpace(r.URL.Query().Get("account_id")))
 	if err != nil {
 		return err
 	}
@@ -137,10 +133,10 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, id *vault.Identi
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	p, err := h.svc.GetTrustPolicy(r.Context(), id, r.PathValue("policy_id"))
+	p, err := h.Service.GetTrustPolicy(r.Context(), id, r.PathValue("policy_id"))
 	return httpx.Reply(w, http.StatusOK, toWire, p, err)
 }
 
 func (h *handlers) delete(w http.ResponseWriter, r *http.Request, id *vault.Identity) error {
-	return httpx.NoContent(w, h.svc.DeleteTrustPolicy(r.Context(), id, r.PathValue("policy_id")))
+	return httpx.NoContent(w, h.Service.DeleteTrustPolicy(r.Context(), id, r.PathValue("policy_id")))
 }
