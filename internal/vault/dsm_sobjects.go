@@ -764,20 +764,43 @@ func (in *SignInput) digest() (crypto.Hash, []byte, keymat.Padding, crypto.Hash,
 	return h, d, pad, mgf, nil
 }
 
-// Sign signs with an RSA or EC private key that has SIGN in key_ops.
-func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid string, sig []byte, err error) {
-	defer func() { err = s.auditSobject(ctx, id, "sobject.sign", nil, kid, err) }()
+// signature is a signing or verification request checked and resolved:
+// the key and what is signed.
+type signature struct {
+	o      *Sobject
+	h, mgf crypto.Hash
+	d      []byte
+	pad    keymat.Padding
+}
+
+// signatureKey checks that the caller may sign or verify and in's digest
+// (and, to verify, that there is a signature), then resolves the key.
+func (s *Service) signatureKey(ctx context.Context, id *Identity, in *SignInput, verify bool) (*signature, error) {
 	if err := id.Require(ActWrite); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	h, d, pad, mgf, err := in.digest()
 	if err != nil {
-		return "", nil, err
+		return nil, err
+	}
+	if verify && in.Signature == nil {
+		return nil, FieldError("signature", "signature is required")
 	}
 	o, err := s.findSobject(ctx, id, in.Key)
 	if err != nil {
+		return nil, err
+	}
+	return &signature{o: o, h: h, mgf: mgf, d: d, pad: pad}, nil
+}
+
+// Sign signs with an RSA or EC private key that has SIGN in key_ops.
+func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid string, sig []byte, err error) {
+	defer func() { err = s.auditSobject(ctx, id, "sobject.sign", nil, kid, err) }()
+	sg, err := s.signatureKey(ctx, id, &in, false)
+	if err != nil {
 		return "", nil, err
 	}
+	o := sg.o
 	kid = o.KID
 	if (o.ObjType != ObjRSA && o.ObjType != ObjEC) || o.PublicOnly {
 		return kid, nil, FieldError("key", "signing needs an RSA or EC private key; this object is %s%s", o.ObjType, map[bool]string{true: " (public only)"}[o.PublicOnly])
@@ -802,7 +825,7 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 	if err != nil {
 		return kid, nil, err
 	}
-	sig, err = keymat.SignWith(k, h, d, pad, mgf)
+	sig, err = keymat.SignWith(k, sg.h, sg.d, sg.pad, sg.mgf)
 	if err != nil {
 		return kid, nil, keymatErr(err)
 	}
@@ -814,20 +837,11 @@ func (s *Service) Sign(ctx context.Context, id *Identity, in SignInput) (kid str
 // is audited, like a signature.
 func (s *Service) Verify(ctx context.Context, id *Identity, in SignInput) (kid string, ok bool, err error) {
 	defer func() { err = s.auditSobject(ctx, id, "sobject.verify", nil, kid, err) }()
-	if err := id.Require(ActWrite); err != nil {
-		return "", false, err
-	}
-	h, d, pad, mgf, err := in.digest()
+	sg, err := s.signatureKey(ctx, id, &in, true)
 	if err != nil {
 		return "", false, err
 	}
-	if in.Signature == nil {
-		return "", false, FieldError("signature", "signature is required")
-	}
-	o, err := s.findSobject(ctx, id, in.Key)
-	if err != nil {
-		return "", false, err
-	}
+	o := sg.o
 	if len(o.PubKey) == 0 || (o.ObjType != ObjRSA && o.ObjType != ObjEC && o.ObjType != ObjCertificate) {
 		return o.KID, false, FieldError("key", "verifying needs an RSA or EC key or a certificate; this object is %s", o.ObjType)
 	}
@@ -837,7 +851,7 @@ func (s *Service) Verify(ctx context.Context, id *Identity, in SignInput) (kid s
 	if !o.Enabled {
 		return o.KID, false, FieldError("key", "the security object is disabled")
 	}
-	ok, err = keymat.Verify(o.PubKey, h, d, in.Signature, pad, mgf)
+	ok, err = keymat.Verify(o.PubKey, sg.h, sg.d, in.Signature, sg.pad, sg.mgf)
 	if err != nil {
 		return o.KID, false, keymatErr(err)
 	}
