@@ -347,9 +347,6 @@ func (s *Service) opens(o *Sobject) bool {
 // findSobject resolves a descriptor within the caller's scope. Objects
 // outside it are NotFound, exactly like missing ones.
 func (s *Service) findSobject(ctx context.Context, id *Identity, d SobjectDescriptor) (*Sobject, error) {
-	if d.Transient != nil {
-		return s.findTransient(ctx, id, d.Transient)
-	}
 	sc, err := s.scope(ctx, id)
 	if err != nil {
 		return nil, err
@@ -363,6 +360,10 @@ func (s *Service) findSobject(ctx context.Context, id *Identity, d SobjectDescri
 		o, err = s.store.GetSobject(ctx, id.AccountID, d.KID)
 	case d.Name != "":
 		o, err = s.store.GetSobjectByName(ctx, id.AccountID, d.Name)
+	case d.Transient != nil:
+		if o, err = s.openTransient(id, d.Transient); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, FieldError("key", "a security object descriptor needs kid or name")
 	}

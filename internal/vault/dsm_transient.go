@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -100,22 +99,5 @@ func (s *Service) openTransient(id *Identity, handle []byte) (*Sobject, error) {
 	}
 	o := t.Object
 	o.AccountID, o.Origin, o.TransientKey = id.AccountID, OriginTransient, nil
-	return o, nil
-}
-
-// findTransient resolves a handle within the caller's group scope, like a
-// stored object.
-func (s *Service) findTransient(ctx context.Context, id *Identity, handle []byte) (*Sobject, error) {
-	sc, err := s.scope(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	o, err := s.openTransient(id, handle)
-	if err != nil {
-		return nil, err
-	}
-	if !sc.has(o.GroupID) {
-		return nil, notFound("security object")
-	}
 	return o, nil
 }
