@@ -25,7 +25,7 @@ func TestFailClosed(t *testing.T) {
 		k := v.Do(t, "POST", "/crypto/v1/keys", map[string]any{
 			"name": "fc-key", "obj_type": "AES", "key_size": 256, "group_id": g.Object(t)["group_id"], "key_ops": []string{"ENCRYPT", "EXPORT"},
 		}, "Authorization", "Basic "+v.AdminKey)
-		if k.Status != 200 {
+		if k.Status != 201 {
 			t.Fatalf("key: %d %s", k.Status, k.Body)
 		}
 		kid := k.Object(t)["kid"].(string)

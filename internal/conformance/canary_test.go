@@ -260,14 +260,14 @@ func TestCanaries(t *testing.T) {
 			{"canary-ec", "EC", ecDER, adminSess},
 		} {
 			body := map[string]any{"name": im.name, "obj_type": im.typ, "value": b64(im.value), "group_id": group, "allow_credential_use": true}
-			kids[im.name] = must(im.by, 200, "PUT", "/crypto/v1/keys", body)["kid"].(string)
+			kids[im.name] = must(im.by, 201, "PUT", "/crypto/v1/keys", body)["kid"].(string)
 		}
 
 		// ---- DSM: generated keys, exported once to learn their material ----
 		gen := func(c *caller, name string, body map[string]any) string {
 			body["name"], body["group_id"] = name, group
 			body["allow_credential_use"] = true
-			kid := must(c, 200, "POST", "/crypto/v1/keys", body)["kid"].(string)
+			kid := must(c, 201, "POST", "/crypto/v1/keys", body)["kid"].(string)
 			kids[name] = kid
 			return kid
 		}

@@ -96,14 +96,14 @@ func newFixture(t *testing.T, root *caller, group, p string) *fixture {
 		for k, v := range extra {
 			body[k] = v
 		}
-		return root.must(t, 200, "POST", "/crypto/v1/keys", body)["kid"].(string)
+		return root.must(t, 201, "POST", "/crypto/v1/keys", body)["kid"].(string)
 	}
 	f.signKID = ec(p+"-sign", map[string]any{"key_ops": []string{"SIGN", "VERIFY", "EXPORT", "APPMANAGEABLE"}})
 	f.material = unb64(t, root.must(t, 200, "POST", "/crypto/v1/keys/export", map[string]any{"kid": f.signKID})["value"])
 	d := sha256.Sum256([]byte("role matrix " + p))
 	f.digest = d[:]
 	f.signature = root.must(t, 200, "POST", "/crypto/v1/sign", map[string]any{"key": map[string]any{"kid": f.signKID}, "hash_alg": "SHA256", "hash": b64(f.digest)})["signature"].(string)
-	f.delKID = root.must(t, 200, "POST", "/crypto/v1/keys", map[string]any{"name": p + "-delkey", "obj_type": "AES", "key_size": 128, "group_id": group})["kid"].(string)
+	f.delKID = root.must(t, 201, "POST", "/crypto/v1/keys", map[string]any{"name": p + "-delkey", "obj_type": "AES", "key_size": 128, "group_id": group})["kid"].(string)
 	f.rekeyName = p + "-rekey"
 	f.rekeyKID = ec(f.rekeyName, nil)
 	f.ociKID = ec(p+"-oci", map[string]any{"allow_credential_use": true})
@@ -113,7 +113,7 @@ func newFixture(t *testing.T, root *caller, group, p string) *fixture {
 	}
 	f.icID, f.icDelID, f.icRotID = ic(p+"-ic", f.ociKID), ic(p+"-ic-del", f.ociKID), ic(p+"-ic-rot", rotKID)
 	f.appID = root.must(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": p + "-fxapp", "role": "crypto", "add_groups": map[string]any{group: []string{"SIGN"}}})["app_id"].(string)
-	f.aesKID = root.must(t, 200, "POST", "/crypto/v1/keys", map[string]any{"name": p + "-aes", "obj_type": "AES", "key_size": 256, "group_id": group,
+	f.aesKID = root.must(t, 201, "POST", "/crypto/v1/keys", map[string]any{"name": p + "-aes", "obj_type": "AES", "key_size": 256, "group_id": group,
 		"key_ops": []string{"ENCRYPT", "DECRYPT"}})["kid"].(string)
 	f.plainText = "role-matrix-plaintext-" + p + "-" + vault.NewID()
 	f.aesEnc = root.must(t, 200, "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"kid": f.aesKID}, "alg": "AES", "mode": "GCM", "tag_len": 128,
@@ -132,15 +132,17 @@ type matrixOp struct {
 }
 
 const (
-	ok   = 200
-	none = 204
-	deny = 403
+	ok      = 200
+	created = 201
+	none    = 204
+	deny    = 403
 )
 
 var (
 	all       = cols{ok, ok, ok, ok, ok, ok}
 	secretOps = cols{ok, ok, ok, deny, ok, ok}
 	writeOps  = cols{ok, ok, deny, deny, ok, ok}
+	createOps = cols{created, created, deny, deny, created, created} // new security objects
 	writeNone = cols{none, none, deny, deny, none, none}
 	adminOps  = cols{ok, deny, deny, deny, ok, deny}
 
@@ -200,10 +202,10 @@ func matrixOps() []matrixOp {
 		{name: "dsm/key-info", want: all, do: func(t *testing.T, c *caller, f *fixture) *vaulttest.Response {
 			return c.dsm(t, "POST", "/crypto/v1/keys/info", map[string]any{"kid": f.signKID})
 		}},
-		{name: "dsm/generate-key", write: true, want: writeOps, do: func(t *testing.T, c *caller, f *fixture) *vaulttest.Response {
+		{name: "dsm/generate-key", write: true, want: createOps, do: func(t *testing.T, c *caller, f *fixture) *vaulttest.Response {
 			return c.dsm(t, "POST", "/crypto/v1/keys", map[string]any{"name": f.p + "-gen", "obj_type": "AES", "key_size": 256, "group_id": f.group})
 		}},
-		{name: "dsm/import-key", write: true, want: writeOps, do: func(t *testing.T, c *caller, f *fixture) *vaulttest.Response {
+		{name: "dsm/import-key", write: true, want: createOps, do: func(t *testing.T, c *caller, f *fixture) *vaulttest.Response {
 			return c.dsm(t, "PUT", "/crypto/v1/keys", map[string]any{"name": f.p + "-imp", "obj_type": "SECRET", "value": b64([]byte("imported-" + f.p)), "group_id": f.group})
 		}},
 		{name: "dsm/export-key", want: secretOps, secret: true, do: func(t *testing.T, c *caller, f *fixture) *vaulttest.Response {

@@ -58,7 +58,7 @@ func TestReplicasDSM(t *testing.T) {
 	g := a.must(t, 200, "POST", "/sys/v1/groups", map[string]any{"name": "replicated"})["group_id"].(string)
 
 	t.Run("key created on A signs on B", func(t *testing.T) {
-		o := a.must(t, 200, "POST", "/crypto/v1/keys", map[string]any{"name": "rep-ec", "obj_type": "EC", "elliptic_curve": "NistP256", "group_id": g})
+		o := a.must(t, 201, "POST", "/crypto/v1/keys", map[string]any{"name": "rep-ec", "obj_type": "EC", "elliptic_curve": "NistP256", "group_id": g})
 		kid := o["kid"].(string)
 		pub, err := base64.StdEncoding.DecodeString(o["pub_key"].(string))
 		if err != nil {
@@ -120,7 +120,7 @@ func TestReplicasDSM(t *testing.T) {
 		if l := appB.must(t, 200, "POST", "/sys/v1/session/auth", nil); l["entity_id"] != id {
 			t.Fatalf("B: app session: %v", l)
 		}
-		o := appB.must(t, 200, "POST", "/crypto/v1/keys", map[string]any{"name": "app-key", "obj_type": "AES", "key_size": 256})
+		o := appB.must(t, 201, "POST", "/crypto/v1/keys", map[string]any{"name": "app-key", "obj_type": "AES", "key_size": 256})
 		if o["group_id"] != g {
 			t.Fatalf("B: the app's key went to group %v, want %s", o["group_id"], g)
 		}

@@ -294,7 +294,9 @@ func ValidUUID(s string) bool {
 }
 
 // notFound returns a NotFound error naming what was not found.
-func notFound(what string) error { return Errorf(KindNotFound, "%s not found", what) }
+func notFound(what string) error {
+	return &Error{Kind: KindNotFound, Subject: what, Msg: what + " not found"}
+}
 
 // mapStoreErr turns store NotFound into a message naming the object and
 // wraps other errors with op.

@@ -58,7 +58,11 @@ type Error struct {
 	Kind  Kind
 	Msg   string
 	Field string // optional: the request field the error is about, e.g. "payload"
-	Err   error
+	// Subject is, for NotFound and Conflict errors, the kind of object the
+	// error is about ("security object", "group", …), so that a dialect
+	// can word it as its clients expect (notFound, conflictName).
+	Subject string
+	Err     error
 }
 
 func (e *Error) Error() string {
@@ -131,7 +135,7 @@ func conflictName(err error, what string) error {
 		if strings.ContainsAny(what[:1], "aeiou") {
 			article = "an "
 		}
-		return &Error{Kind: KindConflict, Field: "name", Msg: article + what + " with this name already exists in this account", Err: err}
+		return &Error{Kind: KindConflict, Field: "name", Subject: what, Msg: article + what + " with this name already exists in this account", Err: err}
 	}
 	return err
 }

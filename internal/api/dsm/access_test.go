@@ -330,7 +330,7 @@ func TestErrors_NoRequestValueEchoed(t *testing.T) {
 		adm := admin(v)
 		g := adm.group(t, "echo")
 		rsaKid := adm.key(t, map[string]any{"name": "rsa", "obj_type": "RSA", "key_size": 2048, "group_id": g})["kid"].(string)
-		adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "aes", "obj_type": "AES", "value": b64(make([]byte, 32)), "group_id": g})
+		adm.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "aes", "obj_type": "AES", "value": b64(make([]byte, 32)), "group_id": g})
 		appID := adm.ok(t, 200, "POST", "/sys/v1/apps", map[string]any{"name": "echo-app", "add_groups": []string{g}})["app_id"].(string)
 		missing := vault.NewID()
 		data := b64([]byte("x"))
@@ -498,7 +498,7 @@ func TestAppScope_ReadOncePerRequest(t *testing.T) {
 		}
 		adm.ok(t, 200, "PATCH", "/sys/v1/apps/"+appID, map[string]any{"add_groups": map[string][]string{g2: {}}, "del_groups": []string{g1}})
 		for _, c := range []client{app, sess} {
-			c.fail(t, 404, "not found", "POST", "/crypto/v1/keys/info", info)
+			c.fail(t, 404, "sobject does not exist", "POST", "/crypto/v1/keys/info", info)
 			if n := len(c.list(t, "/crypto/v1/keys")); n != 0 {
 				t.Errorf("listing after leaving g1: %d objects, want 0", n)
 			}

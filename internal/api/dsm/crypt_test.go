@@ -40,7 +40,7 @@ func TestCrypt_AES(t *testing.T) {
 			key := make([]byte, bits/8)
 			_, _ = rand.Read(key)
 			name := fmt.Sprintf("aes-%d", bits)
-			kid := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": name, "obj_type": "AES", "value": b64(key)})["kid"].(string)
+			kid := app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": name, "obj_type": "AES", "value": b64(key)})["kid"].(string)
 			block, _ := aes.NewCipher(key)
 			for _, tc := range []struct {
 				mode   string
@@ -185,7 +185,7 @@ func TestCrypt_RSA(t *testing.T) {
 		}
 		// An RSA public key (imported public-only) encrypts; it cannot decrypt.
 		pubDER, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA public", "obj_type": "RSA", "value": b64(pubDER)})
+		app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA public", "obj_type": "RSA", "value": b64(pubDER)})
 		enc := app.ok(t, 200, "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"name": "RSA public"}, "alg": "RSA", "mode": oaep("SHA256"), "plain": b64(plain)})
 		if got, err := rsa.DecryptOAEP(sha256.New(), nil, priv, unb64(t, enc["cipher"]), nil); err != nil || !bytes.Equal(got, plain) {
 			t.Fatalf("public-only encrypt: %v", err)
@@ -204,12 +204,12 @@ func TestCrypt_Errors(t *testing.T) {
 		g := adm.group(t, "errs")
 		app, _ := adm.app(t, "errs-app", "crypto", g)
 		key := bytes.Repeat([]byte{3}, 32)
-		kid := app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "aes", "obj_type": "AES", "value": b64(key)})["kid"].(string)
-		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "enc-only", "obj_type": "AES", "value": b64(key), "key_ops": []string{"ENCRYPT"}})
-		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "dec-only", "obj_type": "AES", "value": b64(key), "key_ops": []string{"DECRYPT"}})
-		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "opaque", "obj_type": "OPAQUE", "value": b64([]byte("o"))})
-		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "secret", "obj_type": "SECRET", "value": b64([]byte("s"))})
-		app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "hmac", "obj_type": "HMAC", "value": b64(key)})
+		kid := app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "aes", "obj_type": "AES", "value": b64(key)})["kid"].(string)
+		app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "enc-only", "obj_type": "AES", "value": b64(key), "key_ops": []string{"ENCRYPT"}})
+		app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "dec-only", "obj_type": "AES", "value": b64(key), "key_ops": []string{"DECRYPT"}})
+		app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "opaque", "obj_type": "OPAQUE", "value": b64([]byte("o"))})
+		app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "secret", "obj_type": "SECRET", "value": b64([]byte("s"))})
+		app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "hmac", "obj_type": "HMAC", "value": b64(key)})
 		app.key(t, map[string]any{"name": "ec", "obj_type": "EC", "elliptic_curve": "NistP256"})
 		secretPlain := "plaintext-canary-7f3a"
 		gcm := func(name string) map[string]any {
@@ -258,7 +258,7 @@ func TestCrypt_Errors(t *testing.T) {
 			{"HMAC", 400, "objects of this type cannot be used to encrypt (use an AES or RSA key)", "encrypt", gcm("hmac")},
 			{"EC", 400, "objects of this type cannot be used to encrypt (use an AES or RSA key)", "encrypt", gcm("ec")},
 			{"EC decrypt", 400, "objects of this type cannot be used to decrypt (use an AES or RSA key)", "decrypt", dec(func(d map[string]any) { d["key"] = map[string]any{"name": "ec"} })},
-			{"unknown key", 404, "security object not found", "encrypt", gcm("missing")},
+			{"unknown key", 404, "sobject does not exist", "encrypt", gcm("missing")},
 			{"CBC bad padding", 400, "decryption failed: the ciphertext, IV, tag or associated data do not match this key", "decrypt", map[string]any{"key": map[string]any{"name": "aes"}, "mode": "CBC", "iv": b64(make([]byte, 16)), "cipher": b64(make([]byte, 32))}},
 			{"RSA padding for AES", 400, "unsupported mode for AES (use GCM, CBC or CTR)", "encrypt", func() map[string]any {
 				r := gcm("aes")
@@ -397,7 +397,7 @@ func TestTransientKeys(t *testing.T) {
 		t.Run("import", func(t *testing.T) {
 			key := make([]byte, 32)
 			_, _ = rand.Read(key)
-			k := sess.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"obj_type": "AES", "value": b64(key), "transient": true})
+			k := sess.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"obj_type": "AES", "value": b64(key), "transient": true})
 			if k["origin"] != "Transient" || k["kid"] != nil || k["value"] != nil {
 				t.Fatalf("transient import answer: %v", k)
 			}

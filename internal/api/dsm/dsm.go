@@ -33,6 +33,7 @@ func Register(mux *http.ServeMux, d Deps) {
 		h.maxBody = 1 << 20
 	}
 	mux.Handle("GET /sys/v1/version", h.public(h.version))
+	mux.Handle("GET /sys/v1/health", h.public(h.health))
 
 	mux.Handle("POST /sys/v1/session/auth", h.public(h.sessionAuth))
 	mux.Handle("POST /sys/v1/session/refresh", h.auth(h.sessionRefresh))
@@ -59,7 +60,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /sys/v1/apps/{app_id}/reset_secret", h.auth(h.resetAppSecret))
 
 	renderSobject := func(_ *http.Request, o *vault.Sobject) any { return toSobject(o, h.svc.Now(), true) }
-	sobjects := resource[vault.SobjectInput, *vault.Sobject]{param: "key_id", input: body(h, (*sobjectRequest).input), render: renderSobject}
+	sobjects := resource[vault.SobjectInput, *vault.Sobject]{param: "key_id", input: body(h, (*sobjectRequest).input), render: renderSobject, created: http.StatusCreated}
 	rekey := resource[vault.RekeyInput, *vault.Sobject]{input: body(h, (*sobjectRequest).rekeyInput), render: renderSobject}
 	mux.Handle("POST /crypto/v1/keys", h.auth(sobjects.create(h.svc.CreateSobject)))
 	mux.Handle("PUT /crypto/v1/keys", h.auth(sobjects.create(h.svc.ImportSobject)))
@@ -128,10 +129,21 @@ func (h *handlers) renderError(w http.ResponseWriter, r *http.Request, err error
 
 // wireMessage is err's client-safe message with the core's field path
 // (see vault.Error.Field), wherever the message names it, renamed to
-// DSM's (wireField).
+// DSM's (wireField). A missing or already named security object is said
+// in DSM's words.
 func wireMessage(err error) string {
-	msg := vault.Message(err)
 	var ve *vault.Error
+	if errors.As(err, &ve) && ve.Subject == "security object" {
+		// DSM's own words, which clients compare whole: MinIO KES maps
+		// them to "key does not exist" and "key already exists".
+		switch ve.Kind {
+		case vault.KindNotFound:
+			return "sobject does not exist"
+		case vault.KindConflict:
+			return "sobject already exists"
+		}
+	}
+	msg := vault.Message(err)
 	if !errors.As(err, &ve) || ve.Kind != vault.KindInvalid || ve.Field == "" {
 		return msg
 	}

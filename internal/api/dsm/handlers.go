@@ -26,6 +26,15 @@ func (h *handlers) version(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// health answers DSM's health check as DSM does: 204 No Content, without
+// authentication, whenever the server handles requests (MinIO KES will not
+// start on anything else). Whether the database takes writes is /readyz's
+// to say.
+func (h *handlers) health(w http.ResponseWriter, r *http.Request) error {
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // ---- sessions ----
 
 func (h *handlers) sessionAuth(w http.ResponseWriter, r *http.Request) error {

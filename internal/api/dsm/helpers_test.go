@@ -124,13 +124,13 @@ func (c client) rsaKeyApp(t *testing.T, group string) (app client, priv *rsa.Pri
 	if err != nil {
 		t.Fatal(err)
 	}
-	kid = app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA Key", "obj_type": "RSA", "value": b64(der)})["kid"].(string)
+	kid = app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "RSA Key", "obj_type": "RSA", "value": b64(der)})["kid"].(string)
 	return app, priv, kid
 }
 
 func (c client) key(t *testing.T, body map[string]any) map[string]any {
 	t.Helper()
-	return c.ok(t, 200, "POST", "/crypto/v1/keys", body)
+	return c.ok(t, 201, "POST", "/crypto/v1/keys", body)
 }
 
 var (

@@ -16,6 +16,10 @@ type resource[I, T any] struct {
 	param  string                         // the path parameter naming the object, e.g. "group_id"
 	input  func(*http.Request) (I, error) // the request body as the core's input
 	render func(*http.Request, T) any     // the response body for the core's object
+	// created is the status of a create: 201 for security objects, as
+	// DSM answers them (MinIO KES treats anything else as a failure to
+	// create); 0, 200 for the others.
+	created int
 }
 
 // create serves a POST (or PUT) of a new object.
@@ -26,7 +30,11 @@ func (res resource[I, T]) create(create func(context.Context, *vault.Identity, I
 			return err
 		}
 		o, err := create(r.Context(), id, in)
-		return res.write(w, r, o, err)
+		if err != nil || res.created == 0 {
+			return res.write(w, r, o, err)
+		}
+		httpx.WriteJSON(w, res.created, res.render(r, o))
+		return nil
 	}
 }
 

@@ -82,7 +82,7 @@ func TestSobjects_Generate(t *testing.T) {
 		adm.fail(t, 400, "key_size is required for AES keys", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "group_id": g})
 		adm.fail(t, 400, "name is required", "POST", "/crypto/v1/keys", map[string]any{"obj_type": "AES", "key_size": 128, "group_id": g})
 		adm.fail(t, 400, "key_ops names an operation that AES objects do not implement", "POST", "/crypto/v1/keys", map[string]any{"name": "x", "obj_type": "AES", "key_size": 128, "group_id": g, "key_ops": []string{"SIGN"}})
-		adm.fail(t, 409, "a security object with this name already exists in this account", "POST", "/crypto/v1/keys", map[string]any{"name": "AES-128", "obj_type": "AES", "key_size": 128, "group_id": g})
+		adm.fail(t, 409, "sobject already exists", "POST", "/crypto/v1/keys", map[string]any{"name": "AES-128", "obj_type": "AES", "key_size": 128, "group_id": g})
 		// Exportable on request.
 		o := adm.key(t, map[string]any{"name": "exp", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "EXPORT"}})
 		ex := adm.ok(t, 200, "POST", "/crypto/v1/keys/export", map[string]any{"name": "exp"})
@@ -128,7 +128,7 @@ func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
 		}
 		kids := map[string]string{}
 		for _, im := range imports {
-			o := adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": im.name, "obj_type": im.typ, "value": b64(im.value), "group_id": g,
+			o := adm.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": im.name, "obj_type": im.typ, "value": b64(im.value), "group_id": g,
 				"custom_metadata": map[string]string{"team": "x"}})
 			kids[im.name] = o["kid"].(string)
 			if o["origin"] != "External" || !slices.Contains(keyOps(o), "EXPORT") || o["value"] != nil {
@@ -200,16 +200,16 @@ func TestSobjects_ImportLookupListUpdateDelete(t *testing.T) {
 		adm.fail(t, 403, "the security object is not exportable (EXPORT is not among its", "POST", "/crypto/v1/keys/export", map[string]any{"kid": kid}) // EXPORT removed
 		adm.fail(t, 400, "key_ops names an operation that RSA objects do not implement", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"key_ops": []string{"MACGENERATE"}})
 		adm.fail(t, 400, "moving security objects between groups is not supported", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"group_id": g2})
-		adm.fail(t, 409, "a security object with this name already exists in this account", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "i-ec"})
+		adm.fail(t, 409, "sobject already exists", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "i-ec"})
 		// A never-exportable object cannot become exportable.
 		gen := adm.key(t, map[string]any{"name": "gen", "obj_type": "AES", "key_size": 128, "group_id": g})
 		adm.fail(t, 400, "EXPORT cannot be added to an object that was never exportable", "PATCH", "/crypto/v1/keys/"+gen["kid"].(string), map[string]any{"key_ops": []string{"ENCRYPT", "EXPORT"}})
 
 		// Delete.
 		adm.ok(t, 204, "DELETE", "/crypto/v1/keys/"+kid, nil)
-		adm.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
-		adm.fail(t, 404, "security object not found", "DELETE", "/crypto/v1/keys/"+kid, nil)
-		adm.fail(t, 404, "security object not found", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "z"})
+		adm.fail(t, 404, "sobject does not exist", "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+		adm.fail(t, 404, "sobject does not exist", "DELETE", "/crypto/v1/keys/"+kid, nil)
+		adm.fail(t, 404, "sobject does not exist", "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"name": "z"})
 		adm.fail(t, 400, "key_id must be a UUID", "DELETE", "/crypto/v1/keys/nope", nil)
 	})
 }
@@ -284,8 +284,8 @@ func TestSignVerify(t *testing.T) {
 			{400, "key.kid must be a UUID", map[string]any{"key": map[string]any{"kid": "not-a-uuid"}, "hash_alg": "SHA256", "data": b64(msg)}},
 			{400, "key must name exactly one of kid, name, transient_key or inline", map[string]any{"key": map[string]any{"kid": rsaKey["kid"], "name": "rsa"}, "hash_alg": "SHA256", "data": b64(msg)}},
 			{400, "key: inline keys are not supported; use kid, name or transient_key", map[string]any{"key": map[string]any{"inline": map[string]any{}}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{404, "security object not found", map[string]any{"key": map[string]any{"transient_key": "AAAA"}, "hash_alg": "SHA256", "data": b64(msg)}},
-			{404, "security object not found", map[string]any{"key": map[string]any{"kid": "00000000-0000-0000-0000-000000000000"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{404, "sobject does not exist", map[string]any{"key": map[string]any{"transient_key": "AAAA"}, "hash_alg": "SHA256", "data": b64(msg)}},
+			{404, "sobject does not exist", map[string]any{"key": map[string]any{"kid": "00000000-0000-0000-0000-000000000000"}, "hash_alg": "SHA256", "data": b64(msg)}},
 			{400, "PSS padding applies to RSA keys only", map[string]any{"key": map[string]any{"kid": ecKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"PSS": map[string]any{"mgf": map[string]any{"mgf1": map[string]any{"hash": "SHA256"}}}}}},
 			{400, "unknown signature mode (supported: PSS, PKCS1_V15)", map[string]any{"key": map[string]any{"kid": rsaKey["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "mode": map[string]any{"OAEP": map[string]any{}}}},
 		} {
@@ -323,7 +323,7 @@ func TestRekey(t *testing.T) {
 		// The old key still verifies what it signed before (verify works on deactivated keys).
 		adm.ok(t, 200, "POST", "/crypto/v1/verify", map[string]any{"key": map[string]any{"kid": old["kid"]}, "hash_alg": "SHA256", "data": b64(msg), "signature": r["signature"]})
 
-		adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "sec", "obj_type": "SECRET", "value": b64([]byte("s")), "group_id": g})
+		adm.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "sec", "obj_type": "SECRET", "value": b64([]byte("s")), "group_id": g})
 		adm.fail(t, 400, "security objects of type SECRET are rotated with new material given in value", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec"})
 		// With the new material given (the Terraform provider's dsm_secret
 		// rotation sends this body): a new SECRET takes the name, export
@@ -343,7 +343,7 @@ func TestRekey(t *testing.T) {
 		}
 		adm.fail(t, 400, "value must not be empty", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "sec", "value": ""})
 		adm.fail(t, 400, "", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "signer", "value": b64([]byte("not a key"))})
-		adm.fail(t, 404, "security object not found", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "missing"})
+		adm.fail(t, 404, "sobject does not exist", "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "missing"})
 		adm.fail(t, 400, "name (of the security object to rotate) is required", "POST", "/crypto/v1/keys/rekey", map[string]any{})
 	})
 }
@@ -482,7 +482,7 @@ func TestSobjects_CreateWithoutGroupUsesTheAppsDefaultGroup(t *testing.T) {
 			t.Fatalf("default_group %v, want %s", b["default_group"], first)
 		}
 		appc = appClient(t, adm, b["app_id"].(string))
-		o := appc.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "imported", "obj_type": "SECRET", "value": b64([]byte("s3cr3t"))})
+		o := appc.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "imported", "obj_type": "SECRET", "value": b64([]byte("s3cr3t"))})
 		if o["group_id"] != first {
 			t.Errorf("import went to %v, want %s", o["group_id"], first)
 		}
@@ -545,7 +545,7 @@ func TestSobjects_ESOReadFlowAndValueRules(t *testing.T) {
 		g := adm.group(t, "eso")
 		app, _ := adm.app(t, "eso-app", "crypto", g)
 		imp := func(name, typ string, value []byte) string {
-			return app.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": name, "obj_type": typ, "value": b64(value)})["kid"].(string)
+			return app.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": name, "obj_type": typ, "value": b64(value)})["kid"].(string)
 		}
 		opaqueKid := imp("db-url", "OPAQUE", []byte("postgres://db"))
 		imp("db-creds", "OPAQUE", []byte(`{"user":"svc","password":"pw-opaque"}`))
@@ -601,7 +601,7 @@ func TestSobjects_ValueAnswersAreNotCached(t *testing.T) {
 		adm := admin(v)
 		g := adm.group(t, "g")
 		adm.key(t, map[string]any{"name": "aes", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "EXPORT"}})
-		adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "opaque", "obj_type": "OPAQUE", "value": b64([]byte("o")), "group_id": g})
+		adm.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "opaque", "obj_type": "OPAQUE", "value": b64([]byte("o")), "group_id": g})
 		for _, c := range []struct {
 			path, name string
 			value      bool
@@ -633,7 +633,7 @@ func TestSobjects_GetByKid(t *testing.T) {
 		adm := admin(v)
 		g := adm.group(t, "tf")
 		aes := adm.key(t, map[string]any{"name": "tf-aes", "obj_type": "AES", "key_size": 256, "group_id": g, "description": "made by terraform"})["kid"].(string)
-		opaque := adm.ok(t, 200, "PUT", "/crypto/v1/keys", map[string]any{"name": "tf-opaque", "obj_type": "OPAQUE", "value": b64([]byte("o-value")), "group_id": g})["kid"].(string)
+		opaque := adm.ok(t, 201, "PUT", "/crypto/v1/keys", map[string]any{"name": "tf-opaque", "obj_type": "OPAQUE", "value": b64([]byte("o-value")), "group_id": g})["kid"].(string)
 		for _, kid := range []string{aes, opaque} {
 			info := adm.do(t, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
 			for _, path := range []string{"/crypto/v1/keys/" + kid + "?show_destroyed=true&show_deleted=true", "/crypto/v1/keys/" + strings.ToUpper(kid)} {
@@ -653,7 +653,7 @@ func TestSobjects_GetByKid(t *testing.T) {
 		adm.fail(t, 400, "key_id must be a UUID", "GET", "/crypto/v1/keys/not-a-kid", nil)
 		adm.fail(t, 400, "show_deleted must be true or false", "GET", "/crypto/v1/keys/"+aes+"?show_deleted=maybe", nil)
 		adm.fail(t, 400, "view=", "GET", "/crypto/v1/keys/"+aes+"?view=pem", nil)
-		adm.fail(t, 404, "security object not found", "GET", "/crypto/v1/keys/"+vault.NewID(), nil)
+		adm.fail(t, 404, "sobject does not exist", "GET", "/crypto/v1/keys/"+vault.NewID(), nil)
 
 		// Reach: an app outside the object's group, and another account,
 		// are told what keys/info tells them.
@@ -665,11 +665,11 @@ func TestSobjects_GetByKid(t *testing.T) {
 		}
 		outsider.fail(t, wantStatus, "", "GET", "/crypto/v1/keys/"+aes, nil)
 		stranger := client{v: v, auth: "Basic " + v.NewTenant(t, "stranger", vault.RoleAdmin).Key}
-		stranger.fail(t, 404, "security object not found", "GET", "/crypto/v1/keys/"+aes, nil)
+		stranger.fail(t, 404, "sobject does not exist", "GET", "/crypto/v1/keys/"+aes, nil)
 
 		// Deleted: 404, which Terraform takes as "gone".
 		adm.ok(t, 204, "DELETE", "/crypto/v1/keys/"+aes, nil)
-		adm.fail(t, 404, "security object not found", "GET", "/crypto/v1/keys/"+aes+"?show_destroyed=true&show_deleted=true", nil)
+		adm.fail(t, 404, "sobject does not exist", "GET", "/crypto/v1/keys/"+aes+"?show_destroyed=true&show_deleted=true", nil)
 	})
 }
 
