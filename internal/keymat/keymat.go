@@ -264,6 +264,13 @@ const (
 	PSS
 )
 
+func (p Padding) name() string {
+	if p == PSS {
+		return "PSS"
+	}
+	return "PKCS#1 v1.5"
+}
+
 // parsePublic parses an object's stored PKIX public key.
 func parsePublic(der []byte) (any, error) {
 	k, err := x509.ParsePKIXPublicKey(der)
@@ -349,13 +356,22 @@ func SignWith(k crypto.Signer, h crypto.Hash, digest []byte, pad Padding, mgf cr
 	}
 	switch key := k.(type) {
 	case *rsa.PrivateKey:
-		if pad == PSS {
-			if otherMGF(h, mgf) {
-				return signPSSMGF(key, h, digest, mgf)
-			}
-			return rsa.SignPSS(rand.Reader, key, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h})
+		var sig []byte
+		var err error
+		switch {
+		case pad == PSS && otherMGF(h, mgf):
+			return signPSSMGF(key, h, digest, mgf)
+		case pad == PSS:
+			sig, err = rsa.SignPSS(rand.Reader, key, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h})
+		default:
+			sig, err = rsa.SignPKCS1v15(rand.Reader, key, h, digest)
 		}
-		return rsa.SignPKCS1v15(rand.Reader, key, h, digest)
+		if errors.Is(err, rsa.ErrMessageTooLong) {
+			// A key too small for the digest (and, for PSS, its salt): the
+			// request's to change, as signPSSMGF says too.
+			return nil, errorf("the RSA key is too small for %s with this hash", pad.name())
+		}
+		return sig, err
 	case *ecdsa.PrivateKey:
 		return ecdsa.SignASN1(rand.Reader, key, digest)
 	}

@@ -2,9 +2,13 @@ package keymat_test
 
 import (
 	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/credvault/credvault/internal/keymat"
@@ -62,5 +66,26 @@ func TestInputErrors(t *testing.T) {
 		if !errors.As(c.err, &ke) {
 			t.Errorf("%s: want a *keymat.Error, got %v", c.name, c.err)
 		}
+	}
+}
+
+// TestSignWith_KeyTooSmallIsTheRequests: an RSA key too small for PSS with
+// the digest asked for is a request error (400 at the API), not a server
+// error, whether the MGF1 hash is the digest's or another.
+func TestSignWith_KeyTooSmallIsTheRequests(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha512.Sum512([]byte("m"))
+	for _, mgf := range []crypto.Hash{crypto.SHA512, crypto.SHA1} {
+		_, err := keymat.SignWith(key, crypto.SHA512, digest[:], keymat.PSS, mgf)
+		var ke *keymat.Error
+		if !errors.As(err, &ke) || !strings.Contains(ke.Msg, "too small for PSS") {
+			t.Errorf("MGF1 %v: %v, want a *keymat.Error saying the key is too small", mgf, err)
+		}
+	}
+	if _, err := keymat.SignWith(key, crypto.SHA512, digest[:], keymat.PKCS1v15, 0); err != nil {
+		t.Errorf("PKCS#1 v1.5 fits a 1024-bit key: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -76,6 +77,24 @@ func TestPrincipalRateLimit(t *testing.T) {
 	// Other principals are not affected.
 	if r := v.SGP(t, other.Key, "", "GET", "/v5/credentials", nil); r.Status != 200 {
 		t.Errorf("another principal: %d", r.Status)
+	}
+}
+
+// TestPrincipalRateLimit_BelowOnePerSecond: a rate below one request a
+// second with no burst set still lets one request through, then asks the
+// client to wait about one interval (it refused everything, with a
+// Retry-After of 292 years, when the burst was taken from the rate alone).
+func TestPrincipalRateLimit_BelowOnePerSecond(t *testing.T) {
+	v := vaulttest.New(t, "sqlite", func(c *app.Config) { c.PrincipalRPS = 0.5 })
+	if r := v.SGP(t, v.AdminKey, "", "GET", "/v5/credentials", nil); r.Status != 200 {
+		t.Fatalf("first request: %d %s", r.Status, r.Body)
+	}
+	r := v.SGP(t, v.AdminKey, "", "GET", "/v5/credentials", nil)
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("second request at once: want 429, got %d", r.Status)
+	}
+	if after, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || after < 1 || after > 2 {
+		t.Errorf("Retry-After %q, want 1 or 2 seconds", r.Header.Get("Retry-After"))
 	}
 }
 

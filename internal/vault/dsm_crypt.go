@@ -62,8 +62,12 @@ func (s *Service) cryptKey(ctx context.Context, id *Identity, in *CryptInput, op
 		default:
 			return o, FieldError("mode", "unsupported mode for AES (use GCM, CBC or CTR)")
 		}
-		if in.Mode == keymat.ModeGCM && in.TagLen == 0 {
+		switch {
+		case in.Mode != keymat.ModeGCM:
+		case op == OpEncrypt && in.TagLen == 0:
 			return o, FieldError("tag_len", "tag_len is required for GCM")
+		case op == OpDecrypt && len(in.Tag) == 0:
+			return o, FieldError("tag", "tag is required for GCM")
 		}
 		if in.Mode != keymat.ModeGCM && (in.AD != nil || in.Tag != nil) {
 			return o, FieldError("ad", "ad and tag apply to GCM only")
@@ -95,11 +99,16 @@ func (s *Service) cryptKey(ctx context.Context, id *Identity, in *CryptInput, op
 
 func (in *CryptInput) params() (keymat.CryptParams, error) {
 	p := keymat.CryptParams{Mode: in.Mode, IV: in.IV, AD: in.AD, Tag: in.Tag, Label: in.Label}
-	if in.TagLen != 0 {
+	switch {
+	case in.TagLen != 0:
 		if in.TagLen%8 != 0 {
 			return p, FieldError("tag_len", "tag_len must be 96, 104, 112, 120 or 128 bits")
 		}
 		p.TagLen = in.TagLen / 8
+	case in.Mode == keymat.ModeGCM:
+		// A decryption is sent no tag_len (DSM's DecryptRequest has
+		// none): its tag says how long it is.
+		p.TagLen = len(in.Tag)
 	}
 	if in.MGFHash != "" {
 		h, err := keymat.Hash(in.MGFHash)

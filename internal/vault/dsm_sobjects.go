@@ -487,6 +487,9 @@ func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, i
 	if err != nil {
 		return nil, err
 	}
+	if err := s.manageable(ctx, id, cur); err != nil {
+		return nil, err
+	}
 	if in.GroupID != nil && *in.GroupID != cur.GroupID {
 		return nil, FieldError("group_id", "moving security objects between groups is not supported")
 	}
@@ -537,6 +540,23 @@ func (s *Service) UpdateSobject(ctx context.Context, id *Identity, kid string, i
 	return o, nil
 }
 
+// manageable refuses to let a crypto app update, delete or rotate o when
+// o's key_ops lack APPMANAGEABLE, as DSM does; users, service accounts and
+// admin apps manage it either way.
+func (s *Service) manageable(ctx context.Context, id *Identity, o *Sobject) error {
+	if id.Principal.Kind != PrincipalApp || o.HasOp(OpAppManageable) {
+		return nil
+	}
+	sc, err := s.scope(ctx, id)
+	if err != nil {
+		return err
+	}
+	if sc.app.Role == DSMRoleCrypto {
+		return Errorf(KindPermissionDenied, "the object's key_ops lack APPMANAGEABLE: a crypto app may not update, delete or rotate it")
+	}
+	return nil
+}
+
 // DeleteSobject deletes an object that no credential references.
 func (s *Service) DeleteSobject(ctx context.Context, id *Identity, kid string) (err error) {
 	ctx = s.auditing(ctx, id, "sobject.delete", "sobject", func() string { return kid })
@@ -544,7 +564,11 @@ func (s *Service) DeleteSobject(ctx context.Context, id *Identity, kid string) (
 	if err := id.Require(ActWrite); err != nil {
 		return err
 	}
-	if _, err := s.findSobject(ctx, id, SobjectDescriptor{KID: kid}); err != nil {
+	o, err := s.findSobject(ctx, id, SobjectDescriptor{KID: kid})
+	if err != nil {
+		return err
+	}
+	if err := s.manageable(ctx, id, o); err != nil {
 		return err
 	}
 	if err := s.store.DeleteSobject(ctx, id.AccountID, kid); err != nil {
@@ -696,6 +720,9 @@ func (s *Service) RekeySobject(ctx context.Context, id *Identity, r RekeyInput) 
 	}
 	old, err := s.findSobject(ctx, id, SobjectDescriptor{Name: *r.In.Name})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.manageable(ctx, id, old); err != nil {
 		return nil, err
 	}
 	if r.In.ObjType != nil && *r.In.ObjType != old.ObjType {

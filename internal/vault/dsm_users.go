@@ -117,6 +117,9 @@ func (s *Service) DSMListUsers(ctx context.Context, id *Identity, limit, offset 
 		if n++; n <= offset {
 			continue
 		}
+		if len(out) == limit {
+			break
+		}
 		u := DSMUser{PrincipalDetail: p}
 		for _, m := range p.Memberships {
 			if m.AccountID == id.AccountID {

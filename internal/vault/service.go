@@ -119,7 +119,7 @@ func NewService(store Store, sealer Sealer, opts Options) *Service {
 		s.failedByKey = ratelimit.NewKeyed(perMin/120, max(burst/2, 1), 100_000)
 	}
 	if opts.PrincipalRPS > 0 {
-		s.perPrincipal = ratelimit.NewKeyed(opts.PrincipalRPS, max(opts.PrincipalBurst, int(opts.PrincipalRPS)), 100_000)
+		s.perPrincipal = ratelimit.NewKeyed(opts.PrincipalRPS, max(opts.PrincipalBurst, int(opts.PrincipalRPS), 1), 100_000)
 	}
 	return s
 }

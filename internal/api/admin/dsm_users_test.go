@@ -54,6 +54,15 @@ func TestDSMUsers(t *testing.T) {
 		if users := get("/sys/v1/users", 200).JSON(t).([]any); len(users) != 1 {
 			t.Fatalf("users: %v", users)
 		}
+		// limit and offset page the listing.
+		for _, name := range []string{"gina", "hugo"} {
+			w.adminA.want(t, 201, "POST", "/admin/v1/principals", map[string]any{"name": name, "account_id": w.acctA, "role": "reader", "email": name + "@example.com", "password": canary})
+		}
+		for q, want := range map[string]int{"": 3, "?limit=2": 2, "?limit=2&offset=2": 1, "?offset=3": 0, "?limit=1&offset=1": 1} {
+			if users := get("/sys/v1/users"+q, 200).JSON(t).([]any); len(users) != want {
+				t.Errorf("users%s: %d, want %d", q, len(users), want)
+			}
+		}
 		// The user acts as admin in A: it may create a group there.
 		if r := v.Do(t, "POST", "/sys/v1/groups", map[string]any{"name": "g1"}, bearer...); r.Status != 200 && r.Status != 201 {
 			t.Fatalf("create group: %d %s", r.Status, r.Body)

@@ -736,3 +736,46 @@ func TestSobjects_StateFollowsTheDeactivationDate(t *testing.T) {
 		adm.ok(t, 200, "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"name": "future"}, "alg": "AES", "mode": "CBC", "plain": b64([]byte("sixteen byte msg"))})
 	})
 }
+
+// TestSobjects_AppManageable: without APPMANAGEABLE in an object's
+// key_ops a crypto app may still use it, but not update, rotate or delete
+// it, nor rotate an integration credential that references it (DSM's
+// KeyOperations: "only relevant for crypto apps"); an admin app and a
+// user manage it as before. A refusal changes nothing.
+func TestSobjects_AppManageable(t *testing.T) {
+	vaulttest.Each(t, func(t *testing.T, v *vaulttest.Vault) {
+		adm := admin(v)
+		g := adm.group(t, "managed")
+		crypto, _ := adm.app(t, "crypto-app", "crypto", g)
+		adminApp, _ := adm.app(t, "admin-app", "admin", g)
+		pinned := adm.key(t, map[string]any{"name": "pinned", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "DECRYPT"}})
+		kid := pinned["kid"].(string)
+		before := adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid})
+
+		const refused = "key_ops lack APPMANAGEABLE"
+		crypto.fail(t, 403, refused, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"enabled": false})
+		crypto.fail(t, 403, refused, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"key_ops": []string{"ENCRYPT", "DECRYPT", "APPMANAGEABLE"}})
+		crypto.fail(t, 403, refused, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "pinned"})
+		crypto.fail(t, 403, refused, "DELETE", "/crypto/v1/keys/"+kid, nil)
+		if after := adm.ok(t, 200, "POST", "/crypto/v1/keys/info", map[string]any{"kid": kid}); !reflect.DeepEqual(after, before) {
+			t.Errorf("a refused change changed the object:\nbefore %v\nafter  %v", before, after)
+		}
+		// Use is not management.
+		crypto.ok(t, 200, "POST", "/crypto/v1/encrypt", map[string]any{"key": map[string]any{"kid": kid}, "alg": "AES", "mode": "CBC", "plain": b64([]byte("x"))})
+
+		// An integration credential whose signing key the crypto app may
+		// not manage is not rotated by it either.
+		signing := adm.key(t, map[string]any{"name": "oci-signing", "obj_type": "RSA", "key_size": 2048, "group_id": g,
+			"key_ops": []string{"SIGN", "VERIFY"}, "allow_credential_use": true})
+		cred := adm.ok(t, 200, "POST", "/sys/v1/credentials", map[string]any{"name": "oci", "group_id": g, "credential_details": ociDetails(signing["kid"].(string))})
+		crypto.fail(t, 403, refused, "POST", "/sys/v1/credentials/"+cred["credential_id"].(string)+"/rotate", map[string]any{"method": map[string]any{"$type": "Generate"}})
+
+		// An admin app and a user manage it.
+		adminApp.ok(t, 200, "PATCH", "/crypto/v1/keys/"+kid, map[string]any{"description": "by the admin app"})
+		adm.ok(t, 200, "POST", "/crypto/v1/keys/rekey", map[string]any{"name": "pinned"})
+		// With APPMANAGEABLE the crypto app manages it too.
+		managed := adm.key(t, map[string]any{"name": "managed", "obj_type": "AES", "key_size": 256, "group_id": g, "key_ops": []string{"ENCRYPT", "APPMANAGEABLE"}})
+		crypto.ok(t, 200, "PATCH", "/crypto/v1/keys/"+managed["kid"].(string), map[string]any{"enabled": false})
+		crypto.ok(t, 204, "DELETE", "/crypto/v1/keys/"+managed["kid"].(string), nil)
+	})
+}
