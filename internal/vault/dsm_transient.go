@@ -21,7 +21,9 @@ import (
 //     dies when the session ends or is terminated;
 //   - created with an API key alone (no session), it is bound to that key
 //     and lives as long as a session opened at the same moment would
-//     (DefaultSessionTTL, never beyond the key's expiry).
+//     (DefaultSessionTTL, never beyond the key's expiry). An app's key id is
+//     the app's id, so for an app the handle is bound to the app: it
+//     outlives a reset of the app's secret, within that lifetime.
 //
 // A handle from another account, session or key, a tampered one and an
 // expired one all answer as a missing object. A master-key rotation that
