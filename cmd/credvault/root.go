@@ -110,7 +110,8 @@ database: run the other commands where serve ran (they find the vault in
 ./credvault-data) or give them the same --data-dir or --database-url.
 The client commands (credential, run, export, import, login, trust) talk to a
 running vault over HTTP instead: start with ` + "`credvault login --url URL`" + `.
-Every flag can also be set through the environment variable named in its help.`,
+A flag whose help names an environment variable ($CREDVAULT_...) can also be
+set through it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
