@@ -76,7 +76,9 @@ func newRestoreCmd(o *options, stdout io.Writer) *cobra.Command {
 		Use:   "restore --in FILE",
 		Short: "Verify a backup and restore it into a new, empty database",
 		Long: `Restore a backup made by 'credvault backup' into the configured database, which
-must be empty (never served); restore creates it if it does not exist.
+must be empty (never served). A SQLite database is created if it does not
+exist; a PostgreSQL database must already exist (create it first, e.g. with
+createdb).
 
 It needs the master key of the vault the backup was taken from
 (--master-key-file or $CREDVAULT_MASTER_KEY; a development vault keeps it in

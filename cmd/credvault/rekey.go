@@ -89,6 +89,6 @@ Both are idempotent and recorded in the audit trail (master_key.migrate).`,
 	cmd.Flags().StringVar(&toURI, "to-master-key-uri", "", "move the vault's keyset from its key file into the database, encrypted under this HSM key")
 	cmd.Flags().StringVar(&toFile, "to-master-key-file", "", "move the vault's keyset from the database (under --master-key-uri) to this new key file")
 	cmd.Flags().BoolVar(&resume, "resume", false, "finish an interrupted rotation without adding another key")
-	cmd.Flags().DurationVar(&grace, "grace", 5*time.Second, "wait after changing the key file so running servers load it")
+	cmd.Flags().DurationVar(&grace, "grace", 5*time.Second, "wait after changing the key file so running servers load it; 0 also means 5s")
 	return cmd
 }

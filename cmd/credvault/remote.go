@@ -97,10 +97,10 @@ func addRemoteFlags(f interface {
 	StringVar(p *string, name, value, usage string)
 }, rf *remoteFlags) {
 	f.StringVar(&rf.url, "url", "", "server URL, e.g. https://vault.example:8080 ($CREDVAULT_URL; else the saved profile)")
-	f.StringVar(&rf.apiKey, "api-key", "", "API key ($CREDVAULT_API_KEY; else the saved profile); prefer the variable or `credvault login`: a flag is visible in the process list")
+	f.StringVar(&rf.apiKey, "api-key", "", "API key ($CREDVAULT_API_KEY; else the saved profile); prefer the variable or \"credvault login\": a flag is visible in the process list")
 	f.StringVar(&rf.account, "account", "", "account id to act in; default: the key's own account ($CREDVAULT_ACCOUNT; else the saved profile)")
 	f.StringVar(&rf.caFile, "ca-file", "", "PEM certificate(s) of the CA to trust for an https server ($CREDVAULT_CA_FILE; else the saved profile)")
-	f.StringVar(&rf.profile, "profile", "", "profile saved by `credvault login` to use ($CREDVAULT_PROFILE; default \"default\")")
+	f.StringVar(&rf.profile, "profile", "", "profile saved by \"credvault login\" to use ($CREDVAULT_PROFILE; default \"default\")")
 	f.StringVar(&rf.oidcTokenFile, "oidc-token-file", "", "authenticate with no stored key: exchange the workload token in this file (e.g. a Kubernetes projected service-account token) for a short-lived key, again before it expires ($CREDVAULT_OIDC_TOKEN_FILE; else the saved profile)")
 }
 

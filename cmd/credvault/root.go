@@ -105,12 +105,13 @@ the Scale GenAI Platform v5 credentials API (/v5/credentials, x-api-key) and
 the Fortanix DSM integration-credentials API (/sys/v1, /crypto/v1).
 
 Start a vault on the embedded SQLite store:   credvault serve
-Only serve and restore create a database: run the other commands where serve
-ran (they find the vault in ./credvault-data) or give them the same
---data-dir or --database-url.
+Only serve, restore and load (which bootstraps a vault as serve does) create a
+database: run the other commands where serve ran (they find the vault in
+./credvault-data) or give them the same --data-dir or --database-url.
 The client commands (credential, run, export, import, login, trust) talk to a
 running vault over HTTP instead: start with ` + "`credvault login --url URL`" + `.
-Every flag can also be set through the environment variable named in its help.`,
+A flag whose help names an environment variable ($CREDVAULT_...) can also be
+set through it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

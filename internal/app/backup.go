@@ -24,7 +24,7 @@ var ErrNoMasterKey = errors.New("no master key configured: supply the vault's ma
 func OpenExistingStore(ctx context.Context, cfg Config) (store.Engine, error) {
 	db, err := sqlstore.OpenExisting(ctx, cfg.databaseURL())
 	if errors.Is(err, sqlstore.ErrNoDatabase) {
-		return nil, fmt.Errorf("%w; run this command where `credvault serve` ran, or give it the same --data-dir or --database-url (only serve and restore create a database)", err)
+		return nil, fmt.Errorf("%w; run this command where `credvault serve` ran, or give it the same --data-dir or --database-url (only serve, restore and load create a database)", err)
 	}
 	if err != nil {
 		return nil, err
