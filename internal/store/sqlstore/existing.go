@@ -16,7 +16,7 @@ var ErrNoDatabase = errors.New("no credvault database")
 // OpenExisting opens a credvault database that already exists, applying
 // pending migrations like Open, but never creates one: the admin commands
 // use it, so that a mistyped --data-dir or --database-url fails instead of
-// silently starting a new, empty vault. Only serve and restore create
+// silently starting a new, empty vault. Only serve, restore and load create
 // databases (through Open).
 func OpenExisting(ctx context.Context, dsn string) (*DB, error) {
 	var (
