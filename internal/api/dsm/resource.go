@@ -1,6 +1,7 @@
 package dsm
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 
@@ -30,11 +31,7 @@ func (res resource[I, T]) create(create func(context.Context, *vault.Identity, I
 			return err
 		}
 		o, err := create(r.Context(), id, in)
-		if err != nil || res.created == 0 {
-			return res.write(w, r, o, err)
-		}
-		httpx.WriteJSON(w, res.created, res.render(r, o))
-		return nil
+		return res.write(w, r, cmp.Or(res.created, http.StatusOK), o, err)
 	}
 }
 
@@ -46,7 +43,7 @@ func (res resource[I, T]) get(get func(context.Context, *vault.Identity, string)
 			return err
 		}
 		o, err := get(r.Context(), id, oid)
-		return res.write(w, r, o, err)
+		return res.write(w, r, http.StatusOK, o, err)
 	}
 }
 
@@ -62,7 +59,7 @@ func (res resource[I, T]) update(update func(context.Context, *vault.Identity, s
 			return err
 		}
 		o, err := update(r.Context(), id, oid, in)
-		return res.write(w, r, o, err)
+		return res.write(w, r, http.StatusOK, o, err)
 	}
 }
 
@@ -77,12 +74,12 @@ func (res resource[I, T]) delete(del func(context.Context, *vault.Identity, stri
 	}
 }
 
-// write renders o, or returns the core's error.
-func (res resource[I, T]) write(w http.ResponseWriter, r *http.Request, o T, err error) error {
+// write renders o with status, or returns the core's error.
+func (res resource[I, T]) write(w http.ResponseWriter, r *http.Request, status int, o T, err error) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, res.render(r, o))
+	httpx.WriteJSON(w, status, res.render(r, o))
 	return nil
 }
 
