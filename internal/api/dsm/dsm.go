@@ -43,19 +43,11 @@ func Register(mux *http.ServeMux, d Deps) {
 
 	groups := resource[vault.GroupInput, *vault.Group]{param: "group_id", input: body(h, (*groupRequest).input),
 		render: func(_ *http.Request, g *vault.Group) any { return toGroup(g) }}
-	mux.Handle("GET /sys/v1/groups", h.auth(h.listGroups))
-	mux.Handle("POST /sys/v1/groups", h.auth(groups.create(h.svc.CreateGroup)))
-	mux.Handle("GET /sys/v1/groups/{group_id}", h.auth(groups.get(h.svc.GetGroup)))
-	mux.Handle("PATCH /sys/v1/groups/{group_id}", h.auth(groups.update(h.svc.UpdateGroup)))
-	mux.Handle("DELETE /sys/v1/groups/{group_id}", h.auth(groups.delete(h.svc.DeleteGroup)))
+	groups.collection(mux, h.auth, "/sys/v1/groups", h.listGroups, h.svc.CreateGroup, h.svc.GetGroup, h.svc.UpdateGroup, h.svc.DeleteGroup)
 
 	apps := resource[vault.AppInput, *vault.App]{param: "app_id", input: body(h, (*appRequest).input),
 		render: func(r *http.Request, a *vault.App) any { return toApp(a, h.appView(r)) }}
-	mux.Handle("GET /sys/v1/apps", h.auth(h.listApps))
-	mux.Handle("POST /sys/v1/apps", h.auth(apps.create(h.svc.CreateApp)))
-	mux.Handle("GET /sys/v1/apps/{app_id}", h.auth(apps.get(h.svc.GetApp)))
-	mux.Handle("PATCH /sys/v1/apps/{app_id}", h.auth(apps.update(h.svc.UpdateApp)))
-	mux.Handle("DELETE /sys/v1/apps/{app_id}", h.auth(apps.delete(h.svc.DeleteApp)))
+	apps.collection(mux, h.auth, "/sys/v1/apps", h.listApps, h.svc.CreateApp, h.svc.GetApp, h.svc.UpdateApp, h.svc.DeleteApp)
 	mux.Handle("GET /sys/v1/apps/{app_id}/credential", h.auth(h.getAppCredential))
 	mux.Handle("POST /sys/v1/apps/{app_id}/reset_secret", h.auth(h.resetAppSecret))
 
@@ -78,11 +70,8 @@ func Register(mux *http.ServeMux, d Deps) {
 
 	credentials := resource[vault.IntegrationCredentialInput, *vault.IntegrationCredential]{param: "cred_id", input: body(h, (*credentialRequest).input),
 		render: func(_ *http.Request, c *vault.IntegrationCredential) any { return toCredential(c) }}
-	mux.Handle("GET /sys/v1/credentials", h.auth(h.listCredentials))
-	mux.Handle("POST /sys/v1/credentials", h.auth(credentials.create(h.svc.CreateIntegrationCredential)))
-	mux.Handle("GET /sys/v1/credentials/{cred_id}", h.auth(credentials.get(h.svc.GetIntegrationCredential)))
-	mux.Handle("PATCH /sys/v1/credentials/{cred_id}", h.auth(credentials.update(h.svc.UpdateIntegrationCredential)))
-	mux.Handle("DELETE /sys/v1/credentials/{cred_id}", h.auth(credentials.delete(h.svc.DeleteIntegrationCredential)))
+	credentials.collection(mux, h.auth, "/sys/v1/credentials", h.listCredentials,
+		h.svc.CreateIntegrationCredential, h.svc.GetIntegrationCredential, h.svc.UpdateIntegrationCredential, h.svc.DeleteIntegrationCredential)
 	mux.Handle("POST /sys/v1/credentials/{cred_id}/rotate", h.auth(h.rotateCredential))
 
 	mux.Handle("GET /sys/v1/logs", h.auth(h.logs))

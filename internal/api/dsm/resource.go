@@ -74,6 +74,24 @@ func (res resource[I, T]) delete(del func(context.Context, *vault.Identity, stri
 	}
 }
 
+// collection mounts the five routes of a kind whose objects live under
+// base: the listing and create at base, and get, update and delete of one
+// object at base/{param}. Every route is authenticated.
+func (res resource[I, T]) collection(mux *http.ServeMux, auth func(handlerFunc) http.Handler, base string,
+	list handlerFunc,
+	create func(context.Context, *vault.Identity, I) (T, error),
+	get func(context.Context, *vault.Identity, string) (T, error),
+	update func(context.Context, *vault.Identity, string, I) (T, error),
+	del func(context.Context, *vault.Identity, string) error,
+) {
+	one := base + "/{" + res.param + "}"
+	mux.Handle("GET "+base, auth(list))
+	mux.Handle("POST "+base, auth(res.create(create)))
+	mux.Handle("GET "+one, auth(res.get(get)))
+	mux.Handle("PATCH "+one, auth(res.update(update)))
+	mux.Handle("DELETE "+one, auth(res.delete(del)))
+}
+
 // write renders o with status, or returns the core's error.
 func (res resource[I, T]) write(w http.ResponseWriter, r *http.Request, status int, o T, err error) error {
 	if err != nil {
