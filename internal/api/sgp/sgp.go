@@ -31,7 +31,24 @@ func Register(mux *http.ServeMux, d Deps) {
 	// the GET route also takes an unencoded rest of the path.
 	mux.Handle("GET /v5/credentials/name/{credential_name...}", h.auth(h.getByName))
 	mux.Handle("POST /v5/credentials/name/{credential_name}/secret", h.auth(h.decryptByName))
-	h.registerLifecycle(mux) // credvault extensions: lifecycle.go
+
+	// credvault extensions (lifecycle.go).
+	// GET /v5/credentials/{id}/versions cannot be a pattern of its own: it
+	// would overlap GET /v5/credentials/name/{name...} (see versionsOrNot).
+	mux.Handle("GET /v5/credentials/{credential_id}/{rest...}", h.versionsOrNot())
+	mux.Handle("POST /v5/credentials/{credential_id}/versions/{version}/secret", h.auth(h.versionSecret))
+	mux.Handle("POST /v5/credentials/{credential_id}/rollback", h.auth(h.rollback))
+	mux.Handle("GET /v5/trash/credentials", h.auth(h.listTrash))
+	mux.Handle("POST /v5/trash/credentials/{credential_id}/restore", h.auth(h.restore))
+	mux.Handle("DELETE /v5/trash/credentials/{credential_id}", h.auth(h.deleted("credential", "credential_id", h.Service.PurgeCredential)))
+	mux.Handle("GET /v5/credential_settings", h.auth(h.getSettings))
+	mux.Handle("PUT /v5/credential_settings", h.auth(h.putSettings))
+	mux.Handle("POST /v5/webhooks", h.auth(h.createWebhook))
+	mux.Handle("GET /v5/webhooks", h.auth(h.listWebhooks))
+	mux.Handle("GET /v5/webhooks/{webhook_id}", h.auth(h.getWebhook))
+	mux.Handle("PATCH /v5/webhooks/{webhook_id}", h.auth(h.updateWebhook))
+	mux.Handle("DELETE /v5/webhooks/{webhook_id}", h.auth(h.deleted("webhook", "webhook_id", h.Service.DeleteWebhook)))
+	mux.Handle("GET /v5/webhooks/{webhook_id}/deliveries", h.auth(h.listDeliveries))
 }
 
 // handlers serve the routes with the package's dependencies.
