@@ -118,15 +118,21 @@ func (s *Service) mgmtCaller(ctx context.Context, id *Identity) (*mgmtCaller, er
 	if err != nil {
 		return nil, fmt.Errorf("admin: memberships: %w", err)
 	}
+	return s.callerWith(ctx, id, id.Principal.Kind, ms)
+}
+
+// callerWith is the caller id, a principal of kind with the memberships
+// ms: its role in each account, and whether it is an operator.
+func (s *Service) callerWith(ctx context.Context, id *Identity, kind PrincipalKind, ms []Membership) (*mgmtCaller, error) {
 	sys, err := s.SystemAccountID(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("admin: system account: %w", err)
+		return nil, fmt.Errorf("system account: %w", err)
 	}
 	c := &mgmtCaller{id: id, roles: map[string]Role{}, sys: sys}
 	for _, m := range ms {
 		c.roles[m.AccountID] = m.Role
 	}
-	c.operator = isOperator(id.Principal.Kind, sys, c.roles[sys])
+	c.operator = isOperator(kind, sys, c.roles[sys])
 	return c, nil
 }
 
@@ -192,24 +198,19 @@ func (s *Service) Whoami(ctx context.Context, id *Identity) (*Whoami, error) {
 	if err != nil {
 		return nil, fmt.Errorf("whoami: %w", err)
 	}
-	sys, err := s.SystemAccountID(ctx)
+	c, err := s.callerWith(ctx, id, p.Kind, p.Memberships)
 	if err != nil {
 		return nil, fmt.Errorf("whoami: %w", err)
 	}
-	w := &Whoami{Principal: *p, AuthMethod: "api_key", AccountID: id.AccountID, AccountName: map[string]string{}}
+	w := &Whoami{Principal: *p, Operator: c.operator, AuthMethod: "api_key", AccountID: id.AccountID, AccountName: map[string]string{}}
 	if id.KeyID == "" && id.SessionID != "" {
 		w.AuthMethod = "session"
 	}
-	var sysRole Role
 	for _, m := range p.Memberships {
-		if m.AccountID == sys {
-			sysRole = m.Role
-		}
 		if a, err := s.store.GetAccount(ctx, m.AccountID); err == nil {
 			w.AccountName[m.AccountID] = a.Name
 		}
 	}
-	w.Operator = isOperator(p.Kind, sys, sysRole)
 	return w, nil
 }
 
