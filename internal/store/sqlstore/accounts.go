@@ -42,8 +42,7 @@ func scanAccount(row scanner) (*vault.Account, error) {
 }
 
 func (db *DB) GetAccount(ctx context.Context, id string) (*vault.Account, error) {
-	a, err := scanAccount(db.r.QueryRowContext(ctx, db.q(`SELECT `+accountCols+` FROM accounts WHERE id = ?`), id))
-	return a, db.translate(err)
+	return queryOne(ctx, db, scanAccount, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id)
 }
 
 func (db *DB) ListAccounts(ctx context.Context) ([]vault.Account, error) {
@@ -129,8 +128,7 @@ func scanPrincipal(row scanner) (*vault.Principal, error) {
 }
 
 func (db *DB) GetPrincipal(ctx context.Context, id string) (*vault.Principal, error) {
-	p, err := scanPrincipal(db.r.QueryRowContext(ctx, db.q(`SELECT `+principalCols+` FROM principals WHERE id = ?`), id))
-	return p, db.translate(err)
+	return queryOne(ctx, db, scanPrincipal, `SELECT `+principalCols+` FROM principals WHERE id = ?`, id)
 }
 
 func (db *DB) ListPrincipals(ctx context.Context) ([]vault.Principal, error) {

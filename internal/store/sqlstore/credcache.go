@@ -116,9 +116,9 @@ func cached[V any](ctx context.Context, db *DB, c *rowCache[V], clone func(*V) *
 	if hit != nil && !vault.IsFreshRead(ctx) {
 		return hit, nil
 	}
-	v, err := scan(db.readRow(ctx, query, accountID, id))
+	v, err := queryOne(ctx, db, scan, query, accountID, id)
 	if err != nil {
-		return nil, db.translate(err)
+		return nil, err
 	}
 	if cacheable {
 		c.keep(&db.changes, clone, gen, accountID, id, v)

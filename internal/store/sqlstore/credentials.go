@@ -91,8 +91,7 @@ func (db *DB) GetCredential(ctx context.Context, accountID, id string) (*vault.C
 }
 
 func (db *DB) GetCredentialByName(ctx context.Context, accountID, name string) (*vault.Credential, error) {
-	c, err := scanCredential(db.readRow(ctx, `SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND name = ?`, accountID, name))
-	return c, db.translate(err)
+	return queryOne(ctx, db, scanCredential, `SELECT `+credentialCols+` FROM credentials WHERE account_id = ? AND name = ?`, accountID, name)
 }
 
 func (db *DB) UpdateCredential(ctx context.Context, accountID, id string, fn func(*vault.Credential) error) (*vault.Credential, error) {

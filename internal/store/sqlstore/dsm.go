@@ -57,8 +57,7 @@ func (db *DB) CreateGroup(ctx context.Context, g *vault.Group) error {
 }
 
 func (db *DB) GetGroup(ctx context.Context, accountID, id string) (*vault.Group, error) {
-	g, err := scanGroup(db.r.QueryRowContext(ctx, db.q(`SELECT `+groupCols+` FROM dsm_groups WHERE account_id = ? AND id = ?`), accountID, id))
-	return g, db.translate(err)
+	return queryOne(ctx, db, scanGroup, `SELECT `+groupCols+` FROM dsm_groups WHERE account_id = ? AND id = ?`, accountID, id)
 }
 
 func (db *DB) ListGroups(ctx context.Context, accountID string) ([]vault.Group, error) {
@@ -211,9 +210,9 @@ func (db *DB) writeAppGroups(ctx context.Context, tx *sql.Tx, a *vault.App) erro
 }
 
 func (db *DB) GetApp(ctx context.Context, accountID, id string) (*vault.App, error) {
-	a, err := scanApp(db.readRow(ctx, `SELECT `+appCols+appFrom+` WHERE a.account_id = ? AND a.id = ?`, accountID, id))
+	a, err := queryOne(ctx, db, scanApp, `SELECT `+appCols+appFrom+` WHERE a.account_id = ? AND a.id = ?`, accountID, id)
 	if err != nil {
-		return nil, db.translate(err)
+		return nil, err
 	}
 	if err := db.loadAppGroups(ctx, db.r, accountID, []*vault.App{a}); err != nil {
 		return nil, db.translate(err)

@@ -101,8 +101,7 @@ func (db *DB) GetSobject(ctx context.Context, accountID, kid string) (*vault.Sob
 }
 
 func (db *DB) GetSobjectByName(ctx context.Context, accountID, name string) (*vault.Sobject, error) {
-	o, err := scanSobject(db.readRow(ctx, `SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND name = ?`, accountID, name))
-	return o, db.translate(err)
+	return queryOne(ctx, db, scanSobject, `SELECT `+sobjectCols+` FROM dsm_sobjects WHERE account_id = ? AND name = ?`, accountID, name)
 }
 
 // ListSobjects reads one page in one query on the (account, kid) or

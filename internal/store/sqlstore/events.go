@@ -176,8 +176,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *vault.Webhook) error {
 }
 
 func (db *DB) GetWebhook(ctx context.Context, accountID, id string) (*vault.Webhook, error) {
-	w, err := scanWebhook(db.r.QueryRowContext(ctx, db.q(`SELECT `+webhookCols+` FROM webhooks WHERE account_id = ? AND id = ?`), accountID, id))
-	return w, db.translate(err)
+	return queryOne(ctx, db, scanWebhook, `SELECT `+webhookCols+` FROM webhooks WHERE account_id = ? AND id = ?`, accountID, id)
 }
 
 func (db *DB) ListWebhooks(ctx context.Context, accountID string) ([]vault.Webhook, error) {

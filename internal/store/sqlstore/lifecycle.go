@@ -160,11 +160,7 @@ func (db *DB) ListTrash(ctx context.Context, accountID, after string, limit int)
 }
 
 func (db *DB) GetTrashedCredential(ctx context.Context, accountID, id string) (*vault.TrashedCredential, error) {
-	t, err := scanTrashedListed(db.r.QueryRowContext(ctx, db.q(`SELECT `+trashCols+` FROM credential_trash WHERE account_id = ? AND id = ?`), accountID, id))
-	if err != nil {
-		return nil, db.translate(err)
-	}
-	return t, nil
+	return queryOne(ctx, db, scanTrashedListed, `SELECT `+trashCols+` FROM credential_trash WHERE account_id = ? AND id = ?`, accountID, id)
 }
 
 func (db *DB) RestoreCredential(ctx context.Context, accountID, id string) (*vault.Credential, error) {

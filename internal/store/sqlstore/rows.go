@@ -28,6 +28,17 @@ func forRows(ctx context.Context, q querier, query string, args []any, each func
 	return rows.Err()
 }
 
+// queryOne reads the one row that query selects, through the read pool's
+// prepared statement; no row, or a driver error, comes back translated
+// (vault.KindNotFound for no row).
+func queryOne[T any](ctx context.Context, db *DB, scan func(scanner) (*T, error), query string, args ...any) (*T, error) {
+	v, err := scan(db.readRow(ctx, query, args...))
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	return v, nil
+}
+
 // queryAll runs query (already rebound with db.q) on q and scans every row
 // with scan. No rows is an empty, non-nil slice.
 func queryAll[T any](ctx context.Context, q querier, query string, scan func(scanner) (*T, error), args ...any) ([]T, error) {

@@ -71,8 +71,7 @@ func scanTrustPolicy(row scanner) (*vault.TrustPolicy, error) {
 }
 
 func (db *DB) GetTrustPolicy(ctx context.Context, id string) (*vault.TrustPolicy, error) {
-	p, err := scanTrustPolicy(db.r.QueryRowContext(ctx, db.q(`SELECT `+trustCols+` FROM trust_policies WHERE id = ?`), id))
-	return p, db.translate(err)
+	return queryOne(ctx, db, scanTrustPolicy, `SELECT `+trustCols+` FROM trust_policies WHERE id = ?`, id)
 }
 
 func (db *DB) listTrust(ctx context.Context, where string, args ...any) ([]vault.TrustPolicy, error) {
