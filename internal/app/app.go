@@ -269,12 +269,10 @@ func build(ctx context.Context, cfg Config, db store.Engine, root crypto.RootKey
 	reg.MustRegister(batchSizes)
 	trail.ObserveBatches(func(n int) { batchSizes.Observe(float64(n)) })
 	reg.MustRegister(hooks.writeBatches)
-	if gc, ok := db.(store.GroupCommitter); ok {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "credvault_db_writes_queued",
-			Help: "Writes waiting for the group commit (SQLite).",
-		}, func() float64 { return float64(gc.QueuedWrites()) }))
-	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "credvault_db_writes_queued",
+		Help: "Writes waiting for the group commit (SQLite; always 0 on PostgreSQL).",
+	}, func() float64 { return float64(db.QueuedWrites()) }))
 	var auditor vault.Auditor = trail
 	if cfg.NoAudit {
 		auditor = nil

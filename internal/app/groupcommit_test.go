@@ -10,7 +10,6 @@ import (
 
 	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/audit"
-	"github.com/credvault/credvault/internal/store"
 	"github.com/credvault/credvault/internal/store/sqlstore"
 	"github.com/credvault/credvault/internal/testutil/dbtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
@@ -75,7 +74,7 @@ func createTogether(t *testing.T, v *vaulttest.Vault, names []string) []int {
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
-	gc := v.App.Store.(store.GroupCommitter)
+	gc := v.App.Store
 	var lead int
 	poll := func(what string, cond func() bool) {
 		t.Helper()

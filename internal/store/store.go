@@ -21,10 +21,15 @@ import (
 	"github.com/credvault/credvault/internal/vault"
 )
 
-// Engine is a storage engine as the binary uses it.
+// Engine is a storage engine as the binary uses it: the core's store and
+// everything the binary calls beyond it. It is used through this interface
+// only; nothing is reached by type assertion.
 type Engine interface {
 	vault.Store
+	vault.AuditStore // the audit trail appends and verifies (internal/audit)
 	vault.BulkCredentialStore
+	Pinger
+	GroupCommitter
 	Backupper
 	Rewrapper
 	Locker
@@ -40,6 +45,15 @@ type Engine interface {
 	// Pools returns the engine's connection pools by role, for metrics
 	// (nil for an engine without database/sql pools).
 	Pools() map[string]*sql.DB
+	// Close releases the engine.
+	Close() error
+}
+
+// Pinger answers the readiness probe (/readyz).
+type Pinger interface {
+	// Ping checks that the database answers and, after a storage failure,
+	// that it can be written again: KindUnavailable until it can.
+	Ping(ctx context.Context) error
 }
 
 // Backupper writes and reads authenticated logical backups (see
@@ -125,10 +139,11 @@ type Analyzer interface {
 	Analyze(ctx context.Context) error
 }
 
-// GroupCommitter is an engine that commits concurrent writes together
-// (sqlstore on SQLite); the binary exports its queue as a metric.
+// GroupCommitter reports the queue of an engine that commits concurrent
+// writes together (sqlstore on SQLite); the binary exports it as a metric.
 type GroupCommitter interface {
-	// QueuedWrites returns the number of writes waiting for a transaction.
+	// QueuedWrites returns the number of writes waiting for a transaction;
+	// always 0 on an engine that commits each write on its own.
 	QueuedWrites() int
 }
 

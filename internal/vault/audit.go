@@ -245,17 +245,22 @@ type AuditReach struct {
 
 // AuditStore holds the audit trail.
 type AuditStore interface {
+	AuditReader
 	// AppendAudit appends records in one transaction. build receives the
 	// head (seq 0 and no hash for an empty trail), read under a lock that
 	// serialises appenders across processes, and returns the chained
 	// records to insert and the new head.
 	AppendAudit(ctx context.Context, build func(head AuditHead) ([]AuditRecord, AuditHead, error)) error
-	// ListAudit returns records matching q, newest first.
-	ListAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
 	// ScanAudit calls fn for every record in sequence order.
 	ScanAudit(ctx context.Context, fn func(AuditRecord) error) error
 	// AuditHead returns the head row (seq 0 when the trail is empty).
 	AuditHead(ctx context.Context) (AuditHead, error)
+}
+
+// AuditReader reads the audit trail: the core's audit-log endpoints.
+type AuditReader interface {
+	// ListAudit returns records matching q, newest first.
+	ListAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
 }
 
 // AuditHead is the head row of the trail: the newest record's sequence

@@ -6,10 +6,11 @@ import (
 	"time"
 )
 
-// AuthGenerations is implemented by stores that can tell when
-// authentication state may have changed (sqlstore: a change counter bumped
-// by triggers in the writing transaction, polled for other processes'
-// writes). AuthGeneration returns a number that grows whenever a key,
+// AuthGenerations tells when authentication state may have changed
+// (sqlstore: a change counter bumped by triggers in the writing
+// transaction, polled for other processes' writes). A store that cannot
+// tell returns false, always, and authentication then reads the store every
+// time. AuthGeneration returns a number that grows whenever a key,
 // principal, membership, account, DSM app or session changes, and false
 // when it cannot vouch for it (then nothing cached may be used). A store
 // must publish a change made through it before the write call returns, and
@@ -38,20 +39,13 @@ type authCache struct {
 	apps     map[string]bool
 }
 
-func newAuthCache(store Store) *authCache {
-	src, ok := store.(AuthGenerations)
-	if !ok {
-		return nil
-	}
+func newAuthCache(src AuthGenerations) *authCache {
 	return &authCache{src: src, keys: map[string]AuthRecord{}, sessions: map[string]SessionRecord{}, apps: map[string]bool{}}
 }
 
 // current returns the generation to read under, and false if the cache
 // must be bypassed.
 func (c *authCache) current() (uint64, bool) {
-	if c == nil {
-		return 0, false
-	}
 	return c.src.AuthGeneration()
 }
 
@@ -112,9 +106,6 @@ func (s *Service) lookupAPIKey(ctx context.Context, hash []byte, accountID strin
 // at t, so that the minute-granular touch is not repeated on every request.
 func (s *Service) touchedAPIKey(hash []byte, accountID string, t time.Time) {
 	c := s.auth
-	if c == nil {
-		return
-	}
 	k := string(hash) + "\x00" + accountID
 	c.mu.Lock()
 	if rec, ok := c.keys[k]; ok {

@@ -45,7 +45,7 @@ type Service struct {
 	onSecretAccess func(op string)
 	rekeyHook      func(step int) error
 
-	auth *authCache // nil: every authentication reads the store (authcache.go)
+	auth *authCache // authcache.go
 
 	signers signers // parsed private keys of security objects (signers.go)
 

@@ -5,11 +5,14 @@ import (
 	"time"
 )
 
-// Store is what the core needs from storage, composed of one interface per
-// consumer: accounts and principals (bootstrap, the CLI's admin commands),
-// API keys (authentication), SGP credentials, the DSM dialect's objects,
-// meta values (the master-key check), the audit trail (internal/audit) and
-// readiness (/readyz). A caller that needs only part of it takes that part.
+// Store is what the core calls on storage, and nothing more, composed of
+// one interface per consumer: accounts and principals (bootstrap, the CLI's
+// admin commands), API keys (authentication, with the generations that let
+// it cache), SGP credentials, the DSM dialect's objects, meta values (the
+// master-key check), reading the audit trail, credential lifecycle, the
+// management plane and trust policies. A caller that needs only part of it
+// takes that part; what the binary needs beyond the core (appending to the
+// audit trail, readiness, closing, backups) is internal/store.Engine.
 //
 // It sees ciphertext and metadata only, never plaintext. Implementations
 // translate driver errors at their edge: a missing row is ErrNotFound, a
@@ -23,24 +26,14 @@ import (
 type Store interface {
 	AccountStore
 	APIKeyStore
+	AuthGenerations // authcache.go
 	CredentialStore
 	DSMStore
 	MetaStore
-	AuditStore
+	AuditReader
 	LifecycleStore // lifecycle_store.go
-	ReadinessStore
 	MgmtStore
 	TrustStore
-
-	// Close releases the store.
-	Close() error
-}
-
-// ReadinessStore answers the readiness probe.
-type ReadinessStore interface {
-	// Ping checks that the database answers and, after a storage failure,
-	// that it can be written again: KindUnavailable until it can.
-	Ping(ctx context.Context) error
 }
 
 // AuthRecord is what authentication needs to know about an API key, read in

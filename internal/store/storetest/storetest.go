@@ -200,7 +200,14 @@ func testAPIKeys(t *testing.T, s store.Engine) {
 	if len(ks) != 1 || ks[0].LastUsedAt == nil || !ks[0].LastUsedAt.Equal(at.Add(time.Minute)) {
 		t.Fatalf("keys = %+v", ks)
 	}
+	// The core caches authentication under the store's generation: a store
+	// that vouches for it must move it before a revocation returns, or the
+	// revoked key would keep authenticating from the cache.
+	before, vouched := s.AuthGeneration()
 	must(t, "revoke", s.RevokeAPIKey(ctx, k.ID, at.Add(2*time.Minute)))
+	if after, ok := s.AuthGeneration(); vouched && ok && after == before {
+		t.Errorf("auth generation %d unchanged by a revocation", after)
+	}
 	if err := s.RevokeAPIKey(ctx, k.ID, at.Add(3*time.Minute)); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("second revoke: %v, want ErrNotFound", err)
 	}
@@ -651,6 +658,9 @@ func testCapabilities(t *testing.T, s store.Engine) {
 	ctx := context.Background()
 	must(t, "ping", s.Ping(ctx))
 	must(t, "analyze", s.Analyze(ctx))
+	if n := s.QueuedWrites(); n != 0 {
+		t.Errorf("%d writes queued with none in flight", n)
+	}
 	if s.Engine() == "" {
 		t.Error("engine has no name")
 	}
