@@ -7,15 +7,16 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
+	"github.com/credvault/credvault/client"
 	"github.com/credvault/credvault/internal/app"
 	"github.com/credvault/credvault/internal/netguard"
 	"github.com/credvault/credvault/internal/oidc"
@@ -24,6 +25,7 @@ import (
 	"github.com/credvault/credvault/internal/testutil/pgtest"
 	"github.com/credvault/credvault/internal/testutil/vaulttest"
 	"github.com/credvault/credvault/internal/vault"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -354,5 +356,95 @@ func TestTokenExchange(t *testing.T) {
 				t.Errorf("get deleted policy: %d", r.Status)
 			}
 		})
+	})
+}
+
+// The SDK with workload identity reads a credential with no stored key and
+// exchanges its token again before the key expires.
+func TestSDK_WorkloadIdentity(t *testing.T) {
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine)
+		v := e.v
+		e.createDB(t)
+		e.createPolicy(t, basePolicy(e, "secret_reader"))
+
+		var exchanges atomic.Int64
+		c, err := client.New(v.URL, "", client.WithWorkloadIdentity(client.WorkloadIdentity{
+			Token: func(context.Context) (string, error) {
+				exchanges.Add(1)
+				return e.is.Sign(t, "k1", e.claims(nil)), nil
+			},
+			Now: e.clock.Now,
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		read := func() {
+			t.Helper()
+			s, err := c.Credentials.DecryptByName(ctx, "db")
+			if err != nil || string(s) != "s3cret" {
+				t.Fatalf("read: %q %v", s, err)
+			}
+		}
+		read()
+		read()
+		if n := exchanges.Load(); n != 1 {
+			t.Fatalf("%d exchanges for two reads, want 1", n)
+		}
+		// Past three quarters of the key's lifetime: a new key, before the
+		// old one expires.
+		e.clock.Advance(vault.DefaultWorkloadKeyTTL*3/4 + time.Second)
+		read()
+		if n := exchanges.Load(); n != 2 {
+			t.Fatalf("%d exchanges after 3/4 of the lifetime, want 2", n)
+		}
+		// The first key has expired by now; the client carries on.
+		e.clock.Advance(vault.DefaultWorkloadKeyTTL / 2)
+		read()
+
+		// A refused exchange is an API error saying why.
+		bad, _ := client.New(v.URL, "", client.WithWorkloadIdentity(client.WorkloadIdentity{
+			Token: func(context.Context) (string, error) {
+				return e.is.Sign(t, "k1", e.claims(map[string]any{"aud": "nope"})), nil
+			},
+			Now: e.clock.Now,
+		}))
+		_, err = bad.Credentials.DecryptByName(ctx, "db")
+		var ae *client.Error
+		if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Detail != "invalid_grant: the token's audience is not one the trust policy accepts" {
+			t.Errorf("refused exchange: %v", err)
+		}
+	})
+}
+
+// A flood of refused exchanges is throttled like failed API keys: past the
+// burst the answer is 429 slow_down with Retry-After, and nothing more is
+// written to the audit trail; a good token is still exchanged.
+func TestTokenExchange_RefusalsThrottled(t *testing.T) {
+	vaulttest.EachEngine(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine, func(c *app.Config) { c.FailedAuthPerMinute, c.FailedAuthBurst = 1, 4 })
+		v := e.v
+		policyID := e.createPolicy(t, basePolicy(e, "reader"))
+		audited := func() int {
+			recs, err := v.App.Store.ListAudit(context.Background(), vault.AuditQuery{AccountID: v.AccountID, PrincipalID: policyID, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(recs)
+		}
+		bad := e.is.Sign(t, "k1", e.claims(map[string]any{"aud": "other"}))
+		for i := 0; i < 2; i++ { // the per-policy burst is half the address burst
+			wantRefusal(t, e.exchange(t, bad), "invalid_grant", "audience")
+		}
+		n := audited()
+		r := e.exchange(t, bad)
+		if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || r.Object(t)["error"] != "slow_down" {
+			t.Fatalf("past the burst: %d %v %s", r.Status, r.Header, r.Body)
+		}
+		if got := audited(); got != n {
+			t.Errorf("a throttled refusal wrote %d audit records", got-n)
+		}
+		e.mustExchange(t, e.is.Sign(t, "k1", e.claims(nil)))
 	})
 }
