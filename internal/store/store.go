@@ -26,8 +26,8 @@ import (
 // only; nothing is reached by type assertion.
 type Engine interface {
 	vault.Store
-	vault.AuditStore // the audit trail appends and verifies (internal/audit)
-	vault.BulkCredentialStore
+	vault.AuditStore    // the audit trail appends and verifies (internal/audit)
+	vault.DeliveryStore // the webhook worker's outbox (internal/webhook)
 	Pinger
 	GroupCommitter
 	Backupper

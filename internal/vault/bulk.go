@@ -8,9 +8,8 @@ import (
 	"sync"
 )
 
-// BulkCredentialStore is implemented by stores that can insert many
-// credentials in one transaction (internal/store/sqlstore does). It is
-// optional: BulkCreateCredentials falls back to one insert per credential.
+// BulkCredentialStore inserts many credentials in one transaction (bulk
+// loading, benchmarks).
 type BulkCredentialStore interface {
 	// CreateCredentials inserts all of cs or none of them. ErrConflict if a
 	// name is taken in its account.
@@ -20,9 +19,9 @@ type BulkCredentialStore interface {
 // BulkCreateCredentials creates many credentials at once (bulk loading,
 // benchmarks). Every input is validated exactly as CreateCredential does;
 // payloads are sealed in parallel across GOMAXPROCS, with the same
-// associated data as CreateCredential, and stored in one transaction when the
-// store implements BulkCredentialStore. Either all credentials are created or
-// none (with a bulk store). One audit event records the whole batch.
+// associated data as CreateCredential, and stored in one transaction:
+// either all credentials are created or none. One audit event records the
+// whole batch.
 func (s *Service) BulkCreateCredentials(ctx context.Context, id *Identity, ins []CredentialInput) (cs []*Credential, err error) {
 	ctx = s.auditing(ctx, id, "credential.bulk_create", "credential", func() string { return "" })
 	defer func() {
@@ -47,16 +46,7 @@ func (s *Service) BulkCreateCredentials(ctx context.Context, id *Identity, ins [
 	if err := s.sealParallel(ctx, cs, ins); err != nil {
 		return nil, err
 	}
-	if bs, ok := s.store.(BulkCredentialStore); ok {
-		err = bs.CreateCredentials(ctx, cs)
-	} else {
-		for _, c := range cs {
-			if err = s.store.CreateCredential(ctx, c); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
+	if err := s.store.CreateCredentials(ctx, cs); err != nil {
 		if KindOf(err) == KindConflict {
 			return nil, &Error{Kind: KindConflict, Field: "name", Msg: "a credential with one of these names already exists in this account", Err: err}
 		}

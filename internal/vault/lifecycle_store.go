@@ -53,12 +53,11 @@ type LifecycleStore interface {
 	UpdateWebhook(ctx context.Context, w *Webhook) error
 	DeleteWebhook(ctx context.Context, accountID, id string) error
 	ListDeliveries(ctx context.Context, accountID, webhookID string, limit int) ([]Delivery, error)
-
-	DeliveryStore
 }
 
 // DeliveryStore is what the webhook worker (internal/webhook) needs: the
-// outbox's due deliveries, leased so that one replica sends each.
+// outbox's due deliveries, leased so that one replica sends each. The core
+// does not call it; store.Engine carries it.
 type DeliveryStore interface {
 	// ClaimDeliveries leases up to limit due deliveries (pending, next
 	// attempt at or before now, not leased) until now+lease, so that one

@@ -118,7 +118,11 @@ func (s *Service) mgmtCaller(ctx context.Context, id *Identity) (*mgmtCaller, er
 	if err != nil {
 		return nil, fmt.Errorf("admin: memberships: %w", err)
 	}
-	return s.callerWith(ctx, id, id.Principal.Kind, ms)
+	c, err := s.callerWith(ctx, id, id.Principal.Kind, ms)
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	return c, nil
 }
 
 // callerWith is the caller id, a principal of kind with the memberships

@@ -8,11 +8,12 @@ import (
 // Store is what the core calls on storage, and nothing more, composed of
 // one interface per consumer: accounts and principals (bootstrap, the CLI's
 // admin commands), API keys (authentication, with the generations that let
-// it cache), SGP credentials, the DSM dialect's objects, meta values (the
-// master-key check), reading the audit trail, credential lifecycle, the
-// management plane and trust policies. A caller that needs only part of it
-// takes that part; what the binary needs beyond the core (appending to the
-// audit trail, readiness, closing, backups) is internal/store.Engine.
+// it cache), SGP credentials (one at a time and in bulk), the DSM dialect's
+// objects, meta values (the master-key check), reading the audit trail,
+// credential lifecycle, the management plane and trust policies. A caller
+// that needs only part of it takes that part; what the binary needs beyond
+// the core (appending to the audit trail, the webhook worker's deliveries,
+// readiness, closing, backups) is internal/store.Engine.
 //
 // It sees ciphertext and metadata only, never plaintext. Implementations
 // translate driver errors at their edge: a missing row is ErrNotFound, a
@@ -28,6 +29,7 @@ type Store interface {
 	APIKeyStore
 	AuthGenerations // authcache.go
 	CredentialStore
+	BulkCredentialStore // bulk.go
 	DSMStore
 	MetaStore
 	AuditReader

@@ -216,8 +216,8 @@ func (w *changeWatch) usable() bool {
 
 // AuthGeneration returns the authentication change counter as this server
 // last saw it, and false if answers cached under it must not be used (no
-// poller, or no successful poll within the bound). Implements the optional
-// generation source of vault's authentication cache.
+// poller, or no successful poll within the bound): vault.AuthGenerations,
+// what the core's authentication cache reads under.
 func (db *DB) AuthGeneration() (uint64, bool) {
 	if !db.changes.usable() {
 		return 0, false

@@ -119,9 +119,9 @@ func scanDetail(row scanner) (*vault.PrincipalDetail, error) {
 }
 
 func (db *DB) GetPrincipalDetail(ctx context.Context, id string) (*vault.PrincipalDetail, error) {
-	p, err := scanDetail(db.w.QueryRowContext(ctx, db.q(`SELECT `+detailCols+` FROM principals WHERE id = ?`), id))
+	p, err := queryOne(ctx, db, scanDetail, `SELECT `+detailCols+` FROM principals WHERE id = ?`, id)
 	if err != nil {
-		return nil, db.translate(err)
+		return nil, err
 	}
 	if p.Memberships, err = db.ListMemberships(ctx, id); err != nil {
 		return nil, err
@@ -235,8 +235,7 @@ func (db *DB) DeleteMembership(ctx context.Context, principalID, accountID strin
 }
 
 func (db *DB) GetAPIKey(ctx context.Context, id string) (*vault.APIKey, error) {
-	k, err := scanAPIKey(db.w.QueryRowContext(ctx, db.q(`SELECT `+apiKeyCols+` FROM api_keys WHERE id = ?`), id))
-	return k, db.translate(err)
+	return queryOne(ctx, db, scanAPIKey, `SELECT `+apiKeyCols+` FROM api_keys WHERE id = ?`, id)
 }
 
 func (db *DB) SetPassword(ctx context.Context, principalID, hash string) error {

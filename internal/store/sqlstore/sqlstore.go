@@ -65,10 +65,7 @@ type DB struct {
 	onDeliveries func()       // Options.OnDeliveries
 }
 
-var (
-	_ vault.Store           = (*DB)(nil)
-	_ vault.AuthGenerations = (*DB)(nil) // the authentication cache (changes.go)
-)
+var _ vault.Store = (*DB)(nil)
 
 // Engine names.
 const (
@@ -471,9 +468,11 @@ type stmtKey struct {
 }
 
 // prepared returns a statement for query prepared on pool, cached for the
-// life of the DB. Only the fixed queries of hot paths go through it: SQLite
-// otherwise parses and plans every query text on every call, which
-// profiling showed to be the largest single cost of a decrypt.
+// life of the DB. Only fixed query texts go through it (the hot paths, and
+// the single-row lookups of queryOne): SQLite otherwise parses and plans
+// every query text on every call, which profiling showed to be the largest
+// single cost of a decrypt. The cache is bounded by the number of such
+// texts in the code.
 func (db *DB) prepared(ctx context.Context, pool *sql.DB, query string) (*sql.Stmt, error) {
 	k := stmtKey{pool, query}
 	if s, ok := db.stmts.Load(k); ok {
@@ -496,8 +495,8 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-// readRow runs a fixed, hot single-row query on the read pool through a
-// cached prepared statement.
+// readRow runs a fixed single-row query on the read pool through a cached
+// prepared statement.
 func (db *DB) readRow(ctx context.Context, query string, args ...any) interface{ Scan(...any) error } {
 	s, err := db.prepared(ctx, db.r, query)
 	if err != nil {
