@@ -380,6 +380,11 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(max(8, runtime.GOMAXPROCS(0)*4))
 	db.SetMaxIdleConns(max(8, runtime.GOMAXPROCS(0)*4))
+	// A connection keeps the statements prepared on it (DB.prepared). If a
+	// newer replica's migration changes the type of a column they select,
+	// they fail until the connection goes; a bounded lifetime bounds that,
+	// and spreads connections again after a failover.
+	db.SetConnMaxLifetime(30 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
