@@ -3,7 +3,11 @@ package vault_test
 import (
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,4 +120,92 @@ func TestNoWireVocabulary(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no source files read")
 	}
+}
+
+// TestNoStoreCapabilityByAssertion: what a consumer needs from a store is
+// in the interface it is given (vault.Store for the core, store.Engine for
+// the binary), so that a new engine that compiles is complete. No non-test
+// code in the module type-asserts a value to one of the interfaces those
+// two are made of.
+func TestNoStoreCapabilityByAssertion(t *testing.T) {
+	fset := token.NewFileSet()
+	files := map[string]*ast.File{}
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != "../.." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		files[path] = f
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The interfaces vault.Store and store.Engine embed, transitively.
+	embeds := map[string][]string{}
+	for path, f := range files {
+		dir := filepath.ToSlash(filepath.Dir(path))
+		if dir != "../../internal/vault" && dir != "../../internal/store" {
+			continue
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			ts, ok := n.(*ast.TypeSpec)
+			if !ok {
+				return true
+			}
+			if it, ok := ts.Type.(*ast.InterfaceType); ok {
+				embeds[ts.Name.Name] = nil
+				for _, m := range it.Methods.List {
+					if len(m.Names) == 0 {
+						embeds[ts.Name.Name] = append(embeds[ts.Name.Name], typeName(m.Type))
+					}
+				}
+			}
+			return false
+		})
+	}
+	parts := map[string]bool{}
+	var walk func(string)
+	walk = func(name string) {
+		if parts[name] {
+			return
+		}
+		parts[name] = true
+		for _, e := range embeds[name] {
+			walk(e)
+		}
+	}
+	walk("Store")
+	walk("Engine")
+	if !parts["CredentialStore"] || !parts["Backupper"] {
+		t.Fatalf("did not find vault.Store and store.Engine's parts: %v", parts)
+	}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if ta, ok := n.(*ast.TypeAssertExpr); ok && ta.Type != nil && parts[typeName(ta.Type)] {
+				t.Errorf("%s: a store capability reached by type assertion (.(%s)): put it in the interface the consumer is given", fset.Position(ta.Pos()), typeName(ta.Type))
+			}
+			return true
+		})
+	}
+}
+
+// typeName is the name of an interface type expression: X or pkg.X.
+func typeName(e ast.Expr) string {
+	switch e := e.(type) {
+	case *ast.Ident:
+		return e.Name
+	case *ast.SelectorExpr:
+		return e.Sel.Name
+	}
+	return ""
 }
