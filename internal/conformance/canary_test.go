@@ -196,14 +196,13 @@ func TestCanaries(t *testing.T) {
 		appKey := vault.AppAPIKey(appID, appSecret)
 		cs.add("app secret", []byte(appSecret))
 		cs.addKey("app key", appKey)
-		app := newCaller(v, "app", appKey)
 		// Reset, and a second secret: the first stays a canary too.
 		must(root, 200, "POST", "/sys/v1/apps/"+appID+"/reset_secret", map[string]any{})
 		appSecret2 := root.must(t, 200, "GET", "/sys/v1/apps/"+appID+"/credential", nil)["credential"].(map[string]any)["secret"].(string)
 		appKey2 := vault.AppAPIKey(appID, appSecret2)
 		cs.add("app secret after reset", []byte(appSecret2))
 		cs.addKey("app key after reset", appKey2)
-		app = newCaller(v, "app", appKey2)
+		app := newCaller(v, "app", appKey2)
 		// Session tokens: secret responses.
 		sessTok := root.must(t, 200, "POST", "/sys/v1/session/auth", nil)["access_token"].(string)
 		cs.add("admin session token", []byte(sessTok))

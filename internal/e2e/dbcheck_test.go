@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -152,16 +151,4 @@ func countRows(dbURL, table string) (int, error) {
 		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n)
 		return n, err
 	})
-}
-
-// redactURL hides a password in a database URL for log lines.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }

@@ -183,16 +183,6 @@ func (p *proc) kill() {
 	}
 }
 
-// exited reports whether the process has exited.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // wait waits up to timeout for the process to exit and returns its exit
 // code (-1 if it was killed by a signal).
 func (p *proc) wait(timeout time.Duration) (int, error) {

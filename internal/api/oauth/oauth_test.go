@@ -50,10 +50,9 @@ func b64(v any) string {
 
 // env is a vault with a local issuer and a trust policy on it.
 type env struct {
-	v      *vaulttest.Vault
-	is     *oidctest.Issuer
-	clock  *clock
-	policy map[string]any
+	v     *vaulttest.Vault
+	is    *oidctest.Issuer
+	clock *clock
 }
 
 const sub = "system:serviceaccount:payments:api"
